@@ -1,0 +1,122 @@
+"""The Python API other build tools import; the CLI is a thin layer over it.
+
+from layerkit import api
+r = api.render(Path("layerkit.yaml"))
+print(r.hash.hash, r.dockerfile)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from layerkit.errors import SpecError
+from layerkit.hashing.content import HashResult, compute
+from layerkit.lock.model import Lock
+from layerkit.render.plan import RenderPlan, build_plan
+from layerkit.spec.merge import Resolved, resolve
+from layerkit.spec.validate import Checked, check
+
+__all__ = ["Rendered", "check_spec", "hash_spec", "load", "read_lock", "render", "write_context"]
+
+
+def load(spec: Path) -> Resolved:
+    """Load a spec and its layers, merged, without semantic checks."""
+    return resolve(Path(spec))
+
+
+def check_spec(spec: Path | Resolved) -> Checked:
+    """Load (if needed) and validate; raises SpecError, returns warnings on the result."""
+    return check(spec if isinstance(spec, Resolved) else load(spec))
+
+
+def read_lock(path: Path) -> Lock:
+    """Read a lock: conda-lock's unified YAML or a conda explicit file."""
+    from layerkit.lock.explicit import read_explicit
+
+    if path.name.endswith((".yml", ".yaml")):
+        from layerkit.lock.unified import read_unified
+
+        return read_unified(path)
+    return read_explicit(path)
+
+
+def default_lock_path(spec: Path) -> Path:
+    name = spec.name
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return spec.with_name(f"{stem}.conda-lock.yml")
+
+
+def find_lock(spec: Path) -> Path | None:
+    path = default_lock_path(spec)
+    return path if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    checked: Checked
+    plan: RenderPlan
+    hash: HashResult
+    dockerfile: str
+    lock: Lock | None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.checked.warnings
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Every file of the build context, Dockerfile included."""
+        return {"Dockerfile": self.dockerfile, **dict(self.plan.context_files)}
+
+
+def _prepare(
+    spec: Path | Checked, lock: Path | Lock | None, platform: str | None, auto_lock: bool
+) -> tuple[Checked, Lock | None, RenderPlan, HashResult]:
+    checked = spec if isinstance(spec, Checked) else check_spec(spec)
+    if lock is None and auto_lock and checked.resolved.root.path is not None:
+        found = find_lock(checked.resolved.root.path)
+        lock = found
+    lk = read_lock(lock) if isinstance(lock, Path) else lock
+    if lk is not None and checked.resolved.spec.user_managed:
+        raise SpecError("user_managed environments install nothing, so they take no lock")
+    plan = build_plan(checked, lk, platform)
+    return checked, lk, plan, compute(checked, plan, lk)
+
+
+def hash_spec(
+    spec: Path | Checked, lock: Path | Lock | None = None, platform: str | None = None, auto_lock: bool = True
+) -> HashResult:
+    """The environment hash (the default lockfile beside the spec is used when present)."""
+    return _prepare(spec, lock, platform, auto_lock)[3]
+
+
+def render(
+    spec: Path | Checked, lock: Path | Lock | None = None, platform: str | None = None, auto_lock: bool = True
+) -> Rendered:
+    """Plan, hash and format the Dockerfile and its context files."""
+    from layerkit.render.jinja import render_dockerfile
+
+    checked, lk, plan, h = _prepare(spec, lock, platform, auto_lock)
+    return Rendered(checked, plan, h, render_dockerfile(plan, h), lk)
+
+
+def write_context(rendered: Rendered, out_dir: Path) -> list[Path]:
+    """Write the build context; each file is replaced atomically (temp file + rename)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, content in sorted(rendered.files.items()):
+        target = out_dir / name
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+                fh.write(content)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written.append(target)
+    return written

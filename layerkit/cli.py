@@ -1,0 +1,177 @@
+"""Command line: a thin layer over layerkit.api. The one place errors become exit codes.
+
+stdout carries machine output only (Dockerfile, hash, JSON); messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from layerkit import __version__
+from layerkit.errors import EXIT_INTERRUPTED, EXIT_OK, LayerkitError, SpecError
+
+EXIT_CODES_HELP = """exit codes:
+  0    ok
+  1    a check failed (e.g. a stale lock)
+  2    bad input (spec, layer, lock or arguments); the message names file:line:col
+  3    environment failure (solver, daemon, registry, network)
+  130  interrupted
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SpecError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="layerkit",
+        description="Layered YAML environment specs -> locked, content-hashed, multi-stage images.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"layerkit {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help="no warnings on stderr")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def spec_cmd(name: str, help_: str, many: bool = False) -> argparse.ArgumentParser:
+        c = sub.add_parser(
+            name, help=help_, epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        c.add_argument(
+            "spec",
+            type=Path,
+            nargs="+" if many else None,
+            help="layerkit.yaml, environment.yml or hosted JSON",
+        )
+        return c
+
+    c = spec_cmd("validate", "check specs; warnings on stderr", many=True)
+    c.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    for name, help_ in (("render", "write or print the Dockerfile"), ("hash", "print the environment hash")):
+        c = spec_cmd(name, help_)
+        c.add_argument(
+            "--lock",
+            type=Path,
+            help="conda-lock.yml or explicit lock (default: <stem>.conda-lock.yml beside the spec)",
+        )
+        c.add_argument("--no-lock", action="store_true", help="ignore the default lockfile")
+        c.add_argument("--platform", help="target platform (default: the spec's first)")
+        c.add_argument("--json", action="store_true", help="JSON on stdout")
+        if name == "render":
+            c.add_argument(
+                "-o", "--output", type=Path, help="context directory to write (default: print the Dockerfile)"
+            )
+    c = spec_cmd("show", "print the merged spec with the origin of each value")
+    c.add_argument("--json", action="store_true")
+    c = sub.add_parser("flavours", help="list the curated base flavours")
+    c.add_argument("--json", action="store_true")
+    return p
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _warn(args: argparse.Namespace, warnings: tuple[str, ...]) -> None:
+    if not args.quiet:
+        for w in dict.fromkeys(warnings):
+            print(w, file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from layerkit import api
+
+    if args.command == "validate":
+        report = []
+        for spec in args.spec:
+            checked = api.check_spec(spec)
+            _warn(args, checked.warnings)
+            report.append({"spec": str(spec), "ok": True, "warnings": list(checked.warnings)})
+        if args.json:
+            _out(json.dumps(report, indent=2) + "\n")
+        return EXIT_OK
+    if args.command == "show":
+        from layerkit.spec.show import as_json, as_yaml
+
+        resolved = api.load(args.spec)
+        _out(as_json(resolved) if args.json else as_yaml(resolved))
+        return EXIT_OK
+    if args.command == "flavours":
+        from layerkit.spec.catalog import load_catalog
+
+        images = load_catalog().images
+        if args.json:
+            _out(json.dumps([i.model_dump(mode="json", exclude_none=True) for i in images], indent=2) + "\n")
+        else:
+            _out("".join(f"{i.id:48} {i.description}\n" for i in images))
+        return EXIT_OK
+    lock = None if args.no_lock else args.lock
+    auto = not args.no_lock
+    if args.command == "hash":
+        h = api.hash_spec(args.spec, lock, args.platform, auto)
+        if args.json:
+            doc = {
+                "hash": h.hash,
+                "schema": 1,
+                "stages": h.stages,
+                "parts": h.parts,
+                "part_digests": h.part_digests(),
+            }
+            _out(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        else:
+            _out(h.hash + "\n")
+        return EXIT_OK
+    rendered = api.render(args.spec, lock, args.platform, auto)
+    _warn(args, rendered.warnings)
+    if rendered.plan.env_install and not rendered.plan.env_install.locked and not args.quiet:
+        print(
+            f"{args.spec}: warning: no lock found; the env stage installs the unlocked spec (run `layerkit lock`)",
+            file=sys.stderr,
+        )
+    if args.output:
+        written = api.write_context(rendered, args.output)
+        if args.json:
+            _out(
+                json.dumps({"hash": rendered.hash.hash, "files": [str(p) for p in written]}, indent=2) + "\n"
+            )
+        else:
+            print(f"wrote {len(written)} files to {args.output}", file=sys.stderr)
+    elif args.json:
+        _out(
+            json.dumps({"hash": rendered.hash.hash, "files": rendered.files}, indent=2, sort_keys=True) + "\n"
+        )
+    else:
+        _out(rendered.dockerfile)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        return _run(args)
+    except LayerkitError as exc:
+        where = f"{exc.location}: " if exc.location else "layerkit: "
+        print(f"{where}error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("layerkit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # stdout closed early (e.g. `| head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

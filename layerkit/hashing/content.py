@@ -1,0 +1,102 @@
+"""The environment's content hash: what the image is, not what it is called.
+
+Canonical JSON (sorted keys, no whitespace, UTF-8) of a versioned schema, sha256. Covers the
+base image (ref, digest or Dockerfile text), docker steps, apt packages, env vars, features,
+runtime user/workdir, installer, and the conda/pip dependencies (sorted: their order is not
+semantic) or the locked packages. Channel order is kept: it is priority. Name, version and
+description are never part of it; neither are mirrors (they change where, not what).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from layerkit.lock.model import Lock
+from layerkit.render.plan import RenderPlan, effective_dependencies
+from layerkit.spec.validate import Checked
+
+HASH_SCHEMA = 1
+# Bump when templates change what an image contains for the same inputs.
+TEMPLATE_VERSION = 1
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+@dataclass(frozen=True)
+class HashResult:
+    hash: str
+    parts: dict[str, Any]  # the canonical input, part by part
+    stages: dict[str, str]  # hashes of shareable stages (base, env)
+
+    def part_digests(self) -> dict[str, str]:
+        return {k: digest(v) for k, v in sorted(self.parts.items())}
+
+
+def _base(checked: Checked, plan: RenderPlan) -> dict[str, Any]:
+    spec = checked.resolved.spec
+    b = spec.base
+    out: dict[str, Any] = {}
+    if plan.base_dockerfile is not None:
+        out["dockerfile_sha256"] = hashlib.sha256(plan.base_dockerfile.encode()).hexdigest()
+    elif checked.image is not None:
+        out["devel"] = checked.image.devel
+        out["runtime"] = checked.image.runtime
+    elif b and b.image:
+        out["image"] = b.image
+    if b and b.digest:
+        out["digest"] = b.digest
+    return out
+
+
+def _packages(checked: Checked, lock: Lock | None) -> dict[str, Any]:
+    if lock is not None:
+        return {
+            "locked": sorted(
+                [p.platform, p.manager, p.name, p.version, p.build, p.sha256 or p.md5 or p.url]
+                for p in lock.packages
+            )
+        }
+    conda = checked.resolved.spec.conda
+    return {
+        "channels": list(conda.channels or ()) if conda else [],
+        "dependencies": sorted(effective_dependencies(checked)),
+        "pip": sorted(conda.pip or ()) if conda else [],
+    }
+
+
+def compute(checked: Checked, plan: RenderPlan, lock: Lock | None = None) -> HashResult:
+    spec = checked.resolved.spec
+    system = {
+        "schema": HASH_SCHEMA,
+        "template": TEMPLATE_VERSION,
+        "base": _base(checked, plan),
+        "apt": sorted(plan.apt_base),
+        "runtime_apt": sorted(plan.runtime_apt),
+        "steps": [[s.instruction, s.text] for s in plan.base_steps],
+        "user": [plan.user, plan.uid, plan.workdir],
+        "platform": plan.platform,
+        "features": plan.features.model_dump(mode="json", exclude_none=True),
+    }
+    parts: dict[str, Any] = {
+        "system": system,
+        "final_steps": [[s.instruction, s.text] for s in plan.final_steps],
+        "env": sorted([k, v] for k, v in (spec.env or {}).items()),
+        "managed": plan.managed,
+    }
+    stages = {"base": digest(system)}
+    if plan.env_install is not None:
+        e = plan.env_install
+        parts["packages"] = _packages(checked, lock)
+        parts["installer"] = [e.installer, e.installer_version]
+        parts["image_pip"] = list(plan.image_pip)
+        stages["env"] = digest([stages["base"], parts["packages"], parts["installer"], parts["image_pip"]])
+    return HashResult(digest(parts), parts, stages)

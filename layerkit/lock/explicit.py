@@ -1,0 +1,69 @@
+"""Read conda explicit lock files (`@EXPLICIT` followed by package URLs)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from layerkit.errors import Location, SpecError
+from layerkit.lock.model import Lock, LockedPackage
+
+_ARCHIVE = re.compile(r"(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(?:conda|tar\.bz2)")
+_URL = re.compile(r"(?:https?|file)://[^\s#'\"\\`$]+")
+
+
+def parse_explicit(text: str, source: str, platform: str | None = None) -> Lock:
+    """Parse an explicit file; the platform comes from its `# platform:` line if not given."""
+    packages: list[LockedPackage] = []
+    seen_marker = False
+    for n, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            m = re.match(r"#\s*platform:\s*(\S+)", line)
+            if m and platform is None:
+                platform = m.group(1)
+            continue
+        if line == "@EXPLICIT":
+            seen_marker = True
+            continue
+        if not seen_marker:
+            raise SpecError(
+                "not an explicit lock: '@EXPLICIT' must come before the URLs", Location(source, n, 1)
+            )
+        url, _, frag = line.partition("#")
+        if not _URL.fullmatch(url):
+            raise SpecError(f"not a package URL: {line[:80]!r}", Location(source, n, 1))
+        m = _ARCHIVE.fullmatch(url.rsplit("/", 1)[-1])
+        if not m:
+            raise SpecError("URL does not name a conda package archive", Location(source, n, 1))
+        sha256 = frag[7:] if frag.startswith("sha256:") else None
+        md5 = frag if frag and not sha256 else None
+        if (sha256 and not re.fullmatch(r"[0-9a-f]{64}", sha256)) or (
+            md5 and not re.fullmatch(r"[0-9a-f]{32}", md5)
+        ):
+            raise SpecError("bad checksum after '#'", Location(source, n, len(url) + 2))
+        packages.append(
+            LockedPackage(
+                manager="conda",
+                platform=platform or "linux-64",
+                name=m.group("name"),
+                version=m.group("version"),
+                build=m.group("build"),
+                url=url,
+                sha256=sha256,
+                md5=md5,
+            )
+        )
+    if not seen_marker:
+        raise SpecError("not an explicit lock: no '@EXPLICIT' line", Location(source, 1, 1))
+    return Lock(source=source, packages=tuple(packages))
+
+
+def read_explicit(path: Path) -> Lock:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read lock {path}: {exc.strerror}") from None
+    return parse_explicit(text, str(path))

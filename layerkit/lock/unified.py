@@ -1,0 +1,65 @@
+"""Read conda-lock's unified lockfile (conda-lock.yml, version 1) into a Lock."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from layerkit.errors import Location, SpecError
+from layerkit.lock.model import Lock, LockedPackage
+
+SPEC_HASH_KEY = "layerkit_spec_hash"
+_ARCHIVE = re.compile(r"(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(?:conda|tar\.bz2)")
+
+
+def parse_unified(data: Any, source: str) -> Lock:
+    if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("package"), list):
+        raise SpecError(
+            "not a conda-lock v1 lockfile (version: 1 with a package list)", Location(source, 1, 1)
+        )
+    meta = data.get("metadata") or {}
+    custom = meta.get("custom_metadata") or {} if isinstance(meta, dict) else {}
+    packages = []
+    for i, p in enumerate(data["package"]):
+        try:
+            url = str(p["url"])
+            hashes = p.get("hash") or {}
+            manager = p["manager"]
+            build = ""
+            if manager == "conda":
+                m = _ARCHIVE.fullmatch(url.rsplit("/", 1)[-1])
+                build = m.group("build") if m else ""
+            packages.append(
+                LockedPackage(
+                    manager=manager,
+                    platform=str(p["platform"]),
+                    name=str(p["name"]),
+                    version=str(p["version"]),
+                    build=build,
+                    url=url,
+                    sha256=hashes.get("sha256"),
+                    md5=hashes.get("md5"),
+                )
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SpecError(f"lock package #{i + 1} is malformed ({exc})", Location(source)) from None
+    spec_hash = custom.get(SPEC_HASH_KEY) if isinstance(custom, dict) else None
+    return Lock(source=source, spec_hash=str(spec_hash) if spec_hash else None, packages=tuple(packages))
+
+
+def read_unified(path: Path) -> Lock:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read lock {path}: {exc.strerror}") from None
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        raise SpecError(
+            f"lockfile is not valid YAML: {str(exc).splitlines()[0]}", Location(str(path))
+        ) from None
+    return parse_unified(data, str(path))

@@ -1,0 +1,68 @@
+"""Format a RenderPlan with the Jinja templates (StrictUndefined: a missing value is a bug)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+import jinja2
+
+from layerkit import __version__
+from layerkit.hashing.content import HASH_SCHEMA, HashResult
+from layerkit.render.plan import ENV_PREFIX, RenderPlan, quote
+
+
+@cache
+def _env() -> jinja2.Environment:
+    from layerkit.resources import data_dir
+
+    templates = data_dir("templates")
+
+    def load(name: str) -> str:
+        return (templates / name).read_text(encoding="utf-8")
+
+    return jinja2.Environment(
+        loader=jinja2.FunctionLoader(load),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # Dockerfile, not HTML: values are validated/quoted in the plan
+        keep_trailing_newline=True,
+    )
+
+
+def labels(plan: RenderPlan, h: HashResult) -> list[tuple[str, str]]:
+    items = {
+        "io.layerkit.hash": h.hash,
+        "io.layerkit.hash-schema": str(HASH_SCHEMA),
+        "io.layerkit.sources": ",".join(plan.sources),
+        "io.layerkit.version": __version__,
+    }
+    items.update({f"io.layerkit.stage.{k}": v for k, v in h.stages.items()})
+    return sorted((k, quote(v)) for k, v in items.items())
+
+
+def render_dockerfile(plan: RenderPlan, h: HashResult) -> str:
+    e = plan.env_install
+    env_files = ""
+    if e is not None:
+        names = [e.conda_file] + ([e.pip_file] if e.pip_file else [])
+        if e.installer == "rattler":
+            names.append("install_env.py")
+        env_files = " ".join(sorted(names))
+    pip_index = f" --index-url {e.pip_index}" if e is not None and e.pip_index else ""
+    text = (
+        _env()
+        .get_template("Dockerfile.j2")
+        .render(
+            plan=plan,
+            version=__version__,
+            sources=json.dumps(list(plan.sources)),
+            hash=h.hash,
+            hash_schema=HASH_SCHEMA,
+            base_alias=plan.base_alias,
+            prefix=ENV_PREFIX,
+            env_files=env_files,
+            pip_index_opt=pip_index,
+            labels=labels(plan, h),
+        )
+    )
+    return text.rstrip("\n") + "\n"

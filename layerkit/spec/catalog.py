@@ -1,0 +1,122 @@
+"""The base-image catalog (base-images/*.yaml) and the CUDA compatibility table.
+
+Each catalog entry describes one curated base: the distro, what it ships, and the devel and
+runtime image refs. Flavours are picked by id (`base.flavour`) or by matching features.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from layerkit.errors import Location, SpecError
+from layerkit.spec.models import MpiKind, OnnxFlavour, Str
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Distro(_Model):
+    name: Literal["ubuntu", "debian"]
+    version: Str  # "22.04", "12"
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}{self.version}"
+
+
+class Download(_Model):
+    """A file fetched at build time; always verified by sha256."""
+
+    url: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class Mpi(_Model):
+    kind: MpiKind
+    version: Str
+    source: Download | None = None  # built from this tarball when the image lacks it
+
+
+class CatalogImage(_Model):
+    id: str
+    description: str
+    distro: Distro
+    devel: str
+    runtime: str
+    python: Str  # the Python the env stage gets when the spec does not pin one
+    conda: Str | None = None  # conda version the installer stage provides
+    cuda: Str | None = None
+    cudnn: Str | None = None
+    nccl: Str | None = None
+    mpi: Mpi | None = None
+    onnxruntime: OnnxFlavour | None = None
+    apt: tuple[str, ...] = ()  # extra pinned apt packages (cuDNN/NCCL, accelerator runtimes)
+    pip: tuple[str, ...] = ()  # extra pinned pip packages (the ONNX Runtime build)
+    env: dict[str, Str] = Field(default_factory=dict)
+
+
+class CompatRule(_Model):
+    cuda: Str
+    cudnn: tuple[Str, ...]
+    nccl: tuple[Str, ...]
+    distros: tuple[str, ...]  # Distro.tag values
+    min_driver: Str
+
+
+class Installer(_Model):
+    """Pinned installer downloads (Miniconda, micromamba), verified by sha256."""
+
+    name: str
+    version: Str
+    linux_64: Download
+
+
+class Catalog(_Model):
+    images: tuple[CatalogImage, ...]
+    compat: tuple[CompatRule, ...]
+    installers: tuple[Installer, ...]
+
+    def get(self, image_id: str) -> CatalogImage | None:
+        return next((i for i in self.images if i.id == image_id), None)
+
+    def by_ref(self, ref: str) -> CatalogImage | None:
+        return next((i for i in self.images if ref in (i.devel, i.runtime)), None)
+
+    def installer(self, name: str) -> Installer | None:
+        return next((i for i in self.installers if i.name == name), None)
+
+    def compat_rule(self, cuda: str) -> CompatRule | None:
+        return next((r for r in self.compat if cuda == r.cuda or cuda.startswith(r.cuda + ".")), None)
+
+
+def _load_yaml(text: str, source: str) -> object:
+    from layerkit.spec.load import parse_text
+
+    return parse_text(text, source)[0]
+
+
+@cache
+def load_catalog() -> Catalog:
+    """Read base-images/: images/*.yaml, compat.yaml, installers.yaml."""
+    from layerkit.resources import data_dir
+
+    root = data_dir("base-images")
+    images = []
+    for entry in sorted((root / "images").iterdir(), key=lambda p: p.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        data = _load_yaml(entry.read_text(encoding="utf-8"), f"base-images/images/{entry.name}")
+        try:
+            image = CatalogImage.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError(f"bad catalog entry: {exc.errors()[0]['msg']}", Location(entry.name)) from None
+        if image.id != entry.name[:-5]:
+            raise SpecError(f"catalog id {image.id!r} does not match its file name", Location(entry.name))
+        images.append(image)
+    compat = _load_yaml((root / "compat.yaml").read_text(encoding="utf-8"), "compat.yaml")
+    installers = _load_yaml((root / "installers.yaml").read_text(encoding="utf-8"), "installers.yaml")
+    return Catalog.model_validate({"images": images, "compat": compat, "installers": installers})

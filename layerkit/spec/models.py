@@ -1,0 +1,139 @@
+"""The typed spec model: one layer of a layerkit spec; `None` means "unset in this layer".
+
+Merge behaviour is derived from these types (see merge.py): scalars later-wins, tuples
+ordered union, dicts deep merge, nested models recursive. `Annotated` markers below refine
+that for fields where plain union would be wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+@dataclass(frozen=True)
+class KeyedBy:
+    """Merge marker: list items with the same key replace each other (later layer wins)."""
+
+    key: str  # name of a function in merge.KEY_FUNCS
+
+
+@dataclass(frozen=True)
+class StrictOrder:
+    """Merge marker: order is semantic; layers listing shared items in another order conflict."""
+
+
+def _to_str(value: object) -> object:
+    # YAML reads `version: 1` or `cuda: 11.8` as numbers; users mean strings.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+Str = Annotated[str, BeforeValidator(_to_str)]
+Platform = Literal["linux-64", "linux-aarch64", "linux-ppc64le"]
+MpiKind = Literal["openmpi", "intelmpi"]
+OnnxFlavour = Literal["cpu", "cuda", "tensorrt", "openvino-vadm", "openvino-myriad"]
+Installer = Literal["conda", "micromamba", "rattler"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Base(Model):
+    """Where the image starts: exactly one of image, dockerfile, dockerfile_file or flavour."""
+
+    # Setting one of these in a layer replaces whichever an earlier layer set.
+    EXCLUSIVE: ClassVar[tuple[str, ...]] = ("image", "dockerfile", "dockerfile_file", "flavour")
+
+    image: str | None = None
+    dockerfile: str | None = None
+    dockerfile_file: str | None = None
+    flavour: str | None = None
+    distro: str | None = None  # e.g. "ubuntu22.04"; picks a catalog flavour with features
+    digest: str | None = None  # sha256:... pin of the base image
+
+
+class Conda(Model):
+    channels: Annotated[tuple[str, ...] | None, StrictOrder()] = None
+    dependencies: Annotated[tuple[str, ...] | None, KeyedBy("conda")] = None
+    pip: Annotated[tuple[str, ...] | None, KeyedBy("pip")] = None
+    installer: Installer | None = None
+
+
+class Gpu(Model):
+    cuda: Str | None = None
+    cudnn: Str | None = None
+    nccl: Str | None = None
+
+
+class Features(Model):
+    datasets: bool | None = None
+    mpi: MpiKind | None = None
+    gpu: Gpu | None = None
+    onnxruntime: OnnxFlavour | None = None
+
+
+class Runtime(Model):
+    user: str | None = None
+    uid: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    workdir: str | None = None
+    shm_size: Str | None = None
+    python: str | None = None  # interpreter of a user-managed image
+
+
+class Step(Model):
+    """One custom Docker step: a shell command (str) or exec form (list)."""
+
+    run: str | tuple[str, ...]
+    stage: Literal["base", "final"] | None = None  # base: before the env; final: after it
+
+
+class Registry(Model):
+    address: str | None = None  # e.g. registry.example.com:5000/team
+    repository: str | None = None  # image repository under address, default "layerkit"
+    username_env: str | None = None  # NAME of the env var holding the user, never the value
+    password_env: str | None = None
+    global_registries: tuple[str, ...] | None = None  # looked up after the workspace one
+
+
+class Mirrors(Model):
+    channel_alias: str | None = None  # base URL that bare channel names resolve against
+    channels: dict[str, str] | None = None  # channel name or URL -> mirror URL
+    pypi_index: str | None = None
+    base_registry: str | None = None  # replaces the registry host of catalog base images
+
+
+class Inference(Model):
+    entry_script: str | None = None
+    stack_version: str | None = None
+
+
+class Spec(Model):
+    """One layer. A merged spec is a Spec too: every field as the last layer set it."""
+
+    name: str | None = None
+    version: Str | None = None
+    description: str | None = None
+    extends: tuple[str, ...] | None = None
+    base: Base | None = None
+    platforms: tuple[Platform, ...] | None = None
+    conda: Conda | None = None
+    apt: tuple[str, ...] | None = None
+    steps: tuple[Step, ...] | None = None
+    env: dict[str, Str] | None = None
+    features: Features | None = None
+    user_managed: bool | None = None
+    runtime: Runtime | None = None
+    registry: Registry | None = None
+    mirrors: Mirrors | None = None
+    inference: Inference | None = None
+
+
+# Fields that describe the entry, not the environment: never part of the hash.
+IDENTITY_FIELDS = frozenset({"name", "version", "description", "extends"})

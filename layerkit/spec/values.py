@@ -1,0 +1,87 @@
+"""Checks for values that end up in a Dockerfile: each returns a problem string or None.
+
+They are deliberately narrow (allow-lists): a value that passes cannot start a new
+Dockerfile instruction (no newline, no line continuation, no heredoc marker).
+"""
+
+from __future__ import annotations
+
+import re
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+APT_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]*(?::[a-z0-9]+)?(?:=[A-Za-z0-9.+:~*_-]+)?")
+USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+ABS_PATH = re.compile(r"/[A-Za-z0-9._/+@-]*")
+SHM_SIZE = re.compile(r"[0-9]+[bkmgBKMG]?")
+CHANNEL = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*|(?:https?|file)://[^\s'\"\\`$]+")
+URL = re.compile(r"(?:https?|file)://[^\s'\"\\`$]+")
+CONDA_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
+CONDA_VERSION = r"[0-9*][A-Za-z0-9_.*+!]*"
+CONDA_CONSTRAINT = rf"(?:==|=|>=|<=|>|<|!=|~=)?{CONDA_VERSION}"
+CONDA_SPEC = re.compile(
+    rf"(?:(?P<channel>[A-Za-z0-9_./:-]+)::)?(?P<name>{CONDA_NAME})"
+    rf"(?:\s*(?P<version>{CONDA_CONSTRAINT}(?:[,|]{CONDA_CONSTRAINT})*)"
+    rf"(?:[\s=](?P<build>[A-Za-z0-9_.*+]+))?)?"
+    r"(?:\[[A-Za-z_]+=['\"]?[A-Za-z0-9_.*<>=!,|+ -]+['\"]?(?:,\s*[A-Za-z_]+=['\"]?[A-Za-z0-9_.*<>=!,|+ -]+['\"]?)*\])?"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def no_control(value: str) -> str | None:
+    if _CONTROL.search(value):
+        return "must be a single line without control characters"
+    return None
+
+
+def shell_line(value: str) -> str | None:
+    """A RUN command: one line, not ending in a continuation, no heredoc."""
+    if problem := no_control(value):
+        return problem
+    if not value.strip():
+        return "must not be empty"
+    if value.rstrip().endswith("\\"):
+        return "must not end with a line-continuation backslash"
+    if re.search(r"<<-?\s*['\"]?[A-Za-z_]", value):
+        return "must not contain a heredoc (<<WORD)"
+    return None
+
+
+def conda_spec(value: str) -> str | None:
+    if problem := no_control(value):
+        return problem
+    if not CONDA_SPEC.fullmatch(value.strip()) or value != value.strip():
+        return f"'{value}' is not a valid conda package spec (e.g. 'numpy>=1.26', 'python=3.11')"
+    return None
+
+
+def pip_spec(value: str) -> str | None:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    if problem := no_control(value):
+        return problem
+    if value.lstrip().startswith("-"):
+        return f"'{value}': pip options are not allowed here; set mirrors.pypi_index for an index"
+    try:
+        Requirement(value)
+    except InvalidRequirement as exc:
+        return f"'{value}' is not a valid pip requirement: {str(exc).splitlines()[0]}"
+    return None
+
+
+def is_pinned_conda(value: str) -> bool:
+    m = CONDA_SPEC.fullmatch(value.strip())
+    return bool(m and m.group("version"))
+
+
+def is_pinned_pip(value: str) -> bool:
+    from packaging.requirements import Requirement
+
+    try:
+        req = Requirement(value)
+    except Exception:
+        return False
+    return req.url is not None or any(s.operator in ("==", "===") for s in req.specifier)
+
+
+def matches(pattern: re.Pattern[str], value: str) -> bool:
+    return pattern.fullmatch(value) is not None
