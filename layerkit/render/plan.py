@@ -257,8 +257,6 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
         path = f"{ENV_PREFIX}/bin:{path}"
     if managed or mpi:
         env.setdefault("PATH", path)
-    env.setdefault("LANG", "C.UTF-8")
-    env.setdefault("LC_ALL", "C.UTF-8")
     files = _context_files(checked, env_install, lock, platform)
     return RenderPlan(
         managed=managed,
