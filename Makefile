@@ -33,3 +33,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf .cache out dist build
+
+protos: $(STAMP)
+	bash scripts/gen_protos.sh

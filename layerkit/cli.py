@@ -67,6 +67,18 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument(
                 "-o", "--output", type=Path, help="context directory to write (default: print the Dockerfile)"
             )
+    c = spec_cmd("lock", "resolve the spec with conda-lock into <stem>.conda-lock.yml")
+    c.add_argument(
+        "--lockfile", type=Path, help="lockfile path (default: <stem>.conda-lock.yml beside the spec)"
+    )
+    c.add_argument(
+        "--check", action="store_true", help="exit 0 if the lock is fresh, 1 if stale; never solves"
+    )
+    c.add_argument("--update", nargs="+", metavar="NAME", help="update only these packages")
+    c.add_argument(
+        "--conda", help="conda/mamba/micromamba executable (default: $LAYERKIT_CONDA, PATH, embedded solver)"
+    )
+    c.add_argument("--json", action="store_true")
     c = spec_cmd("show", "print the merged spec with the origin of each value")
     c.add_argument("--json", action="store_true")
     c = sub.add_parser("flavours", help="list the curated base flavours")
@@ -112,6 +124,8 @@ def _run(args: argparse.Namespace) -> int:
         else:
             _out("".join(f"{i.id:48} {i.description}\n" for i in images))
         return EXIT_OK
+    if args.command == "lock":
+        return _lock(args)
     lock = None if args.no_lock else args.lock
     auto = not args.no_lock
     if args.command == "hash":
@@ -149,6 +163,38 @@ def _run(args: argparse.Namespace) -> int:
         )
     else:
         _out(rendered.dockerfile)
+    return EXIT_OK
+
+
+def _lock(args: argparse.Namespace) -> int:
+    from layerkit import api
+    from layerkit.lock import run
+
+    checked = api.check_spec(args.spec)
+    lockfile = args.lockfile or api.default_lock_path(args.spec)
+    if args.check:
+        spec_hash = run.check_fresh(checked, lockfile)
+        if args.json:
+            _out(json.dumps({"lockfile": str(lockfile), "fresh": True, "spec_hash": spec_hash}) + "\n")
+        return EXIT_OK
+    _warn(args, checked.warnings)
+    path = run.lock(checked, lockfile, update=args.update, solver=args.conda)
+    explicit = run.write_explicit(path)
+    lk = api.read_lock(path)
+    if args.json:
+        counts = {p: len(lk.for_platform(p, "conda")) + len(lk.for_platform(p, "pip")) for p in lk.platforms}
+        doc = {
+            "lockfile": str(path),
+            "spec_hash": lk.spec_hash,
+            "packages": counts,
+            "explicit": [str(e) for e in explicit],
+        }
+        _out(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    else:
+        print(
+            f"locked {len(lk.packages)} packages for {', '.join(lk.platforms)} into {path}", file=sys.stderr
+        )
+        _out(f"{path}\n")
     return EXIT_OK
 
 

@@ -43,7 +43,8 @@ class Lock(BaseModel):
             "@EXPLICIT",
         ]
         for p in self.for_platform(platform, "conda"):
-            frag = f"#sha256:{p.sha256}" if p.sha256 else f"#{p.md5}" if p.md5 else ""
+            # md5 is what every conda/micromamba version accepts here (conda-lock renders it too).
+            frag = f"#{p.md5}" if p.md5 else f"#sha256:{p.sha256}" if p.sha256 else ""
             lines.append(f"{p.url}{frag}")
         return "\n".join(lines) + "\n"
 

@@ -1,0 +1,217 @@
+"""`layerkit lock`: resolve a checked spec with conda-lock into `<stem>.conda-lock.yml`.
+
+conda-lock does the locking; layerkit prepares its inputs (environment file with mirrors
+applied, virtual packages from the spec's CUDA version and the base's glibc, the solver
+executable) and writes results atomically. The lock records a hash of exactly those
+inputs, so `lock --check` can tell fresh from stale without solving or touching the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from layerkit.errors import CheckFailed, EnvironmentFailure, SolveError, SpecError
+from layerkit.hashing.content import digest
+from layerkit.lock.unified import SPEC_HASH_KEY, read_unified
+from layerkit.render.plan import effective_dependencies
+from layerkit.spec.validate import Checked
+
+LOCK_SCHEMA = 1
+# glibc of each distro release: conda must not pick packages built for a newer one.
+GLIBC = {
+    "ubuntu16.04": "2.23", "ubuntu18.04": "2.27", "ubuntu20.04": "2.31", "ubuntu22.04": "2.35",
+    "ubuntu24.04": "2.39", "debian9": "2.24", "debian10": "2.28", "debian11": "2.31", "debian12": "2.36",
+}  # fmt: skip
+DEFAULT_GLIBC = "2.17"  # conda-lock's own default when the base's distro is unknown
+_HASH_LINE = re.compile(rf"^\s*{SPEC_HASH_KEY}:\s*['\"]?([0-9a-f]{{64}})", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class LockInputs:
+    channels: tuple[str, ...]
+    dependencies: tuple[str, ...]
+    pip: tuple[str, ...]
+    platforms: tuple[str, ...]
+    virtual: dict[str, str]  # __cuda, __glibc
+    pip_index: str | None
+
+    def spec_hash(self) -> str:
+        return digest({"schema": LOCK_SCHEMA, **self.__dict__})
+
+
+def _channel_url(name: str, checked: Checked) -> str:
+    m = checked.resolved.spec.mirrors
+    if m and m.channels and name in m.channels:
+        return m.channels[name].rstrip("/")
+    if "://" in name:
+        return name.rstrip("/")
+    if m and m.channel_alias:
+        return f"{m.channel_alias.rstrip('/')}/{name}"
+    return name
+
+
+def lock_inputs(checked: Checked) -> LockInputs:
+    spec = checked.resolved.spec
+    if spec.user_managed:
+        raise SpecError("user_managed environments install nothing, so there is nothing to lock")
+    conda = spec.conda
+    channels = tuple(
+        _channel_url(c, checked) for c in ((conda.channels if conda else None) or ("conda-forge",))
+    )
+    virtual = {
+        "__glibc": GLIBC.get(checked.image.distro.tag, DEFAULT_GLIBC) if checked.image else DEFAULT_GLIBC
+    }
+    gpu = spec.features.gpu if spec.features else None
+    if gpu and gpu.cuda:
+        virtual["__cuda"] = gpu.cuda
+    return LockInputs(
+        channels=channels,
+        dependencies=effective_dependencies(checked),
+        pip=tuple(sorted(conda.pip or ())) if conda else (),
+        platforms=tuple(spec.platforms or ("linux-64",)),
+        virtual=virtual,
+        pip_index=spec.mirrors.pypi_index if spec.mirrors else None,
+    )
+
+
+def recorded_hash(lockfile: Path) -> str | None:
+    """The spec hash a lockfile was made for; a regex, so --check needs no YAML parser."""
+    try:
+        text = lockfile.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SpecError(f"cannot read lock {lockfile}: {exc.strerror}") from None
+    m = _HASH_LINE.search(text)
+    return m.group(1) if m else None
+
+
+def check_fresh(checked: Checked, lockfile: Path) -> str:
+    """Raise CheckFailed unless `lockfile` was made from these exact inputs."""
+    want = lock_inputs(checked).spec_hash()
+    have = recorded_hash(lockfile)
+    source = checked.resolved.root.source
+    if have is None:
+        hint = "no lockfile" if not lockfile.exists() else "the lockfile has no layerkit spec hash"
+        raise CheckFailed(f"{hint} at {lockfile}; run `layerkit lock {source}`")
+    if have != want:
+        raise CheckFailed(
+            f"{lockfile} is stale: the spec or its layers changed; run `layerkit lock {source}`"
+        )
+    return want
+
+
+def find_solver(explicit: str | None, cache_dir: Path) -> str:
+    """--conda, then $LAYERKIT_CONDA, then micromamba/mamba/conda on PATH, then the embedded shim."""
+    for candidate in (explicit, os.environ.get("LAYERKIT_CONDA")):
+        if candidate:
+            found = shutil.which(candidate)
+            if not found:
+                raise SpecError(f"solver '{candidate}' is not an executable")
+            return found
+    for name in ("micromamba", "mamba", "conda"):
+        found = shutil.which(name)
+        if found:
+            return found
+    from layerkit.lock.shim_launcher import shim_executable
+
+    return str(shim_executable(cache_dir))
+
+
+def _env_file(inputs: LockInputs) -> dict[str, Any]:
+    deps: list[Any] = list(inputs.dependencies)
+    if inputs.pip:
+        if not any(re.match(r"pip\b", d) for d in deps):
+            deps.append("pip")
+        deps.append({"pip": list(inputs.pip)})
+    doc: dict[str, Any] = {
+        "channels": list(inputs.channels),
+        "dependencies": deps,
+        "platforms": list(inputs.platforms),
+    }
+    if inputs.pip_index:
+        doc["pip-repositories"] = [inputs.pip_index]
+        doc["allow-pypi-requests"] = False
+    return doc
+
+
+def _classify(output: str) -> Exception:
+    tail = [ln for ln in output.strip().splitlines() if ln.strip()][-12:]
+    text = "\n".join(tail)
+    if re.search(
+        r"Unsatisfiable|PackagesNotFound|cannot be installed|nothing provides|No candidates", output
+    ):
+        lines = [
+            ln for ln in tail if re.search(r"(?i)unsatisf|not found|nothing provides|cannot|requires", ln)
+        ]
+        return SolveError("the spec cannot be solved: " + " | ".join(lines[-3:] or tail[-1:]))
+    if re.search(
+        r"(?i)connection refused|timed out|name or service not known|temporary failure|network", output
+    ):
+        return EnvironmentFailure("network failure while locking: " + (tail[-1] if tail else "no output"))
+    if re.search(r"(?i)404|not found|unknown channel|UnavailableInvalidChannel", output):
+        return SpecError("a channel could not be found: " + (tail[-1] if tail else ""))
+    return EnvironmentFailure("conda-lock failed:\n" + text)
+
+
+def lock(
+    checked: Checked, lockfile: Path, *, update: list[str] | None = None, solver: str | None = None,
+    cache_dir: Path | None = None, log: Any = None,
+) -> Path:  # fmt: skip
+    """Lock the spec into `lockfile` (atomically); with `update`, only those packages move."""
+    inputs = lock_inputs(checked)
+    cache = cache_dir or Path(os.environ.get("LAYERKIT_CACHE", Path.home() / ".cache" / "layerkit"))
+    exe = find_solver(solver, cache / "bin")
+    lockfile = lockfile.resolve()
+    with tempfile.TemporaryDirectory(prefix=".layerkit-lock-", dir=lockfile.parent) as tmp:
+        work = Path(tmp)
+        (work / "environment.yml").write_text(json.dumps(_env_file(inputs), indent=2))
+        vp = {"subdirs": {p: {"packages": inputs.virtual} for p in inputs.platforms}}
+        (work / "virtual-packages.yml").write_text(json.dumps(vp))
+        (work / "metadata.json").write_text(json.dumps({SPEC_HASH_KEY: inputs.spec_hash()}))
+        (work / "pypi-mapping.json").write_text("{}")
+        target = work / "conda-lock.yml"
+        cmd = [sys.executable, "-m", "conda_lock", "lock", "--conda", exe, "-f", "environment.yml",
+               "--lockfile", str(target), "--virtual-package-spec", "virtual-packages.yml",
+               "--metadata-json", "metadata.json", "--log-level", "ERROR"]  # fmt: skip
+        for p in inputs.platforms:
+            cmd += ["-p", p]
+        if inputs.pip_index:
+            # The default PyPI<->conda name mapping is downloaded from GitHub: not air-gapped.
+            cmd += ["--pypi_to_conda_lookup_file", "pypi-mapping.json"]
+        if update:
+            if not lockfile.is_file():
+                raise SpecError(f"--update needs an existing lockfile; {lockfile} does not exist")
+            shutil.copyfile(lockfile, target)
+            for name in update:
+                cmd += ["--update", name]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+        if proc.returncode != 0 or not target.is_file():
+            raise _classify(proc.stdout + "\n" + proc.stderr)
+        read_unified(target)  # refuse to install a lock we cannot read back
+        os.replace(target, lockfile)
+    return lockfile
+
+
+def write_explicit(lockfile: Path) -> list[Path]:
+    """Write `<stem>.<platform>.explicit.txt` beside the lock: what the env stage installs."""
+    lk = read_unified(lockfile)
+    stem = lockfile.name.removesuffix(".conda-lock.yml").removesuffix(".yml")
+    out = []
+    for platform in lk.platforms:
+        path = lockfile.with_name(f"{stem}.{platform}.explicit.txt")
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(lk.explicit(platform), encoding="utf-8")
+        os.replace(tmp, path)
+        out.append(path)
+    return out

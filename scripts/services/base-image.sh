@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Build a tiny Debian base image without Docker Hub (unreachable here) and push it
+# to a local registry, so BuildKit can resolve `FROM localhost:PORT/debian:bookworm`.
+#
+#   base-image.sh DOCKER_HOST REGISTRY_HOSTPORT [REPO:TAG]
+#     e.g. base-image.sh unix:///tmp/d/docker.sock 127.0.0.1:5000
+#   prints the pushed reference (default localhost:PORT/debian:bookworm)
+#
+# The debootstrap rootfs (~2-3 min to build) is cached as a tarball under
+# ${LAYERKIT_CACHE:-~/.cache/layerkit}; later runs only import + push (seconds).
+set -euo pipefail
+
+[[ $# -ge 2 ]] || { echo "usage: $0 DOCKER_HOST REGISTRY_HOSTPORT [REPO:TAG]" >&2; exit 2; }
+docker_host=$1
+registry=$2
+port=${registry##*:}
+# "localhost" rather than 127.0.0.1: both dockerd and BuildKit treat localhost
+# registries as plain-HTTP without any --insecure-registry flag.
+ref=localhost:$port/${3:-debian:bookworm}
+suite=bookworm
+cache_dir=${LAYERKIT_CACHE:-$HOME/.cache/layerkit}
+tarball=$cache_dir/debian-$suite-minbase-$(dpkg --print-architecture).tar
+
+# Use the mirror apt already uses on this machine (deb822 or one-line format).
+apt_mirror() {
+  local uri
+  uri=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -vE 'security|updates' | grep -E '/debian/?$' | head -n1 || true)
+  [[ -n $uri ]] || uri=$(grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}' | grep -E '/debian/?$' | head -n1 || true)
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+if [[ ! -s $tarball ]]; then
+  [[ $(id -u) -eq 0 ]] || { echo "debootstrap needs root" >&2; exit 1; }
+  if ! command -v debootstrap >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }
+  fi
+  mkdir -p "$cache_dir"
+  work=$(mktemp -d "$cache_dir/rootfs.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  debootstrap --variant=minbase "$suite" "$work/root" "$(apt_mirror)" >"$work/debootstrap.log" 2>&1 \
+    || { tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
+  # apt lists and caches are ~40 MB of noise in every layer built on top.
+  rm -rf "$work/root/var/lib/apt/lists/"* "$work/root/var/cache/apt/"*.bin "$work/root/var/cache/apt/archives/"*.deb
+  # Sorted, numeric-owner tar so the cached tarball is stable across rebuilds.
+  tar -C "$work/root" --numeric-owner --sort=name -cf "$work/rootfs.tar" .
+  mv "$work/rootfs.tar" "$tarball"
+fi
+
+# Already in the registry (e.g. a second test session on the same registry dir)?
+repo_tag=${ref#*/}
+if python3 - "$registry" "${repo_tag%%:*}" "${repo_tag##*:}" <<'PY' 2>/dev/null
+import sys, urllib.request
+host, repo, tag = sys.argv[1:]
+req = urllib.request.Request(f"http://{host}/v2/{repo}/manifests/{tag}", method="HEAD", headers={
+    "Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+urllib.request.urlopen(req, timeout=5)
+PY
+then echo "$ref"; exit 0; fi
+
+export DOCKER_HOST=$docker_host
+docker import --change 'CMD ["/bin/bash"]' "$tarball" "$ref" >/dev/null
+docker push "$ref" >/dev/null
+# Drop the local tag: dockerd's BuildKit prefers a local image of the same name,
+# and builds should resolve the base from the registry like any remote image.
+docker rmi "$ref" >/dev/null
+echo "$ref"

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Private dockerd for integration tests and local BuildKit work.
+#
+#   dockerd.sh start  DIR   start (idempotent); prints the DOCKER_HOST url
+#   dockerd.sh stop   DIR   stop by pidfile (idempotent)
+#   dockerd.sh status DIR   exit 0 and print DOCKER_HOST if the socket answers
+#
+# Everything (data-root, exec-root, socket, pidfile, log) lives under DIR so several
+# instances can coexist and a test session can throw the whole thing away.
+# Networking is off (no bridge, no iptables): the sandbox has no NAT and tests
+# only need `--network none` containers and a loopback registry.
+set -euo pipefail
+
+usage() { echo "usage: $0 start|stop|status DIR" >&2; exit 2; }
+[[ $# -eq 2 ]] || usage
+cmd=$1
+dir=$(realpath -m "$2")
+sock="$dir/docker.sock"
+pidfile="$dir/docker.pid"
+log="$dir/dockerd.log"
+start_timeout=${DOCKERD_START_TIMEOUT:-60}
+
+need_root() { [[ $(id -u) -eq 0 ]] || { echo "dockerd.sh: must run as root" >&2; exit 1; }; }
+
+# apt only when something is missing: keeps repeated starts fast.
+ensure_installed() {
+  command -v dockerd >/dev/null && command -v containerd >/dev/null && command -v runc >/dev/null && return
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq docker.io >/dev/null || { apt-get update -qq && apt-get install -y -qq docker.io >/dev/null; }
+}
+
+# The socket answering /_ping is the only reliable readiness signal: the pidfile and
+# socket file both appear before the API is served.
+answers() {
+  [[ -S $sock ]] || return 1
+  python3 - "$sock" <<'PY' 2>/dev/null
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(2)
+s.connect(sys.argv[1])
+s.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+sys.exit(0 if s.recv(64).startswith(b"HTTP/1.1 200") else 1)
+PY
+}
+
+running_pid() {
+  [[ -f $pidfile ]] || return 1
+  local pid; pid=$(cat "$pidfile")
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+case $cmd in
+  start)
+    need_root
+    if running_pid >/dev/null && answers; then echo "unix://$sock"; exit 0; fi
+    ensure_installed
+    mkdir -p "$dir/data" "$dir/exec"
+    rm -f "$pidfile" "$sock"
+    # setsid: detach from the caller's process group so a Ctrl-C in the test
+    # runner does not kill the daemon mid-write; stop is explicit.
+    setsid dockerd \
+      --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+      --data-root "$dir/data" --exec-root "$dir/exec" \
+      -H "unix://$sock" --pidfile "$pidfile" >"$log" 2>&1 </dev/null &
+    deadline=$((SECONDS + start_timeout))
+    until answers; do
+      if ! kill -0 $! 2>/dev/null; then
+        echo "dockerd exited during start; last log lines:" >&2; tail -n 20 "$log" >&2; exit 1
+      fi
+      if ((SECONDS > deadline)); then
+        echo "dockerd did not answer on $sock within ${start_timeout}s; see $log" >&2; exit 1
+      fi
+      sleep 0.1
+    done
+    echo "unix://$sock"
+    ;;
+  stop)
+    pid=$(running_pid) || { rm -f "$pidfile"; exit 0; }
+    kill "$pid"
+    # dockerd stops its containers and containerd first; give it time, then force.
+    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "dockerd $pid ignored SIGTERM for 15s; sending SIGKILL" >&2
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+    ;;
+  status)
+    if running_pid >/dev/null && answers; then echo "unix://$sock"; else echo "not running" >&2; exit 1; fi
+    ;;
+  *) usage ;;
+esac

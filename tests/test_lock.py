@@ -1,0 +1,176 @@
+"""`layerkit lock` end to end: real conda-lock, the embedded py-rattler solver, local
+channels served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import fixtures_channels as fx
+import pytest
+
+from layerkit import api
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A private repodata cache: a reused port with other channel contents must not hit it.
+    monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler-cache"))
+    monkeypatch.setenv("LAYERKIT_CACHE", str(tmp_path / "lk-cache"))
+    for k in list(os.environ):
+        if k.startswith("CONDA_OVERRIDE_"):
+            monkeypatch.delenv(k)
+
+
+@pytest.fixture(scope="module")
+def channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    root = fx.make_channel(tmp_path_factory.mktemp("chan") / "channel", fx.default_packages())
+    url, stop = fx.serve_channel(root)
+    yield root, url
+    stop()
+
+
+def spec_file(tmp: Path, url: str, deps: list[str], extra: str = "") -> Path:
+    path = tmp / "env.yaml"
+    body = "".join(f"    - {d}\n" for d in deps)
+    path.write_text(f"name: locktest\nconda:\n  channels: ['{url}']\n  dependencies:\n{body}{extra}")
+    return path
+
+
+def conda_pkgs(lockfile: Path) -> dict[str, str]:
+    return {p.name: p.url.rsplit("/", 1)[-1] for p in api.read_lock(lockfile).packages if p.manager == "conda"}
+
+
+def test_lock_writes_unified_lock_and_explicit_files(cli, channel: tuple[Path, str], tmp_path: Path) -> None:
+    root, url = channel
+    spec = spec_file(tmp_path, url, ["python=3.11", "mlkit", "datakit=1.0"])
+    r = cli("lock", spec, "--json")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    lockfile = tmp_path / "env.conda-lock.yml"
+    assert doc["lockfile"] == str(lockfile)
+    assert conda_pkgs(lockfile) == {
+        "python": "python-3.11.9-h0_0.tar.bz2",
+        "mlkit": "mlkit-1.0-cpu_0.tar.bz2",  # no __cuda for a CPU spec
+        "datakit": "datakit-1.0-h0_0.tar.bz2",
+        "corelib": "corelib-1.5-h0_0.tar.bz2",  # datakit 1.0 needs corelib <2
+    }
+    # conda-lock itself parses what it wrote, and our spec hash is in its metadata.
+    from conda_lock.lockfile import parse_conda_lock_file
+
+    parsed = parse_conda_lock_file(lockfile)
+    assert len(parsed.package) == 4
+    assert doc["spec_hash"] == parsed.metadata.custom_metadata["layerkit_spec_hash"]
+    # The explicit file lists exactly the lock's URLs and md5s, and they match the archives.
+    explicit = (tmp_path / "env.linux-64.explicit.txt").read_text().splitlines()
+    assert "@EXPLICIT" in explicit
+    urls = {ln.split("#")[0]: ln.split("#")[1] for ln in explicit if ln.startswith("http")}
+    assert urls == {p.url: p.hash.md5 for p in parsed.package}
+    import hashlib
+
+    for u, md5 in urls.items():
+        assert hashlib.md5((root / u.removeprefix(url + "/")).read_bytes()).hexdigest() == md5
+
+
+def test_gpu_spec_gets_cuda_build(cli, channel: tuple[Path, str], tmp_path: Path) -> None:
+    spec = spec_file(tmp_path, channel[1], ["python=3.11", "mlkit"], "features:\n  gpu: {cuda: '12.4'}\n")
+    assert cli("lock", spec).code == 0
+    assert conda_pkgs(tmp_path / "env.conda-lock.yml")["mlkit"] == "mlkit-1.0-cuda_0.tar.bz2"
+
+
+def test_check_sees_fresh_and_stale_without_network(cli, tmp_path: Path) -> None:
+    root = fx.make_channel(tmp_path / "chan", fx.default_packages())
+    url, stop = fx.serve_channel(root)
+    try:
+        layer = tmp_path / "team.yaml"
+        layer.write_text("env: {A: '1'}\n")
+        spec = spec_file(tmp_path, url, ["python=3.11", "toolz"], "extends: [team.yaml]\n")
+        assert cli("lock", spec).code == 0
+    finally:
+        stop()  # --check must not need the channel
+    fresh = cli("lock", spec, "--check")
+    assert fresh.code == 0, fresh.err
+    layer.write_text("env: {A: '2'}\n")  # env vars do not change what gets locked
+    assert cli("lock", spec, "--check").code == 0
+    layer.write_text("conda:\n  dependencies: [corelib]\n")
+    stale = cli("lock", spec, "--check")
+    assert stale.code == 1 and "is stale" in stale.err and "layerkit lock" in stale.err
+    missing = cli("lock", spec, "--check", "--lockfile", tmp_path / "nope.yml")
+    assert missing.code == 1 and "no lockfile" in missing.err
+
+
+def test_update_moves_only_named_package(cli, tmp_path: Path) -> None:
+    old = [p for p in fx.default_packages() if (p.name, p.version) not in {("datakit", "1.1"), ("corelib", "2.1"), ("toolz", "0.12")}]
+    root = fx.make_channel(tmp_path / "chan", old)
+    url, stop = fx.serve_channel(root)
+    try:
+        spec = spec_file(tmp_path, url, ["python=3.11", "datakit", "toolz"])
+        assert cli("lock", spec).code == 0
+        lockfile = tmp_path / "env.conda-lock.yml"
+        before = conda_pkgs(lockfile)
+        assert before["datakit"] == "datakit-1.0-h0_0.tar.bz2" and before["toolz"] == "toolz-0.11-pyh_0.tar.bz2"
+        fx.make_channel(root, fx.default_packages())  # newer datakit, corelib and toolz appear
+        r = cli("lock", spec, "--update", "datakit")
+        assert r.code == 0, r.err
+        after = conda_pkgs(lockfile)
+        assert after["datakit"] == "datakit-1.1-h0_0.tar.bz2"
+        assert after["corelib"] == "corelib-2.1-h0_0.tar.bz2"  # dragged along by datakit 1.1
+        assert after["toolz"] == before["toolz"]  # not named: stays
+    finally:
+        stop()
+
+
+def test_locked_hash_and_render(cli, channel: tuple[Path, str], tmp_path: Path) -> None:
+    spec = spec_file(tmp_path, channel[1], ["python=3.11", "toolz"])
+    unlocked = api.hash_spec(spec).hash
+    assert cli("lock", spec).code == 0
+    locked = api.hash_spec(spec)
+    assert locked.hash != unlocked
+    assert any(row[2] == "toolz" for row in locked.parts["packages"]["locked"])
+    assert api.hash_spec(spec, auto_lock=False).hash == unlocked
+    rendered = api.render(spec)
+    assert rendered.plan.env_install is not None and rendered.plan.env_install.locked
+    assert "--file conda-linux-64.lock" in rendered.dockerfile
+    explicit = (tmp_path / "env.linux-64.explicit.txt").read_text()
+    assert rendered.files["conda-linux-64.lock"].splitlines()[2:] == explicit.splitlines()[2:]
+
+
+def test_mirrored_channel_name(cli, channel: tuple[Path, str], tmp_path: Path) -> None:
+    spec = tmp_path / "env.yaml"
+    spec.write_text(
+        "conda:\n  channels: [internal]\n  dependencies: [python=3.11, corelib=1.5]\n"
+        f"mirrors:\n  channels: {{internal: '{channel[1]}'}}\n"
+    )
+    assert cli("lock", spec).code == 0
+    urls = [p.url for p in api.read_lock(tmp_path / "env.conda-lock.yml").packages]
+    assert urls and all(u.startswith(channel[1] + "/") for u in urls)
+
+
+def test_failures_keep_the_old_lock(cli, channel: tuple[Path, str], tmp_path: Path) -> None:
+    spec = spec_file(tmp_path, channel[1], ["python=3.11"])
+    assert cli("lock", spec).code == 0
+    lockfile = tmp_path / "env.conda-lock.yml"
+    before = lockfile.read_bytes()
+    unsolvable = cli("lock", spec_file(tmp_path, channel[1], ["python=3.11", "broken"]))
+    assert unsolvable.code == 2, unsolvable.err
+    assert "cannot be solved" in unsolvable.err and "Traceback" not in unsolvable.err
+    down = cli("lock", spec_file(tmp_path, "http://127.0.0.1:9", ["python=3.11"]))
+    assert down.code in (2, 3), down.err
+    assert lockfile.read_bytes() == before
+    assert not list(tmp_path.glob(".layerkit-lock-*"))
+
+
+def test_check_loads_no_solver(channel: tuple[Path, str], tmp_path: Path) -> None:
+    """--check never imports conda-lock or py-rattler (its speed is measured in bench/)."""
+    spec = spec_file(tmp_path, channel[1], ["python=3.11"])
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "layerkit", "lock", str(spec)], check=True, capture_output=True)
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "layerkit", "lock", "--check", str(spec)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "conda_lock" not in r.stderr and "rattler" not in r.stderr
