@@ -25,7 +25,7 @@ def test_render_writes_context(cli, tmp_path: Path) -> None:
     assert r.code == 0
     doc = json.loads(r.out)
     names = sorted(Path(p).name for p in doc["files"])
-    assert names == ["Dockerfile", "environment.yml", "requirements.txt"]
+    assert names == ["Dockerfile", "environment.yml", "install_env.py", "requirements.txt"]
     assert (out / "requirements.txt").read_text() == "requests==2.32.3\n"
     env = json.loads((out / "environment.yml").read_text())
     assert env["channels"] == ["conda-forge"]

@@ -29,7 +29,7 @@ INSTALLER_APT = {
 RATTLER_APT = ("ca-certificates", "python3", "python3-venv")
 RATTLER_VERSION = "0.28.0"
 MPI_BUILD_APT = {
-    "openmpi": ("build-essential", "ca-certificates", "wget"),
+    "openmpi": ("build-essential", "bzip2", "ca-certificates", "wget"),
     "intelmpi": ("ca-certificates", "cpio", "wget"),
 }
 
@@ -40,8 +40,8 @@ class _Model(BaseModel):
 
 class Download(_Model):
     url: str
-    sha256: str
-    file: str
+    check_tool: Literal["sha256sum", "md5sum"]
+    digest: str
 
 
 class EnvInstall(_Model):
@@ -128,15 +128,16 @@ def _with_digest(ref: str, digest: str | None) -> str:
 def _env_install(checked: Checked, lock: Lock | None, platform: str, base_apt: set[str]) -> EnvInstall:
     spec = checked.resolved.spec
     conda = spec.conda
-    installer: Installer = (conda.installer if conda else None) or "micromamba"
+    # py-rattler by default: it installs from a PyPI mirror with no binary download.
+    installer: Installer = (conda.installer if conda else None) or "rattler"
     download = None
     version = RATTLER_VERSION
     if installer != "rattler":
         entry = load_catalog().installer("miniconda" if installer == "conda" else "micromamba")
         if entry is None:
             raise SpecError(f"the catalog has no pinned {installer} installer")
-        name = entry.linux_64.url.rsplit("/", 1)[-1]
-        download = Download(url=entry.linux_64.url, sha256=entry.linux_64.sha256, file=name)
+        tool, value = entry.linux_64.check
+        download = Download(url=entry.linux_64.url, check_tool=tool, digest=value)
         version = entry.version
     pip_index = spec.mirrors.pypi_index if spec.mirrors else None
     extra_apt = tuple(

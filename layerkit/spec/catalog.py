@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from layerkit.errors import Location, SpecError
 from layerkit.spec.models import MpiKind, OnnxFlavour, Str
@@ -29,10 +29,23 @@ class Distro(_Model):
 
 
 class Download(_Model):
-    """A file fetched at build time; always verified by sha256."""
+    """A file fetched at build time; always verified by its published checksum (sha256, or
+    md5 for old installers whose vendor published nothing else)."""
 
-    url: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    url: str = Field(pattern=r"^https://[A-Za-z0-9._~/%+-]+$")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    md5: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+
+    @model_validator(mode="after")
+    def _has_checksum(self) -> Download:
+        if not (self.sha256 or self.md5):
+            raise ValueError("a download needs sha256 or md5")
+        return self
+
+    @property
+    def check(self) -> tuple[str, str]:
+        """(checksum tool, digest) for `echo "DIGEST  FILE" | TOOL -c -`."""
+        return ("sha256sum", self.sha256) if self.sha256 else ("md5sum", self.md5 or "")
 
 
 class Mpi(_Model):

@@ -61,6 +61,11 @@ def _plain(node: Any, key: Key, pos: Positions, source: str) -> Any:
             line, col = node.lc.key(k)
             if not isinstance(k, str):
                 raise SpecError(f"keys must be strings, got {k!r}", Location(source, line + 1, col + 1))
+            if not isinstance(v, CommentedMap | CommentedSeq):
+                # A scalar's own position: that is where a bad value is.
+                vpos = node.lc.value(k)
+                if vpos and vpos[0] is not None:
+                    line, col = vpos
             pos[(*key, k)] = (line + 1, col + 1)
             out[k] = _plain(v, (*key, k), pos, source)
         return out

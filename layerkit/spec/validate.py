@@ -204,10 +204,6 @@ def _check_base(r: Resolved, image: CatalogImage | None, cat: Catalog) -> None:
             "user_managed images install nothing: remove the conda/pip dependencies or set user_managed: false",
             r.loc(dkey),
         )
-    if feats.onnxruntime in ("cuda", "tensorrt") and not feats.gpu:
-        raise SpecError(
-            f"onnxruntime '{feats.onnxruntime}' needs features.gpu", r.loc(("features", "onnxruntime"))
-        )
     distro = image.distro if image else None
     if distro is None and s.base and s.base.image:
         ref = parse_image_ref(s.base.image)
@@ -243,6 +239,25 @@ def _check_base(r: Resolved, image: CatalogImage | None, cat: Catalog) -> None:
                 r.loc(("conda", "dependencies", i)),
             )
     gpu = feats.gpu
+    if gpu and gpu.cuda:
+        rule = cat.compat_rule(gpu.cuda)
+        assert rule is not None  # _check_features ran first
+        if distro is not None and distro.tag not in rule.distros:
+            raise SpecError(
+                f"CUDA {gpu.cuda} is not available on {distro.tag}; use one of {', '.join(rule.distros)}",
+                r.loc(key),
+            )
+        if image is not None and image.cuda is None:
+            raise SpecError(f"base '{image.id}' has no CUDA but features.gpu asks for it", r.loc(key))
+
+
+def _check_features(r: Resolved, cat: Catalog) -> None:
+    feats = r.spec.features or Features()
+    if feats.onnxruntime in ("cuda", "tensorrt") and not feats.gpu:
+        raise SpecError(
+            f"onnxruntime '{feats.onnxruntime}' needs features.gpu", r.loc(("features", "onnxruntime"))
+        )
+    gpu = feats.gpu
     if gpu:
         if gpu.cuda is None:
             raise SpecError("features.gpu needs a cuda version", r.loc(("features", "gpu")))
@@ -261,13 +276,6 @@ def _check_base(r: Resolved, image: CatalogImage | None, cat: Catalog) -> None:
                     f"{part} {want} does not work with CUDA {gpu.cuda}; use one of {', '.join(allowed)}",
                     r.loc(("features", "gpu", part)),
                 )
-        if distro is not None and distro.tag not in rule.distros:
-            raise SpecError(
-                f"CUDA {gpu.cuda} is not available on {distro.tag}; use one of {', '.join(rule.distros)}",
-                r.loc(key),
-            )
-        if image is not None and image.cuda is None:
-            raise SpecError(f"base '{image.id}' has no CUDA but features.gpu asks for it", r.loc(key))
 
 
 def check(r: Resolved, catalog: Catalog | None = None) -> Checked:
@@ -287,12 +295,14 @@ def check(r: Resolved, catalog: Catalog | None = None) -> Checked:
                 )
     warn: list[str] = list(r.warnings)
     _check_values(r, warn)
+    _check_features(r, cat)
+    spec = r.spec
+    if spec.user_managed and not (b and (b.image or b.dockerfile or b.dockerfile_file or b.flavour)):
+        raise SpecError("user_managed needs base.image or base.dockerfile", r.loc(("user_managed",)))
     image = _select(r, cat)
     if b and b.flavour and image and r.spec.features and r.spec.features.gpu and image.cuda is None:
         raise SpecError(
             f"flavour '{image.id}' has no CUDA but features.gpu asks for it", r.loc(("features", "gpu"))
         )
     _check_base(r, image, cat)
-    if r.spec.user_managed and image is None and not (b and (b.image or b.dockerfile or b.dockerfile_file)):
-        raise SpecError("user_managed needs base.image or base.dockerfile", r.loc(("user_managed",)))
     return Checked(r, image, tuple(warn))
