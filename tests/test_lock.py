@@ -134,7 +134,7 @@ def test_locked_hash_and_render(cli, channel: tuple[Path, str], tmp_path: Path) 
     assert api.hash_spec(spec, auto_lock=False).hash == unlocked
     rendered = api.render(spec)
     assert rendered.plan.env_install is not None and rendered.plan.env_install.locked
-    assert "--file conda-linux-64.lock" in rendered.dockerfile
+    assert "--lock conda-linux-64.lock" in rendered.dockerfile
     explicit = (tmp_path / "env.linux-64.explicit.txt").read_text()
     assert rendered.files["conda-linux-64.lock"].splitlines()[2:] == explicit.splitlines()[2:]
 
