@@ -42,7 +42,9 @@ def spec_file(tmp: Path, url: str, deps: list[str], extra: str = "") -> Path:
 
 
 def conda_pkgs(lockfile: Path) -> dict[str, str]:
-    return {p.name: p.url.rsplit("/", 1)[-1] for p in api.read_lock(lockfile).packages if p.manager == "conda"}
+    return {
+        p.name: p.url.rsplit("/", 1)[-1] for p in api.read_lock(lockfile).packages if p.manager == "conda"
+    }
 
 
 def test_lock_writes_unified_lock_and_explicit_files(cli, channel: tuple[Path, str], tmp_path: Path) -> None:
@@ -104,7 +106,11 @@ def test_check_sees_fresh_and_stale_without_network(cli, tmp_path: Path) -> None
 
 
 def test_update_moves_only_named_package(cli, tmp_path: Path) -> None:
-    old = [p for p in fx.default_packages() if (p.name, p.version) not in {("datakit", "1.1"), ("corelib", "2.1"), ("toolz", "0.12")}]
+    old = [
+        p
+        for p in fx.default_packages()
+        if (p.name, p.version) not in {("datakit", "1.1"), ("corelib", "2.1"), ("toolz", "0.12")}
+    ]
     root = fx.make_channel(tmp_path / "chan", old)
     url, stop = fx.serve_channel(root)
     try:
@@ -112,7 +118,9 @@ def test_update_moves_only_named_package(cli, tmp_path: Path) -> None:
         assert cli("lock", spec).code == 0
         lockfile = tmp_path / "env.conda-lock.yml"
         before = conda_pkgs(lockfile)
-        assert before["datakit"] == "datakit-1.0-h0_0.tar.bz2" and before["toolz"] == "toolz-0.11-pyh_0.tar.bz2"
+        assert (
+            before["datakit"] == "datakit-1.0-h0_0.tar.bz2" and before["toolz"] == "toolz-0.11-pyh_0.tar.bz2"
+        )
         fx.make_channel(root, fx.default_packages())  # newer datakit, corelib and toolz appear
         r = cli("lock", spec, "--update", "datakit")
         assert r.code == 0, r.err
@@ -171,6 +179,10 @@ def test_check_loads_no_solver(channel: tuple[Path, str], tmp_path: Path) -> Non
     import sys
 
     subprocess.run([sys.executable, "-m", "layerkit", "lock", str(spec)], check=True, capture_output=True)
-    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "layerkit", "lock", "--check", str(spec)], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "layerkit", "lock", "--check", str(spec)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "conda_lock" not in r.stderr and "rattler" not in r.stderr

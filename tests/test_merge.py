@@ -28,8 +28,16 @@ def test_scalars_later_wins_and_provenance(tmp_path: Path) -> None:
 
 
 def test_lists_ordered_union_and_keyed_replacement(tmp_path: Path) -> None:
-    write(tmp_path, "a.yaml", "apt: [git, curl]\nconda:\n  dependencies: [numpy=1.24, scipy]\n  pip: [Requests==2.0]\n")
-    b = write(tmp_path, "b.yaml", "extends: [a.yaml]\napt: [curl, jq]\nconda:\n  dependencies: [numpy=1.26, pandas]\n  pip: [requests==2.32]\n")
+    write(
+        tmp_path,
+        "a.yaml",
+        "apt: [git, curl]\nconda:\n  dependencies: [numpy=1.24, scipy]\n  pip: [Requests==2.0]\n",
+    )
+    b = write(
+        tmp_path,
+        "b.yaml",
+        "extends: [a.yaml]\napt: [curl, jq]\nconda:\n  dependencies: [numpy=1.26, pandas]\n  pip: [requests==2.32]\n",
+    )
     s = resolve(b).spec
     assert s.apt == ("git", "curl", "jq")
     assert s.conda is not None
@@ -61,7 +69,12 @@ def test_depth_first_each_layer_once(tmp_path: Path) -> None:
     write(tmp_path, "right.yaml", "extends: [root.yaml]\nenv: {ORDER: right}\napt: [right]\n")
     top = write(tmp_path, "top.yaml", "extends: [left.yaml, right.yaml]\n")
     r = resolve(top)
-    assert [Path(layer.source).name for layer in r.layers] == ["root.yaml", "left.yaml", "right.yaml", "top.yaml"]
+    assert [Path(layer.source).name for layer in r.layers] == [
+        "root.yaml",
+        "left.yaml",
+        "right.yaml",
+        "top.yaml",
+    ]
     assert r.spec.apt == ("root", "left", "right")
     assert r.spec.env == {"ORDER": "right"}
 
@@ -90,12 +103,20 @@ def test_builtin_layer(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("spec", "key"),
-    [("numpy", "numpy"), ("conda-forge::NumPy>=1", "numpy"), ("python=3.11", "python"), ("pytorch 2.1.*", "pytorch")],
+    [
+        ("numpy", "numpy"),
+        ("conda-forge::NumPy>=1", "numpy"),
+        ("python=3.11", "python"),
+        ("pytorch 2.1.*", "pytorch"),
+    ],
 )
 def test_conda_key(spec: str, key: str) -> None:
     assert conda_key(spec) == key
 
 
-@pytest.mark.parametrize(("spec", "key"), [("Requests==2", "requests"), ("zope.interface>=5", "zope-interface"), ("foo_bar[x]", "foo-bar")])
+@pytest.mark.parametrize(
+    ("spec", "key"),
+    [("Requests==2", "requests"), ("zope.interface>=5", "zope-interface"), ("foo_bar[x]", "foo-bar")],
+)
 def test_pip_key(spec: str, key: str) -> None:
     assert pip_key(spec) == key

@@ -66,8 +66,9 @@ def _plain(node: Any, key: Key, pos: Positions, source: str) -> Any:
                 vpos = node.lc.value(k)
                 if vpos and vpos[0] is not None:
                     line, col = vpos
-            pos[(*key, k)] = (line + 1, col + 1)
-            out[k] = _plain(v, (*key, k), pos, source)
+            name = _text(k, (line + 1, col + 1), source)
+            pos[(*key, name)] = (line + 1, col + 1)
+            out[name] = _plain(v, (*key, name), pos, source)
         return out
     if isinstance(node, CommentedSeq):
         items = []
@@ -83,8 +84,18 @@ def _plain(node: Any, key: Key, pos: Positions, source: str) -> Any:
     if isinstance(node, float):
         return float(node)
     if isinstance(node, str):
-        return str(node)
+        return _text(str(node), pos.get(key, (1, 1)), source)
     raise SpecError(f"unsupported YAML value {node!r}", Location(source, *pos.get(key, (1, 1))))
+
+
+def _text(value: str, at: tuple[int, int], source: str) -> str:
+    """JSON escapes such as "\\ud800\\udc00" reach us as surrogate halves: join or refuse them."""
+    if not any("\ud800" <= ch <= "\udfff" for ch in value):
+        return value
+    try:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeError:
+        raise SpecError("text holds an unpaired UTF-16 surrogate", Location(source, *at)) from None
 
 
 def parse_text(text: str, source: str) -> tuple[Any, Positions]:

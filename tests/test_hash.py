@@ -1,0 +1,132 @@
+"""The content hash: what enters it, what does not, and pinned digests (schema 1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from layerkit import api
+from layerkit.hashing.content import HASH_SCHEMA, canonical_json
+from layerkit.lock.explicit import parse_explicit
+from layerkit.spec.load import load_text
+from layerkit.spec.merge import resolve
+from layerkit.spec.validate import check
+
+BASE = """
+name: {name}
+version: "{version}"
+description: {description}
+conda:
+  channels: [{channels}]
+  dependencies: [{deps}]
+  pip: [requests==2.32.3]
+apt: [git]
+env: {{A: "1"}}
+"""
+
+
+def h(name: str = "env", version: str = "1", description: str = "d", channels: str = "conda-forge, defaults",
+      deps: str = "python=3.11, numpy=1.26", extra: str = "") -> str:  # fmt: skip
+    text = (
+        BASE.format(name=name, version=version, description=description, channels=channels, deps=deps) + extra
+    )
+    return api.hash_spec(check(resolve(load_text(text, "spec.yaml")))).hash
+
+
+def test_schema_is_versioned() -> None:
+    assert HASH_SCHEMA == 1
+
+
+def test_canonical_json_is_sorted_and_compact() -> None:
+    assert canonical_json({"b": [1, "é"], "a": None}) == '{"a":null,"b":[1,"é"]}'.encode()
+
+
+def test_identity_fields_are_not_hashed() -> None:
+    assert h() == h(name="renamed", version="99", description="other words")
+
+
+def test_dependency_order_is_not_semantic() -> None:
+    assert h(deps="python=3.11, numpy=1.26") == h(deps="numpy=1.26, python=3.11")
+
+
+def test_channel_order_is_semantic() -> None:
+    assert h(channels="conda-forge, defaults") != h(channels="defaults, conda-forge")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"deps": "python=3.11, numpy=1.26, scipy=1.13"},
+        {"deps": "python=3.11, numpy=1.25"},
+        {"extra": "steps:\n  - run: echo hi\n"},
+        {"extra": "features:\n  datasets: true\n"},
+        {"extra": "base:\n  flavour: cpu-ubuntu20.04\n"},
+        {"extra": "base:\n  flavour: cpu-ubuntu22.04\n  digest: sha256:" + "1" * 64 + "\n"},
+        {"extra": "runtime:\n  user: other\n"},
+    ],
+)
+def test_content_changes_change_the_hash(change: dict[str, str]) -> None:
+    assert h(**change) != h()
+
+
+def test_mirrors_do_not_change_the_hash() -> None:
+    assert (
+        h(
+            extra="mirrors:\n  base_registry: mirror.internal:5000\n  pypi_index: http://pypi.internal/simple\n"
+        )
+        == h()
+    )
+
+
+def test_env_value_changes_hash_but_not_env_stage() -> None:
+    a = api.hash_spec(check(resolve(load_text(BASE.format(name="a", version="1", description="d", channels="conda-forge", deps="python=3.11") , "a.yaml"))))  # fmt: skip
+    text_b = BASE.format(
+        name="a", version="1", description="d", channels="conda-forge", deps="python=3.11"
+    ).replace('A: "1"', 'A: "2"')
+    b = api.hash_spec(check(resolve(load_text(text_b, "b.yaml"))))
+    assert a.hash != b.hash
+    assert a.stages == b.stages  # env vars live in the final stage: base and env are shared
+
+
+LOCK = """@EXPLICIT
+https://repo.example.com/conda-forge/linux-64/python-3.11.9-h0_0.conda#{py}
+https://repo.example.com/conda-forge/linux-64/numpy-1.26.4-py311h0_0.conda#{np}
+"""
+
+
+def test_lock_replaces_dependency_list() -> None:
+    checked = check(resolve(load_text(BASE.format(name="x", version="1", description="d", channels="conda-forge", deps="python=3.11, numpy"), "s.yaml")))  # fmt: skip
+    lock1 = parse_explicit(LOCK.format(py="a" * 32, np="b" * 32), "l.txt", "linux-64")
+    lock2 = parse_explicit(LOCK.format(py="a" * 32, np="c" * 32), "l.txt", "linux-64")
+    r1 = api.hash_spec(checked, lock1)
+    assert r1.parts["packages"] == {
+        "locked": [
+            ["linux-64", "conda", "numpy", "1.26.4", "py311h0_0", "b" * 32],
+            ["linux-64", "conda", "python", "3.11.9", "h0_0", "a" * 32],
+        ]
+    }
+    assert r1.hash != api.hash_spec(checked, lock2).hash
+    assert r1.hash != api.hash_spec(checked, auto_lock=False).hash
+
+
+SPECS = Path(__file__).parent / "specs"
+# Literal digests: a change here is a change of every user's image identity. Bump
+# HASH_SCHEMA (or TEMPLATE_VERSION) deliberately and re-pin; never edit silently.
+PINNED = {
+    "full-cpu.yaml": "d75d9f6420ff080bd0306b934c9f653182644ecf2e6b08da01190d9e96cd6def",
+    "gpu-cuda11.8.yaml": "cb63b3dad8965f13a0936681e0338a84d7920050677d791d733df82a35ce6fb6",
+    "openmpi-gpu.yaml": "5eb7dd29d6a3330b5cf19bf2b8f9e903ba8a2d56680ce51708e3da690aa807cb",
+    "user-managed-image.yaml": "b70551d2a9a30a929d20d4b245eb9f56929159c01a7d5d49b30a32c2ac57d7f8",
+    "environment.yml": "7d2b672b9990fd27feb309a99589469bc35973c41d894b6d41933d75b8e06b27",
+    "hosted-env.json": "f6aef95040137cdcbdcd5c665c1675e7448c2879a9f4fa37922e9c6289a04446",
+}
+
+
+@pytest.mark.parametrize(("spec", "digest"), sorted(PINNED.items()))
+def test_pinned_digests(spec: str, digest: str) -> None:
+    assert api.hash_spec(SPECS / spec, auto_lock=False).hash == digest
+
+
+def test_inline_pinned_digest() -> None:
+    assert h() == "316c5d88c4600c5d8ce00e24ac752cf61972a95f82c6e0847c525ebe0dee5bc1"
