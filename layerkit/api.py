@@ -61,10 +61,11 @@ class Rendered:
     hash: HashResult
     dockerfile: str
     lock: Lock | None
+    notes: tuple[str, ...] = ()
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return self.checked.warnings
+        return self.checked.warnings + self.notes
 
     @property
     def files(self) -> dict[str, str]:
@@ -100,7 +101,15 @@ def render(
     from layerkit.render.jinja import render_dockerfile
 
     checked, lk, plan, h = _prepare(spec, lock, platform, auto_lock)
-    return Rendered(checked, plan, h, render_dockerfile(plan, h), lk)
+    notes: tuple[str, ...] = ()
+    if lk is not None and lk.spec_hash is not None:
+        from layerkit.lock.run import lock_inputs
+
+        if lk.spec_hash != lock_inputs(checked).spec_hash():
+            notes = (
+                f"{lk.source}: warning: the lock is stale (the spec changed since); run `layerkit lock`",
+            )
+    return Rendered(checked, plan, h, render_dockerfile(plan, h), lk, notes)
 
 
 def write_context(rendered: Rendered, out_dir: Path) -> list[Path]:

@@ -89,3 +89,9 @@ def test_imports_are_lazy() -> None:
     code = "import sys, layerkit.cli; print(sorted(m for m in ('jinja2', 'pydantic', 'ruamel.yaml') if m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
+
+
+def test_flavours_lists_the_catalog(cli) -> None:
+    r = cli("flavours", "--json")
+    ids = {i["id"] for i in json.loads(r.out)}
+    assert {"cpu-ubuntu16.04", "cuda10.0-cudnn7.4-ubuntu16.04", "openmpi3.1.2-ubuntu16.04", "onnxruntime-tensorrt"} <= ids

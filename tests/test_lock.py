@@ -186,3 +186,35 @@ def test_check_loads_no_solver(channel: tuple[Path, str], tmp_path: Path) -> Non
     )
     assert r.returncode == 0, r.stderr
     assert "conda_lock" not in r.stderr and "rattler" not in r.stderr
+
+
+def test_render_warns_on_stale_lock(cli, channel: tuple[Path, str], tmp_path: Path) -> None:
+    spec = spec_file(tmp_path, channel[1], ["python=3.11"])
+    assert cli("lock", spec).code == 0
+    assert "stale" not in cli("render", spec).err
+    spec_file(tmp_path, channel[1], ["python=3.11", "toolz"])
+    r = cli("render", spec)
+    assert r.code == 0 and "the lock is stale" in r.err
+
+
+def test_pip_dependencies_through_a_pypi_mirror(cli, channel: tuple[Path, str], tmp_path: Path) -> None:
+    index = fx.make_pypi_index(
+        tmp_path / "pypi", [fx.WheelDef("tinypip", "1.0", ["tinydep>=1"]), fx.WheelDef("tinydep", "1.2")]
+    )
+    pypi_url, stop = fx.serve_directory(index)
+    try:
+        extra = f"  pip: [tinypip]\nmirrors:\n  pypi_index: '{pypi_url}/simple'\n"
+        spec = spec_file(tmp_path, channel[1], ["python=3.11"], extra)
+        r = cli("lock", spec)
+        assert r.code == 0, r.err
+    finally:
+        stop()
+    lk = api.read_lock(tmp_path / "env.conda-lock.yml")
+    pip = {p.name: p for p in lk.packages if p.manager == "pip"}
+    assert {n: p.version for n, p in pip.items()} == {"tinypip": "1.0", "tinydep": "1.2"}
+    assert all(p.sha256 and p.url.startswith(pypi_url) for p in pip.values())
+    rendered = api.render(spec)
+    req = rendered.files["requirements-linux-64.txt"]
+    assert f"--hash=sha256:{pip['tinydep'].sha256}" in req
+    assert "--no-deps --require-hashes -r requirements-linux-64.txt" in rendered.dockerfile
+    assert f"--index-url {pypi_url}/simple" in rendered.dockerfile
