@@ -7,11 +7,10 @@ print(r.hash.hash, r.dockerfile)
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from layerkit import atomic
 from layerkit.errors import SpecError
 from layerkit.hashing.content import HashResult, compute
 from layerkit.lock.model import Lock
@@ -117,15 +116,5 @@ def write_context(rendered: Rendered, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, content in sorted(rendered.files.items()):
-        target = out_dir / name
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(content)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        written.append(target)
+        written.append(atomic.write_text(out_dir / name, content))
     return written

@@ -39,3 +39,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(scope="module")
+def channel(tmp_path_factory: pytest.TempPathFactory):
+    """The standard local conda channel (tests/fixtures_channels.py), served on 127.0.0.1."""
+    import fixtures_channels as fx
+
+    root = fx.make_channel(tmp_path_factory.mktemp("chan") / "channel", fx.default_packages())
+    url, stop = fx.serve_channel(root)
+    yield root, url
+    stop()

@@ -94,4 +94,9 @@ def test_imports_are_lazy() -> None:
 def test_flavours_lists_the_catalog(cli) -> None:
     r = cli("flavours", "--json")
     ids = {i["id"] for i in json.loads(r.out)}
-    assert {"cpu-ubuntu16.04", "cuda10.0-cudnn7.4-ubuntu16.04", "openmpi3.1.2-ubuntu16.04", "onnxruntime-tensorrt"} <= ids
+    assert {
+        "cpu-ubuntu16.04",
+        "cuda10.0-cudnn7.4-ubuntu16.04",
+        "openmpi3.1.2-ubuntu16.04",
+        "onnxruntime-tensorrt",
+    } <= ids

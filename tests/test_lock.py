@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import fixtures_channels as fx
@@ -24,14 +23,6 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for k in list(os.environ):
         if k.startswith("CONDA_OVERRIDE_"):
             monkeypatch.delenv(k)
-
-
-@pytest.fixture(scope="module")
-def channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    root = fx.make_channel(tmp_path_factory.mktemp("chan") / "channel", fx.default_packages())
-    url, stop = fx.serve_channel(root)
-    yield root, url
-    stop()
 
 
 def spec_file(tmp: Path, url: str, deps: list[str], extra: str = "") -> Path:

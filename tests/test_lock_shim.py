@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,6 @@ import pytest
 from layerkit.lock.shim_launcher import shim_executable
 
 SUBDIR = "linux-64"
-
-
-@pytest.fixture(scope="module")
-def channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    root = fx.make_channel(tmp_path_factory.mktemp("chan") / "channel", fx.default_packages())
-    url, stop = fx.serve_channel(root)
-    yield root, url
-    stop()
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from layerkit.atomic import write_text
 from layerkit.errors import CheckFailed, EnvironmentFailure, SolveError, SpecError
 from layerkit.hashing.content import digest
 from layerkit.lock.unified import SPEC_HASH_KEY, read_unified
@@ -209,9 +210,5 @@ def write_explicit(lockfile: Path) -> list[Path]:
     stem = lockfile.name.removesuffix(".conda-lock.yml").removesuffix(".yml")
     out = []
     for platform in lk.platforms:
-        path = lockfile.with_name(f"{stem}.{platform}.explicit.txt")
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(lk.explicit(platform), encoding="utf-8")
-        os.replace(tmp, path)
-        out.append(path)
+        out.append(write_text(lockfile.with_name(f"{stem}.{platform}.explicit.txt"), lk.explicit(platform)))
     return out

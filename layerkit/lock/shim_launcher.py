@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import layerkit
@@ -52,13 +51,6 @@ def shim_executable(dir: Path, python: str | None = None) -> Path:
             return target
     except OSError:
         pass  # absent or unreadable: (re)write it
-    fd, tmp = tempfile.mkstemp(prefix=".conda-", dir=dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(content)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    from layerkit.atomic import write_text
+
+    return write_text(target, content, 0o755)
