@@ -107,9 +107,15 @@ class Catalog(_Model):
 
 
 def _load_yaml(text: str, source: str) -> object:
-    from layerkit.spec.load import parse_text
+    # Catalog files need no positions: the C-accelerated safe loader is ~20x faster than
+    # the round-trip one, which matters for the whole-process time of every command.
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
 
-    return parse_text(text, source)[0]
+    try:
+        return YAML(typ="safe").load(text)
+    except YAMLError as exc:
+        raise SpecError(f"invalid YAML in the catalog: {str(exc).splitlines()[0]}", Location(source)) from None
 
 
 @cache
