@@ -28,6 +28,11 @@ INSTALLER_APT = {
 }
 RATTLER_APT = ("ca-certificates", "python3", "python3-venv")
 RATTLER_VERSION = "0.28.0"
+OLD_SYSTEM_PYTHON = frozenset({"ubuntu16.04", "ubuntu18.04", "debian9", "debian10"})
+MPI_BIN = {
+    "openmpi": "/opt/mpi/bin",
+    "intelmpi": "/opt/mpi/compilers_and_libraries_2018.3.222/linux/mpi/intel64/bin",
+}
 MPI_BUILD_APT = {
     "openmpi": ("build-essential", "bzip2", "ca-certificates", "wget"),
     "intelmpi": ("ca-certificates", "cpio", "wget"),
@@ -73,6 +78,7 @@ class RenderPlan(_Model):
     distro: str | None
     apt_base: tuple[str, ...]
     runtime_apt: tuple[str, ...]
+    apt_pinned: bool  # pins may move packages the base image already holds (CUDA images)
     mpi_install: str | None  # "openmpi" | "intelmpi" when built in the image
     mpi_url: str | None
     mpi_sha256: str | None
@@ -128,12 +134,21 @@ def _with_digest(ref: str, digest: str | None) -> str:
 def _env_install(checked: Checked, lock: Lock | None, platform: str, base_apt: set[str]) -> EnvInstall:
     spec = checked.resolved.spec
     conda = spec.conda
-    # py-rattler by default: it installs from a PyPI mirror with no binary download.
-    installer: Installer = (conda.installer if conda else None) or "rattler"
+    image = checked.image
+    # py-rattler needs the base's python3 >= 3.8; older distros get the pinned Miniconda.
+    old_python = image is not None and image.distro.tag in OLD_SYSTEM_PYTHON
+    installer: Installer = (conda.installer if conda else None) or ("conda" if old_python else "rattler")
+    if installer == "rattler" and old_python:
+        raise SpecError(
+            f"installer 'rattler' needs python3 >= 3.8 in the base; {image.distro.tag} has an older one: "  # type: ignore[union-attr]
+            "use installer: conda or micromamba",
+            checked.resolved.loc(("conda", "installer")),
+        )
     download = None
     version = RATTLER_VERSION
     if installer != "rattler":
-        entry = load_catalog().installer("miniconda" if installer == "conda" else "micromamba")
+        wanted = image.conda if image and installer == "conda" else None
+        entry = load_catalog().installer("miniconda" if installer == "conda" else "micromamba", wanted)
         if entry is None:
             raise SpecError(f"the catalog has no pinned {installer} installer")
         tool, value = entry.linux_64.check
@@ -252,7 +267,7 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
     env.update(spec.env or {})
     path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     if mpi:
-        path = f"/opt/mpi/bin:{path}"
+        path = f"{MPI_BIN[mpi.kind]}:{path}"
         env.setdefault("LD_LIBRARY_PATH", "/opt/mpi/lib")
     if managed:
         path = f"{ENV_PREFIX}/bin:{path}"
@@ -268,6 +283,7 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
         runtime_ref=runtime_ref,
         distro=image.distro.tag if image else None,
         apt_base=tuple(sorted(apt)),
+        apt_pinned=any("=" in p for p in apt),
         runtime_apt=tuple(sorted(runtime_apt)) if runtime_ref else (),
         mpi_install=mpi.kind if mpi else None,
         mpi_url=mpi.source.url if mpi and mpi.source else None,

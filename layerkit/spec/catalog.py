@@ -99,8 +99,10 @@ class Catalog(_Model):
     def by_ref(self, ref: str) -> CatalogImage | None:
         return next((i for i in self.images if ref in (i.devel, i.runtime)), None)
 
-    def installer(self, name: str) -> Installer | None:
-        return next((i for i in self.installers if i.name == name), None)
+    def installer(self, name: str, version: str | None = None) -> Installer | None:
+        """The pinned installer `name`, at `version` when the catalog has it, else the first."""
+        named = [i for i in self.installers if i.name == name]
+        return next((i for i in named if i.version == version), named[0] if named else None)
 
     def compat_rule(self, cuda: str) -> CompatRule | None:
         return next((r for r in self.compat if cuda == r.cuda or cuda.startswith(r.cuda + ".")), None)
@@ -115,7 +117,9 @@ def _load_yaml(text: str, source: str) -> object:
     try:
         return YAML(typ="safe").load(text)
     except YAMLError as exc:
-        raise SpecError(f"invalid YAML in the catalog: {str(exc).splitlines()[0]}", Location(source)) from None
+        raise SpecError(
+            f"invalid YAML in the catalog: {str(exc).splitlines()[0]}", Location(source)
+        ) from None
 
 
 @cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -157,10 +158,17 @@ def _field_names(model: type[BaseModel], path: Key) -> list[str]:
     return []
 
 
+def _is_tag(part: object) -> bool:
+    """Pydantic inserts union-member tags such as 'str' or 'tuple[str, ...]' into error paths."""
+    return isinstance(part, str) and (
+        part in _TYPE_TAGS or re.fullmatch(r"(tuple|list|dict|function-\w+)\[.*\]", part) is not None
+    )
+
+
 def _message(err: Any, model: type[BaseModel]) -> str:
-    loc = [p for p in err["loc"] if isinstance(p, int) or ("[" not in p and p not in _TYPE_TAGS)]
+    loc = [p for p in err["loc"] if not _is_tag(p)]
     where = ".".join(str(p) for p in loc) or "spec"
-    if err["type"] == "extra_forbidden":
+    if err["type"] == "extra_forbidden" and loc:
         key = str(loc[-1])
         allowed = _field_names(model, tuple(loc[:-1]))
         hint = difflib.get_close_matches(key, allowed, n=1)
@@ -186,7 +194,7 @@ def validate_data(data: Any, pos: Positions, source: str) -> Spec:
         errors = exc.errors()
 
         def where(err: Any) -> Location:
-            key = tuple(p for p in err["loc"] if isinstance(p, int) or p not in _TYPE_TAGS)
+            key = tuple(p for p in err["loc"] if not _is_tag(p))
             while key and key not in pos:
                 key = key[:-1]
             line, col = pos.get(key, (1, 1))

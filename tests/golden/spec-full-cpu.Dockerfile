@@ -5,7 +5,7 @@ FROM ubuntu:22.04 AS base
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV LANG=C.UTF-8 LC_ALL=C.UTF-8
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends --allow-downgrades --allow-change-held-packages \
        ca-certificates \
        curl=7.81.* \
        fuse \
@@ -22,7 +22,7 @@ RUN mkdir -p /data && chmod 0777 /data
 FROM base AS env
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends --allow-downgrades --allow-change-held-packages \
        python3 \
        python3-venv \
     && apt-get clean \

@@ -32,7 +32,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /tmp/layerkit
 RUN wget -q -O miniconda.sh "https://repo.anaconda.com/miniconda/Miniconda3-4.5.11-Linux-x86_64.sh" \
-    && echo "e1045ee415162f944b6aebfe560b8fee  miniconda.sh" | md5sum -c - \
+    && echo "ea4594241e13a2671c5b158b3b813f0794fe58d514795fbf72a1aad24db918cf  miniconda.sh" | sha256sum -c - \
     && bash miniconda.sh -b -p /opt/conda \
     && rm miniconda.sh
 COPY environment.yml ./
@@ -43,8 +43,9 @@ RUN find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
 
 FROM base AS runtime
 COPY --from=env /opt/env /opt/env
-ENV LD_LIBRARY_PATH="/opt/mpi/lib" \
-    PATH="/opt/env/bin:/opt/mpi/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ENV I_MPI_ROOT="/opt/mpi/compilers_and_libraries_2018.3.222/linux/mpi" \
+    LD_LIBRARY_PATH="/opt/mpi/compilers_and_libraries_2018.3.222/linux/mpi/intel64/lib" \
+    PATH="/opt/env/bin:/opt/mpi/compilers_and_libraries_2018.3.222/linux/mpi/intel64/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LABEL io.layerkit.hash="0ae5af6abc132bc1175bfe585bce0f8a960fb8dae4f17a8959e6d994fc7468f7" \
       io.layerkit.hash-schema="1" \
       io.layerkit.sources="intelmpi-cpu.yaml" \
