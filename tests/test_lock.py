@@ -96,7 +96,7 @@ def test_check_sees_fresh_and_stale_without_network(cli, tmp_path: Path) -> None
     assert missing.code == 1 and "no lockfile" in missing.err
 
 
-def test_update_moves_only_named_package(cli, tmp_path: Path) -> None:
+def test_update_moves_only_named_package(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = [
         p
         for p in fx.default_packages()
@@ -113,6 +113,8 @@ def test_update_moves_only_named_package(cli, tmp_path: Path) -> None:
             before["datakit"] == "datakit-1.0-h0_0.tar.bz2" and before["toolz"] == "toolz-0.11-pyh_0.tar.bz2"
         )
         fx.make_channel(root, fx.default_packages())  # newer datakit, corelib and toolz appear
+        # rattler may serve repodata from its HTTP cache within the freshness window.
+        monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler-cache-2"))
         r = cli("lock", spec, "--update", "datakit")
         assert r.code == 0, r.err
         after = conda_pkgs(lockfile)
