@@ -304,5 +304,16 @@ def check(r: Resolved, catalog: Catalog | None = None) -> Checked:
         raise SpecError(
             f"flavour '{image.id}' has no CUDA but features.gpu asks for it", r.loc(("features", "gpu"))
         )
+    feats = r.spec.features
+    if b and b.flavour and image and feats:
+        for what, want, have in (
+            ("mpi", feats.mpi, image.mpi.kind if image.mpi else None),
+            ("onnxruntime", feats.onnxruntime, image.onnxruntime),
+        ):
+            if want is not None and want != have:
+                raise SpecError(
+                    f"flavour '{image.id}' has {what} {have or 'none'} but features.{what} asks for {want}",
+                    r.loc(("features", what)),
+                )
     _check_base(r, image, cat)
     return Checked(r, image, tuple(warn))
