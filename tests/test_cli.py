@@ -100,3 +100,20 @@ def test_flavours_lists_the_catalog(cli) -> None:
         "openmpi3.1.2-ubuntu16.04",
         "onnxruntime-tensorrt",
     } <= ids
+
+
+def test_unreadable_inputs_are_bad_input_not_tracebacks(cli, tmp_path: Path) -> None:
+    binary = tmp_path / "bin.Dockerfile"
+    binary.write_bytes(b"\xff\xfe")
+    spec = tmp_path / "s.yaml"
+    spec.write_text("base:\n  dockerfile_file: bin.Dockerfile\nuser_managed: true\n")
+    r = cli("render", spec)
+    assert r.code == 2 and "not UTF-8" in r.err
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("name: ok\n")
+    r = cli("hash", "--lock", binary, ok)
+    assert r.code == 2 and "not UTF-8" in r.err
+    r = cli("lock", "--lockfile", tmp_path / "nodir" / "x.conda-lock.yml", ok)
+    assert r.code == 2 and "does not exist" in r.err
+    r = cli("validate", "--bogus", ok)
+    assert r.code == 2 and r.err.count("layerkit") == 2  # "layerkit: error: ... (see `layerkit --help`)"

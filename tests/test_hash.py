@@ -130,3 +130,7 @@ def test_pinned_digests(spec: str, digest: str) -> None:
 
 def test_inline_pinned_digest() -> None:
     assert h() == "316c5d88c4600c5d8ce00e24ac752cf61972a95f82c6e0847c525ebe0dee5bc1"
+
+
+def test_false_feature_equals_unset() -> None:
+    assert h(extra="features:\n  datasets: false\n") == h()

@@ -84,7 +84,8 @@ def compute(checked: Checked, plan: RenderPlan, lock: Lock | None = None) -> Has
         "steps": [[s.instruction, s.text] for s in plan.base_steps],
         "user": [plan.user, plan.uid, plan.workdir],
         "platform": plan.platform,
-        "features": plan.features.model_dump(mode="json", exclude_none=True),
+        # false and unset mean the same image: only features that are on enter the hash
+        "features": {k: v for k, v in plan.features.model_dump(mode="json", exclude_none=True).items() if v},
     }
     parts: dict[str, Any] = {
         "system": system,

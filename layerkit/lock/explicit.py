@@ -66,4 +66,6 @@ def read_explicit(path: Path) -> Lock:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read lock {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"lock {path} is not UTF-8 text") from None
     return parse_explicit(text, str(path))

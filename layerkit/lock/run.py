@@ -90,8 +90,10 @@ def recorded_hash(lockfile: Path) -> str | None:
         text = lockfile.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise SpecError(f"cannot read lock {lockfile}: {exc.strerror}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(
+            f"cannot read lock {lockfile}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}"
+        ) from None
     m = _HASH_LINE.search(text)
     return m.group(1) if m else None
 
@@ -173,6 +175,8 @@ def lock(
     cache = cache_dir or Path(os.environ.get("LAYERKIT_CACHE", Path.home() / ".cache" / "layerkit"))
     exe = find_solver(solver, cache / "bin")
     lockfile = lockfile.resolve()
+    if not lockfile.parent.is_dir():
+        raise SpecError(f"the lockfile's folder {lockfile.parent} does not exist")
     with tempfile.TemporaryDirectory(prefix=".layerkit-lock-", dir=lockfile.parent) as tmp:
         work = Path(tmp)
         (work / "environment.yml").write_text(json.dumps(_env_file(inputs), indent=2))

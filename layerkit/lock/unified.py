@@ -56,6 +56,8 @@ def read_unified(path: Path) -> Lock:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read lock {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"lock {path} is not UTF-8 text") from None
     try:
         data = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:

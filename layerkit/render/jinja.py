@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from functools import cache
 
 import jinja2
@@ -62,7 +63,7 @@ def render_dockerfile(plan: RenderPlan, h: HashResult) -> str:
         if e.installer == "rattler":
             names.append("install_env.py")
         env_files = " ".join(sorted(names))
-    pip_index = f" --index-url {e.pip_index}" if e is not None and e.pip_index else ""
+    pip_index = f" --index-url {shlex.quote(e.pip_index)}" if e is not None and e.pip_index else ""
     text = (
         _env()
         .get_template("Dockerfile.j2")

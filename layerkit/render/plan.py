@@ -336,6 +336,8 @@ def _read_dockerfile(checked: Checked) -> str:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read base Dockerfile {path}: {exc.strerror}", loc) from None
+    except UnicodeDecodeError:
+        raise SpecError(f"base Dockerfile {path} is not UTF-8 text", loc) from None
 
 
 def _rel_sources(checked: Checked) -> list[str]:

@@ -13,8 +13,9 @@ APT_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]*(?::[a-z0-9]+)?(?:=[A-Za-z0-9.+:~
 USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 ABS_PATH = re.compile(r"/[A-Za-z0-9._/+@-]*")
 SHM_SIZE = re.compile(r"[0-9]+[bkmgBKMG]?")
-CHANNEL = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*|(?:https?|file)://[^\s'\"\\`$]+")
-URL = re.compile(r"(?:https?|file)://[^\s'\"\\`$]+")
+# URLs: shell-safe characters only, and no user:password@ (credentials never go in a spec).
+URL = re.compile(r"(?:https?|file)://(?:[A-Za-z0-9.-]+(?::[0-9]{1,5})?)?(?:/[A-Za-z0-9._~%+=,:/-]*)?")
+CHANNEL = re.compile(rf"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*|{URL.pattern}")
 CONDA_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 CONDA_VERSION = r"[0-9*][A-Za-z0-9_.*+!]*"
 CONDA_CONSTRAINT = rf"(?:==|=|>=|<=|>|<|!=|~=)?{CONDA_VERSION}"
@@ -41,8 +42,10 @@ def shell_line(value: str) -> str | None:
         return "must not be empty"
     if value.rstrip().endswith("\\"):
         return "must not end with a line-continuation backslash"
-    if re.search(r"<<-?\s*['\"]?[A-Za-z_]", value):
-        return "must not contain a heredoc (<<WORD)"
+    # BuildKit treats any `<<WORD` (quoted, backslashed or numeric) as a heredoc; only `<<<`
+    # (a here-string) is plain shell.
+    if re.search(r"(?<!<)<<(?!<)", value):
+        return "must not contain a heredoc (<<WORD); put the text in a file instead"
     return None
 
 
