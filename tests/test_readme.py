@@ -20,5 +20,8 @@ def test_readme_spec_example_validates(tmp_path: Path) -> None:
     spec.write_text(block.group(1))
     rendered = api.render(spec)
     # mirrors.base_registry in the example redirects the catalog image to the mirror
-    assert "FROM registry-mirror.internal:5000/nvidia/cuda:11.8.0-cudnn8-devel-ubuntu22.04 AS base" in rendered.dockerfile
+    assert (
+        "FROM registry-mirror.internal:5000/nvidia/cuda:11.8.0-cudnn8-devel-ubuntu22.04 AS base"
+        in rendered.dockerfile
+    )
     assert rendered.checked.resolved.spec.env == {"TEAM": "ml", "OMP_NUM_THREADS": "4"}
