@@ -140,6 +140,22 @@ def test_locked_hash_and_render(cli, channel: tuple[Path, str], tmp_path: Path) 
     assert rendered.files["conda-linux-64.lock"].splitlines()[2:] == explicit.splitlines()[2:]
 
 
+def test_channel_alias(cli, tmp_path: Path) -> None:
+    fx.make_channel(tmp_path / "srv" / "mychan", fx.default_packages())
+    alias, stop = fx.serve_directory(tmp_path / "srv")
+    try:
+        spec = tmp_path / "env.yaml"
+        spec.write_text(
+            f"conda:\n  channels: [mychan]\n  dependencies: [python=3.11]\nmirrors:\n  channel_alias: '{alias}'\n"
+        )
+        r = cli("lock", spec)
+        assert r.code == 0, r.err
+    finally:
+        stop()
+    urls = [p.url for p in api.read_lock(tmp_path / "env.conda-lock.yml").packages]
+    assert urls and all(u.startswith(f"{alias}/mychan/") for u in urls)
+
+
 def test_mirrored_channel_name(cli, channel: tuple[Path, str], tmp_path: Path) -> None:
     spec = tmp_path / "env.yaml"
     spec.write_text(
@@ -160,7 +176,10 @@ def test_failures_keep_the_old_lock(cli, channel: tuple[Path, str], tmp_path: Pa
     assert unsolvable.code == 2, unsolvable.err
     assert "cannot be solved" in unsolvable.err and "Traceback" not in unsolvable.err
     down = cli("lock", spec_file(tmp_path, "http://127.0.0.1:9", ["python=3.11"]))
-    assert down.code in (2, 3), down.err
+    assert down.code == 3 and "network failure" in down.err and "Connection refused" in down.err, down.err
+    missing = cli("lock", spec_file(tmp_path, channel[1] + "/nosuch", ["python=3.11"]))
+    assert missing.code == 2 and "channel could not be found" in missing.err, missing.err
+    assert "CalledProcessError" not in down.err + missing.err + unsolvable.err
     assert lockfile.read_bytes() == before
     assert not list(tmp_path.glob(".layerkit-lock-*"))
 

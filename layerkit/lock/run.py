@@ -147,23 +147,36 @@ def _env_file(inputs: LockInputs) -> dict[str, Any]:
     return doc
 
 
+def _solver_error(output: str) -> tuple[str, str] | None:
+    """The embedded solver's (exception_name, message) from conda-lock's output, if present."""
+    name = re.search(r'"exception_name":\s*"([^"]+)"', output)
+    msg = re.search(r'"message":\s*("(?:[^"\\]|\\.)*")', output)
+    if not (name and msg):
+        return None
+    try:
+        text = json.loads(msg.group(1))
+    except ValueError:
+        return None
+    return name.group(1), "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
 def _classify(output: str) -> Exception:
+    solver = _solver_error(output)
     tail = [ln for ln in output.strip().splitlines() if ln.strip()][-12:]
-    text = "\n".join(tail)
-    if re.search(
-        r"Unsatisfiable|PackagesNotFound|cannot be installed|nothing provides|No candidates", output
+    detail = solver[1] if solver else (tail[-1] if tail else "no output")
+    kind = solver[0] if solver else ""
+    if kind in ("UnsatisfiableError", "PackagesNotFoundError", "InvalidMatchSpec") or re.search(
+        r"Unsatisfiable|PackagesNotFound|nothing provides|cannot be installed", output
     ):
-        lines = [
-            ln for ln in tail if re.search(r"(?i)unsatisf|not found|nothing provides|cannot|requires", ln)
-        ]
-        return SolveError("the spec cannot be solved: " + " | ".join(lines[-3:] or tail[-1:]))
+        return SolveError(f"the spec cannot be solved: {detail}")
     if re.search(
-        r"(?i)connection refused|timed out|name or service not known|temporary failure|network", output
+        r"(?i)connection refused|timed out|dns error|name or service not known|temporary failure|tcp connect",
+        detail,
     ):
-        return EnvironmentFailure("network failure while locking: " + (tail[-1] if tail else "no output"))
-    if re.search(r"(?i)404|not found|unknown channel|UnavailableInvalidChannel", output):
-        return SpecError("a channel could not be found: " + (tail[-1] if tail else ""))
-    return EnvironmentFailure("conda-lock failed:\n" + text)
+        return EnvironmentFailure(f"network failure while locking: {detail}")
+    if re.search(r"(?i)\b404\b|not found|unknown channel|UnavailableInvalidChannel", detail):
+        return SpecError(f"a channel could not be found (check conda.channels and mirrors): {detail}")
+    return EnvironmentFailure("conda-lock failed: " + detail)
 
 
 def lock(
