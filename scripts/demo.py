@@ -48,6 +48,7 @@ def main() -> None:
         print(f"hash of the locked environment: {locked}")
     finally:
         stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
