@@ -43,11 +43,8 @@ sys.exit(0 if s.recv(64).startswith(b"HTTP/1.1 200") else 1)
 PY
 }
 
-running_pid() {
-  [[ -f $pidfile ]] || return 1
-  local pid; pid=$(cat "$pidfile")
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 case $cmd in
   start)

@@ -44,11 +44,8 @@ except urllib.error.HTTPError as e:
 PY
 }
 
-running_pid() {
-  [[ -f $pidfile ]] || return 1
-  local pid; pid=$(cat "$pidfile")
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 case $cmd in
   start)
