@@ -178,9 +178,9 @@ def _lock(args: argparse.Namespace) -> int:
             _out(json.dumps({"lockfile": str(lockfile), "fresh": True, "spec_hash": spec_hash}) + "\n")
         return EXIT_OK
     _warn(args, checked.warnings)
-    path = run.lock(checked, lockfile, update=args.update, solver=args.conda)
-    explicit = run.write_explicit(path)
-    lk = api.read_lock(path)
+    lk = run.lock(checked, lockfile, update=args.update, solver=args.conda)
+    path = Path(lk.source)
+    explicit = run.write_explicit(path, lk)
     if args.json:
         counts = {p: len(lk.for_platform(p, "conda")) + len(lk.for_platform(p, "pip")) for p in lk.platforms}
         doc = {

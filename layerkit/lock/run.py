@@ -22,6 +22,7 @@ from typing import Any
 from layerkit.atomic import write_text
 from layerkit.errors import CheckFailed, EnvironmentFailure, SolveError, SpecError
 from layerkit.hashing.content import digest
+from layerkit.lock.model import Lock
 from layerkit.lock.unified import SPEC_HASH_KEY, read_unified
 from layerkit.render.plan import effective_dependencies
 from layerkit.spec.validate import Checked
@@ -181,9 +182,10 @@ def _classify(output: str) -> Exception:
 
 def lock(
     checked: Checked, lockfile: Path, *, update: list[str] | None = None, solver: str | None = None,
-    cache_dir: Path | None = None, log: Any = None,
-) -> Path:  # fmt: skip
-    """Lock the spec into `lockfile` (atomically); with `update`, only those packages move."""
+    cache_dir: Path | None = None,
+) -> Lock:  # fmt: skip
+    """Lock the spec into `lockfile` (atomically); with `update`, only those packages move.
+    Returns the lock as read back before it replaced the old one."""
     inputs = lock_inputs(checked)
     cache = cache_dir or Path(os.environ.get("LAYERKIT_CACHE", Path.home() / ".cache" / "layerkit"))
     exe = find_solver(solver, cache / "bin")
@@ -216,14 +218,13 @@ def lock(
         proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not target.is_file():
             raise _classify(proc.stdout + "\n" + proc.stderr)
-        read_unified(target)  # refuse to install a lock we cannot read back
+        lk = read_unified(target)  # refuse to install a lock we cannot read back
         os.replace(target, lockfile)
-    return lockfile
+    return lk.model_copy(update={"source": str(lockfile)})
 
 
-def write_explicit(lockfile: Path) -> list[Path]:
+def write_explicit(lockfile: Path, lk: Lock) -> list[Path]:
     """Write `<stem>.<platform>.explicit.txt` beside the lock: what the env stage installs."""
-    lk = read_unified(lockfile)
     stem = lockfile.name.removesuffix(".conda-lock.yml").removesuffix(".yml")
     out = []
     for platform in lk.platforms:
