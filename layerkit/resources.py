@@ -3,6 +3,7 @@ layerkit/_data/; in a source checkout or editable install, at the repository roo
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -19,3 +20,8 @@ def data_dir(name: str) -> Traversable:
     if checkout.is_dir():
         return checkout
     raise FileNotFoundError(f"layerkit data folder {name!r} is missing from this installation")
+
+
+def cache_dir() -> Path:
+    """layerkit's own cache (solver shim, compiled templates): $LAYERKIT_CACHE or ~/.cache/layerkit."""
+    return Path(os.environ.get("LAYERKIT_CACHE", Path.home() / ".cache" / "layerkit"))

@@ -187,7 +187,9 @@ def lock(
     """Lock the spec into `lockfile` (atomically); with `update`, only those packages move.
     Returns the lock as read back before it replaced the old one."""
     inputs = lock_inputs(checked)
-    cache = cache_dir or Path(os.environ.get("LAYERKIT_CACHE", Path.home() / ".cache" / "layerkit"))
+    from layerkit.resources import cache_dir as default_cache
+
+    cache = cache_dir or default_cache()
     exe = find_solver(solver, cache / "bin")
     lockfile = lockfile.resolve()
     if not lockfile.parent.is_dir():

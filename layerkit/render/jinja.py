@@ -15,10 +15,9 @@ from layerkit.render.plan import ENV_PREFIX, RenderPlan, quote
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates cached on disk (keyed by source checksum): saves ~30 ms a run."""
-    import os
-    from pathlib import Path
+    from layerkit.resources import cache_dir
 
-    root = Path(os.environ.get("LAYERKIT_CACHE", Path.home() / ".cache" / "layerkit")) / "jinja"
+    root = cache_dir() / "jinja"
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError:

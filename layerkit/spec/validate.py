@@ -17,7 +17,7 @@ from layerkit.spec import values as V
 from layerkit.spec.catalog import Catalog, CatalogImage, load_catalog
 from layerkit.spec.imageref import parse_image_ref
 from layerkit.spec.merge import Resolved
-from layerkit.spec.models import Features
+from layerkit.spec.models import Base, Features
 
 CURATED_PREFIX = "layerkit-"  # names of environments shipped with layerkit
 DEFAULT_FLAVOUR = "cpu-ubuntu22.04"
@@ -278,6 +278,26 @@ def _check_features(r: Resolved, cat: Catalog) -> None:
                 )
 
 
+def _check_flavour_provides(r: Resolved, image: CatalogImage) -> None:
+    """A flavour picked by name must have what features asks for (by features it is matched)."""
+    feats = r.spec.features
+    if feats is None:
+        return
+    if feats.gpu and image.cuda is None:
+        raise SpecError(
+            f"flavour '{image.id}' has no CUDA but features.gpu asks for it", r.loc(("features", "gpu"))
+        )
+    for what, want, have in (
+        ("mpi", feats.mpi, image.mpi.kind if image.mpi else None),
+        ("onnxruntime", feats.onnxruntime, image.onnxruntime),
+    ):
+        if want is not None and want != have:
+            raise SpecError(
+                f"flavour '{image.id}' has {what} {have or 'none'} but features.{what} asks for {want}",
+                r.loc(("features", what)),
+            )
+
+
 def check(r: Resolved, catalog: Catalog | None = None) -> Checked:
     """Validate a resolved spec; raise SpecError on the first problem, return warnings."""
     cat = catalog or load_catalog()
@@ -285,9 +305,7 @@ def check(r: Resolved, catalog: Catalog | None = None) -> Checked:
     for layer in r.layers:
         lb = layer.spec.base
         if lb:
-            sources = [
-                k for k in ("image", "dockerfile", "dockerfile_file", "flavour") if getattr(lb, k) is not None
-            ]
+            sources = [k for k in Base.EXCLUSIVE if getattr(lb, k) is not None]
             if len(sources) > 1:
                 raise SpecError(
                     f"base: set only one of image, dockerfile, dockerfile_file, flavour (got {', '.join(sources)})",
@@ -297,23 +315,10 @@ def check(r: Resolved, catalog: Catalog | None = None) -> Checked:
     _check_values(r, warn)
     _check_features(r, cat)
     spec = r.spec
-    if spec.user_managed and not (b and (b.image or b.dockerfile or b.dockerfile_file or b.flavour)):
+    if spec.user_managed and not (b and any(getattr(b, k) for k in Base.EXCLUSIVE)):
         raise SpecError("user_managed needs base.image or base.dockerfile", r.loc(("user_managed",)))
     image = _select(r, cat)
-    if b and b.flavour and image and r.spec.features and r.spec.features.gpu and image.cuda is None:
-        raise SpecError(
-            f"flavour '{image.id}' has no CUDA but features.gpu asks for it", r.loc(("features", "gpu"))
-        )
-    feats = r.spec.features
-    if b and b.flavour and image and feats:
-        for what, want, have in (
-            ("mpi", feats.mpi, image.mpi.kind if image.mpi else None),
-            ("onnxruntime", feats.onnxruntime, image.onnxruntime),
-        ):
-            if want is not None and want != have:
-                raise SpecError(
-                    f"flavour '{image.id}' has {what} {have or 'none'} but features.{what} asks for {want}",
-                    r.loc(("features", what)),
-                )
+    if b and b.flavour and image:
+        _check_flavour_provides(r, image)
     _check_base(r, image, cat)
     return Checked(r, image, tuple(warn))
