@@ -50,3 +50,21 @@ def channel(tmp_path_factory: pytest.TempPathFactory):
     url, stop = fx.serve_channel(root)
     yield root, url
     stop()
+
+
+@pytest.fixture(scope="session")
+def services():
+    """A private dockerd, an anonymous loopback registry and the Debian base image in it."""
+    import fixtures_services as fs
+
+    with fs.dockerd_with_registry() as svc:
+        yield svc
+
+
+@pytest.fixture(scope="session")
+def auth_registry(services):
+    """A second loopback registry that needs basic auth (random user and password)."""
+    import fixtures_services as fs
+
+    with fs.registry(services.root / "auth-r", auth=True) as reg:
+        yield reg

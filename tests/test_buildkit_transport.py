@@ -10,68 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import pytest
+from fixtures_services import Services, free_port
 
 from layerkit.build._proto import buildkit_ops_pb2 as pb
 from layerkit.build.client import BuildkitClient
 from layerkit.build.llb import DefinitionBuilder, dockerfile_inputs
 from layerkit.build.transport import DockerBridge, open_transport, parse_address
 from layerkit.errors import DaemonError, SpecError
-
-SERVICES = Path(__file__).resolve().parent.parent / "scripts" / "services"
-
-
-@dataclass(frozen=True)
-class Services:
-    docker_host: str  # unix:///.../docker.sock
-    registry: str  # 127.0.0.1:PORT
-    base_image: str  # localhost:PORT/debian:bookworm
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _run(*args: str | Path, timeout: float) -> str:
-    proc = subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return proc.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture(scope="session")
-def services() -> Iterator[Services]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: starts a private dockerd and registry (scripts/services/*.sh)")
-    # Short path under /tmp: containerd's sockets live below --exec-root and unix
-    # socket paths are limited to 108 bytes.
-    base = Path(tempfile.mkdtemp(prefix="lk-it-", dir="/tmp"))
-    port = _free_port()
-    try:
-        docker_host = _run(SERVICES / "dockerd.sh", "start", base / "d", timeout=600)
-        registry = _run(SERVICES / "registry.sh", "start", str(port), base / "r", timeout=600)
-        image = _run(SERVICES / "base-image.sh", docker_host, registry, timeout=900)
-        yield Services(docker_host, registry, image)
-    finally:
-        subprocess.run([SERVICES / "registry.sh", "stop", str(port), base / "r"], check=False, timeout=60)
-        subprocess.run([SERVICES / "dockerd.sh", "stop", base / "d"], check=False, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -145,7 +99,7 @@ def test_dockerfile_solve_without_session_exports_to_dockerd(
     ],
 )
 def test_unreachable_daemon_fails_fast_with_clear_error(addr: str) -> None:
-    addr = addr.format(port=_free_port())  # nothing listens on a just-freed port
+    addr = addr.format(port=free_port())  # nothing listens on a just-freed port
     start = time.monotonic()
     with pytest.raises(DaemonError, match=r"cannot reach .*(No such file|refused)"):
         open_transport(addr, timeout=10)

@@ -26,6 +26,12 @@ INSTALLER_APT = {
     "conda": ("bzip2", "ca-certificates", "wget"),
     "micromamba": ("bzip2", "ca-certificates", "wget"),
 }
+_CA_BUNDLE = "test -s /etc/ssl/certs/ca-certificates.crt"
+INSTALLER_PROBE = {
+    "rattler": f"python3 -c 'import ensurepip, venv' 2>/dev/null && {_CA_BUNDLE}",
+    "conda": f"command -v wget >/dev/null && command -v bzip2 >/dev/null && {_CA_BUNDLE}",
+    "micromamba": f"command -v wget >/dev/null && command -v bzip2 >/dev/null && {_CA_BUNDLE}",
+}
 RATTLER_APT = ("ca-certificates", "python3", "python3-venv")
 RATTLER_VERSION = "0.28.0"
 OLD_SYSTEM_PYTHON = frozenset({"ubuntu16.04", "ubuntu18.04", "debian9", "debian10"})
@@ -61,6 +67,9 @@ class EnvInstall(_Model):
     pip_hashes: bool
     pip_index: str | None
     extra_apt: tuple[str, ...]  # what the installer needs beyond the base stage
+    # Shell test that is true when the base already has what extra_apt would install:
+    # then the env stage needs no apt network access (air-gapped bases ship them).
+    extra_apt_probe: str
 
 
 class CommandStep(_Model):
@@ -172,6 +181,7 @@ def _env_install(checked: Checked, lock: Lock | None, platform: str, base_apt: s
             pip_hashes=True,
             pip_index=pip_index,
             extra_apt=extra_apt,
+            extra_apt_probe=INSTALLER_PROBE[installer],
         )
     return EnvInstall(
         installer=installer,
@@ -183,6 +193,7 @@ def _env_install(checked: Checked, lock: Lock | None, platform: str, base_apt: s
         pip_hashes=False,
         pip_index=pip_index,
         extra_apt=extra_apt,
+        extra_apt_probe=INSTALLER_PROBE[installer],
     )
 
 

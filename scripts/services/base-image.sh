@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build a tiny Debian base image without Docker Hub (unreachable here) and push it
 # to a local registry, so BuildKit can resolve `FROM localhost:PORT/debian:bookworm`.
+# Debian minbase plus python3, python3-venv and ca-certificates: what layerkit's py-rattler installer
+# needs, so env stages build with no apt network access (air-gapped).
 #
 #   base-image.sh DOCKER_HOST REGISTRY_HOSTPORT [REPO:TAG]
 #     e.g. base-image.sh unix:///tmp/d/docker.sock 127.0.0.1:5000
@@ -19,7 +21,7 @@ port=${registry##*:}
 ref=localhost:$port/${3:-debian:bookworm}
 suite=bookworm
 cache_dir=${LAYERKIT_CACHE:-$HOME/.cache/layerkit}
-tarball=$cache_dir/debian-$suite-minbase-$(dpkg --print-architecture).tar
+tarball=$cache_dir/debian-$suite-minbase-py3-ca-$(dpkg --print-architecture).tar
 
 # Use the mirror apt already uses on this machine (deb822 or one-line format).
 apt_mirror() {
@@ -38,7 +40,7 @@ if [[ ! -s $tarball ]]; then
   mkdir -p "$cache_dir"
   work=$(mktemp -d "$cache_dir/rootfs.XXXXXX")
   trap 'rm -rf "$work"' EXIT
-  debootstrap --variant=minbase "$suite" "$work/root" "$(apt_mirror)" >"$work/debootstrap.log" 2>&1 \
+  debootstrap --variant=minbase --include=python3-venv,ca-certificates "$suite" "$work/root" "$(apt_mirror)" >"$work/debootstrap.log" 2>&1 \
     || { tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
   # apt lists and caches are ~40 MB of noise in every layer built on top.
   rm -rf "$work/root/var/lib/apt/lists/"* "$work/root/var/cache/apt/"*.bin "$work/root/var/cache/apt/archives/"*.deb

@@ -19,13 +19,15 @@ RUN (getent group 1000 >/dev/null || groupadd --gid 1000 app) \
 
 FROM base AS env
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends --allow-downgrades --allow-change-held-packages \
-       bzip2 \
-       ca-certificates \
-       wget \
-    && apt-get clean \
-    && rm -rf /var/lib/apt/lists/*
+RUN if ! { command -v wget >/dev/null && command -v bzip2 >/dev/null && test -s /etc/ssl/certs/ca-certificates.crt; }; then \
+      apt-get update \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+         bzip2 \
+         ca-certificates \
+         wget \
+      && apt-get clean \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 WORKDIR /tmp/layerkit
 RUN wget -q -O miniconda.sh "https://repo.anaconda.com/miniconda/Miniconda3-4.5.11-Linux-x86_64.sh" \
     && echo "ea4594241e13a2671c5b158b3b813f0794fe58d514795fbf72a1aad24db918cf  miniconda.sh" | sha256sum -c - \

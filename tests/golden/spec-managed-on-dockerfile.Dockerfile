@@ -14,13 +14,15 @@ RUN (getent group 1000 >/dev/null || groupadd --gid 1000 app) \
 
 FROM base AS env
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-       ca-certificates \
-       python3 \
-       python3-venv \
-    && apt-get clean \
-    && rm -rf /var/lib/apt/lists/*
+RUN if ! { python3 -c 'import ensurepip, venv' 2>/dev/null && test -s /etc/ssl/certs/ca-certificates.crt; }; then \
+      apt-get update \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+         ca-certificates \
+         python3 \
+         python3-venv \
+      && apt-get clean \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 WORKDIR /tmp/layerkit
 RUN python3 -m venv /opt/installer \
     && /opt/installer/bin/pip install --no-cache-dir py-rattler==0.28.0

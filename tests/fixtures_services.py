@@ -1,0 +1,94 @@
+"""Real services for integration tests: a private dockerd, loopback registries and a
+debootstrapped base image, all started with scripts/services/*.sh and stopped by PID.
+
+conftest.py wraps these in session-scoped fixtures, so every test module shares one
+dockerd. The first run on a machine spends a few minutes on debootstrap (cached under
+~/.cache/layerkit afterwards).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+SERVICES = Path(__file__).resolve().parent.parent / "scripts" / "services"
+
+
+@dataclass(frozen=True)
+class Services:
+    docker_host: str  # unix:///.../docker.sock
+    registry: str  # localhost:PORT (anonymous)
+    base_image: str  # localhost:PORT/debian:bookworm (minbase + python3-venv)
+    root: Path  # scratch folder holding the services' state
+
+
+@dataclass(frozen=True)
+class AuthRegistry:
+    address: str  # localhost:PORT, htpasswd basic auth
+    username: str
+    password: str = field(repr=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_script(*args: str | Path, timeout: float) -> str:
+    proc = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: starts a private dockerd and registry (scripts/services/*.sh)")
+
+
+@contextmanager
+def registry(root: Path, *, auth: bool = False) -> Iterator[AuthRegistry]:
+    """A docker-registry on 127.0.0.1; with auth=True, basic auth for a random user."""
+    port = free_port()
+    user, password = ("", "")
+    extra: list[str] = []
+    if auth:
+        user, password = "lk-" + secrets.token_hex(3), secrets.token_urlsafe(18)
+        extra = ["--htpasswd", str(root / "htpasswd"), "--user", f"{user}:{password}"]
+    run_script(SERVICES / "registry.sh", "start", str(port), root, *extra, timeout=600)
+    try:
+        yield AuthRegistry(f"localhost:{port}", user, password)
+    finally:
+        subprocess.run([SERVICES / "registry.sh", "stop", str(port), root], check=False, timeout=60)
+
+
+@contextmanager
+def dockerd_with_registry() -> Iterator[Services]:
+    require_root()
+    # Short path under /tmp: containerd's sockets live below --exec-root and unix
+    # socket paths are limited to 108 bytes.
+    base = Path(tempfile.mkdtemp(prefix="lk-it-", dir="/tmp"))
+    try:
+        docker_host = run_script(SERVICES / "dockerd.sh", "start", base / "d", timeout=600)
+        try:
+            with registry(base / "r") as reg:
+                port = reg.address.rsplit(":", 1)[1]
+                image = run_script(SERVICES / "base-image.sh", docker_host, f"127.0.0.1:{port}", timeout=900)
+                yield Services(docker_host, reg.address, image, base)
+        finally:
+            subprocess.run([SERVICES / "dockerd.sh", "stop", base / "d"], check=False, timeout=60)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
