@@ -1,0 +1,323 @@
+"""``layerkit build``: render, skip by hash, solve through BuildKit, push.
+
+Order of work, cheapest first:
+1. render and hash (no daemon, no network);
+2. skip-by-hash: HEAD ``<repo>:<hash>`` in the workspace registry, then in each global
+   registry (found there: copied into the workspace registry); no daemon is contacted;
+3. one build per hash at a time on this machine (a file lock), re-checking the registry
+   once the lock is ours, so concurrent runs of the same spec build once;
+4. solve the image (its Status stream says what really ran), then solve each shared stage
+   not yet in the registry (all steps cached by then) and push them as their own images.
+
+A registry that cannot be reached is not fatal: the build goes on without cache or push,
+with a warning. Credentials reach BuildKit only through the session's auth service and
+the engine only per push call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from layerkit.build.request import Network, Target, name_tag, repository, solve_args, targets
+from layerkit.errors import RegistryError, SpecError
+
+if TYPE_CHECKING:
+    from layerkit.api import Rendered
+    from layerkit.build.client import BuildkitClient
+    from layerkit.build.engine import Engine
+    from layerkit.build.progress import Mode, Progress
+    from layerkit.build.registry import Credentials, RegistryClient
+
+Action = Literal["built", "found", "copied"]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    addr: str | None = None  # BuildKit: unix://, tcp://, docker://; default BUILDKIT_HOST / DOCKER_HOST
+    registry: str | None = None  # overrides the spec's registry.address
+    push: bool = True
+    force: bool = False
+    network: Network = "default"
+    progress: Mode = "auto"
+    tags: tuple[str, ...] = ()  # extra tags; the spec's name-version is added unless name_tag=False
+    name_tag: bool = True
+
+
+@dataclass
+class BuildResult:
+    hash: str
+    image: str
+    action: Action
+    source: str | None = None  # where an existing image was found
+    pushed: bool = False
+    digest: str | None = None
+    size: int | None = None  # compressed bytes in the registry, or the engine's image size
+    stages: dict[str, str] = field(default_factory=dict)  # stage -> image ref
+    cached_steps: int = 0
+    total_steps: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "schema": 1,
+            "hash": self.hash,
+            "image": self.image,
+            "action": self.action,
+            "source": self.source,
+            "pushed": self.pushed,
+            "digest": self.digest,
+            "size": self.size,
+            "stages": dict(sorted(self.stages.items())),
+            "cached_steps": self.cached_steps,
+            "total_steps": self.total_steps,
+            "seconds": round(self.seconds, 3),
+            "warnings": list(self.warnings),
+        }
+
+
+class _Registries:
+    """Registry lookups that degrade to "unknown" (with one warning) when it is down."""
+
+    def __init__(self, client: RegistryClient, warn: Callable[[str], None]) -> None:
+        self.client = client
+        self.down: set[str] = set()
+        self._warn = warn
+
+    def exists(self, ref: str) -> bool:
+        from layerkit.build.registry import ImageRef
+
+        image = ImageRef.parse(ref)
+        if image.registry in self.down:
+            return False
+        try:
+            return self.client.head_manifest(image) is not None
+        except RegistryError as exc:
+            self.down.add(image.registry)
+            self._warn(f"warning: {exc}; building without its cache")
+            return False
+
+
+def _credentials_for(
+    spec_registry: object, workspace_host: str | None
+) -> Callable[[str], Credentials | None]:
+    from layerkit.build.registry import resolve_credentials
+
+    user_env = getattr(spec_registry, "username_env", None)
+    pass_env = getattr(spec_registry, "password_env", None)
+
+    def lookup(host: str) -> Credentials | None:
+        if host == workspace_host:
+            return resolve_credentials(host, username_env=user_env, password_env=pass_env)
+        return resolve_credentials(host)
+
+    return lookup
+
+
+@contextlib.contextmanager
+def _build_lock(env_hash: str, progress: Progress) -> Iterator[None]:
+    from layerkit.resources import cache_dir
+
+    path = cache_dir() / "build-locks" / f"{env_hash}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress.message(f"waiting for another build of {env_hash[:12]} on this machine")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress) -> BuildResult:
+    from layerkit.build.registry import ImageRef, RegistryClient
+
+    started = time.monotonic()
+    s = rendered.checked.resolved.spec
+    reg = s.registry
+    address = opts.registry or (reg.address if reg else None)
+    repo = repository(address, reg.repository if reg else None)
+    tags = list(opts.tags)
+    auto_tag = name_tag(s.name, s.version) if opts.name_tag else None
+    if auto_tag:
+        tags.append(auto_tag)
+    plan = targets(repo, rendered.hash.hash, rendered.hash.stages, sorted(set(tags)))
+    main = plan[0]
+    result = BuildResult(hash=main.hash, image=main.ref, action="built")
+    workspace_host = ImageRef.parse(main.ref).registry if address else None
+    creds = _credentials_for(reg, workspace_host)
+
+    def warn(message: str) -> None:
+        result.warnings.append(message)
+        progress.message(message)
+
+    registries = _Registries(RegistryClient(creds), warn)
+
+    def lookup() -> bool:
+        if opts.force:
+            return False
+        if address and registries.exists(main.ref):
+            result.action, result.source = "found", main.ref
+            return True
+        if address is None and _local_image(opts.addr, main.ref):
+            result.action, result.source = "found", "engine"
+            return True
+        for glob in (reg.global_registries or ()) if reg else ():
+            ref = f"{repository(glob, reg.repository if reg else None)}:{main.hash}"
+            if registries.exists(ref):
+                result.source = ref
+                if address and workspace_host not in registries.down:
+                    registries.client.copy(ImageRef.parse(ref), ImageRef.parse(main.ref))
+                    result.action, result.pushed = "copied", True
+                    result.image = main.ref
+                else:
+                    result.action, result.image = "found", ref
+                return True
+        return False
+
+    if lookup():
+        progress.message(f"{result.image}: {result.action} ({result.source}); nothing to build")
+        _describe(result, registries, (address is not None and result.action != "found") or bool(address))
+        result.seconds = time.monotonic() - started
+        return result
+
+    with _build_lock(main.hash, progress):
+        if lookup():  # another run built it while we waited
+            progress.message(f"{result.image}: built meanwhile by another run")
+            result.seconds = time.monotonic() - started
+            return result
+        _solve_all(rendered, plan, opts, progress, registries, creds, result, address is not None)
+    result.cached_steps, result.total_steps = progress.counts(main.label)
+    _describe(result, registries, result.pushed)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _local_image(addr: str | None, ref: str) -> bool:
+    from layerkit.build.transport import parse_address
+
+    address = parse_address(addr)
+    if address.kind != "docker":
+        return False
+    from layerkit.build.engine import Engine
+
+    engine = Engine(address.target)
+    try:
+        return engine.image(ref) is not None
+    finally:
+        engine.close()
+
+
+def _describe(result: BuildResult, registries: _Registries, in_registry: bool) -> None:
+    """Fill digest and size from the registry (best effort: a missing size is no failure)."""
+    from layerkit.build.registry import ImageRef
+
+    if not in_registry:
+        return
+    ref = ImageRef.parse(result.image)
+    if ref.registry in registries.down:
+        return
+    with contextlib.suppress(RegistryError):
+        info = registries.client.head_manifest(ref)
+        result.digest = info.digest if info else None
+        result.size = registries.client.image_size(ref)
+
+
+def _solve_all(
+    rendered: Rendered,
+    plan: list[Target],
+    opts: BuildOptions,
+    progress: Progress,
+    registries: _Registries,
+    creds: Callable[[str], Credentials | None],
+    result: BuildResult,
+    has_registry: bool,
+) -> None:
+    from layerkit.build.client import BuildkitClient
+    from layerkit.build.context import BuildContext
+    from layerkit.build.registry import ImageRef
+
+    main = plan[0]
+    existing = {t.stage: has_registry and registries.exists(t.ref) for t in plan[1:]}
+    # Earlier builds of this environment (same name-version tag) seed the cache too.
+    prior = [f"{main.repo}:{t}" for t in main.extra_tags]
+    cache_from = [t.ref for t in plan[1:] if existing[t.stage]]
+    cache_from += [ref for ref in prior if has_registry and registries.exists(ref)]
+    workspace = ImageRef.parse(main.ref).registry if has_registry else None
+    push = opts.push and has_registry and workspace not in registries.down
+    if not push and has_registry and opts.push:
+        result.warnings.append(f"warning: {main.ref} is not pushed: its registry is unreachable")
+
+    with BuildkitClient(opts.addr) as client, BuildContext(client, rendered.files, creds) as ctx:
+        caps = client.capabilities()
+        embedded = caps.embedded_in_docker
+        if not embedded and not has_registry:
+            raise SpecError(
+                "building on a standalone buildkitd needs a registry: set registry.address or --registry"
+            )
+        base_hash = rendered.hash.stages.get("base", main.hash)
+        cache_ref = f"{main.repo}-cache:{base_hash}" if has_registry and not embedded else None
+        engine = _engine(client) if embedded else None
+        try:
+            for target in plan:
+                if target.stage and (existing[target.stage] or not push):
+                    continue  # stage images only matter in a registry
+                progress.phase(target.label)
+                args = solve_args(
+                    target,
+                    embedded=embedded,
+                    cache_from=cache_from,
+                    network=opts.network,
+                    push=push,
+                    cache_ref=cache_ref,
+                )
+                res = client.solve(
+                    frontend="dockerfile.v0",
+                    frontend_attrs=args.frontend_attrs,
+                    frontend_inputs=ctx.inputs,
+                    session=ctx.session_id,
+                    exporter=args.exporter,
+                    exporter_attrs=args.exporter_attrs,
+                    cache_imports=args.cache_imports,
+                    cache_exports=args.cache_exports,
+                    entitlements=args.entitlements,
+                    on_status=progress,
+                )
+                if target.stage is None:
+                    result.digest = res.exporter_response.get("containerimage.digest")
+                if engine is not None and push:
+                    for ref in target.refs:
+                        progress.message(f"pushing {ref}")
+                        engine.push(ref, creds(ImageRef.parse(ref).registry))
+                if target.stage:
+                    result.stages[target.stage] = target.ref
+            if engine is not None and not push:
+                info = engine.image(main.ref)
+                result.size = int(info["Size"]) if info else None
+        finally:
+            if engine is not None:
+                engine.close()
+    for t in plan[1:]:
+        if existing[t.stage] and t.stage:
+            result.stages[t.stage] = t.ref
+    result.pushed = push
+
+
+def _engine(client: BuildkitClient) -> Engine:
+    from layerkit.build.engine import Engine
+    from layerkit.build.transport import DEFAULT_DOCKER_HOST
+
+    address = client.transport.address
+    # dockerd's builder is only reachable through the engine, so its address names it.
+    host = address.target if address.kind == "docker" else os.environ.get("DOCKER_HOST", DEFAULT_DOCKER_HOST)
+    return Engine(host)

@@ -1,0 +1,71 @@
+"""The Docker Engine API side of a build on dockerd: push exported images, inspect local ones.
+
+dockerd's embedded BuildKit has no image exporter with push; the moby exporter writes into
+the engine's image store, and the push goes through the Engine API (docker SDK), with
+credentials passed per call (never written to a config file or logged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from layerkit.errors import DaemonError, RegistryError
+
+if TYPE_CHECKING:
+    from layerkit.build.registry import Credentials
+
+
+class Engine:
+    def __init__(self, docker_host: str, timeout: float = 600.0) -> None:
+        import docker
+
+        self.docker_host = docker_host
+        try:
+            self._api = docker.APIClient(base_url=docker_host, timeout=timeout)
+        except docker.errors.DockerException as exc:
+            raise DaemonError(f"cannot reach the Docker engine at {docker_host}: {exc}") from None
+
+    def close(self) -> None:
+        self._api.close()
+
+    def image(self, ref: str) -> dict[str, Any] | None:
+        """``docker image inspect``, or None when the engine has no such image."""
+        import docker
+
+        try:
+            return dict(self._api.inspect_image(ref))
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.DockerException as exc:
+            raise DaemonError(f"Docker engine at {self.docker_host}: {exc}") from None
+
+    def push(self, ref: str, credentials: Credentials | None) -> None:
+        """Push one tag; layers the registry already has are not sent again."""
+        import docker
+
+        repo, _, tag = ref.rpartition(":")
+        auth = {"username": credentials.username, "password": credentials.password} if credentials else None
+        try:
+            for event in self._api.push(repo, tag=tag, auth_config=auth, stream=True, decode=True):
+                if "error" in event:
+                    detail = str(event.get("error") or "")
+                    raise RegistryError(f"push of {ref} failed: {_redact(detail, credentials)}")
+        except docker.errors.DockerException as exc:
+            raise RegistryError(f"push of {ref} failed: {_redact(str(exc), credentials)}") from None
+
+    def remove(self, ref: str) -> None:
+        import docker
+
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            self._api.remove_image(ref, noprune=False)
+
+    def prune_builder(self) -> None:
+        """Drop every BuildKit cache record of the engine (``docker builder prune -af``)."""
+        self._api.prune_builds(all=True)
+
+
+def _redact(text: str, credentials: Credentials | None) -> str:
+    if credentials and credentials.password:
+        text = text.replace(credentials.password, "***")
+    return text

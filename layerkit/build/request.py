@@ -1,0 +1,154 @@
+"""What to ask BuildKit for: image names, stage targets, exporter and cache settings.
+
+Pure decisions (no I/O), so each backend's request is unit-tested without a daemon:
+
+- dockerd's embedded BuildKit: ``moby`` exporter (then a push through the Engine API),
+  ``inline`` cache export, cache import through the frontend attr ``cache-from``;
+- standalone buildkitd: ``image`` exporter with ``push=true``, ``registry`` cache export
+  with ``mode=max`` (every intermediate layer) and registry cache imports.
+
+Images: ``<address>/<repository>:<hash>`` is the environment; each shareable stage is
+``<address>/<repository>-<stage>:<stage hash>``, so another environment on the same base
+(same stage hash) finds it in the registry. Without a registry address, images stay in
+the local engine as ``<repository>:<hash>``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from layerkit.errors import SpecError
+
+Network = Literal["default", "host", "none"]
+NETWORKS: tuple[Network, ...] = ("default", "host", "none")
+DEFAULT_REPOSITORY = "layerkit"
+SHARED_STAGES = ("base", "env")
+_TAG_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One image to produce: the environment (``stage`` None) or a shared stage."""
+
+    stage: str | None
+    hash: str
+    repo: str  # "localhost:5000/team/layerkit" or, registry-less, "layerkit"
+    extra_tags: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repo}:{self.hash}"
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        return (self.ref, *(f"{self.repo}:{t}" for t in self.extra_tags))
+
+    @property
+    def label(self) -> str:
+        return self.stage or "image"
+
+
+@dataclass(frozen=True)
+class SolveArgs:
+    frontend_attrs: dict[str, str]
+    exporter: str
+    exporter_attrs: dict[str, str]
+    cache_imports: tuple[tuple[str, dict[str, str]], ...]
+    cache_exports: tuple[tuple[str, dict[str, str]], ...]
+    entitlements: tuple[str, ...]
+
+
+def name_tag(name: str | None, version: str | None) -> str | None:
+    """``name-version`` as a valid tag (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``), or None."""
+    if not name:
+        return None
+    raw = f"{name}-{version}" if version else name
+    tag = _TAG_BAD.sub("-", raw).lstrip(".-")[:128]
+    return tag or None
+
+
+def repository(address: str | None, repo: str | None) -> str:
+    name = (repo or DEFAULT_REPOSITORY).strip("/")
+    if not re.fullmatch(r"[a-z0-9]+([._/-][a-z0-9]+)*", name):
+        raise SpecError(f"registry.repository {name!r}: use lower-case letters, digits and . _ - /")
+    return f"{address.rstrip('/')}/{name}" if address else name
+
+
+def targets(
+    repo: str, env_hash: str, stage_hashes: dict[str, str], extra_tags: Sequence[str] = ()
+) -> list[Target]:
+    """The environment first (its solve shows what really ran), then its shared stages."""
+    out = [Target(None, env_hash, repo, tuple(extra_tags))]
+    for stage in SHARED_STAGES:
+        if stage in stage_hashes:
+            out.append(Target(stage, stage_hashes[stage], f"{repo}-{stage}"))
+    return out
+
+
+def is_local_registry(repo: str) -> bool:
+    host = repo.split("/", 1)[0]
+    return host.rsplit(":", 1)[0] in _LOCAL_HOSTS if "/" in repo else False
+
+
+def solve_args(
+    target: Target,
+    *,
+    embedded: bool,
+    cache_from: Sequence[str],
+    network: Network,
+    push: bool,
+    cache_ref: str | None,
+) -> SolveArgs:
+    """Frontend, exporter and cache settings for one ``dockerfile.v0`` solve.
+
+    ``cache_from``: image refs known to exist (stage images, a previous build); with
+    buildkitd also ``cache_ref``, the registry cache (mode=max) to import and export.
+    """
+    attrs = {"filename": "Dockerfile"}
+    if target.stage:
+        attrs["target"] = target.stage
+        attrs["label:io.layerkit.stage"] = target.stage
+        attrs["label:io.layerkit.stage-hash"] = target.hash
+    entitlements: tuple[str, ...] = ()
+    if network != "default":
+        # dockerd 20.10's frontend rejects RUN --network; this is `docker build --network`.
+        attrs["force-network-mode"] = network
+        if network == "host":
+            entitlements = ("network.host",)
+    imports = [("registry", {"ref": ref}) for ref in sorted(set(cache_from))]
+    exports: list[tuple[str, dict[str, str]]] = []
+    if embedded:
+        exporter, exp_attrs = "moby", {"name": ",".join(target.refs)}
+        if cache_from:
+            attrs["cache-from"] = ",".join(sorted(set(cache_from)))
+        imports = []  # the frontend imports them itself; dockerd's controller needs nothing
+        # Inline cache metadata rides in the image config: the only export dockerd has.
+        exports.append(("inline", {}))
+    else:
+        exporter = "image"
+        exp_attrs = {"name": ",".join(target.refs), "push": "true" if push else "false"}
+        if push and is_local_registry(target.repo):
+            exp_attrs["registry.insecure"] = "true"
+        if cache_ref:
+            imports.append(("registry", {"ref": cache_ref}))
+            if push:
+                exports.append(("registry", {"ref": cache_ref, "mode": "max"}))
+        exports.append(("inline", {}))
+        if imports:
+            # Newer dockerfile frontends read the imports from this attr for their own solves.
+            attrs["cache-imports"] = json.dumps(
+                [{"Type": t, "Attrs": a} for t, a in imports], sort_keys=True, separators=(",", ":")
+            )
+    return SolveArgs(
+        frontend_attrs=attrs,
+        exporter=exporter,
+        exporter_attrs=exp_attrs,
+        cache_imports=tuple(imports),
+        cache_exports=tuple(exports),
+        entitlements=entitlements,
+    )

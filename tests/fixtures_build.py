@@ -1,0 +1,180 @@
+"""An air-gapped build site for integration tests, the demo and the benchmark.
+
+- a conda channel of packages that really run: ``corelib`` ships a shared library and
+  ``mlkit`` a program linked against it (compiled here with gcc, RPATH $ORIGIN/../lib,
+  as conda packages do); ``python`` is a thin wrapper around the base image's python3
+  (no conda channel is reachable to fetch a real one);
+- a PyPI mirror holding the py-rattler wheel that layerkit's env stage installs
+  (downloaded once from PyPI into ~/.cache/layerkit/wheelhouse);
+- both served over HTTP on 127.0.0.1 (builds reach them with ``--network host``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import fixtures_channels as fx
+
+from layerkit.render.plan import RATTLER_VERSION
+from layerkit.resources import cache_dir
+
+CORELIB_C = """
+const char *corelib_version(void) { return "%s"; }
+"""
+MLKIT_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+const char *corelib_version(void);
+int main(int argc, char **argv) {
+    long n = argc > 1 ? atol(argv[1]) : 10, a = 0, b = 1;
+    for (long i = 0; i < n; i++) { long t = a + b; a = b; b = t; }
+    printf("mlkit %s on corelib %s: fib(%ld) = %ld\n", "%s", corelib_version(), n, a);
+    return 0;
+}
+"""
+PY_WRAPPER = '#!/bin/sh\n# test-channel python: the base image\'s interpreter\nexec /usr/bin/python3 "$@"\n'
+
+
+def _gcc(args: list[str]) -> None:
+    subprocess.run(["gcc", *args], check=True, capture_output=True)
+
+
+def _compile(version_core: str, mlkit_version: str) -> tuple[bytes, bytes]:
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "lib").mkdir()
+        (d / "bin").mkdir()
+        (d / "corelib.c").write_text(CORELIB_C % version_core)
+        (d / "mlkit.c").write_text(MLKIT_C.replace('"%s", corelib', f'"{mlkit_version}", corelib'))
+        _gcc(["-shared", "-fPIC", "-O2", "-o", str(d / "lib/libcorelib.so"), str(d / "corelib.c")])
+        _gcc(
+            [
+                "-O2",
+                "-o",
+                str(d / "bin/mlkit"),
+                str(d / "mlkit.c"),
+                f"-L{d / 'lib'}",
+                "-lcorelib",
+                "-Wl,-rpath,$ORIGIN/../lib",
+            ]
+        )
+        return (d / "lib/libcorelib.so").read_bytes(), (d / "bin/mlkit").read_bytes()
+
+
+def _write_package(channel: Path, pkg: fx.PkgDef, files: dict[str, bytes]) -> None:
+    target = channel / pkg.subdir / pkg.filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    paths = [
+        {
+            "_path": p,
+            "path_type": "hardlink",
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size_in_bytes": len(data),
+        }
+        for p, data in sorted(files.items())
+    ]
+    meta = {
+        "info/index.json": json.dumps(pkg.index_json(), indent=2, sort_keys=True).encode(),
+        "info/paths.json": json.dumps({"paths": paths, "paths_version": 1}).encode(),
+        "info/files": "".join(f"{p}\n" for p in sorted(files)).encode(),
+    }
+    with tarfile.open(target, "w:bz2", compresslevel=1) as tf:
+        for name, data in [*meta.items(), *sorted(files.items())]:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 0
+            info.mode = 0o755 if name.startswith("bin/") or name.endswith(".so") else 0o644
+            tf.addfile(info, io.BytesIO(data))
+
+
+def runnable_packages(root: Path) -> Path:
+    """Create the channel at ``root`` (see module doc); return ``root``."""
+    from rattler.index import index_fs
+
+    (root / "noarch").mkdir(parents=True, exist_ok=True)
+    wrapper = PY_WRAPPER.encode()
+    _write_package(
+        root,
+        fx.PkgDef("python", "3.11.9", "h0_0"),
+        {"bin/python": wrapper, "bin/python3": wrapper, "bin/python3.11": wrapper},
+    )
+    for core in ("1.5", "2.1"):
+        lib, _ = _compile(core, "1.0")
+        _write_package(root, fx.PkgDef("corelib", core, "h0_0"), {"lib/libcorelib.so": lib})
+    _, mlkit = _compile("x", "1.0")
+    _write_package(root, fx.PkgDef("mlkit", "1.0", "h0_0", depends=["corelib >=1"]), {"bin/mlkit": mlkit})
+    for ver, dep in (("1.0", "corelib >=1,<2"), ("1.1", "corelib >=2")):
+        data = {"share/datakit/VERSION": f"{ver}\n".encode()}
+        _write_package(root, fx.PkgDef("datakit", ver, "h0_0", depends=[dep]), data)
+    import asyncio
+
+    asyncio.run(index_fs(root, write_zst=False, write_shards=False, force=True))
+    return root
+
+
+def wheelhouse(root: Path) -> Path:
+    """A PEP 503 index at ``root/simple`` with the pinned py-rattler wheel; return ``root``."""
+    cache = cache_dir() / "wheelhouse"
+    wheels = sorted(cache.glob(f"py_rattler-{RATTLER_VERSION}-*.whl"))
+    if not wheels:
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+             "--platform", "manylinux_2_17_x86_64", "--python-version", "3.11", "--implementation", "cp",
+             "-d", str(cache), f"py-rattler=={RATTLER_VERSION}"],
+            check=True,
+        )  # fmt: skip
+        wheels = sorted(cache.glob(f"py_rattler-{RATTLER_VERSION}-*.whl"))
+    page = root / "simple" / "py-rattler" / "index.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    (root / "files").mkdir(exist_ok=True)
+    links = []
+    for wheel in wheels:
+        dest = root / "files" / wheel.name
+        if not dest.exists():
+            dest.hardlink_to(wheel)
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        links.append(f'<a href="../../files/{wheel.name}#sha256={digest}">{wheel.name}</a>')
+    page.write_text("<!DOCTYPE html><html><body>\n" + "<br>\n".join(links) + "\n</body></html>\n")
+    (root / "simple" / "index.html").write_text('<a href="py-rattler/">py-rattler</a>\n')
+    return root
+
+
+@dataclass(frozen=True)
+class Site:
+    channel_url: str  # http://127.0.0.1:PORT (a conda channel)
+    pypi_url: str  # http://127.0.0.1:PORT/simple
+
+
+@contextmanager
+def airgap_site(root: Path) -> Iterator[Site]:
+    channel = runnable_packages(root / "channel")
+    index = wheelhouse(root / "pypi")
+    chan_url, stop_chan = fx.serve_directory(channel)
+    pypi_url, stop_pypi = fx.serve_directory(index)
+    try:
+        yield Site(chan_url, f"{pypi_url}/simple")
+    finally:
+        stop_chan()
+        stop_pypi()
+
+
+def site_layer(site: Site, base_image: str, registry: str | None) -> str:
+    """A spec layer pointing a spec at the site: channel mirror, PyPI mirror, base, registry."""
+    lines = [
+        f"base:\n  image: {base_image}\n",
+        "conda:\n  channels: [demo]\n  installer: rattler\n",
+        f"mirrors:\n  channels: {{demo: '{site.channel_url}'}}\n  pypi_index: '{site.pypi_url}'\n",
+    ]
+    if registry:
+        lines.append(f"registry:\n  address: {registry}\n")
+    return "".join(lines)

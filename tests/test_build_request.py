@@ -1,0 +1,112 @@
+"""What layerkit asks BuildKit for, per backend: pure logic, no daemon."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from layerkit.build.request import Target, is_local_registry, name_tag, repository, solve_args, targets
+from layerkit.errors import SpecError
+
+H, B, E = "a" * 64, "b" * 64, "c" * 64
+
+
+def test_targets_put_the_image_first_then_shared_stages() -> None:
+    plan = targets("localhost:5000/team/layerkit", H, {"base": B, "env": E}, ["demo-1"])
+    assert [(t.stage, t.ref) for t in plan] == [
+        (None, f"localhost:5000/team/layerkit:{H}"),
+        ("base", f"localhost:5000/team/layerkit-base:{B}"),
+        ("env", f"localhost:5000/team/layerkit-env:{E}"),
+    ]
+    assert plan[0].refs == (f"localhost:5000/team/layerkit:{H}", "localhost:5000/team/layerkit:demo-1")
+    assert plan[1].refs == (plan[1].ref,)  # stage images carry only their hash tag
+
+
+def test_user_managed_has_no_env_stage() -> None:
+    assert [t.stage for t in targets("r/x", H, {"base": B})] == [None, "base"]
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "tag"),
+    [
+        ("demo-train", "1", "demo-train-1"),
+        ("Demo Train", "2.0+local", "Demo-Train-2.0-local"),
+        ("x", None, "x"),
+        (None, "1", None),
+        ("..", None, None),
+    ],
+)
+def test_name_tag_is_a_valid_docker_tag(name: str | None, version: str | None, tag: str | None) -> None:
+    assert name_tag(name, version) == tag
+
+
+def test_repository_defaults_and_rejects_bad_names() -> None:
+    assert repository("localhost:5000/", None) == "localhost:5000/layerkit"
+    assert repository(None, "team/envs") == "team/envs"
+    with pytest.raises(SpecError, match="lower-case"):
+        repository("r:5000", "Team/Envs")
+
+
+def test_local_registry_detection() -> None:
+    assert is_local_registry("localhost:5000/layerkit")
+    assert is_local_registry("127.0.0.1:5000/a/b")
+    assert not is_local_registry("registry.example.com/layerkit")
+    assert not is_local_registry("layerkit")
+
+
+def test_dockerd_request_uses_moby_inline_cache_and_cache_from_attr() -> None:
+    t = Target(None, H, "localhost:5000/layerkit", ("demo-1",))
+    args = solve_args(
+        t, embedded=True, cache_from=["r/b:2", "r/a:1", "r/a:1"], network="host", push=True, cache_ref=None
+    )
+    assert args.exporter == "moby"
+    assert args.exporter_attrs == {"name": f"localhost:5000/layerkit:{H},localhost:5000/layerkit:demo-1"}
+    assert args.frontend_attrs == {
+        "filename": "Dockerfile",
+        "force-network-mode": "host",
+        "cache-from": "r/a:1,r/b:2",
+    }
+    assert args.cache_imports == ()
+    assert args.cache_exports == (("inline", {}),)
+    assert args.entitlements == ("network.host",)
+
+
+def test_stage_target_and_default_network() -> None:
+    args = solve_args(
+        Target("base", B, "r:1/x-base"),
+        embedded=True,
+        cache_from=[],
+        network="default",
+        push=True,
+        cache_ref=None,
+    )
+    assert args.frontend_attrs["target"] == "base"
+    assert args.frontend_attrs["label:io.layerkit.stage-hash"] == B
+    assert "force-network-mode" not in args.frontend_attrs
+    assert "cache-from" not in args.frontend_attrs
+    assert args.entitlements == ()
+
+
+def test_buildkitd_request_pushes_with_registry_cache_mode_max() -> None:
+    t = Target(None, H, "localhost:5000/layerkit")
+    cache = "localhost:5000/layerkit-cache:" + B
+    args = solve_args(t, embedded=False, cache_from=["localhost:5000/layerkit-base:" + B], network="none",
+                      push=True, cache_ref=cache)  # fmt: skip
+    assert args.exporter == "image"
+    assert args.exporter_attrs == {"name": t.ref, "push": "true", "registry.insecure": "true"}
+    assert ("registry", {"ref": cache, "mode": "max"}) in args.cache_exports
+    assert [a["ref"] for _, a in args.cache_imports] == ["localhost:5000/layerkit-base:" + B, cache]
+    assert json.loads(args.frontend_attrs["cache-imports"])[1] == {
+        "Type": "registry",
+        "Attrs": {"ref": cache},
+    }
+    assert args.entitlements == ()
+
+
+def test_buildkitd_without_push_exports_no_registry_cache() -> None:
+    t = Target(None, H, "registry.example.com/layerkit")
+    args = solve_args(t, embedded=False, cache_from=[], network="default", push=False, cache_ref="x/c:1")
+    assert args.exporter_attrs["push"] == "false"
+    assert "registry.insecure" not in args.exporter_attrs
+    assert all(kind != "registry" for kind, _ in args.cache_exports)
