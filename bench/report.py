@@ -133,5 +133,9 @@ def table(r: dict[str, Any]) -> str:
                 "   Imports of `lock --check` (-X importtime, one run):",
             ]
             out += _profile(lk["check_imports"])
+    if "build" in r:
+        import build_bench
+
+        out += ["", *build_bench.table(r["build"])]
     out += ["", f"benchmark wall time {_s(r['bench_wall_s'])}"]
     return "\n".join(out)

@@ -9,6 +9,7 @@ Sections:
   2. 100 generated specs rendered in one process with `api.render(path, auto_lock=False)`;
   3. `layerkit lock` against synthetic local channels of 5, 50 and 500 packages, then
      `layerkit lock --check` on 10 locked specs (goal <= 0.3 s each);
+  5. `layerkit build` cold / warm / pruned / skip-by-hash and image size (bench/build_bench.py);
   plus interpreter/import start-up figures and the imports that dominate `lock --check`.
 """
 
@@ -339,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     ap.add_argument("--no-hpccm", action="store_true", help="do not install or time hpccm")
     ap.add_argument("--no-lock", action="store_true", help="skip the lock section")
+    ap.add_argument("--no-build", action="store_true", help="skip the build section (needs root)")
     args = ap.parse_args(argv)
 
     env = base_env()
@@ -362,6 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         result["many"] = bench_many(tmp)
         if not args.no_lock:
             result["lock"] = bench_lock(tmp)
+        if not args.no_build:
+            import build_bench  # bench/build_bench.py: real dockerd + registry
+
+            result["build"] = build_bench.run(tmp, log)
     result["bench_wall_s"] = time.perf_counter() - started
     if args.json:
         print(json.dumps(result, indent=2))

@@ -7,8 +7,10 @@ print(r.hash.hash, r.dockerfile)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layerkit import atomic
 from layerkit.errors import SpecError
@@ -18,7 +20,11 @@ from layerkit.render.plan import RenderPlan, build_plan
 from layerkit.spec.merge import Resolved, resolve
 from layerkit.spec.validate import Checked, check
 
-__all__ = ["Rendered", "check_spec", "hash_spec", "load", "read_lock", "render", "write_context"]
+if TYPE_CHECKING:
+    from layerkit.build.builder import BuildOptions, BuildResult
+    from layerkit.build.progress import Progress
+
+__all__ = ["Rendered", "build", "check_spec", "hash_spec", "load", "read_lock", "render", "write_context"]
 
 
 def load(spec: Path) -> Resolved:
@@ -118,3 +124,38 @@ def write_context(rendered: Rendered, out_dir: Path) -> list[Path]:
     for name, content in sorted(rendered.files.items()):
         written.append(atomic.write_text(out_dir / name, content))
     return written
+
+
+def build(
+    spec: Path,
+    lock: Path | Lock | None = None,
+    platform: str | None = None,
+    auto_lock: bool = True,
+    *,
+    options: BuildOptions | None = None,
+    progress: Progress | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Render, then build and push through BuildKit, unless the registry has the hash already.
+
+    Raises DaemonError (BuildKit unreachable, a step failed) or RegistryError (push refused);
+    an unreachable registry only adds a warning to the result.
+    """
+    from layerkit.build.builder import BuildOptions
+    from layerkit.build.builder import build as run_build
+    from layerkit.build.progress import Progress
+
+    opts = options or BuildOptions()
+    rendered = render(spec, lock, platform, auto_lock)
+    for w in rendered.warnings:
+        if on_warning:
+            on_warning(w)
+    if rendered.plan.env_install and not rendered.plan.env_install.locked and on_warning:
+        on_warning(
+            f"{spec}: warning: no lock found; the env stage installs the unlocked spec (run `layerkit lock`)"
+        )
+    prog = progress or Progress(opts.progress)
+    try:
+        return run_build(Path(spec), rendered, opts, prog)
+    finally:
+        prog.close()

@@ -67,6 +67,27 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument(
                 "-o", "--output", type=Path, help="context directory to write (default: print the Dockerfile)"
             )
+    c = spec_cmd("build", "build the image through BuildKit and push it (skipped when the registry has it)")
+    c.add_argument("--lock", type=Path, help="lockfile (default: <stem>.conda-lock.yml beside the spec)")
+    c.add_argument("--no-lock", action="store_true", help="ignore the default lockfile")
+    c.add_argument("--platform", help="target platform (default: the spec's first)")
+    c.add_argument(
+        "--addr",
+        help="BuildKit: unix://SOCK, tcp://HOST:PORT or docker://[DOCKER_HOST] (default: $BUILDKIT_HOST, else the Docker engine)",
+    )
+    c.add_argument("--registry", help="workspace registry (default: the spec's registry.address)")
+    c.add_argument("--tag", action="append", default=[], help="extra tag for the image (repeatable)")
+    c.add_argument("--no-name-tag", action="store_true", help="do not tag the image NAME-VERSION")
+    c.add_argument("--no-push", action="store_true", help="build into the engine only")
+    c.add_argument("--force", action="store_true", help="build even if the registry has the image")
+    c.add_argument(
+        "--network",
+        choices=("default", "host", "none"),
+        default="default",
+        help="network of RUN steps (host: reach mirrors on 127.0.0.1; needs the network.host entitlement)",
+    )
+    c.add_argument("--progress", choices=("auto", "plain", "json", "quiet"), default="auto", help="on stderr")
+    c.add_argument("--json", action="store_true", help="JSON result on stdout")
     c = spec_cmd("lock", "resolve the spec with conda-lock into <stem>.conda-lock.yml")
     c.add_argument(
         "--lockfile", type=Path, help="lockfile path (default: <stem>.conda-lock.yml beside the spec)"
@@ -126,6 +147,8 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "lock":
         return _lock(args)
+    if args.command == "build":
+        return _build(args)
     lock = None if args.no_lock else args.lock
     auto = not args.no_lock
     if args.command == "hash":
@@ -198,11 +221,42 @@ def _lock(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _build(args: argparse.Namespace) -> int:
+    from layerkit import api
+    from layerkit.build.builder import BuildOptions
+
+    opts = BuildOptions(
+        addr=args.addr,
+        registry=args.registry,
+        push=not args.no_push,
+        force=args.force,
+        network=args.network,
+        progress=args.progress,
+        tags=tuple(args.tag),
+        name_tag=not args.no_name_tag,
+    )
+    lock = None if args.no_lock else args.lock
+    result = api.build(
+        args.spec, lock, args.platform, not args.no_lock, options=opts, on_warning=lambda w: _warn(args, (w,))
+    )
+    if args.json:
+        _out(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+    else:
+        size = f", {result.size / 1e6:.1f} MB" if result.size is not None else ""
+        steps = f", {result.cached_steps}/{result.total_steps} steps cached" if result.total_steps else ""
+        print(f"{result.action} {result.image} in {result.seconds:.1f}s{steps}{size}", file=sys.stderr)
+        _out(result.image + "\n")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         return _run(args)
     except LayerkitError as exc:
+        logs = getattr(exc, "logs", "")
+        if logs:
+            sys.stderr.write(logs if logs.endswith("\n") else logs + "\n")
         where = f"{exc.location}: " if exc.location else "layerkit: "
         print(f"{where}error: {exc.message}", file=sys.stderr)
         return exc.exit_code

@@ -1,0 +1,193 @@
+"""Build section of the benchmark: real dockerd + registry + an air-gapped site, one run.
+
+Measures whole-process `layerkit build` (what make or CI pays):
+  cold      builder pruned, registry empty for this repository;
+  warm      after a one-package change (datakit 1.0 -> 1.1, which also moves corelib);
+  pruned    builder pruned and local images removed, the same spec rebuilt (--force) from
+            the registry cache only;
+  skip      unchanged spec: found by hash, no solve (median of several runs), plus the
+            in-process registry lookup alone;
+  size      the multi-stage image against a naive single-stage Dockerfile for the same lock.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+GOALS = {"warm_speedup": 5.0, "warm_cached": 0.8, "pruned_speedup": 3.0, "skip_s": 0.5, "size_saving": 0.3}
+SKIP_RUNS = 5
+
+
+def _build(spec: Path, addr: str, *extra: str) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "layerkit", "-q", "build", "--json", "--progress", "quiet",
+           "--network", "host", "--addr", addr, *extra, str(spec)]  # fmt: skip
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"layerkit build failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    doc["wall_s"] = wall
+    return doc
+
+
+def _lock(spec: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "layerkit", "-q", "lock", str(spec)], check=True, capture_output=True
+    )
+
+
+def _write_spec(folder: Path, layer: str, deps: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "site.yaml").write_text(layer)
+    spec = folder / "layerkit.yaml"
+    spec.write_text(
+        "name: bench-env\nversion: '1'\nextends: [site.yaml]\n"
+        f"conda:\n  dependencies: {json.dumps(deps)}\n"
+        "steps:\n  - run: ['mlkit', '12']\n    stage: final\n"
+    )
+    _lock(spec)
+    return spec
+
+
+NAIVE = """FROM {base}
+WORKDIR /tmp/layerkit
+RUN python3 -m venv /opt/installer \\
+    && /opt/installer/bin/pip install --index-url {pypi} py-rattler=={rattler}
+COPY {files} ./
+RUN /opt/installer/bin/python install_env.py --prefix /opt/env --lock conda-linux-64.lock --platform linux-64
+ENV PATH=/opt/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+RUN ["mlkit", "12"]
+"""
+
+
+def _naive_size(spec: Path, addr: str, ref: str) -> int:
+    """Build the same lock the naive way (one stage, installer left in) and push it."""
+    from layerkit import api
+    from layerkit.build.builder import _credentials_for
+    from layerkit.build.client import BuildkitClient
+    from layerkit.build.engine import Engine
+    from layerkit.build.llb import dockerfile_inputs
+    from layerkit.build.registry import ImageRef, RegistryClient
+
+    r = api.render(spec)
+    plan = r.plan
+    env = plan.env_install
+    assert env is not None and plan.base_ref is not None
+    files = {k: v.encode() for k, v in plan.context_files}
+    dockerfile = NAIVE.format(
+        base=plan.base_ref, pypi=env.pip_index, rattler=env.installer_version, files=" ".join(sorted(files))
+    )
+    with BuildkitClient(addr) as client:
+        client.solve(
+            frontend="dockerfile.v0",
+            frontend_attrs={"filename": "Dockerfile", "force-network-mode": "host"},
+            frontend_inputs=dockerfile_inputs(dockerfile, files),
+            exporter="moby",
+            exporter_attrs={"name": ref},
+            entitlements=["network.host"],
+        )
+        engine = Engine(client.transport.address.target)
+        engine.push(ref, None)
+        engine.close()
+    registry = RegistryClient(_credentials_for(None, None))
+    return registry.image_size(ImageRef.parse(ref))
+
+
+def run(tmp: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    import fixtures_build as fb
+    import fixtures_services as fs
+
+    from layerkit.build.engine import Engine
+
+    out: dict[str, Any] = {"goals": GOALS}
+    log("build: starting dockerd, registry and the air-gapped site")
+    with fs.dockerd_with_registry() as svc, fb.airgap_site(tmp / "site") as site:
+        addr = f"docker://{svc.docker_host}"
+        repo = f"bench/{uuid.uuid4().hex[:8]}"
+        layer = fb.site_layer(site, svc.base_image, svc.registry) + f"  repository: {repo}\n"
+        spec_a = _write_spec(tmp / "a", layer, ["python=3.11", "datakit=1.0", "mlkit=1.0"])
+        spec_b = _write_spec(tmp / "b", layer, ["python=3.11", "datakit=1.1", "mlkit=1.0"])
+        engine = Engine(svc.docker_host)
+        engine.prune_builder()
+        log("build: cold")
+        cold = _build(spec_a, addr)
+        log("build: warm after a one-package change")
+        warm = _build(spec_b, addr)
+        log("build: pruned builder, registry cache only")
+        for ref in {cold["image"], *cold["stages"].values()}:
+            engine.remove(ref)
+        engine.prune_builder()
+        pruned = _build(spec_a, addr, "--force")
+        log("build: skip by hash")
+        skips = [_build(spec_a, addr)["wall_s"] for _ in range(SKIP_RUNS)]
+        lookup = _lookup_time(spec_a)
+        log("build: naive single-stage image for the same lock")
+        naive = _naive_size(spec_a, addr, f"{svc.registry}/{repo}-naive:1")
+        engine.close()
+    out["cold"] = _pick(cold)
+    out["warm"] = _pick(warm)
+    out["pruned"] = _pick(pruned)
+    out["skip"] = {"median_s": statistics.median(skips), "runs": skips, "lookup_s": lookup}
+    out["size"] = {"multi_stage": cold["size"], "naive": naive, "saving": 1 - cold["size"] / naive}
+    out["warm_speedup"] = cold["wall_s"] / warm["wall_s"]
+    out["warm_cached"] = warm["cached_steps"] / warm["total_steps"] if warm["total_steps"] else 0.0
+    out["pruned_speedup"] = cold["wall_s"] / pruned["wall_s"]
+    return out
+
+
+def _pick(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: doc[k] for k in ("wall_s", "seconds", "action", "cached_steps", "total_steps", "size")}
+
+
+def _lookup_time(spec: Path) -> float:
+    """The skip decision alone, in process: render + one manifest HEAD."""
+    from layerkit import api
+    from layerkit.build.builder import _credentials_for
+    from layerkit.build.registry import ImageRef, RegistryClient
+    from layerkit.build.request import repository
+
+    t0 = time.perf_counter()
+    r = api.render(spec)
+    reg = r.checked.resolved.spec.registry
+    assert reg is not None
+    ref = ImageRef.parse(f"{repository(reg.address, reg.repository)}:{r.hash.hash}")
+    found = RegistryClient(_credentials_for(reg, ref.registry)).head_manifest(ref)
+    assert found is not None
+    return time.perf_counter() - t0
+
+
+def table(b: dict[str, Any]) -> list[str]:
+    g = b["goals"]
+
+    def verdict(ok: bool) -> str:
+        return "meets goal" if ok else "misses goal"
+
+    mb = 1e6
+    return [
+        "5. layerkit build (whole process, real dockerd 20.10 + registry, air-gapped site)",
+        f"   cold build                   {b['cold']['wall_s']:7.2f} s  "
+        f"({b['cold']['cached_steps']}/{b['cold']['total_steps']} steps cached)",
+        f"   warm, one-package change     {b['warm']['wall_s']:7.2f} s  {b['warm_speedup']:.2f}x faster, "
+        f"{b['warm']['cached_steps']}/{b['warm']['total_steps']} steps cached ({b['warm_cached']:.0%}); "
+        f"goal >= {g['warm_speedup']:.0f}x and >= {g['warm_cached']:.0%}: "
+        f"{verdict(b['warm_speedup'] >= g['warm_speedup'] and b['warm_cached'] >= g['warm_cached'])}",
+        f"   pruned builder, registry     {b['pruned']['wall_s']:7.2f} s  {b['pruned_speedup']:.2f}x faster "
+        f"than cold, {b['pruned']['cached_steps']}/{b['pruned']['total_steps']} steps cached; goal >= "
+        f"{g['pruned_speedup']:.0f}x: {verdict(b['pruned_speedup'] >= g['pruned_speedup'])}",
+        f"   skip by hash                 {b['skip']['median_s']:7.3f} s  median of {len(b['skip']['runs'])} "
+        f"whole-process runs (render + HEAD in process: {b['skip']['lookup_s'] * 1000:.0f} ms); goal <= "
+        f"{g['skip_s']} s: {verdict(b['skip']['median_s'] <= g['skip_s'])}",
+        f"   image size                   {b['size']['multi_stage'] / mb:7.1f} MB multi-stage vs "
+        f"{b['size']['naive'] / mb:.1f} MB naive single-stage (compressed, in the registry): "
+        f"{b['size']['saving']:.0%} smaller; goal >= {g['size_saving']:.0%}: "
+        f"{verdict(b['size']['saving'] >= g['size_saving'])}",
+    ]

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# System packages the build tests and `make demo` need on a fresh Debian 12 machine:
+# make, gcc (test packages are compiled), Debian's docker.io (dockerd + its BuildKit),
+# docker-registry and debootstrap (the local base image). Installs only what is missing.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+need=()
+for cmd in make:make gcc:gcc dockerd:docker.io docker-registry:docker-registry debootstrap:debootstrap; do
+  command -v "${cmd%%:*}" >/dev/null || need+=("${cmd##*:}")
+done
+if ((${#need[@]})); then
+  [[ $(id -u) -eq 0 ]] || { echo "setup-system.sh: need root to apt-get install ${need[*]}" >&2; exit 1; }
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,253 @@
+"""`layerkit build` end to end: real dockerd (BuildKit 0.8), real registries, real locks.
+
+The environment is locked with conda-lock against a local channel of packages that really
+run (tests/fixtures_build.py) and installed in the image by py-rattler from a local PyPI
+mirror: an air-gapped build, reaching 127.0.0.1 through `--network host`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import fixtures_build as fb
+import pytest
+from fixtures_services import AuthRegistry, Services, free_port
+
+from layerkit import api
+from layerkit.build.builder import BuildOptions, BuildResult
+from layerkit.build.progress import Progress
+
+pytestmark = pytest.mark.integration
+
+DEPS = ["python=3.11", "datakit=1.0", "mlkit=1.0"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fb.Site]:
+    with fb.airgap_site(tmp_path_factory.mktemp("site")) as s:
+        yield s
+
+
+def make_spec(
+    folder: Path,
+    site: fb.Site,
+    services: Services,
+    *,
+    repo: str,
+    deps: list[str] = DEPS,
+    registry: str | None = None,
+    extra: str = "",
+    lock: bool = True,
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    layer = fb.site_layer(site, services.base_image, registry or services.registry)
+    (folder / "site.yaml").write_text(layer + f"  repository: {repo}\n" + extra)
+    spec = folder / "layerkit.yaml"
+    spec.write_text(
+        "name: demo-train\nversion: '1'\nextends: [site.yaml]\n"
+        f"conda:\n  dependencies: {json.dumps(deps)}\n"
+        "steps:\n  - run: ['mlkit', '12']\n    stage: final\n"
+    )
+    if lock:
+        proc = subprocess.run(
+            [sys.executable, "-m", "layerkit", "-q", "lock", str(spec)], capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+    return spec
+
+
+def build(spec: Path, services: Services, **kw: object) -> tuple[BuildResult, Progress]:
+    progress = Progress("quiet")
+    opts = BuildOptions(addr=f"docker://{services.docker_host}", network="host", **kw)  # type: ignore[arg-type]
+    return api.build(spec, options=opts, progress=progress), progress
+
+
+def engine(services: Services) -> docker.DockerClient:
+    return docker.DockerClient(base_url=services.docker_host)
+
+
+def run_in(services: Services, image: str, *cmd: str) -> str:
+    out = engine(services).containers.run(image, list(cmd), remove=True, network_mode="none")
+    return bytes(out).decode()
+
+
+def step_states(progress: Progress, phase: str = "image") -> dict[str, bool]:
+    from layerkit.build.progress import is_build_step
+
+    return {s.name: s.cached for s in progress.steps.values() if s.phase == phase and is_build_step(s.name)}
+
+
+def test_build_runs_a_program_from_the_locked_environment(
+    tmp_path: Path, site: fb.Site, services: Services
+) -> None:
+    repo = f"t/{uuid.uuid4().hex[:8]}"
+    spec = make_spec(tmp_path, site, services, repo=repo)
+    result, _ = build(spec, services)
+    assert result.action == "built" and result.pushed
+    assert result.image == f"{services.registry}/{repo}:{api.hash_spec(spec).hash}"
+    assert set(result.stages) == {"base", "env"}
+    assert result.size and result.size > 1_000_000
+    assert result.digest and result.digest.startswith("sha256:")
+    # The image came back from the registry, not from the engine's store.
+    engine(services).images.remove(result.image, force=True)
+    engine(services).images.pull(result.image)
+    out = run_in(services, result.image, "mlkit", "30")
+    assert out == "mlkit 1.0 on corelib 1.5: fib(30) = 832040\n"
+    assert run_in(services, result.image, "cat", "/opt/env/share/datakit/VERSION") == "1.0\n"
+    labels = engine(services).images.get(result.image).labels
+    assert labels["io.layerkit.hash"] == result.hash
+    assert result.total_steps >= 8 and result.cached_steps < result.total_steps
+
+
+def test_one_package_change_reuses_base_steps_and_unchanged_build_does_not_solve(
+    tmp_path: Path, site: fb.Site, services: Services
+) -> None:
+    repo = f"t/{uuid.uuid4().hex[:8]}"
+    first, _ = build(make_spec(tmp_path / "a", site, services, repo=repo), services)
+    spec = make_spec(
+        tmp_path / "b", site, services, repo=repo, deps=["python=3.11", "datakit=1.1", "mlkit=1.0"]
+    )
+    second, progress = build(spec, services)
+    assert second.hash != first.hash and second.action == "built"
+    states = step_states(progress)
+    base_steps = {n: c for n, c in states.items() if n.startswith("[base ")}
+    assert base_steps and all(base_steps.values()), states
+    assert not states[next(n for n in states if "install_env.py --prefix" in n)], (
+        "the env was not reinstalled"
+    )
+    assert run_in(services, second.image, "mlkit", "5") == "mlkit 1.0 on corelib 2.1: fib(5) = 5\n"
+    # Unchanged spec: found by hash; a dead BuildKit address proves no solve is attempted.
+    dead = f"unix:///tmp/{uuid.uuid4().hex}.sock"
+    again = api.build(spec, options=BuildOptions(addr=dead), progress=Progress("quiet"))
+    assert again.action == "found" and again.image == second.image and again.total_steps == 0
+
+
+def test_pruned_builder_rebuilds_from_the_registry_cache(
+    tmp_path: Path, site: fb.Site, services: Services
+) -> None:
+    repo = f"t/{uuid.uuid4().hex[:8]}"
+    spec = make_spec(tmp_path, site, services, repo=repo)
+    cold, _ = build(spec, services)
+    api_client = engine(services).api
+    for ref in {cold.image, *cold.stages.values()}:
+        api_client.remove_image(ref, force=True)
+    api_client.prune_builds(all=True)
+    warm, progress = build(spec, services, force=True)
+    states = step_states(progress)
+    cached = [n for n, c in states.items() if c]
+    # Every step of the environment is found in the registry's inline cache.
+    assert len(cached) == len(states), states
+    assert warm.hash == cold.hash
+
+
+def test_private_registry_with_auth_and_no_secret_anywhere(
+    tmp_path: Path, site: fb.Site, services: Services, auth_registry: AuthRegistry, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("LK_TEST_USER", auth_registry.username)
+    monkeypatch.setenv("LK_TEST_PASS", auth_registry.password)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    creds = "  username_env: LK_TEST_USER\n  password_env: LK_TEST_PASS\n"
+    spec = make_spec(
+        tmp_path / "spec", site, services, repo="team/env", registry=auth_registry.address, extra=creds
+    )
+    progress = Progress("json")
+    opts = BuildOptions(addr=f"docker://{services.docker_host}", network="host")
+    result = api.build(spec, options=opts, progress=progress)
+    assert result.action == "built" and result.pushed
+    assert result.image.startswith(auth_registry.address + "/team/env:")
+    again = api.build(spec, options=opts, progress=Progress("json"))
+    assert again.action == "found"
+    out, err = capfd.readouterr()
+    secret = auth_registry.password
+    assert secret not in out + err
+    for path in spec.parent.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    image = engine(services).images.get(result.image)
+    history = json.dumps(image.history()) + json.dumps(image.attrs)
+    assert secret not in history
+    # Wrong password: the registry refuses, the error names the variables, not the value.
+    monkeypatch.setenv("LK_TEST_PASS", "wrong-" + secret[:4])
+    proc = subprocess.run(
+        [sys.executable, "-m", "layerkit", "build", "--force", "--progress", "plain", "--addr",
+         f"docker://{services.docker_host}", "--network", "host", str(spec)],
+        capture_output=True, text=True, env={**os.environ},
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    assert secret not in proc.stdout + proc.stderr
+
+
+def test_daemon_down_is_exit_3_and_registry_down_only_warns(
+    tmp_path: Path, site: fb.Site, services: Services, cli: object
+) -> None:
+    dead_registry = f"localhost:{free_port()}"
+    spec = make_spec(tmp_path, site, services, repo="t/down", registry=dead_registry)
+    dead = f"unix:///tmp/{uuid.uuid4().hex}.sock"
+    res = cli("build", "--addr", dead, "--progress", "plain", spec)  # type: ignore[operator]
+    assert res.code == 3
+    assert "cannot reach" in res.err and "Traceback" not in res.err
+    res = cli("build", "--json", "--addr", f"docker://{services.docker_host}", "--network", "host",  # type: ignore[operator]
+              "--progress", "plain", spec)  # fmt: skip
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["action"] == "built" and doc["pushed"] is False
+    assert any("unreachable" in w for w in doc["warnings"]), doc
+    assert "unreachable" in res.err
+    assert engine(services).images.get(doc["image"])  # built into the engine all the same
+
+
+def test_concurrent_builds_of_one_hash_build_once(tmp_path: Path, site: fb.Site, services: Services) -> None:
+    spec = make_spec(tmp_path, site, services, repo=f"t/{uuid.uuid4().hex[:8]}")
+    cmd = [sys.executable, "-m", "layerkit", "build", "--json", "--progress", "quiet", "--network", "host",
+           "--addr", f"docker://{services.docker_host}", str(spec)]  # fmt: skip
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    docs = []
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+        docs.append(json.loads(out))
+    assert sorted(d["action"] for d in docs) == ["built", "found"]
+    assert docs[0]["image"] == docs[1]["image"]
+
+
+def test_global_registry_hit_is_copied_into_the_workspace(
+    tmp_path: Path,
+    site: fb.Site,
+    services: Services,
+    auth_registry: AuthRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = f"t/{uuid.uuid4().hex[:8]}"
+    # Publish into the "global" registry (the anonymous one) first.
+    published, _ = build(make_spec(tmp_path / "g", site, services, repo=repo), services)
+    monkeypatch.setenv("LK_TEST_USER", auth_registry.username)
+    monkeypatch.setenv("LK_TEST_PASS", auth_registry.password)
+    extra = f"  username_env: LK_TEST_USER\n  password_env: LK_TEST_PASS\n  global_registries: [{services.registry}]\n"
+    spec = make_spec(tmp_path / "w", site, services, repo=repo, registry=auth_registry.address, extra=extra)
+    dead = f"unix:///tmp/{uuid.uuid4().hex}.sock"  # copying needs no BuildKit
+    result = api.build(spec, options=BuildOptions(addr=dead), progress=Progress("quiet"))
+    assert result.action == "copied" and result.source == published.image
+    assert result.image == f"{auth_registry.address}/{repo}:{published.hash}"
+    assert result.digest is not None and result.size == published.size
+
+
+def test_large_context_goes_through_filesync(
+    tmp_path: Path, site: fb.Site, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import layerkit.build.context as context
+
+    monkeypatch.setattr(context, "INLINE_CONTEXT_MAX", 0)  # every context is "too big" for inline LLB
+    spec = make_spec(tmp_path, site, services, repo=f"t/{uuid.uuid4().hex[:8]}")
+    result, _ = build(spec, services, push=False)
+    assert result.action == "built"
+    assert run_in(services, result.image, "mlkit", "3") == "mlkit 1.0 on corelib 1.5: fib(3) = 2\n"
