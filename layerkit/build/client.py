@@ -182,6 +182,7 @@ class BuildkitClient:
         cache_imports: Iterable[tuple[str, Mapping[str, str]]] = (),
         cache_exports: Iterable[tuple[str, Mapping[str, str]]] = (),
         entitlements: Iterable[str] = (),
+        session: str = "",
         on_status: StatusCallback | None = None,
         timeout: float | None = None,
     ) -> SolveResult:
@@ -200,6 +201,7 @@ class BuildkitClient:
             Exporter=exporter,
             ExporterAttrs=dict(exporter_attrs or {}),
             Entitlements=list(entitlements),
+            Session=session,
             Cache=control.CacheOptions(
                 Imports=[control.CacheOptionsEntry(Type=t, Attrs=dict(a)) for t, a in cache_imports],
                 Exports=[control.CacheOptionsEntry(Type=t, Attrs=dict(a)) for t, a in cache_exports],

@@ -1,0 +1,368 @@
+"""A minimal OCI distribution client: manifest HEAD/GET, image size, copy between registries.
+
+Only the stdlib: skip-by-hash must answer fast, without importing grpc or the docker SDK.
+Auth follows the registry's challenge: Basic, or Bearer tokens from the realm it names
+(cached per host and scope). Loopback registries speak plain HTTP, as dockerd assumes.
+Credentials never appear in messages or reprs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from layerkit.errors import RegistryError, SpecError
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+_INDEX_TYPES = MANIFEST_TYPES[:2]
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
+_CHUNK = 1 << 20
+_REF = re.compile(
+    r"^(?P<name>[a-z0-9._/:-]+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, ref: str) -> ImageRef:
+        m = _REF.match(ref)
+        if not m:
+            raise SpecError(f"bad image reference {ref!r}: expected [HOST[:PORT]/]NAME[:TAG][@sha256:DIGEST]")
+        name = m["name"]
+        first, slash, rest = name.partition("/")
+        if slash and ("." in first or ":" in first or first == "localhost"):
+            registry, repo = first, rest
+        else:
+            registry, repo = "docker.io", name if slash else f"library/{name}"
+        if not repo or repo.endswith("/") or "//" in repo:
+            raise SpecError(f"bad image reference {ref!r}: empty repository name")
+        tag = m["tag"] or (None if m["digest"] else "latest")
+        return cls(registry, repo, tag, m["digest"])
+
+    def with_tag(self, tag: str) -> ImageRef:
+        return ImageRef(self.registry, self.repository, tag, None)
+
+    @property
+    def reference(self) -> str:
+        """What goes after /manifests/: the digest when pinned, else the tag."""
+        return self.digest or self.tag or "latest"
+
+    def __str__(self) -> str:
+        tail = f"@{self.digest}" if self.digest else f":{self.tag}"
+        return f"{self.registry}/{self.repository}{tail}"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    digest: str
+    media_type: str
+    size: int
+
+
+def _docker_config(path: Path | None) -> dict[str, object]:
+    if path is None:
+        base = os.environ.get("DOCKER_CONFIG")
+        path = Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _helper(helper: str, host: str) -> Credentials | None:
+    exe = shutil.which(f"docker-credential-{helper}")
+    if not exe:
+        return None
+    proc = subprocess.run([exe, "get"], input=host, capture_output=True, text=True, timeout=30, check=False)
+    if proc.returncode != 0:
+        return None
+    try:
+        doc = json.loads(proc.stdout)
+        return Credentials(str(doc["Username"]), str(doc["Secret"]))
+    except (ValueError, KeyError):
+        return None
+
+
+def resolve_credentials(
+    host: str,
+    *,
+    username_env: str | None = None,
+    password_env: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    docker_config: Path | None = None,
+) -> Credentials | None:
+    """Env vars named by the spec first, then the docker config (auths, credHelpers, credsStore)."""
+    env = os.environ if environ is None else environ
+    if username_env or password_env:
+        missing = [n for n in (username_env, password_env) if not n or n not in env]
+        if missing:
+            raise RegistryError(
+                f"registry {host}: credential variable {missing[0] or '(username_env/password_env)'} is not set"
+            )
+        return Credentials(env[username_env], env[password_env])  # type: ignore[index]
+    cfg = _docker_config(docker_config)
+    keys = [host, f"https://{host}", f"http://{host}"]
+    if host in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+        keys.append("https://index.docker.io/v1/")
+    helpers = cfg.get("credHelpers")
+    if isinstance(helpers, dict) and host in helpers:
+        return _helper(str(helpers[host]), host)
+    auths = cfg.get("auths")
+    for key in keys:
+        entry = auths.get(key) if isinstance(auths, dict) else None
+        if isinstance(entry, dict):
+            if entry.get("auth"):
+                user, _, pw = base64.b64decode(str(entry["auth"])).decode().partition(":")
+                return Credentials(user, pw)
+            if entry.get("username"):
+                return Credentials(str(entry["username"]), str(entry.get("password", "")))
+    store = cfg.get("credsStore")
+    return _helper(str(store), host) if store else None
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        credentials: Callable[[str], Credentials | None] | None = None,
+        *,
+        timeout: float = 10.0,
+        insecure: Iterable[str] = (),
+    ) -> None:
+        self._credentials = credentials or (lambda host: None)
+        self._timeout = timeout
+        self._insecure = set(insecure)
+        self._tokens: dict[tuple[str, str], str] = {}
+        self._basic: set[str] = set()
+
+    # -- transport -------------------------------------------------------------------------
+    def _scheme(self, host: str) -> str:
+        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+        return "http" if name in _LOOPBACK or host in self._insecure else "https"
+
+    def _conn(self, host: str) -> http.client.HTTPConnection:
+        cls = http.client.HTTPConnection if self._scheme(host) == "http" else http.client.HTTPSConnection
+        netloc = "registry-1.docker.io" if host == "docker.io" else host
+        return cls(netloc, timeout=self._timeout)
+
+    def _auth_header(self, host: str, scope: str) -> dict[str, str]:
+        token = self._tokens.get((host, scope))
+        if token:
+            return {"Authorization": f"Bearer {token}"}
+        if host in self._basic:
+            creds = self._credentials(host)
+            if creds:
+                raw = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+                return {"Authorization": f"Basic {raw}"}
+        return {}
+
+    def _request(
+        self, method: str, host: str, path: str, scope: str, headers: Mapping[str, str] | None = None,
+        body: bytes | Iterator[bytes] | None = None, length: int | None = None,
+    ) -> http.client.HTTPResponse:  # fmt: skip
+        for attempt in range(2):
+            conn = self._conn(host)
+            hdrs = {**(headers or {}), **self._auth_header(host, scope)}
+            if length is not None:
+                hdrs["Content-Length"] = str(length)
+            try:
+                conn.request(method, path, body=body, headers=hdrs)
+                resp = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                raise RegistryError(f"registry {host} is unreachable: {exc}") from None
+            if resp.status != 401 or attempt == 1 or not isinstance(body, bytes | None):
+                if resp.status == 401:
+                    resp.read()
+                    raise RegistryError(f"registry {host} refused the credentials for {path.split('/')[2]}")
+                return resp
+            challenge = resp.getheader("WWW-Authenticate", "")
+            resp.read()
+            conn.close()
+            self._login(host, scope, challenge)
+        raise AssertionError("unreachable")
+
+    def _login(self, host: str, scope: str, challenge: str) -> None:
+        kind, _, params = challenge.partition(" ")
+        if kind.lower() == "basic":
+            if not self._credentials(host):
+                raise RegistryError(f"registry {host} needs credentials and none are configured")
+            self._basic.add(host)
+            return
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', params))
+        realm = fields.get("realm")
+        if kind.lower() != "bearer" or not realm:
+            raise RegistryError(f"registry {host}: unsupported auth challenge {kind!r}")
+        query = {"service": fields.get("service", ""), "scope": scope}
+        url = urllib.parse.urlsplit(realm)
+        creds = self._credentials(host)
+        hdrs = {}
+        if creds:
+            raw = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+            hdrs["Authorization"] = f"Basic {raw}"
+        conn_cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        conn = conn_cls(url.netloc, timeout=self._timeout)
+        try:
+            conn.request("GET", f"{url.path}?{urllib.parse.urlencode(query)}", headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise RegistryError(f"token service of {host} is unreachable: {exc}") from None
+        finally:
+            conn.close()
+        if resp.status != 200:
+            raise RegistryError(
+                f"registry {host} refused the credentials (token service: HTTP {resp.status})"
+            )
+        doc = json.loads(data)
+        self._tokens[(host, scope)] = str(doc.get("token") or doc.get("access_token") or "")
+
+    @staticmethod
+    def _scope(repo: str, push: bool = False) -> str:
+        return f"repository:{repo}:{'pull,push' if push else 'pull'}"
+
+    # -- API -------------------------------------------------------------------------------
+    def ping(self, host: str) -> None:
+        resp = self._request("GET", host, "/v2/", "")
+        resp.read()
+
+    def head_manifest(self, ref: ImageRef) -> ManifestInfo | None:
+        path = f"/v2/{ref.repository}/manifests/{ref.reference}"
+        resp = self._request(
+            "HEAD", ref.registry, path, self._scope(ref.repository), {"Accept": ",".join(MANIFEST_TYPES)}
+        )
+        resp.read()
+        if resp.status == 404:
+            return None
+        if resp.status != 200:
+            raise RegistryError(f"registry {ref.registry}: HEAD {ref} answered HTTP {resp.status}")
+        return ManifestInfo(
+            resp.getheader("Docker-Content-Digest", ""),
+            resp.getheader("Content-Type", ""),
+            int(resp.getheader("Content-Length", "0")),
+        )
+
+    def get_manifest(self, ref: ImageRef) -> tuple[bytes, str, str]:
+        path = f"/v2/{ref.repository}/manifests/{ref.reference}"
+        resp = self._request(
+            "GET", ref.registry, path, self._scope(ref.repository), {"Accept": ",".join(MANIFEST_TYPES)}
+        )
+        data = resp.read()
+        if resp.status != 200:
+            raise RegistryError(f"registry {ref.registry}: GET {ref} answered HTTP {resp.status}")
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        return data, resp.getheader("Content-Type", ""), digest
+
+    def _platform_manifest(self, ref: ImageRef, platform: str) -> dict[str, object]:
+        data, media, _ = self.get_manifest(ref)
+        doc = json.loads(data)
+        if media in _INDEX_TYPES:
+            os_, _, arch = platform.partition("/")
+            for m in doc.get("manifests", []):
+                p = m.get("platform", {})
+                if p.get("os") == os_ and p.get("architecture") == arch.split("/")[0]:
+                    return self._platform_manifest(
+                        ImageRef(ref.registry, ref.repository, None, m["digest"]), platform
+                    )
+            raise RegistryError(f"{ref} has no manifest for {platform}")
+        return dict(doc)
+
+    def image_size(self, ref: ImageRef, platform: str = "linux/amd64") -> int:
+        """Compressed bytes a pull transfers: config plus layers."""
+        doc: dict[str, Any] = self._platform_manifest(ref, platform)
+        blobs = [doc.get("config", {}), *doc.get("layers", [])]
+        return sum(int(b.get("size", 0)) for b in blobs)
+
+    def _has_blob(self, ref: ImageRef, digest: str) -> bool:
+        resp = self._request(
+            "HEAD", ref.registry, f"/v2/{ref.repository}/blobs/{digest}", self._scope(ref.repository, True)
+        )
+        resp.read()
+        return resp.status == 200
+
+    def _copy_blob(self, src: ImageRef, dst: ImageRef, digest: str, size: int) -> None:
+        if self._has_blob(dst, digest):
+            return
+        scope = self._scope(dst.repository, True)
+        base = f"/v2/{dst.repository}/blobs/uploads/"
+        if src.registry == dst.registry:
+            q = urllib.parse.urlencode({"mount": digest, "from": src.repository})
+            resp = self._request("POST", dst.registry, f"{base}?{q}", scope, body=b"", length=0)
+            resp.read()
+            if resp.status == 201:
+                return
+        else:
+            resp = self._request("POST", dst.registry, base, scope, body=b"", length=0)
+            resp.read()
+        if resp.status != 202:
+            raise RegistryError(f"registry {dst.registry}: blob upload refused (HTTP {resp.status})")
+        location = urllib.parse.urlsplit(resp.getheader("Location", ""))
+        sep = "&" if location.query else ""
+        put_path = f"{location.path}?{location.query}{sep}digest={urllib.parse.quote(digest)}"
+        get = self._request(
+            "GET", src.registry, f"/v2/{src.repository}/blobs/{digest}", self._scope(src.repository)
+        )
+        if get.status != 200:
+            raise RegistryError(f"registry {src.registry}: blob {digest[:19]} answered HTTP {get.status}")
+
+        def chunks() -> Iterator[bytes]:
+            while block := get.read(_CHUNK):
+                yield block
+
+        put = self._request("PUT", dst.registry, put_path, scope, {"Content-Type": "application/octet-stream"},
+                            body=chunks(), length=size)  # fmt: skip
+        put.read()
+        if put.status != 201:
+            raise RegistryError(
+                f"registry {dst.registry}: blob {digest[:19]} upload failed (HTTP {put.status})"
+            )
+
+    def copy(self, src: ImageRef, dst: ImageRef) -> str:
+        """Copy an image (an index with all its manifests) and its blobs; return the manifest digest."""
+        data, media, digest = self.get_manifest(src)
+        doc = json.loads(data)
+        if media in _INDEX_TYPES:
+            for m in doc.get("manifests", []):
+                child = ImageRef(src.registry, src.repository, None, m["digest"])
+                self.copy(child, ImageRef(dst.registry, dst.repository, None, m["digest"]))
+        else:
+            for blob in [doc.get("config", {}), *doc.get("layers", [])]:
+                if blob.get("digest"):
+                    self._copy_blob(src, dst, blob["digest"], int(blob.get("size", 0)))
+        path = f"/v2/{dst.repository}/manifests/{dst.tag or digest}"
+        resp = self._request("PUT", dst.registry, path, self._scope(dst.repository, True), {"Content-Type": media},
+                             body=data, length=len(data))  # fmt: skip
+        resp.read()
+        if resp.status not in (200, 201):
+            raise RegistryError(
+                f"registry {dst.registry}: manifest upload for {dst} failed (HTTP {resp.status})"
+            )
+        return digest
