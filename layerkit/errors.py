@@ -73,3 +73,7 @@ class DaemonError(EnvironmentFailure):
 
 class RegistryError(EnvironmentFailure):
     """A registry is unreachable or refused a request."""
+
+
+class RegistryUnreachable(RegistryError):
+    """No answer from a registry (refused, timed out): builds go on without it, with a warning."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from layerkit.build.request import Network, Target, name_tag, repository, solve_args, targets
-from layerkit.errors import RegistryError, SpecError
+from layerkit.errors import RegistryError, RegistryUnreachable, SpecError
 
 if TYPE_CHECKING:
     from layerkit.api import Rendered
@@ -86,8 +86,9 @@ class BuildResult:
 class _Registries:
     """Registry lookups that degrade to "unknown" (with one warning) when it is down."""
 
-    def __init__(self, client: RegistryClient, warn: Callable[[str], None]) -> None:
+    def __init__(self, client: RegistryClient, warn: Callable[[str], None], hint: str = "") -> None:
         self.client = client
+        self._hint = hint
         self.down: set[str] = set()
         self._warn = warn
 
@@ -99,10 +100,12 @@ class _Registries:
             return False
         try:
             return self.client.head_manifest(image) is not None
-        except RegistryError as exc:
+        except RegistryUnreachable as exc:
             self.down.add(image.registry)
             self._warn(f"warning: {exc}; building without its cache")
             return False
+        except RegistryError as exc:
+            raise RegistryError(f"{exc}{self._hint}") from None
 
 
 def _credentials_for(
@@ -161,7 +164,10 @@ def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress
         result.warnings.append(message)
         progress.message(message)
 
-    registries = _Registries(RegistryClient(creds), warn)
+    hint = ""
+    if reg and (reg.username_env or reg.password_env):
+        hint = f" (credentials from ${reg.username_env} / ${reg.password_env})"
+    registries = _Registries(RegistryClient(creds), warn, hint)
 
     def lookup() -> bool:
         if opts.force:

@@ -58,8 +58,11 @@ def _short(name: str, width: int = 110) -> str:
 
 
 def is_build_step(name: str) -> bool:
-    """Dockerfile instructions (``[env 3/7] RUN ...``), not ``[internal] load ...`` bookkeeping."""
-    return name.startswith("[") and not name.startswith(("[internal]", "[auth]")) and "] " in name
+    """Dockerfile instructions that do work (``[env 3/7] RUN ...``): not ``[internal] ...``
+    bookkeeping, and not FROM, which resolves an image and is never reported CACHED."""
+    if not name.startswith("[") or name.startswith(("[internal]", "[auth]")) or "] " not in name:
+        return False
+    return not name.split("] ", 1)[1].startswith("FROM ")
 
 
 class Progress:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from layerkit.errors import RegistryError, SpecError
+from layerkit.errors import RegistryError, RegistryUnreachable, SpecError
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -198,11 +198,11 @@ class RegistryClient:
                 resp = conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
-                raise RegistryError(f"registry {host} is unreachable: {exc}") from None
+                raise RegistryUnreachable(f"registry {host} is unreachable: {exc}") from None
             if resp.status != 401 or attempt == 1 or not isinstance(body, bytes | None):
                 if resp.status == 401:
                     resp.read()
-                    raise RegistryError(f"registry {host} refused the credentials for {path.split('/')[2]}")
+                    raise RegistryError(f"registry {host} refused the credentials ({method} {path})")
                 return resp
             challenge = resp.getheader("WWW-Authenticate", "")
             resp.read()
@@ -235,7 +235,7 @@ class RegistryClient:
             resp = conn.getresponse()
             data = resp.read()
         except (OSError, http.client.HTTPException) as exc:
-            raise RegistryError(f"token service of {host} is unreachable: {exc}") from None
+            raise RegistryUnreachable(f"token service of {host} is unreachable: {exc}") from None
         finally:
             conn.close()
         if resp.status != 200:
