@@ -34,7 +34,8 @@ _INDEX_TYPES = MANIFEST_TYPES[:2]
 _LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
 _CHUNK = 1 << 20
 _REF = re.compile(
-    r"^(?P<name>[a-z0-9._/:-]+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+    r"^(?P<name>(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9._/-]+?)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
 )
 
 
@@ -56,8 +57,8 @@ class ImageRef:
             registry, repo = first, rest
         else:
             registry, repo = "docker.io", name if slash else f"library/{name}"
-        if not repo or repo.endswith("/") or "//" in repo:
-            raise SpecError(f"bad image reference {ref!r}: empty repository name")
+        if not re.fullmatch(r"[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*", repo):
+            raise SpecError(f"bad image reference {ref!r}: repository must be lower-case path components")
         tag = m["tag"] or (None if m["digest"] else "latest")
         return cls(registry, repo, tag, m["digest"])
 

@@ -1,0 +1,91 @@
+"""The OCI registry client: references, credentials, and real registries (anonymous + htpasswd)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import pytest
+from fixtures_services import AuthRegistry, Services, free_port
+
+from layerkit.build.registry import Credentials, ImageRef, RegistryClient, resolve_credentials
+from layerkit.errors import RegistryError, RegistryUnreachable, SpecError
+
+D = "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("ref", "parsed", "text"),
+    [
+        ("debian", ("docker.io", "library/debian", "latest", None), "docker.io/library/debian:latest"),
+        ("localhost:5000/a/b:1", ("localhost:5000", "a/b", "1", None), "localhost:5000/a/b:1"),
+        (f"r.example.com/x@{D}", ("r.example.com", "x", None, D), f"r.example.com/x@{D}"),
+        ("team/env:v2", ("docker.io", "team/env", "v2", None), "docker.io/team/env:v2"),
+    ],
+)
+def test_image_ref_parse(ref: str, parsed: tuple[object, ...], text: str) -> None:
+    r = ImageRef.parse(ref)
+    assert (r.registry, r.repository, r.tag, r.digest) == parsed
+    assert str(r) == text
+
+
+@pytest.mark.parametrize("bad", ["", "UPPER/case", "a b", "x:tag:tag", "host:5000/"])
+def test_bad_image_refs(bad: str) -> None:
+    with pytest.raises(SpecError, match="bad image reference"):
+        ImageRef.parse(bad)
+
+
+def test_credentials_from_named_env_vars_and_docker_config(tmp_path: Path) -> None:
+    env = {"U": "alice", "P": "s3cret"}
+    c = resolve_credentials("r:5000", username_env="U", password_env="P", environ=env)
+    assert c == Credentials("alice", "s3cret")
+    assert "s3cret" not in repr(c)
+    with pytest.raises(RegistryError, match="MISSING is not set") as err:
+        resolve_credentials("r:5000", username_env="U", password_env="MISSING", environ=env)
+    assert "s3cret" not in str(err.value)
+    cfg = tmp_path / "config.json"
+    auth = base64.b64encode(b"bob:pw:with:colons").decode()
+    cfg.write_text(json.dumps({"auths": {"https://r.example.com": {"auth": auth}}}))
+    assert resolve_credentials("r.example.com", environ={}, docker_config=cfg) == Credentials(
+        "bob", "pw:with:colons"
+    )
+    assert resolve_credentials("other.example.com", environ={}, docker_config=cfg) is None
+
+
+def test_unreachable_registry_fails_fast() -> None:
+    client = RegistryClient(timeout=3)
+    t0 = time.monotonic()
+    with pytest.raises(RegistryUnreachable, match="unreachable"):
+        client.head_manifest(ImageRef.parse(f"localhost:{free_port()}/x:1"))
+    assert time.monotonic() - t0 < 3
+
+
+@pytest.mark.integration
+def test_head_size_and_copy_between_registries(services: Services, auth_registry: AuthRegistry) -> None:
+    anon = RegistryClient()
+    base = ImageRef.parse(services.base_image)
+    info = anon.head_manifest(base)
+    assert info is not None and info.digest.startswith("sha256:")
+    assert anon.head_manifest(base.with_tag("no-such-tag")) is None
+    raw, _, digest = anon.get_manifest(base)
+    doc = json.loads(raw)
+    assert digest == info.digest
+    assert anon.image_size(base) == doc["config"]["size"] + sum(layer["size"] for layer in doc["layers"])
+
+    creds = Credentials(auth_registry.username, auth_registry.password)
+    authed = RegistryClient(lambda host: creds if host == auth_registry.address else None)
+    dst = ImageRef.parse(f"{auth_registry.address}/copied/debian:1")
+    assert authed.copy(base, dst) == info.digest  # across registries: blobs streamed
+    same = ImageRef.parse(f"{auth_registry.address}/mounted/debian:1")
+    assert authed.copy(dst, same) == info.digest  # same registry: blobs mounted
+    found = authed.head_manifest(same)
+    assert found is not None and found.digest == info.digest
+
+    wrong = RegistryClient(lambda host: Credentials(auth_registry.username, "wrong-password"))
+    with pytest.raises(RegistryError, match="refused the credentials") as err:
+        wrong.head_manifest(dst)
+    assert "wrong-password" not in str(err.value) and auth_registry.password not in str(err.value)
+    with pytest.raises(RegistryError, match="needs credentials"):
+        RegistryClient().head_manifest(dst)
