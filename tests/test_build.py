@@ -251,3 +251,27 @@ def test_large_context_goes_through_filesync(
     result, _ = build(spec, services, push=False)
     assert result.action == "built"
     assert run_in(services, result.image, "mlkit", "3") == "mlkit 1.0 on corelib 1.5: fib(3) = 2\n"
+
+
+def test_ctrl_c_cancels_the_solve(tmp_path: Path, site: fb.Site, services: Services) -> None:
+    import signal
+    import time
+
+    spec = make_spec(tmp_path, site, services, repo=f"t/{uuid.uuid4().hex[:8]}")
+    spec.write_text(spec.read_text() + f"  - run: 'sleep 120 # {uuid.uuid4().hex}'\n    stage: final\n")
+    subprocess.run([sys.executable, "-m", "layerkit", "-q", "lock", str(spec)], check=True)
+    cmd = [sys.executable, "-m", "layerkit", "build", "--progress", "json", "--network", "host",
+           "--addr", f"docker://{services.docker_host}", str(spec)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until BuildKit runs the sleep
+        if line.startswith("{") and "sleep 120" in line and '"RUNNING"' in line:
+            break
+    else:
+        pytest.fail(f"the build ended before the sleep step ran (exit {proc.wait()})")
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, rest
+    assert time.monotonic() - t0 < 30  # the 120 s step was cancelled, not waited for
+    assert "interrupted" in rest and "Traceback" not in rest
