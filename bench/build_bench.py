@@ -145,7 +145,9 @@ def run(tmp: Path, log: Callable[[str], None]) -> dict[str, Any]:
 
 
 def _pick(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: doc[k] for k in ("wall_s", "seconds", "action", "cached_steps", "total_steps", "size")}
+    return {
+        k: doc[k] for k in ("wall_s", "seconds", "action", "cached_steps", "total_steps", "size", "timings")
+    }
 
 
 def _lookup_time(spec: Path) -> float:
@@ -186,6 +188,11 @@ def table(b: dict[str, Any]) -> list[str]:
         f"   skip by hash                 {b['skip']['median_s']:7.3f} s  median of {len(b['skip']['runs'])} "
         f"whole-process runs (render + HEAD in process: {b['skip']['lookup_s'] * 1000:.0f} ms); goal <= "
         f"{g['skip_s']} s: {verdict(b['skip']['median_s'] <= g['skip_s'])}",
+        "   where the time goes (s): "
+        + "; ".join(
+            f"{name} " + ", ".join(f"{k} {v:.1f}" for k, v in b[name]["timings"].items())
+            for name in ("cold", "warm", "pruned")
+        ),
         f"   image size                   {b['size']['multi_stage'] / mb:7.1f} MB multi-stage vs "
         f"{b['size']['naive'] / mb:.1f} MB naive single-stage (compressed, in the registry): "
         f"{b['size']['saving']:.0%} smaller; goal >= {g['size_saving']:.0%}: "

@@ -63,6 +63,7 @@ class BuildResult:
     cached_steps: int = 0
     total_steps: int = 0
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # "solve image", "push base", ...
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
@@ -79,6 +80,7 @@ class BuildResult:
             "cached_steps": self.cached_steps,
             "total_steps": self.total_steps,
             "seconds": round(self.seconds, 3),
+            "timings": dict(self.timings),
             "warnings": list(self.warnings),
         }
 
@@ -259,6 +261,8 @@ def _solve_all(
     prior = [f"{main.repo}:{t}" for t in main.extra_tags]
     cache_from = [t.ref for t in plan[1:] if existing[t.stage]]
     cache_from += [ref for ref in prior if has_registry and registries.exists(ref)]
+    if opts.force and has_registry and registries.exists(main.ref):
+        cache_from.append(main.ref)  # a forced rebuild starts from the image it replaces
     workspace = ImageRef.parse(main.ref).registry if has_registry else None
     push = opts.push and has_registry and workspace not in registries.down
     if not push and has_registry and opts.push:
@@ -279,6 +283,7 @@ def _solve_all(
                 if target.stage and (existing[target.stage] or not push):
                     continue  # stage images only matter in a registry
                 progress.phase(target.label)
+                t0 = time.monotonic()
                 args = solve_args(
                     target,
                     embedded=embedded,
@@ -299,12 +304,15 @@ def _solve_all(
                     entitlements=args.entitlements,
                     on_status=progress,
                 )
+                result.timings[f"solve {target.label}"] = round(time.monotonic() - t0, 3)
+                t0 = time.monotonic()
                 if target.stage is None:
                     result.digest = res.exporter_response.get("containerimage.digest")
                 if engine is not None and push:
                     for ref in target.refs:
                         progress.message(f"pushing {ref}")
                         engine.push(ref, creds(ImageRef.parse(ref).registry))
+                    result.timings[f"push {target.label}"] = round(time.monotonic() - t0, 3)
                 if target.stage:
                     result.stages[target.stage] = target.ref
             if engine is not None and not push:

@@ -24,8 +24,8 @@ WORKDIR /tmp/layerkit
 RUN python3 -m venv /opt/installer \
     && /opt/installer/bin/pip install --no-cache-dir py-rattler==0.28.0
 COPY environment.yml install_env.py ./
-RUN /opt/installer/bin/python install_env.py --prefix /opt/env --spec environment.yml --platform linux-64
-RUN find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
+RUN /opt/installer/bin/python install_env.py --prefix /opt/env --spec environment.yml --platform linux-64 \
+    && find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
     && rm -rf /opt/env/pkgs /opt/env/conda-meta/*.json.bak /tmp/layerkit
 
 FROM nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04 AS runtime

@@ -35,8 +35,8 @@ RUN wget -q -O miniconda.sh "https://repo.anaconda.com/miniconda/Miniconda3-4.5.
     && rm miniconda.sh
 COPY environment.yml ./
 RUN /opt/conda/bin/conda env create --prefix /opt/env --file environment.yml \
-    && /opt/conda/bin/conda clean -aqy
-RUN find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
+    && /opt/conda/bin/conda clean -aqy \
+    && find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
     && rm -rf /opt/env/pkgs /opt/env/conda-meta/*.json.bak /tmp/layerkit
 
 FROM nvidia/cuda:9.0-cudnn7-runtime-ubuntu16.04 AS runtime

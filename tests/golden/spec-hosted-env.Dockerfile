@@ -28,8 +28,8 @@ RUN wget -q -O miniconda.sh "https://repo.anaconda.com/miniconda/Miniconda3-4.5.
 COPY environment.yml requirements.txt ./
 RUN /opt/conda/bin/conda env create --prefix /opt/env --file environment.yml \
     && /opt/conda/bin/conda clean -aqy
-RUN /opt/env/bin/python -m pip install --no-cache-dir -r requirements.txt
-RUN find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
+RUN /opt/env/bin/python -m pip install --no-cache-dir -r requirements.txt \
+    && find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
     && rm -rf /opt/env/pkgs /opt/env/conda-meta/*.json.bak /tmp/layerkit
 
 FROM base AS runtime
