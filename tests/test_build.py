@@ -45,9 +45,10 @@ def make_spec(
     registry: str | None = None,
     extra: str = "",
     lock: bool = True,
+    base: str | None = None,
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    layer = fb.site_layer(site, services.base_image, registry or services.registry)
+    layer = fb.site_layer(site, base or services.base_image, registry or services.registry)
     (folder / "site.yaml").write_text(layer + f"  repository: {repo}\n" + extra)
     spec = folder / "layerkit.yaml"
     spec.write_text(
@@ -155,8 +156,21 @@ def test_private_registry_with_auth_and_no_secret_anywhere(
     monkeypatch.setenv("LK_TEST_PASS", auth_registry.password)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
     creds = "  username_env: LK_TEST_USER\n  password_env: LK_TEST_PASS\n"
+    # The base image itself lives in the private registry: BuildKit pulls it with the
+    # credentials the session's auth service hands out.
+    from layerkit.build.registry import Credentials, ImageRef, RegistryClient
+
+    private_base = f"{auth_registry.address}/base/debian:bookworm"
+    login = Credentials(auth_registry.username, auth_registry.password)
+    RegistryClient(lambda host: login).copy(ImageRef.parse(services.base_image), ImageRef.parse(private_base))
     spec = make_spec(
-        tmp_path / "spec", site, services, repo="team/env", registry=auth_registry.address, extra=creds
+        tmp_path / "spec",
+        site,
+        services,
+        repo="team/env",
+        registry=auth_registry.address,
+        extra=creds,
+        base=private_base,
     )
     progress = Progress("json")
     opts = BuildOptions(addr=f"docker://{services.docker_host}", network="host")
@@ -183,6 +197,12 @@ def test_private_registry_with_auth_and_no_secret_anywhere(
     )  # fmt: skip
     assert proc.returncode == 3, proc.stderr
     assert secret not in proc.stdout + proc.stderr
+    # No credentials for the private base: BuildKit's pull is refused, the step fails with exit 3.
+    from layerkit.errors import DaemonError
+
+    bare = make_spec(tmp_path / "bare", site, services, repo="t/bare", base=private_base)
+    with pytest.raises(DaemonError, match=r"(?i)unauthori|401|denied"):
+        api.build(bare, options=opts, progress=Progress("quiet"))
 
 
 def test_daemon_down_is_exit_3_and_registry_down_only_warns(
