@@ -6,12 +6,15 @@ stdout carries machine output only (Dockerfile, hash, JSON); messages go to stde
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from pathlib import Path
 
 from layerkit import __version__
+from layerkit.commands import out as _out
+from layerkit.commands import warn as _warn
 from layerkit.errors import EXIT_INTERRUPTED, EXIT_OK, LayerkitError, SpecError
 
 EXIT_CODES_HELP = """exit codes:
@@ -21,6 +24,11 @@ EXIT_CODES_HELP = """exit codes:
   3    environment failure (solver, daemon, registry, network)
   130  interrupted
 """
+
+
+# Subcommands kept in modules of their own (layerkit/commands/NAME.py): each has HELP,
+# configure(parser) and run(args) -> exit code, and imports its heavy parts inside run().
+MODULE_COMMANDS: tuple[str, ...] = ()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,23 +112,22 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c = sub.add_parser("flavours", help="list the curated base flavours")
     c.add_argument("--json", action="store_true")
+    for name in MODULE_COMMANDS:
+        mod = importlib.import_module(f"layerkit.commands.{name.replace('-', '_')}")
+        c = sub.add_parser(
+            name, help=mod.HELP, epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        mod.configure(c)
+        c.set_defaults(module_run=mod.run)
     return p
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
-
-
-def _warn(args: argparse.Namespace, warnings: tuple[str, ...]) -> None:
-    if not args.quiet:
-        for w in dict.fromkeys(warnings):
-            print(w, file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
     from layerkit import api
 
+    module_run = getattr(args, "module_run", None)
+    if module_run is not None:
+        return int(module_run(args))
     if args.command == "validate":
         report = []
         for spec in args.spec:
