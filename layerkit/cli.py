@@ -83,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
         "--addr",
         help="BuildKit: unix://SOCK, tcp://HOST:PORT or docker://[DOCKER_HOST] (default: $BUILDKIT_HOST, else the Docker engine)",
     )
+    tls = c.add_argument_group(
+        "TLS for tcp:// buildkitd (default: $LAYERKIT_TLS_CA, _CERT, _KEY, _SERVER_NAME)"
+    )
+    tls.add_argument("--tls-ca", metavar="FILE", help="CA certificate that signed the daemon's certificate")
+    tls.add_argument("--tls-cert", metavar="FILE", help="client certificate (mutual TLS)")
+    tls.add_argument("--tls-key", metavar="FILE", help="client key (mutual TLS)")
+    tls.add_argument("--tls-server-name", metavar="NAME", help="name to verify in the daemon's certificate")
     c.add_argument("--registry", help="workspace registry (default: the spec's registry.address)")
     c.add_argument("--tag", action="append", default=[], help="extra tag for the image (repeatable)")
     c.add_argument("--no-name-tag", action="store_true", help="do not tag the image NAME-VERSION")
@@ -231,8 +238,11 @@ def _lock(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from layerkit import api
     from layerkit.build.builder import BuildOptions
+    from layerkit.build.tls import TLSConfig
 
+    tls = TLSConfig.from_options(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
     opts = BuildOptions(
+        tls=tls,
         addr=args.addr,
         registry=args.registry,
         push=not args.no_push,

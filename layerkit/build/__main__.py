@@ -14,6 +14,7 @@ import time
 from layerkit.build._proto import buildkit_control_pb2 as control
 from layerkit.build.client import BuildkitClient
 from layerkit.build.llb import dockerfile_inputs
+from layerkit.build.tls import TLSConfig
 from layerkit.errors import LayerkitError
 
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tag", default="localhost/layerkit-smoke:latest")
     args = ap.parse_args(argv)
     try:
-        with BuildkitClient(args.addr) as client:
+        with BuildkitClient(args.addr, tls=TLSConfig.from_options()) as client:
             print(f"connected to {client.transport.address}")
             for w in client.list_workers():
                 print(

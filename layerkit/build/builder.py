@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from layerkit.build.engine import Engine
     from layerkit.build.progress import Mode, Progress
     from layerkit.build.registry import Credentials, RegistryClient
+    from layerkit.build.tls import TLSConfig
 
 Action = Literal["built", "found", "copied"]
 
@@ -48,6 +49,7 @@ class BuildOptions:
     progress: Mode = "auto"
     tags: tuple[str, ...] = ()  # extra tags; the spec's name-version is added unless name_tag=False
     name_tag: bool = True
+    tls: TLSConfig | None = None  # client TLS for tcp:// buildkitd
 
 
 @dataclass
@@ -268,7 +270,10 @@ def _solve_all(
     if not push and has_registry and opts.push:
         result.warnings.append(f"warning: {main.ref} is not pushed: its registry is unreachable")
 
-    with BuildkitClient(opts.addr) as client, BuildContext(client, rendered.files, creds) as ctx:
+    with (
+        BuildkitClient(opts.addr, tls=opts.tls) as client,
+        BuildContext(client, rendered.files, creds) as ctx,
+    ):
         caps = client.capabilities()
         embedded = caps.embedded_in_docker
         if not embedded and not has_registry:

@@ -17,6 +17,7 @@ import grpc
 from layerkit.build._proto import buildkit_control_pb2 as control
 from layerkit.build._proto import buildkit_control_pb2_grpc as control_grpc
 from layerkit.build._proto import buildkit_ops_pb2 as pb
+from layerkit.build.tls import TLSConfig
 from layerkit.build.transport import Transport, open_transport
 from layerkit.errors import DaemonError
 
@@ -114,8 +115,10 @@ def _platform_str(p: pb.Platform) -> str:
 class BuildkitClient:
     """``BuildkitClient(addr)``: see transport.parse_address for address forms."""
 
-    def __init__(self, addr: str | None = None, *, timeout: float = 10.0) -> None:
-        self.transport: Transport = open_transport(addr, timeout=timeout)
+    def __init__(
+        self, addr: str | None = None, *, timeout: float = 10.0, tls: TLSConfig | None = None
+    ) -> None:
+        self.transport: Transport = open_transport(addr, timeout=timeout, tls=tls)
         # Generated grpc stubs carry no annotations: every method is Any.
         self._stub = control_grpc.ControlStub(self.transport.channel)  # type: ignore[no-untyped-call]
         self._timeout = timeout

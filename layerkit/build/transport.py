@@ -3,7 +3,7 @@
 Address forms (``parse_address``):
 
 - ``unix:///run/buildkit/buildkitd.sock``  buildkitd on a unix socket
-- ``tcp://127.0.0.1:1234``                 buildkitd on plain TCP (no TLS yet)
+- ``tcp://127.0.0.1:1234``                 buildkitd on TCP, plain or with ``TLSConfig``
 - ``docker://``                            the engine named by DOCKER_HOST (default
   /var/run/docker.sock); ``docker://unix:///x.sock`` / ``docker://tcp://h:p`` name it
 - ``None``                                 BUILDKIT_HOST if set, else ``docker://``
@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import grpc
 
+from layerkit.build.tls import TLSConfig
 from layerkit.errors import DaemonError, SpecError
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -299,13 +300,17 @@ class Transport:
         self.close()
 
 
-def open_transport(addr: str | None = None, *, timeout: float = 10.0) -> Transport:
+def open_transport(
+    addr: str | None = None, *, timeout: float = 10.0, tls: TLSConfig | None = None
+) -> Transport:
     """Connect to BuildKit and wait until the channel is ready.
 
     Fails fast with DaemonError: the raw socket is probed first, so a missing socket
     or refused port reports its errno at once instead of grpc's silent backoff.
     """
     address = parse_address(addr)
+    if tls is not None and address.kind != "tcp":
+        raise SpecError(f"TLS options apply to tcp:// BuildKit addresses only, not {address}")
     bridge: DockerBridge | None = None
     if address.kind == "docker":
         bridge = DockerBridge(address.target, dial_timeout=min(timeout, 5.0))
@@ -320,15 +325,22 @@ def open_transport(addr: str | None = None, *, timeout: float = 10.0) -> Transpo
         target = f"unix://{address.target}"
     else:
         host, _, port = address.target.rpartition(":")
-        dial((host.strip("[]"), int(port)), min(timeout, 5.0), f"BuildKit at {address}").close()
+        what = f"BuildKit at {address}"
+        if tls is None:
+            dial((host.strip("[]"), int(port)), min(timeout, 5.0), what).close()
+        else:
+            tls.probe(dial((host.strip("[]"), int(port)), min(timeout, 5.0), what), host.strip("[]"), what)
         target = address.target
-    channel = grpc.insecure_channel(
-        target,
-        options=[
-            ("grpc.max_send_message_length", MAX_SEND_BYTES),
-            ("grpc.max_receive_message_length", MAX_RECV_BYTES),
-        ],
-    )
+    options: list[tuple[str, int | str]] = [
+        ("grpc.max_send_message_length", MAX_SEND_BYTES),
+        ("grpc.max_receive_message_length", MAX_RECV_BYTES),
+    ]
+    if tls is None:
+        channel = grpc.insecure_channel(target, options=options)
+    else:
+        if tls.server_name:
+            options.append(("grpc.ssl_target_name_override", tls.server_name))
+        channel = grpc.secure_channel(target, tls.channel_credentials(), options=options)
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
     except grpc.FutureTimeoutError:

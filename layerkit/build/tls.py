@@ -1,0 +1,111 @@
+"""Client TLS for tcp:// BuildKit daemons (buildkitd started with --tlscacert/--tlscert/--tlskey)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from layerkit.errors import DaemonError, SpecError
+
+TLS_ENV = {
+    "ca": "LAYERKIT_TLS_CA",
+    "cert": "LAYERKIT_TLS_CERT",
+    "key": "LAYERKIT_TLS_KEY",
+    "server_name": "LAYERKIT_TLS_SERVER_NAME",
+}
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """Client TLS for ``tcp://`` buildkitd, as buildctl's --tlscacert/--tlscert/--tlskey/--tlsservername.
+
+    ``ca`` verifies the daemon (default: the system store); ``cert`` + ``key`` are the client
+    identity for daemons that require mutual TLS; ``server_name`` overrides the name checked
+    against the daemon's certificate (default: the address's host).
+    """
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    server_name: str | None = None
+
+    @classmethod
+    def from_options(
+        cls,
+        ca: str | None = None,
+        cert: str | None = None,
+        key: str | None = None,
+        server_name: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> TLSConfig | None:
+        """Options win over LAYERKIT_TLS_* variables; None when neither sets anything."""
+        env = os.environ if environ is None else environ
+        given = {"ca": ca, "cert": cert, "key": key, "server_name": server_name}
+        vals = {k: v or env.get(TLS_ENV[k]) or None for k, v in given.items()}
+        if not any(vals.values()):
+            return None
+        if bool(vals["cert"]) != bool(vals["key"]):
+            raise SpecError("TLS: a client certificate and its key go together (--tls-cert with --tls-key)")
+        path = {k: Path(v) if v and k != "server_name" else None for k, v in vals.items()}
+        return cls(path["ca"], path["cert"], path["key"], vals["server_name"])
+
+    def _read(self, path: Path | None, what: str) -> bytes | None:
+        if path is None:
+            return None
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise SpecError(f"TLS {what} {path}: {exc.strerror or exc}") from None
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self._read(self.ca, "CA file"),
+            private_key=self._read(self.key, "key file"),
+            certificate_chain=self._read(self.cert, "certificate file"),
+        )
+
+    def probe(self, sock: socket.socket, host: str, what: str) -> None:
+        """One TLS handshake on ``sock`` (connected, closed here) before gRPC: a bad CA, name
+        or client certificate is reported at once with OpenSSL's reason, where grpc would
+        only retry until its deadline."""
+        try:
+            ctx = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
+            if self.cert and self.key:
+                ctx.load_cert_chain(str(self.cert), str(self.key))
+        except (OSError, ssl.SSLError) as exc:
+            sock.close()
+            raise SpecError(f"TLS files for {what} are unusable: {exc}") from None
+        ctx.set_alpn_protocols(["h2"])
+        try:
+            with ctx.wrap_socket(sock, server_hostname=self.server_name or host) as tls:
+                # With TLS 1.3 the server judges our certificate after the handshake; a refusal
+                # shows as an alert or a closed connection on the first read. A gRPC server that
+                # accepted us waits for our HTTP/2 preface instead: the read times out.
+                tls.settimeout(0.5)
+                closed = False
+                with contextlib.suppress(TimeoutError, ssl.SSLWantReadError):
+                    closed = tls.recv(1) == b""
+                if closed:
+                    raise DaemonError(
+                        f"TLS handshake with {what} failed: the daemon closed the connection after the "
+                        "handshake; it probably requires a client certificate (--tls-cert/--tls-key) "
+                        "signed by a CA it trusts (check --tls-ca, --tls-cert/--tls-key and --tls-server-name)"
+                    )
+        except ssl.SSLError as exc:
+            verify = getattr(exc, "verify_message", None)
+            reason = f"certificate verify failed: {verify}" if verify else exc.reason or str(exc)
+            raise DaemonError(
+                f"TLS handshake with {what} failed: {reason} "
+                "(check --tls-ca, --tls-cert/--tls-key and --tls-server-name)"
+            ) from None
+        except OSError as exc:
+            raise DaemonError(f"TLS handshake with {what} failed: {exc.strerror or exc}") from None
+        finally:
+            sock.close()
