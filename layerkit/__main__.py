@@ -1,3 +1,3 @@
-from layerkit.cli import entry
+from layerkit.memo import entry
 
 entry()

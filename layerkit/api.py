@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from layerkit import atomic
+from layerkit import atomic, inputs
 from layerkit.errors import SpecError
 from layerkit.hashing.content import HashResult, compute
 from layerkit.lock.model import Lock
@@ -56,7 +56,10 @@ def default_lock_path(spec: Path) -> Path:
 
 def find_lock(spec: Path) -> Path | None:
     path = default_lock_path(spec)
-    return path if path.is_file() else None
+    if path.is_file():
+        return path
+    inputs.note_absent(path)
+    return None
 
 
 @dataclass(frozen=True)

@@ -287,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    from layerkit.memo import entry as memo_entry
+
+    memo_entry()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from layerkit import inputs
 from layerkit.errors import Location, SpecError
 from layerkit.lock.model import Lock, LockedPackage
 
@@ -62,6 +63,7 @@ def parse_explicit(text: str, source: str, platform: str | None = None) -> Lock:
 
 
 def read_explicit(path: Path) -> Lock:
+    inputs.note(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

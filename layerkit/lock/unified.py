@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from layerkit import inputs
 from layerkit.errors import Location, SpecError
 from layerkit.lock.model import Lock, LockedPackage
 
@@ -52,6 +53,7 @@ def read_unified(path: Path) -> Lock:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    inputs.note(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from layerkit import inputs
 from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
 from layerkit.spec import values as V
@@ -343,6 +344,7 @@ def _read_dockerfile(checked: Checked) -> str:
     if layer.path is None:
         raise SpecError("dockerfile_file needs a spec file to be relative to", loc)
     path = layer.path.parent / base.dockerfile_file
+    inputs.note(path)
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -12,6 +12,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+from layerkit import inputs
 from layerkit.errors import Location, SpecError
 from layerkit.spec.load import Format, Key, Positions, parse_text
 
@@ -152,6 +153,7 @@ def _conda_file(rel: Any, base_dir: Path, out: _Out, old: Key) -> None:
     if not isinstance(rel, str):
         raise SpecError("'condaDependenciesFile' must be a path", out.loc(old))
     path = base_dir / rel
+    inputs.note(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from layerkit import inputs
 from layerkit.errors import Location, SpecError
 from layerkit.spec.models import Spec
 
@@ -209,6 +210,7 @@ def load_file(path: Path) -> Layer:
     from layerkit.spec.importers import import_data
 
     source = str(path)
+    inputs.note(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

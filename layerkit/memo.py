@@ -1,0 +1,156 @@
+"""Whole-process memo of the pure commands: `render` (to stdout), `hash`, `show`, `validate`.
+
+A make rule or pre-commit hook runs these over and over on unchanged inputs, and most of
+a cold run is interpreter start-up plus importing pydantic, ruamel and jinja2. An entry
+is keyed by (layerkit's own files, working directory, arguments) and holds the files the
+command read (by sha256; a probe that found nothing must still find nothing), its exit
+code and its output. A hit re-checks every dependency and replays the output without
+importing any of that. Only exit code 0 is stored; LAYERKIT_NO_CACHE=1 turns it off.
+
+Imports stay minimal here: this module runs before the CLI on every invocation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+SCHEMA = 1
+COMMANDS = frozenset({"render", "hash", "show", "validate"})
+
+
+def _command(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def applies(argv: list[str]) -> bool:
+    """Pure commands only: `render -o DIR` writes files, so it always runs."""
+    if os.environ.get("LAYERKIT_NO_CACHE") or _command(argv) not in COMMANDS:
+        return False
+    return not any(a in ("-o", "--output", "-h", "--help") or a.startswith("--output=") for a in argv)
+
+
+def _cache_root() -> Path:
+    # Same rule as layerkit.resources.cache_dir, without importing it (start-up cost).
+    return Path(os.environ.get("LAYERKIT_CACHE", Path.home() / ".cache" / "layerkit")) / "memo"
+
+
+def _fingerprint() -> list[tuple[str, int, int]]:
+    """layerkit's code and data by (path, mtime, size): an edited checkout or upgrade misses."""
+    pkg = Path(__file__).resolve().parent
+    # A wheel ships templates/ and base-images/ in layerkit/_data; a checkout has them beside.
+    roots = [pkg] if (pkg / "_data").is_dir() else [pkg, pkg.parent / "templates", pkg.parent / "base-images"]
+    out = []
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                if not name.endswith(".pyc"):
+                    st = os.stat(os.path.join(dirpath, name))
+                    out.append((os.path.join(dirpath, name), st.st_mtime_ns, st.st_size))
+    return out
+
+
+def _key(argv: list[str]) -> str:
+    doc = [SCHEMA, sys.version_info[:2], _fingerprint(), os.getcwd(), argv]
+    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+
+
+def _digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def lookup(argv: list[str]) -> tuple[int, str, str] | None:
+    """(exit code, stdout, stderr) of an earlier run whose inputs are unchanged, else None."""
+    try:
+        entry = json.loads((_cache_root() / f"{_key(argv)}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or entry.get("schema") != SCHEMA:
+        return None
+    for path, digest in entry["deps"]:
+        if _digest(path) != digest:
+            return None
+    return int(entry["code"]), str(entry["stdout"]), str(entry["stderr"])
+
+
+class _Tee:
+    """A text stream that also keeps what was written (stdout/stderr during a recorded run)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return self.stream.write(text)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)
+
+
+def run_recorded(argv: list[str], main: Callable[[list[str]], int]) -> int:
+    """Run ``main(argv)`` noting the files it reads; store the result when it succeeds."""
+    from layerkit import inputs
+
+    out, err = _Tee(sys.stdout), _Tee(sys.stderr)
+    sys.stdout, sys.stderr = out, err
+    try:
+        with inputs.recording() as read:
+            code = main(argv)
+    finally:
+        sys.stdout, sys.stderr = out.stream, err.stream
+    if code == 0:
+        _store(argv, read, code, "".join(out.parts), "".join(err.parts))
+    return code
+
+
+def _store(argv: list[str], read: dict[str, tuple[int, int] | None], code: int, out: str, err: str) -> None:
+    deps = []
+    for path, seen in sorted(read.items()):
+        digest = _digest(path)
+        try:
+            st = os.stat(path)
+            now: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            now = None
+        if now != seen:
+            return  # changed while we read it: this result may mix old and new
+        deps.append((path, digest))
+    doc = {"schema": SCHEMA, "argv": argv, "deps": deps, "code": code, "stdout": out, "stderr": err}
+    root = _cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(doc, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, root / f"{_key(argv)}.json")
+    except OSError:
+        pass  # a read-only cache only costs speed
+
+
+def entry() -> None:
+    """Console entry point: replay a memoized result, or run the CLI (recording when pure)."""
+    argv = sys.argv[1:]
+    if applies(argv):
+        hit = lookup(argv)
+        if hit is not None:
+            code, out, err = hit
+            sys.stderr.write(err)
+            sys.stdout.write(out)
+            sys.stdout.flush()
+            sys.exit(code)
+        from layerkit.cli import main
+
+        sys.exit(run_recorded(argv, main))
+    from layerkit.cli import main
+
+    sys.exit(main(argv))
