@@ -22,9 +22,20 @@ from layerkit.spec.validate import Checked, check
 
 if TYPE_CHECKING:
     from layerkit.build.builder import BuildOptions, BuildResult
+    from layerkit.build.buildplan import EnvPlan
     from layerkit.build.progress import Progress
 
-__all__ = ["Rendered", "build", "check_spec", "hash_spec", "load", "read_lock", "render", "write_context"]
+__all__ = [
+    "Rendered",
+    "build",
+    "check_spec",
+    "hash_spec",
+    "load",
+    "plan",
+    "read_lock",
+    "render",
+    "write_context",
+]
 
 
 def load(spec: Path) -> Resolved:
@@ -162,3 +173,22 @@ def build(
         return run_build(Path(spec), rendered, opts, prog)
     finally:
         prog.close()
+
+
+def plan(
+    spec: Path,
+    lock: Path | Lock | None = None,
+    platform: str | None = None,
+    auto_lock: bool = True,
+    *,
+    options: BuildOptions | None = None,
+    offline: bool = False,
+) -> EnvPlan:
+    """What `build` would do for one environment: inputs, hash, image ref, whether a registry
+    has it, cache refs and steps. Asks the registry (manifest HEAD) unless offline; never
+    builds, pushes or copies. ``plan_document`` turns plans into the versioned JSON."""
+    from layerkit.build.builder import BuildOptions
+    from layerkit.build.buildplan import plan_env
+
+    rendered = render(spec, lock, platform, auto_lock)
+    return plan_env(Path(spec), rendered, options or BuildOptions(), offline=offline)

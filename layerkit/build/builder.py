@@ -146,54 +146,101 @@ def _build_lock(env_hash: str, progress: Progress) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress) -> BuildResult:
-    from layerkit.build.registry import ImageRef, RegistryClient
+@dataclass(frozen=True)
+class Layout:
+    """Where an environment's images go: decided from the spec and options alone."""
 
-    started = time.monotonic()
+    address: str | None  # workspace registry, None: images stay in the local engine
+    targets: list[Target]  # the environment first, then its shared stages
+    workspace_host: str | None
+    globals: tuple[str, ...]  # `<global repo>:<hash>` refs looked up after the workspace
+    hint: str  # names the credential variables in registry errors
+
+    @property
+    def main(self) -> Target:
+        return self.targets[0]
+
+
+def layout(rendered: Rendered, opts: BuildOptions) -> Layout:
+    from layerkit.build.registry import ImageRef
+
     s = rendered.checked.resolved.spec
     reg = s.registry
     address = opts.registry or (reg.address if reg else None)
-    repo = repository(address, reg.repository if reg else None)
+    repo_name = reg.repository if reg else None
     tags = list(opts.tags)
     auto_tag = name_tag(s.name, s.version) if opts.name_tag else None
     if auto_tag:
         tags.append(auto_tag)
-    plan = targets(repo, rendered.hash.hash, rendered.hash.stages, sorted(set(tags)))
-    main = plan[0]
+    plan = targets(
+        repository(address, repo_name), rendered.hash.hash, rendered.hash.stages, sorted(set(tags))
+    )
+    global_addrs = (reg.global_registries or ()) if reg else ()
+    globals_ = tuple(f"{repository(g, repo_name)}:{plan[0].hash}" for g in global_addrs)
+    hint = ""
+    if reg and (reg.username_env or reg.password_env):
+        hint = f" (credentials from ${reg.username_env} / ${reg.password_env})"
+    host = ImageRef.parse(plan[0].ref).registry if address else None
+    return Layout(address, plan, host, globals_, hint)
+
+
+def credentials_for(rendered: Rendered, lay: Layout) -> Callable[[str], Credentials | None]:
+    return _credentials_for(rendered.checked.resolved.spec.registry, lay.workspace_host)
+
+
+def registries_for(
+    lay: Layout, creds: Callable[[str], Credentials | None], warn: Callable[[str], None]
+) -> _Registries:
+    from layerkit.build.registry import RegistryClient
+
+    return _Registries(RegistryClient(creds), warn, lay.hint)
+
+
+def locate(lay: Layout, registries: _Registries, engine_addr: str | None) -> tuple[str, str] | None:
+    """Where the image for this hash already is, without changing anything:
+    ("workspace", ref), ("engine", ref) or ("global", ref); None when nowhere."""
+    main = lay.main
+    if lay.address and registries.exists(main.ref):
+        return "workspace", main.ref
+    if lay.address is None and _local_image(engine_addr, main.ref):
+        return "engine", main.ref
+    for ref in lay.globals:
+        if registries.exists(ref):
+            return "global", ref
+    return None
+
+
+def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress) -> BuildResult:
+    from layerkit.build.registry import ImageRef
+
+    started = time.monotonic()
+    lay = layout(rendered, opts)
+    address, plan, main, workspace_host = lay.address, lay.targets, lay.main, lay.workspace_host
     result = BuildResult(hash=main.hash, image=main.ref, action="built")
-    workspace_host = ImageRef.parse(main.ref).registry if address else None
-    creds = _credentials_for(reg, workspace_host)
 
     def warn(message: str) -> None:
         result.warnings.append(message)
         progress.message(message)
 
-    hint = ""
-    if reg and (reg.username_env or reg.password_env):
-        hint = f" (credentials from ${reg.username_env} / ${reg.password_env})"
-    registries = _Registries(RegistryClient(creds), warn, hint)
+    creds = credentials_for(rendered, lay)
+    registries = registries_for(lay, creds, warn)
 
     def lookup() -> bool:
         if opts.force:
             return False
-        if address and registries.exists(main.ref):
-            result.action, result.source = "found", main.ref
-            return True
-        if address is None and _local_image(opts.addr, main.ref):
-            result.action, result.source = "found", "engine"
-            return True
-        for glob in (reg.global_registries or ()) if reg else ():
-            ref = f"{repository(glob, reg.repository if reg else None)}:{main.hash}"
-            if registries.exists(ref):
-                result.source = ref
-                if address and workspace_host not in registries.down:
-                    registries.client.copy(ImageRef.parse(ref), ImageRef.parse(main.ref))
-                    result.action, result.pushed = "copied", True
-                    result.image = main.ref
-                else:
-                    result.action, result.image = "found", ref
-                return True
-        return False
+        found = locate(lay, registries, opts.addr)
+        if found is None:
+            return False
+        where, ref = found
+        result.source = "engine" if where == "engine" else ref
+        if where != "global":
+            result.action = "found"
+        elif address and workspace_host not in registries.down:
+            registries.client.copy(ImageRef.parse(ref), ImageRef.parse(main.ref))
+            result.action, result.pushed, result.image = "copied", True, main.ref
+        else:
+            result.action, result.image = "found", ref
+        return True
 
     if lookup():
         progress.message(f"{result.image}: {result.action} ({result.source}); nothing to build")
