@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from layerkit.build.builder import BuildOptions, BuildResult
     from layerkit.build.buildplan import EnvPlan
     from layerkit.build.progress import Progress
+    from layerkit.lock.basepin import Outdated
 
 __all__ = [
     "Rendered",
@@ -31,6 +32,7 @@ __all__ = [
     "check_spec",
     "hash_spec",
     "load",
+    "outdated",
     "plan",
     "read_lock",
     "render",
@@ -192,3 +194,12 @@ def plan(
 
     rendered = render(spec, lock, platform, auto_lock)
     return plan_env(Path(spec), rendered, options or BuildOptions(), offline=offline)
+
+
+def outdated(spec: Path, lock: Path | None = None) -> Outdated:
+    """Base image digests recorded in the spec's lock against what their registries serve now."""
+    from layerkit.lock.basepin import outdated as compare
+
+    checked = check_spec(spec)
+    path = lock or find_lock(Path(spec))
+    return compare(Path(spec), checked, read_lock(path) if path else None)

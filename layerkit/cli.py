@@ -28,7 +28,7 @@ EXIT_CODES_HELP = """exit codes:
 
 # Subcommands kept in modules of their own (layerkit/commands/NAME.py): each has HELP,
 # configure(parser) and run(args) -> exit code, and imports its heavy parts inside run().
-MODULE_COMMANDS: tuple[str, ...] = ("plan",)
+MODULE_COMMANDS: tuple[str, ...] = ("plan", "outdated")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,6 +111,11 @@ def _parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="exit 0 if the lock is fresh, 1 if stale; never solves"
     )
     c.add_argument("--update", nargs="+", metavar="NAME", help="update only these packages")
+    c.add_argument(
+        "--no-pin-base",
+        action="store_true",
+        help="do not record the base images' digests (default: asked from their registries)",
+    )
     c.add_argument(
         "--conda", help="conda/mamba/micromamba executable (default: $LAYERKIT_CONDA, PATH, embedded solver)"
     )
@@ -215,7 +220,13 @@ def _lock(args: argparse.Namespace) -> int:
             _out(json.dumps({"lockfile": str(lockfile), "fresh": True, "spec_hash": spec_hash}) + "\n")
         return EXIT_OK
     _warn(args, checked.warnings)
-    lk = run.lock(checked, lockfile, update=args.update, solver=args.conda)
+    digests: dict[str, str] = {}
+    if not args.no_pin_base:
+        from layerkit.lock.basepin import resolve_for_lock
+
+        digests, pin_warnings = resolve_for_lock(checked)
+        _warn(args, tuple(pin_warnings))
+    lk = run.lock(checked, lockfile, update=args.update, solver=args.conda, base_digests=digests)
     path = Path(lk.source)
     explicit = run.write_explicit(path, lk)
     if args.json:
@@ -225,6 +236,7 @@ def _lock(args: argparse.Namespace) -> int:
             "spec_hash": lk.spec_hash,
             "packages": counts,
             "explicit": [str(e) for e in explicit],
+            "base_digests": dict(lk.base_digests),
         }
         _out(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     else:

@@ -54,6 +54,8 @@ def _base(checked: Checked, plan: RenderPlan) -> dict[str, Any]:
         out["image"] = b.image
     if b and b.digest:
         out["digest"] = b.digest
+    if plan.locked_digests:  # only present when a lock pinned them: older hashes stay as they were
+        out["locked_digests"] = dict(plan.locked_digests)
     return out
 
 

@@ -26,6 +26,12 @@ class Lock(BaseModel):
     source: str  # file the lock was read from, for messages
     spec_hash: str | None = None  # layerkit input hash the lock was made for
     packages: tuple[LockedPackage, ...]
+    # (image ref as used in FROM, manifest digest) resolved when the lock was made, sorted:
+    # pins the base images like the packages, and `layerkit outdated` compares them.
+    base_digests: tuple[tuple[str, str], ...] = ()
+
+    def base_digest(self, ref: str) -> str | None:
+        return dict(self.base_digests).get(ref)
 
     @property
     def platforms(self) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from layerkit.atomic import write_text
 from layerkit.errors import CheckFailed, EnvironmentFailure, SolveError, SpecError
 from layerkit.hashing.content import digest
 from layerkit.lock.model import Lock
-from layerkit.lock.unified import SPEC_HASH_KEY, read_unified
+from layerkit.lock.unified import BASE_DIGESTS_KEY, SPEC_HASH_KEY, read_unified
 from layerkit.render.plan import effective_dependencies
 from layerkit.spec.validate import Checked
 
@@ -182,9 +182,10 @@ def _classify(output: str) -> Exception:
 
 def lock(
     checked: Checked, lockfile: Path, *, update: list[str] | None = None, solver: str | None = None,
-    cache_dir: Path | None = None,
+    cache_dir: Path | None = None, base_digests: dict[str, str] | None = None,
 ) -> Lock:  # fmt: skip
     """Lock the spec into `lockfile` (atomically); with `update`, only those packages move.
+    `base_digests` (basepin.resolve_for_lock) are recorded in the lock's metadata.
     Returns the lock as read back before it replaced the old one."""
     inputs = lock_inputs(checked)
     from layerkit.resources import cache_dir as default_cache
@@ -199,7 +200,10 @@ def lock(
         (work / "environment.yml").write_text(json.dumps(_env_file(inputs), indent=2))
         vp = {"subdirs": {p: {"packages": inputs.virtual} for p in inputs.platforms}}
         (work / "virtual-packages.yml").write_text(json.dumps(vp))
-        (work / "metadata.json").write_text(json.dumps({SPEC_HASH_KEY: inputs.spec_hash()}))
+        meta = {SPEC_HASH_KEY: inputs.spec_hash()}
+        if base_digests:
+            meta[BASE_DIGESTS_KEY] = json.dumps(base_digests, sort_keys=True, separators=(",", ":"))
+        (work / "metadata.json").write_text(json.dumps(meta))
         (work / "pypi-mapping.json").write_text("{}")
         target = work / "conda-lock.yml"
         cmd = [sys.executable, "-m", "conda_lock", "lock", "--conda", exe, "-f", "environment.yml",

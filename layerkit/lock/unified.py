@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from layerkit.errors import Location, SpecError
 from layerkit.lock.model import Lock, LockedPackage
 
 SPEC_HASH_KEY = "layerkit_spec_hash"
+BASE_DIGESTS_KEY = "layerkit_base_digests"  # JSON object {image ref: sha256 digest}
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _ARCHIVE = re.compile(r"(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(?:conda|tar\.bz2)")
 
 
@@ -46,7 +49,32 @@ def parse_unified(data: Any, source: str) -> Lock:
         except (KeyError, TypeError, ValueError) as exc:
             raise SpecError(f"lock package #{i + 1} is malformed ({exc})", Location(source)) from None
     spec_hash = custom.get(SPEC_HASH_KEY) if isinstance(custom, dict) else None
-    return Lock(source=source, spec_hash=str(spec_hash) if spec_hash else None, packages=tuple(packages))
+    return Lock(
+        source=source,
+        spec_hash=str(spec_hash) if spec_hash else None,
+        packages=tuple(packages),
+        base_digests=_base_digests(
+            custom.get(BASE_DIGESTS_KEY) if isinstance(custom, dict) else None, source
+        ),
+    )
+
+
+def _base_digests(raw: Any, source: str) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    try:
+        doc = json.loads(str(raw))
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and _DIGEST.fullmatch(v) for k, v in doc.items()
+    ):
+        raise SpecError(
+            f"metadata.custom_metadata.{BASE_DIGESTS_KEY} must be a JSON object of image ref -> sha256 digest; "
+            "run `layerkit lock` again",
+            Location(source),
+        )
+    return tuple(sorted(doc.items()))
 
 
 def read_unified(path: Path) -> Lock:

@@ -85,6 +85,9 @@ class RenderPlan(_Model):
     base_dockerfile: str | None  # the user's Dockerfile, its last stage named base_alias
     base_alias: str | None
     runtime_ref: str | None  # FROM of the runtime stage; None means FROM base
+    # Digests the lock recorded for unpinned base refs (already in base_ref/runtime_ref);
+    # the hash takes them so a moved base image is a new environment.
+    locked_digests: tuple[tuple[str, str], ...] = ()
     distro: str | None
     apt_base: tuple[str, ...]
     runtime_apt: tuple[str, ...]
@@ -264,6 +267,15 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
         assert image is not None
         base_ref = _with_digest(_mirror(image.devel, mirror), digest)
         runtime_ref = None if image.runtime == image.devel else _mirror(image.runtime, mirror)
+    locked: list[tuple[str, str]] = []
+    if lock is not None:
+        # The lock pins what the spec leaves floating; a digest in the spec wins.
+        if base_ref and "@" not in base_ref and (d := lock.base_digest(base_ref)):
+            locked.append(("base", d))
+            base_ref = f"{base_ref}@{d}"
+        if runtime_ref and "@" not in runtime_ref and (d := lock.base_digest(runtime_ref)):
+            locked.append(("runtime", d))
+            runtime_ref = f"{runtime_ref}@{d}"
     managed = not spec.user_managed
     runtime_apt = set(spec.apt or ())
     if feats.datasets:
@@ -293,6 +305,7 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
         base_dockerfile=base_dockerfile[0] if base_dockerfile else None,
         base_alias=base_dockerfile[1] if base_dockerfile else None,
         runtime_ref=runtime_ref,
+        locked_digests=tuple(locked),
         distro=image.distro.tag if image else None,
         apt_base=tuple(sorted(apt)),
         apt_pinned=any("=" in p for p in apt),
