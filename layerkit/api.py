@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from layerkit.build.builder import BuildOptions, BuildResult
     from layerkit.build.buildplan import EnvPlan
     from layerkit.build.progress import Progress
+    from layerkit.build.runner import RunOptions
     from layerkit.lock.basepin import Outdated
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "plan",
     "read_lock",
     "render",
+    "run",
     "write_context",
 ]
 
@@ -157,12 +159,21 @@ def build(
     Raises DaemonError (BuildKit unreachable, a step failed) or RegistryError (push refused);
     an unreachable registry only adds a warning to the result.
     """
+    return _build_rendered(Path(spec), render(spec, lock, platform, auto_lock), options, progress, on_warning)
+
+
+def _build_rendered(
+    spec: Path,
+    rendered: Rendered,
+    options: BuildOptions | None,
+    progress: Progress | None,
+    on_warning: Callable[[str], None] | None,
+) -> BuildResult:
     from layerkit.build.builder import BuildOptions
     from layerkit.build.builder import build as run_build
     from layerkit.build.progress import Progress
 
     opts = options or BuildOptions()
-    rendered = render(spec, lock, platform, auto_lock)
     for w in rendered.warnings:
         if on_warning:
             on_warning(w)
@@ -172,9 +183,47 @@ def build(
         )
     prog = progress or Progress(opts.progress)
     try:
-        return run_build(Path(spec), rendered, opts, prog)
+        return run_build(spec, rendered, opts, prog)
     finally:
         prog.close()
+
+
+def run(
+    spec: Path,
+    run_options: RunOptions,
+    lock: Path | Lock | None = None,
+    platform: str | None = None,
+    auto_lock: bool = True,
+    *,
+    options: BuildOptions | None = None,
+    progress: Progress | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> tuple[BuildResult, int]:
+    """Build (or find) the image, then run ``run_options.command`` in it with the source
+    directory mounted; returns the build result and the command's exit code."""
+    import os
+
+    from layerkit.build.builder import BuildOptions, credentials_for, layout
+    from layerkit.build.runner import run_in_image
+    from layerkit.build.transport import DEFAULT_DOCKER_HOST, parse_address
+
+    opts = options or BuildOptions()
+    rendered = render(spec, lock, platform, auto_lock)
+    result = _build_rendered(Path(spec), rendered, opts, progress, on_warning)
+    address = parse_address(opts.addr)
+    docker_host = (
+        address.target if address.kind == "docker" else os.environ.get("DOCKER_HOST", DEFAULT_DOCKER_HOST)
+    )
+    features = rendered.checked.resolved.spec.features
+    code = run_in_image(
+        docker_host,
+        result.image,
+        run_options,
+        workdir=rendered.plan.workdir,
+        gpu=bool(features and features.gpu),
+        credentials=credentials_for(rendered, layout(rendered, opts)),
+    )
+    return result, code
 
 
 def plan(

@@ -28,7 +28,7 @@ EXIT_CODES_HELP = """exit codes:
 
 # Subcommands kept in modules of their own (layerkit/commands/NAME.py): each has HELP,
 # configure(parser) and run(args) -> exit code, and imports its heavy parts inside run().
-MODULE_COMMANDS: tuple[str, ...] = ("plan", "outdated")
+MODULE_COMMANDS: tuple[str, ...] = ("plan", "outdated", "run")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -278,9 +278,21 @@ def _build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """`layerkit run SPEC [options] -- CMD...`: what follows the first `--` is the command,
+    kept away from argparse (which would read its options as ours)."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command == "run" and "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1 :]
+    return argv, None
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        head, passthrough = _split_passthrough(list(sys.argv[1:] if argv is None else argv))
+        args = _parser().parse_args(head)
+        args.passthrough = passthrough
         return _run(args)
     except LayerkitError as exc:
         logs = getattr(exc, "logs", "")

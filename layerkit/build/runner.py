@@ -1,0 +1,168 @@
+"""`layerkit run`: a command in the environment's image, the source directory mounted.
+
+The source directory is bind-mounted read-write (outputs land beside the code); what its
+ignore file (.layerkitignore, else .dockerignore; .dockerignore syntax) excludes is masked
+inside the container: an ignored directory by an empty tmpfs, an ignored file by /dev/null.
+Output streams as it comes; the command's exit code is returned. The container is removed
+afterwards, also on Ctrl-C (which stops it first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Literal
+
+from layerkit.build.filesync import PatternMatcher
+from layerkit.errors import DaemonError, SpecError
+
+if TYPE_CHECKING:
+    from layerkit.build.registry import Credentials
+
+RunNetwork = Literal["default", "host", "none"]
+IGNORE_FILES = (".layerkitignore", ".dockerignore")
+MAX_MASKS = 256  # each is a mount; beyond this, ignore whole directories instead
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    command: tuple[str, ...]
+    source: Path = field(default_factory=Path.cwd)
+    mount_at: str | None = None  # default: the spec's runtime.workdir
+    env: tuple[tuple[str, str], ...] = ()
+    network: RunNetwork = "default"
+    user: str | None = None  # default: the image's USER (runtime.user)
+
+
+def ignore_patterns(source: Path) -> tuple[str | None, list[str]]:
+    for name in IGNORE_FILES:
+        path = source / name
+        if path.is_file():
+            return name, path.read_text(encoding="utf-8").splitlines()
+    return None, []
+
+
+def masked_paths(source: Path, patterns: list[str]) -> list[tuple[str, bool]]:
+    """(relative path, is_dir) to hide, topmost first: an ignored directory is hidden whole
+    unless a `!` rule could re-include something below it."""
+    matcher = PatternMatcher(patterns)
+    if not matcher.rules:
+        return []
+    out: list[tuple[str, bool]] = []
+    for dirpath, dirnames, filenames in os.walk(source):
+        rel = os.path.relpath(dirpath, source)
+        rel = "" if rel == "." else rel + "/"
+        keep = []
+        for d in sorted(dirnames):
+            if matcher.matches(rel + d) and not matcher.has_negations:
+                out.append((rel + d, True))
+            else:
+                keep.append(d)
+        dirnames[:] = keep
+        out += [(rel + f, False) for f in sorted(filenames) if matcher.matches(rel + f)]
+        if len(out) > MAX_MASKS:
+            raise SpecError(
+                f"the ignore file of {source} hides more than {MAX_MASKS} paths one by one; "
+                "ignore whole directories (e.g. `data/`) instead"
+            )
+    return out
+
+
+def run_in_image(
+    docker_host: str,
+    image: str,
+    opts: RunOptions,
+    *,
+    workdir: str,
+    gpu: bool,
+    credentials: Callable[[str], Credentials | None],
+    stdout: IO[bytes] | None = None,
+    stderr: IO[bytes] | None = None,
+) -> int:
+    import docker
+    from docker.types import DeviceRequest, Mount
+
+    from layerkit.build.registry import ImageRef
+
+    source = opts.source.resolve()
+    if not source.is_dir():
+        raise SpecError(f"source directory {source} does not exist")
+    target = opts.mount_at or workdir
+    if not target.startswith("/"):
+        raise SpecError(f"--mount-at {target!r}: must be an absolute path in the container")
+    _, patterns = ignore_patterns(source)
+    mounts = [Mount(target, str(source), type="bind")]
+    for rel, is_dir in masked_paths(source, patterns):
+        path = f"{target.rstrip('/')}/{rel}"
+        mounts.append(
+            Mount(path, None, type="tmpfs")
+            if is_dir
+            else Mount(path, "/dev/null", type="bind", read_only=True)
+        )
+    out = stdout or sys.stdout.buffer
+    err = stderr or sys.stderr.buffer
+    try:
+        api = docker.APIClient(base_url=docker_host, timeout=600)
+        if not _has_image(api, image):
+            ref = ImageRef.parse(image)
+            creds = credentials(ref.registry)
+            auth = {"username": creds.username, "password": creds.password} if creds else None
+            repo, _, tag = image.rpartition(":")
+            api.pull(repo, tag=tag, auth_config=auth)
+        host_config = api.create_host_config(
+            mounts=mounts,
+            network_mode=None if opts.network == "default" else opts.network,
+            device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpu else None,
+        )
+        container = api.create_container(
+            image,
+            command=list(opts.command),
+            working_dir=target,
+            environment=[f"{k}={v}" for k, v in opts.env],
+            user=opts.user or "",
+            host_config=host_config,
+            labels={"io.layerkit.run": "1"},
+        )
+    except docker.errors.DockerException as exc:
+        raise DaemonError(f"Docker engine at {docker_host}: {_explain(exc)}") from None
+    cid = container["Id"]
+    try:
+        stream = api.attach(cid, stdout=True, stderr=True, stream=True, logs=True, demux=True)
+        api.start(cid)
+        for chunk_out, chunk_err in stream:
+            if chunk_out:
+                out.write(chunk_out)
+                out.flush()
+            if chunk_err:
+                err.write(chunk_err)
+                err.flush()
+        return int(api.wait(cid)["StatusCode"])
+    except KeyboardInterrupt:
+        api.stop(cid, timeout=5)
+        raise
+    except docker.errors.DockerException as exc:
+        raise DaemonError(f"running in {image} failed: {_explain(exc)}") from None
+    finally:
+        with contextlib.suppress(docker.errors.DockerException):
+            api.remove_container(cid, force=True)
+        api.close()
+
+
+def _has_image(api: object, image: str) -> bool:
+    import docker
+
+    try:
+        api.inspect_image(image)  # type: ignore[attr-defined]
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _explain(exc: Exception) -> str:
+    text = str(exc)
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation) if explanation else text

@@ -1,0 +1,79 @@
+"""`layerkit run`: build or reuse the image, run a command with the source mounted (a real
+dockerd), ignore file honoured, output streamed, the command's exit code returned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fixtures_services import Services
+
+from layerkit.build.runner import masked_paths
+
+SCRIPT = """\
+import os, sys
+print("train", sys.argv[1:], open("data/keep.txt").read().strip())
+print("secret:", repr(open("secret.env").read()) if os.path.exists("secret.env") else "absent")
+print("checkpoints:", sorted(os.listdir("checkpoints")))
+print("to stderr", file=sys.stderr)
+open("out/result.txt", "w").write("written in the container")
+sys.exit(int(os.environ.get("CODE", "0")))
+"""
+
+
+def _source(tmp: Path) -> Path:
+    src = tmp / "src"
+    (src / "data").mkdir(parents=True)
+    (src / "checkpoints").mkdir()
+    (src / "out").mkdir()
+    (src / "train.py").write_text(SCRIPT)
+    (src / "data" / "keep.txt").write_text("kept data\n")
+    (src / "checkpoints" / "big.ckpt").write_bytes(b"x" * 1024)
+    (src / "secret.env").write_text("TOKEN=do-not-mount\n")
+    (src / ".layerkitignore").write_text("checkpoints/\n*.env\n")
+    for d in (src, src / "out"):
+        d.chmod(0o777)  # the image runs as its non-root runtime user
+    return src
+
+
+def test_masked_paths_hide_ignored_directories_whole_and_files_one_by_one(tmp_path: Path) -> None:
+    src = _source(tmp_path)
+    assert masked_paths(src, ["checkpoints/", "*.env"]) == [("checkpoints", True), ("secret.env", False)]
+    # A `!` rule may re-include something below an ignored directory: look inside it.
+    assert masked_paths(src, ["checkpoints", "!checkpoints/keep.me"]) == [("checkpoints/big.ckpt", False)]
+    assert masked_paths(src, []) == []
+
+
+def test_run_without_a_command_is_bad_input(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "layerkit.yaml"
+    spec.write_text("name: r\nbase: {image: 'localhost:5000/debian:bookworm'}\nuser_managed: true\n")
+    r = cli("run", spec)
+    assert r.code == 2 and "no command to run" in r.err
+
+
+@pytest.mark.integration
+def test_run_streams_output_hides_ignored_files_and_returns_the_exit_code(
+    cli, services: Services, tmp_path: Path
+) -> None:
+    src = _source(tmp_path)
+    spec = tmp_path / "layerkit.yaml"
+    spec.write_text(
+        f"name: runtest\nbase: {{image: '{services.base_image}'}}\nuser_managed: true\n"
+        "runtime: {workdir: /work/project}\n"
+    )
+    common = ["--addr", f"docker://{services.docker_host}", "--network", "none", "--run-network", "none"]
+    common += ["--progress", "plain", "--source", str(src)]
+    r = cli("run", spec, *common, "-e", "CODE=7", "--", "python3", "train.py", "--epochs", "2")
+    assert r.code == 7, r.err
+    assert "train ['--epochs', '2'] kept data" in r.out
+    assert "secret: ''" in r.out  # the ignored file is /dev/null inside
+    assert "checkpoints: []" in r.out  # the ignored directory is an empty tmpfs
+    assert "to stderr" in r.err and "to stderr" not in r.out
+    assert (src / "out" / "result.txt").read_text() == "written in the container"
+    assert (src / "checkpoints" / "big.ckpt").stat().st_size == 1024  # untouched on the host
+    assert "built" in r.err
+
+    # Second run: the image is reused (no build), exit 0 passes through.
+    r = cli("run", spec, *common, "--", "python3", "train.py")
+    assert r.code == 0, r.err
+    assert "found" in r.err
