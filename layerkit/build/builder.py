@@ -90,9 +90,16 @@ class BuildResult:
 class _Registries:
     """Registry lookups that degrade to "unknown" (with one warning) when it is down."""
 
-    def __init__(self, client: RegistryClient, warn: Callable[[str], None], hint: str = "") -> None:
+    def __init__(
+        self,
+        client: RegistryClient,
+        warn: Callable[[str], None],
+        hint: str = "",
+        consequence: str = "building without its cache",
+    ) -> None:
         self.client = client
         self._hint = hint
+        self._consequence = consequence
         self.down: set[str] = set()
         self._warn = warn
 
@@ -106,7 +113,7 @@ class _Registries:
             return self.client.head_manifest(image) is not None
         except RegistryUnreachable as exc:
             self.down.add(image.registry)
-            self._warn(f"warning: {exc}; building without its cache")
+            self._warn(f"warning: {exc}; {self._consequence}")
             return False
         except RegistryError as exc:
             raise RegistryError(f"{exc}{self._hint}") from None
@@ -189,11 +196,14 @@ def credentials_for(rendered: Rendered, lay: Layout) -> Callable[[str], Credenti
 
 
 def registries_for(
-    lay: Layout, creds: Callable[[str], Credentials | None], warn: Callable[[str], None]
+    lay: Layout,
+    creds: Callable[[str], Credentials | None],
+    warn: Callable[[str], None],
+    consequence: str = "building without its cache",
 ) -> _Registries:
     from layerkit.build.registry import RegistryClient
 
-    return _Registries(RegistryClient(creds), warn, lay.hint)
+    return _Registries(RegistryClient(creds), warn, lay.hint, consequence)
 
 
 def locate(lay: Layout, registries: _Registries, engine_addr: str | None) -> tuple[str, str] | None:

@@ -109,7 +109,9 @@ def plan_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: boo
 
     lay = layout(rendered, opts)
     warnings = list(rendered.warnings)
-    registries = registries_for(lay, credentials_for(rendered, lay), warnings.append)
+    registries = registries_for(
+        lay, credentials_for(rendered, lay), warnings.append, "cannot tell which images it holds"
+    )
     found: tuple[str, str] | None = None
     checked = not offline
     if checked:
