@@ -31,8 +31,11 @@ __all__ = [
     "Rendered",
     "build",
     "check_spec",
+    "default_lock_path",
+    "find_lock",
     "hash_spec",
     "load",
+    "lock",
     "outdated",
     "plan",
     "read_lock",
@@ -61,6 +64,38 @@ def read_lock(path: Path) -> Lock:
 
         return read_unified(path)
     return read_explicit(path)
+
+
+def lock(
+    spec: Path | Checked,
+    lockfile: Path | None = None,
+    *,
+    update: list[str] | None = None,
+    solver: str | None = None,
+    pin_base: bool = True,
+    on_warning: Callable[[str], None] | None = None,
+) -> tuple[Lock, list[Path]]:
+    """Resolve with conda-lock into ``lockfile`` (default: <stem>.conda-lock.yml beside the
+    spec) and the per-platform explicit files; returns the lock and the explicit files.
+    ``pin_base`` records the base images' digests (unreachable registries only warn)."""
+    from layerkit.lock import run
+
+    checked = spec if isinstance(spec, Checked) else check_spec(spec)
+    if lockfile is None:
+        root = checked.resolved.root.path
+        if root is None:
+            raise SpecError("a spec without a file needs an explicit lockfile path")
+        lockfile = default_lock_path(root)
+    digests: dict[str, str] = {}
+    if pin_base:
+        from layerkit.lock.basepin import resolve_for_lock
+
+        digests, warnings = resolve_for_lock(checked)
+        for w in warnings:
+            if on_warning:
+                on_warning(w)
+    lk = run.lock(checked, lockfile, update=update, solver=solver, base_digests=digests)
+    return lk, run.write_explicit(Path(lk.source), lk)
 
 
 def default_lock_path(spec: Path) -> Path:

@@ -220,15 +220,15 @@ def _lock(args: argparse.Namespace) -> int:
             _out(json.dumps({"lockfile": str(lockfile), "fresh": True, "spec_hash": spec_hash}) + "\n")
         return EXIT_OK
     _warn(args, checked.warnings)
-    digests: dict[str, str] = {}
-    if not args.no_pin_base:
-        from layerkit.lock.basepin import resolve_for_lock
-
-        digests, pin_warnings = resolve_for_lock(checked)
-        _warn(args, tuple(pin_warnings))
-    lk = run.lock(checked, lockfile, update=args.update, solver=args.conda, base_digests=digests)
+    lk, explicit = api.lock(
+        checked,
+        lockfile,
+        update=args.update,
+        solver=args.conda,
+        pin_base=not args.no_pin_base,
+        on_warning=lambda w: _warn(args, (w,)),
+    )
     path = Path(lk.source)
-    explicit = run.write_explicit(path, lk)
     if args.json:
         counts = {p: len(lk.for_platform(p, "conda")) + len(lk.for_platform(p, "pip")) for p in lk.platforms}
         doc = {

@@ -230,3 +230,22 @@ def test_pip_dependencies_through_a_pypi_mirror(cli, channel: tuple[Path, str], 
     assert f"--hash=sha256:{pip['tinydep'].sha256}" in req
     assert "--no-deps --require-hashes -r requirements-linux-64.txt" in rendered.dockerfile
     assert f"--index-url {pypi_url}/simple" in rendered.dockerfile
+
+
+def test_python_api_lock_returns_the_lock_and_its_explicit_files(
+    channel: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, url = channel
+    spec = spec_file(tmp_path, url, ["python=3.11", "datakit=1.0"])
+    warnings: list[str] = []
+    lk, explicit = api.lock(spec, on_warning=warnings.append)
+    assert lk.source == str(tmp_path / "env.conda-lock.yml")
+    assert {p.name for p in lk.packages} == {"python", "datakit", "corelib"}
+    assert explicit == [tmp_path / "env.linux-64.explicit.txt"]
+
+    def ident(path: Path) -> set[tuple[str, str, str, str | None]]:
+        return {(p.name, p.version, p.url, p.md5) for p in api.read_lock(path).packages}
+
+    assert ident(explicit[0]) == ident(Path(lk.source))
+    # The default flavour's base (ubuntu on Docker Hub) cannot be reached here: a warning, no failure.
+    assert lk.base_digests == () and any("is not pinned in the lock" in w for w in warnings)
