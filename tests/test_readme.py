@@ -25,3 +25,10 @@ def test_readme_spec_example_validates(tmp_path: Path) -> None:
         in rendered.dockerfile
     )
     assert rendered.checked.resolved.spec.env == {"TEAM": "ml", "OMP_NUM_THREADS": "4"}
+
+
+def test_readme_names_every_public_api_function() -> None:
+    text = README.read_text()
+    section = text.split("### Python API", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in api.__all__ if name != "Rendered" and f"`{name}`" not in section]
+    assert missing == [], f"README's Python API section does not name {missing}"
