@@ -1,0 +1,136 @@
+"""The environment-version operations behind layerkit.api's env_* functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from layerkit.envs.diff import EnvDiff, diff
+from layerkit.envs.models import ANONYMOUS, EnvRecord
+from layerkit.envs.register import Registered, register
+from layerkit.envs.store import EnvStore, open_store
+from layerkit.errors import RegistryError, SpecError
+
+if TYPE_CHECKING:
+    from layerkit.api import Rendered
+    from layerkit.spec.models import Registry
+
+Warn = Callable[[str], None]
+LIST_SCHEMA = "layerkit.env-list/1"
+
+
+@dataclass(frozen=True)
+class Listed:
+    name: str  # as stored (normalised)
+    versions: tuple[str, ...]  # numeric-aware order, oldest first
+    records: tuple[EnvRecord, ...] = ()  # filled when one name was asked for
+
+    def to_json(self) -> dict[str, object]:
+        doc: dict[str, object] = {
+            "name": self.name,
+            "versions": list(self.versions),
+            "latest": self.versions[-1] if self.versions else None,
+        }
+        if self.records:
+            doc["records"] = [
+                {
+                    "version": r.version,
+                    "hash": r.hash,
+                    "registered_at": r.registered_at,
+                    "description": r.description,
+                    "image": r.image,
+                }
+                for r in self.records
+            ]
+        return doc
+
+
+@dataclass(frozen=True)
+class Listing:
+    store: str
+    environments: tuple[Listed, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "schema": LIST_SCHEMA,
+            "store": self.store,
+            "environments": [e.to_json() for e in self.environments],
+        }
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """NAME[@VERSION]; NAME@latest is NAME."""
+    name, at, version = ref.rpartition("@")
+    if not at:
+        name, version = ref, ""
+    if not name:
+        raise SpecError(f"{ref!r}: expected NAME[@VERSION]")
+    if at and not version:
+        raise SpecError(f"{ref!r}: no version after '@' (expected NAME@VERSION)")
+    return name, (None if version in ("", "latest") else version)
+
+
+def spec_registry(spec: Path | None) -> Registry | None:
+    """The registry section of a spec (its credential variable names included)."""
+    if spec is None:
+        return None
+    from layerkit.spec.merge import resolve
+
+    return resolve(Path(spec)).spec.registry
+
+
+def _store(registry: str | None, spec: Path | None, warn: Warn) -> EnvStore:
+    return open_store(registry, spec_registry(spec), warn)
+
+
+def register_rendered(rendered: Rendered, registry: str | None, warn: Warn) -> Registered:
+    from layerkit.build.builder import BuildOptions, layout
+    from layerkit.build.registry import ImageRef
+    from layerkit.envs.record import build_record
+
+    spec = rendered.checked.resolved.spec
+    store = open_store(registry, spec.registry, warn, from_env=False)
+    # Where `layerkit build` (with the same --registry) pushes this environment's image.
+    image = layout(rendered, BuildOptions(registry=registry)).main.ref
+    where = rendered.checked.resolved.loc(("version",)) if spec.version is not None else None
+    done = register(
+        store,
+        lambda version: build_record(rendered, image=image, version=version),
+        name=spec.name,
+        env_hash=rendered.hash.hash,
+        wanted=spec.version,
+        where=where,
+    )
+    try:
+        if store.client.head_manifest(ImageRef.parse(done.record.image)) is None:
+            warn(f"warning: {done.record.image} is not in the registry yet: `layerkit build` pushes it")
+    except RegistryError:
+        pass  # the record is stored; whether the image is there is only a hint
+    return done
+
+
+def listing(name: str | None, registry: str | None, spec: Path | None, warn: Warn) -> Listing:
+    store = _store(registry, spec, warn)
+    if name is None:
+        found = tuple(Listed(n, tuple(store.versions(n))) for n in store.names())
+        return Listing(str(store.loc), found)
+    versions = store.versions(name)
+    records = tuple(r for v in versions if (r := store.record(name, v)) is not None)
+    stored = store.loc.repo(name).rsplit("/", 1)[-1]
+    return Listing(str(store.loc), (Listed(stored, tuple(versions), records),))
+
+
+def show(ref: str, registry: str | None, spec: Path | None, warn: Warn) -> EnvRecord:
+    name, version = parse_ref(ref)
+    return _store(registry, spec, warn).get(name, version)
+
+
+def diff_refs(old: str, new: str, registry: str | None, spec: Path | None, warn: Warn) -> EnvDiff:
+    store = _store(registry, spec, warn)
+    a, b = parse_ref(old), parse_ref(new)
+    return diff(store.get(*a), store.get(*b))
+
+
+__all__ = ["ANONYMOUS", "Listed", "Listing", "diff_refs", "listing", "parse_ref", "register_rendered", "show"]

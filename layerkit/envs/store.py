@@ -1,0 +1,269 @@
+"""Where environment versions live: the registry, one repository per environment name.
+
+Layout: `<address>/<repository>-envs/<normalised name>:<version>` is an OCI artifact whose
+config blob (and single layer) is the record; `…:sha256-<env hash>` tags the same manifest,
+so "is this environment registered already?" is one HEAD. Versions are the repository's
+tags, names the registry's catalog under `<repository>-envs/`.
+
+The registry is the truth; writes need it. Every record read or written is kept in a local
+index (cache_dir()/envs/<host>/<path>/<name>/<version>.json, with its manifest digest):
+reads fall back to it, with a warning, when the registry cannot be reached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from layerkit import atomic
+from layerkit.build.registry import ImageRef
+from layerkit.envs.models import (
+    CONFIG_MEDIA_TYPE,
+    HASH_TAG_PREFIX,
+    RECORD_MEDIA_TYPE,
+    EnvRecord,
+    normalise_name,
+    sort_versions,
+)
+from layerkit.envs.oci import OciClient
+from layerkit.errors import RegistryError, RegistryUnreachable, SpecError
+
+if TYPE_CHECKING:
+    from layerkit.spec.models import Registry
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Location:
+    host: str  # localhost:5000
+    prefix: str  # team/layerkit-envs: repositories of environments live below it
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.prefix}"
+
+    def repo(self, name: str) -> str:
+        return f"{self.prefix}/{normalise_name(name)}"
+
+
+def locate(address: str, repository: str | None) -> Location:
+    from layerkit.build.request import repository as image_repository
+
+    full = image_repository(address, repository) + "-envs"
+    ref = ImageRef.parse(full + ":x")  # the host as `layerkit build` reads it
+    return Location(ref.registry, ref.repository)
+
+
+class IndexEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    manifest_digest: str
+    record: EnvRecord
+
+
+class LocalIndex:
+    """Records seen on this machine, per store location; a cache, never the truth."""
+
+    def __init__(self, root: Path, loc: Location) -> None:
+        self.dir = root / loc.host.replace(":", "_") / loc.prefix
+
+    def _path(self, name: str, version: str) -> Path:
+        return self.dir / normalise_name(name) / f"{version}.json"
+
+    def get(self, name: str, version: str) -> IndexEntry | None:
+        try:
+            return IndexEntry.model_validate_json(self._path(name, version).read_bytes())
+        except (OSError, ValidationError, ValueError):
+            return None  # absent or from another layerkit: the registry has the truth
+
+    def put(self, name: str, entry: IndexEntry) -> None:
+        path = self._path(name, entry.record.version)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"manifest_digest": entry.manifest_digest, "record": entry.record.to_json()}
+        atomic.write_text(path, json.dumps(doc, sort_keys=True, indent=1) + "\n")
+
+    def versions(self, name: str) -> list[str]:
+        folder = self.dir / normalise_name(name)
+        return sort_versions([p.stem for p in folder.glob("*.json")]) if folder.is_dir() else []
+
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.dir.iterdir() if p.is_dir()) if self.dir.is_dir() else []
+
+    def by_digest(self, name: str, digest: str) -> IndexEntry | None:
+        for version in self.versions(name):
+            entry = self.get(name, version)
+            if entry and entry.manifest_digest == digest:
+                return entry
+        return None
+
+
+def manifest_for(record_blob: bytes, digest: str, record: EnvRecord) -> bytes:
+    desc = {"mediaType": CONFIG_MEDIA_TYPE, "digest": digest, "size": len(record_blob)}
+    layer = {
+        **desc,
+        "mediaType": RECORD_MEDIA_TYPE,
+        "annotations": {"org.opencontainers.image.title": "env.json"},
+    }
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": RECORD_MEDIA_TYPE,
+        "config": desc,
+        "layers": [layer],
+        "annotations": {
+            "io.layerkit.env.hash": record.hash,
+            "io.layerkit.env.name": record.name or "",
+            "io.layerkit.env.version": record.version,
+            "org.opencontainers.image.created": record.registered_at,
+        },
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+class EnvStore:
+    def __init__(
+        self, loc: Location, client: OciClient, index: LocalIndex, warn: Callable[[str], None], hint: str = ""
+    ) -> None:
+        self.loc = loc
+        self.hint = hint  # names the credential variables in registry errors
+        self.client = client
+        self.index = index
+        self._warn = warn
+        self.hint = hint
+        self._offline = False
+
+    # -- reading, with the local index as fallback ------------------------------------------
+    def _read(self, online: Callable[[], T], offline: Callable[[], T]) -> T:
+        if not self._offline:
+            try:
+                return online()
+            except RegistryUnreachable as exc:
+                self._offline = True
+                self._warn(
+                    f"warning: {exc.message}; reading the local index {self.index.dir} instead "
+                    "(it holds only versions this machine has seen)"
+                )
+            except RegistryError as exc:
+                raise RegistryError(f"{exc.message}{self.hint}") from None
+        return offline()
+
+    def _ref(self, name: str, tag: str) -> ImageRef:
+        return ImageRef(self.loc.host, self.loc.repo(name), tag)
+
+    def fetch(self, name: str, tag: str) -> EnvRecord | None:
+        """The record tagged `tag`, from the index when the manifest digest matches."""
+        info = self.client.head_manifest(self._ref(name, tag))
+        if info is None:
+            return None
+        cached = self.index.get(name, tag) if not tag.startswith(HASH_TAG_PREFIX) else None
+        cached = cached or self.index.by_digest(name, info.digest)
+        if cached and cached.manifest_digest == info.digest:
+            return cached.record
+        where = f"{self.loc.host}/{self.loc.repo(name)}:{tag}"
+        raw, _, digest = self.client.get_manifest(
+            ImageRef(self.loc.host, self.loc.repo(name), None, info.digest)
+        )
+        config = json.loads(raw).get("config") or {}
+        if config.get("mediaType") != CONFIG_MEDIA_TYPE:
+            raise RegistryError(f"{where} is not a layerkit environment (config {config.get('mediaType')!r})")
+        record = EnvRecord.parse(
+            self.client.get_blob(self.loc.host, self.loc.repo(name), config["digest"]), where
+        )
+        self.index.put(name, IndexEntry(manifest_digest=digest, record=record))
+        return record
+
+    def _cached(self, name: str, version: str) -> EnvRecord | None:
+        entry = self.index.get(name, version)
+        return entry.record if entry else None
+
+    def names(self) -> list[str]:
+        def online() -> list[str]:
+            start = self.loc.prefix + "/"
+            repos = self.client.catalog(self.loc.host)
+            return sorted(
+                {r[len(start) :] for r in repos if r.startswith(start) and "/" not in r[len(start) :]}
+            )
+
+        return self._read(online, self.index.names)
+
+    def registry_versions(self, name: str) -> list[str]:
+        """The registry's answer, never the index's (writes decide on it)."""
+        tags = self.client.tags(self.loc.host, self.loc.repo(name))
+        return sort_versions([t for t in tags if not t.startswith(HASH_TAG_PREFIX)])
+
+    def versions(self, name: str) -> list[str]:
+        return self._read(lambda: self.registry_versions(name), lambda: self.index.versions(name))
+
+    def record(self, name: str, version: str) -> EnvRecord | None:
+        return self._read(lambda: self.fetch(name, version), lambda: self._cached(name, version))
+
+    def get(self, name: str, version: str | None = None) -> EnvRecord:
+        """One version (default: the latest, in numeric-aware order)."""
+        versions = self.versions(name) if version is None else []
+        if version is None and not versions:
+            raise SpecError(f"no environment {name!r} is registered in {self.loc}{self._where_offline()}")
+        wanted = version or versions[-1]
+        found = self.record(name, wanted)
+        if found is None:
+            known = self.versions(name)
+            hint = f" (versions: {', '.join(known)})" if known else " (it has no versions)"
+            raise SpecError(f"{name}@{wanted} is not registered in {self.loc}{hint}{self._where_offline()}")
+        return found
+
+    def _where_offline(self) -> str:
+        return "; the registry was unreachable, so only the local index was searched" if self._offline else ""
+
+    # -- writing: the registry is required ------------------------------------------------
+    def find_hash(self, name: str, env_hash: str) -> EnvRecord | None:
+        return self.fetch(name, HASH_TAG_PREFIX + env_hash)
+
+    def put(self, record: EnvRecord) -> None:
+        name = record.name or "anonymous"
+        repo = self.loc.repo(name)
+        blob = record.canonical()
+        digest = self.client.put_blob(self.loc.host, repo, blob)
+        manifest = manifest_for(blob, digest, record)
+        # The version tag first: a hash tag never points at a version that is not there.
+        self.client.put_manifest(self.loc.host, repo, record.version, manifest, OCI_MANIFEST)
+        manifest_digest = self.client.put_manifest(
+            self.loc.host, repo, HASH_TAG_PREFIX + record.hash, manifest, OCI_MANIFEST
+        )
+        self.index.put(name, IndexEntry(manifest_digest=manifest_digest, record=record))
+
+
+def open_store(
+    address: str | None,
+    registry: Registry | None,
+    warn: Callable[[str], None],
+    *,
+    from_env: bool = True,
+    timeout: float = 10.0,
+) -> EnvStore:
+    """The store of the registry `layerkit build` pushes to: `address` (--registry) or the
+    spec's registry.address, then (`from_env`, for reads) $LAYERKIT_REGISTRY; credentials
+    resolved as for builds."""
+    from layerkit.build.builder import _credentials_for
+    from layerkit.resources import cache_dir
+
+    addr = address or (registry.address if registry else None)
+    addr = addr or (os.environ.get("LAYERKIT_REGISTRY") if from_env else None)
+    if not addr:
+        how = (
+            "--registry HOST[:PORT][/PATH] or --spec SPEC (its registry section), or set $LAYERKIT_REGISTRY"
+            if from_env
+            else "--registry HOST[:PORT][/PATH] or set registry.address in the spec"
+        )
+        raise SpecError(f"environment versions live in a registry: pass {how}")
+    loc = locate(addr, registry.repository if registry else None)
+    hint = ""
+    if registry and (registry.username_env or registry.password_env):
+        hint = f" (credentials from ${registry.username_env} / ${registry.password_env})"
+    client = OciClient(_credentials_for(registry, loc.host), timeout=timeout)
+    return EnvStore(loc, client, LocalIndex(cache_dir() / "envs", loc), warn, hint)
