@@ -7,7 +7,7 @@ print(r.hash.hash, r.dockerfile)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,18 +18,21 @@ from layerkit.hashing.content import HashResult, compute
 from layerkit.lock.model import Lock
 from layerkit.render.plan import RenderPlan, build_plan
 from layerkit.spec.merge import Resolved, resolve
-from layerkit.spec.validate import Checked, check
+from layerkit.spec.validate import Checked
+from layerkit.spec.validate import check as validate
 
 if TYPE_CHECKING:
     from layerkit.build.builder import BuildOptions, BuildResult
     from layerkit.build.buildplan import EnvPlan
     from layerkit.build.progress import Progress
     from layerkit.build.runner import RunOptions
+    from layerkit.integrate.check import CheckReport
     from layerkit.lock.basepin import Outdated
 
 __all__ = [
     "Rendered",
     "build",
+    "check",
     "check_spec",
     "default_lock_path",
     "find_lock",
@@ -52,7 +55,7 @@ def load(spec: Path) -> Resolved:
 
 def check_spec(spec: Path | Resolved) -> Checked:
     """Load (if needed) and validate; raises SpecError, returns warnings on the result."""
-    return check(spec if isinstance(spec, Resolved) else load(spec))
+    return validate(spec if isinstance(spec, Resolved) else load(spec))
 
 
 def read_lock(path: Path) -> Lock:
@@ -287,3 +290,21 @@ def outdated(spec: Path, lock: Path | None = None) -> Outdated:
     checked = check_spec(spec)
     path = lock or find_lock(Path(spec))
     return compare(Path(spec), checked, read_lock(path) if path else None)
+
+
+def check(
+    specs: Sequence[Path] | None = None,
+    *,
+    context: Path | None = None,
+    require_lock: bool = False,
+    fix: bool = False,
+) -> CheckReport:
+    """Are the specs valid, their locks fresh and their committed build contexts current?
+    ``specs=None`` checks the spec roots git tracks below the current directory. With
+    ``fix``, stale contexts are rewritten. Never solves, builds or touches the network."""
+    from layerkit.integrate.check import check as run_check
+    from layerkit.integrate.discover import discover_specs
+
+    return run_check(
+        discover_specs() if specs is None else specs, context=context, require_lock=require_lock, fix=fix
+    )

@@ -1,0 +1,1 @@
+"""Integrations with other tools: pre-commit (`layerkit check`) and make (`layerkit make`)."""
