@@ -247,6 +247,11 @@ def test_a_second_machine_reads_the_versions_from_the_registry(
     record = json.loads(blob)
     assert blob == json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     assert record == json.loads(mine)
+    # Machine B's index now holds the version, keyed by the manifest it came from.
+    cached = (tmp_path / "machine-b" / "envs").rglob("shared/2.json")
+    (entry,) = [json.loads(p.read_text()) for p in cached]
+    head = client.head_manifest(ImageRef.parse(f"{anon.address}/team/layerkit-envs/shared:2"))
+    assert head is not None and entry["manifest_digest"] == head.digest and entry["record"] == record
 
 
 @pytest.mark.integration
