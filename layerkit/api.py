@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from layerkit.envs.ops import Listing
     from layerkit.envs.register import Registered
     from layerkit.integrate.check import CheckReport
+    from layerkit.integrate.makefile import Fragment
     from layerkit.lock.basepin import Outdated
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "hash_spec",
     "load",
     "lock",
+    "make_fragment",
     "outdated",
     "plan",
     "read_lock",
@@ -316,6 +318,18 @@ def check(
     return run_check(
         discover_specs() if specs is None else specs, context=context, require_lock=require_lock, fix=fix
     )
+
+
+def make_fragment(specs: Sequence[Path] | None = None, *, stamps: Path | None = None) -> Fragment:
+    """A GNU Makefile fragment (``.text``) with one target chain per environment: spec and
+    layers -> lock -> rendered context -> image stamp ``stamps/NAME/HASH`` (default
+    ``.layerkit/images``); ``.envs`` lists each chain's files. ``specs=None``: the spec
+    roots git tracks below the current directory. Paths are relative to the current directory."""
+    from layerkit.integrate.discover import discover_specs
+    from layerkit.integrate.makefile import DEFAULT_STAMPS
+    from layerkit.integrate.makefile import make_fragment as build_fragment
+
+    return build_fragment(discover_specs() if specs is None else specs, stamps=stamps or DEFAULT_STAMPS)
 
 
 def env_register(

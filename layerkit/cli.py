@@ -28,7 +28,7 @@ EXIT_CODES_HELP = """exit codes:
 
 # Subcommands kept in modules of their own (layerkit/commands/NAME.py): each has HELP,
 # configure(parser) and run(args) -> exit code, and imports its heavy parts inside run().
-MODULE_COMMANDS: tuple[str, ...] = ("plan", "outdated", "run", "check", "env")
+MODULE_COMMANDS: tuple[str, ...] = ("plan", "outdated", "run", "check", "env", "make")
 
 
 class _Parser(argparse.ArgumentParser):
