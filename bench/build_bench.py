@@ -72,10 +72,10 @@ RUN ["mlkit", "12"]
 def _naive_size(spec: Path, addr: str, ref: str) -> int:
     """Build the same lock the naive way (one stage, installer left in) and push it."""
     from layerkit import api
-    from layerkit.build.builder import _credentials_for
     from layerkit.build.client import BuildkitClient
     from layerkit.build.engine import Engine
     from layerkit.build.llb import dockerfile_inputs
+    from layerkit.build.lookup import credentials_lookup
     from layerkit.build.registry import ImageRef, RegistryClient
 
     r = api.render(spec)
@@ -98,7 +98,7 @@ def _naive_size(spec: Path, addr: str, ref: str) -> int:
         engine = Engine(client.transport.address.target)
         engine.push(ref, None)
         engine.close()
-    registry = RegistryClient(_credentials_for(None, None))
+    registry = RegistryClient(credentials_lookup(None, None))
     return registry.image_size(ImageRef.parse(ref))
 
 
@@ -153,7 +153,7 @@ def _pick(doc: dict[str, Any]) -> dict[str, Any]:
 def _lookup_time(spec: Path) -> float:
     """The skip decision alone, in process: render + one manifest HEAD."""
     from layerkit import api
-    from layerkit.build.builder import _credentials_for
+    from layerkit.build.lookup import credentials_lookup
     from layerkit.build.registry import ImageRef, RegistryClient
     from layerkit.build.request import repository
 
@@ -162,7 +162,7 @@ def _lookup_time(spec: Path) -> float:
     reg = r.checked.resolved.spec.registry
     assert reg is not None
     ref = ImageRef.parse(f"{repository(reg.address, reg.repository)}:{r.hash.hash}")
-    found = RegistryClient(_credentials_for(reg, ref.registry)).head_manifest(ref)
+    found = RegistryClient(credentials_lookup(reg, ref.registry)).head_manifest(ref)
     assert found is not None
     return time.perf_counter() - t0
 

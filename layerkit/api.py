@@ -249,29 +249,13 @@ def run(
 ) -> tuple[BuildResult, int]:
     """Build (or find) the image, then run ``run_options.command`` in it with the source
     directory mounted; returns the build result and the command's exit code."""
-    import os
-
-    from layerkit.build.builder import BuildOptions, credentials_for, layout
-    from layerkit.build.runner import run_in_image
-    from layerkit.build.transport import DEFAULT_DOCKER_HOST, parse_address
+    from layerkit.build.builder import BuildOptions
+    from layerkit.build.runner import run_rendered
 
     opts = options or BuildOptions()
     rendered = render(spec, lock, platform, auto_lock)
     result = _build_rendered(Path(spec), rendered, opts, progress, on_warning)
-    address = parse_address(opts.addr)
-    docker_host = (
-        address.target if address.kind == "docker" else os.environ.get("DOCKER_HOST", DEFAULT_DOCKER_HOST)
-    )
-    features = rendered.checked.resolved.spec.features
-    code = run_in_image(
-        docker_host,
-        result.image,
-        run_options,
-        workdir=rendered.plan.workdir,
-        gpu=bool(features and features.gpu),
-        credentials=credentials_for(rendered, layout(rendered, opts)),
-    )
-    return result, code
+    return result, run_rendered(rendered, result.image, opts, run_options)
 
 
 def plan(

@@ -25,15 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from layerkit.build.request import Network, Target, name_tag, repository, solve_args, targets
-from layerkit.errors import RegistryError, RegistryUnreachable, SpecError
+from layerkit.build.lookup import Registries, credentials_for, layout, locate, registries_for
+from layerkit.build.request import Network, Target, solve_args
+from layerkit.errors import RegistryError, SpecError
 
 if TYPE_CHECKING:
     from layerkit.api import Rendered
     from layerkit.build.client import BuildkitClient
     from layerkit.build.engine import Engine
     from layerkit.build.progress import Mode, Progress
-    from layerkit.build.registry import Credentials, RegistryClient
+    from layerkit.build.registry import Credentials
     from layerkit.build.tls import TLSConfig
 
 Action = Literal["built", "found", "copied"]
@@ -87,54 +88,6 @@ class BuildResult:
         }
 
 
-class _Registries:
-    """Registry lookups that degrade to "unknown" (with one warning) when it is down."""
-
-    def __init__(
-        self,
-        client: RegistryClient,
-        warn: Callable[[str], None],
-        hint: str = "",
-        consequence: str = "building without its cache",
-    ) -> None:
-        self.client = client
-        self._hint = hint
-        self._consequence = consequence
-        self.down: set[str] = set()
-        self._warn = warn
-
-    def exists(self, ref: str) -> bool:
-        from layerkit.build.registry import ImageRef
-
-        image = ImageRef.parse(ref)
-        if image.registry in self.down:
-            return False
-        try:
-            return self.client.head_manifest(image) is not None
-        except RegistryUnreachable as exc:
-            self.down.add(image.registry)
-            self._warn(f"warning: {exc}; {self._consequence}")
-            return False
-        except RegistryError as exc:
-            raise RegistryError(f"{exc}{self._hint}") from None
-
-
-def _credentials_for(
-    spec_registry: object, workspace_host: str | None
-) -> Callable[[str], Credentials | None]:
-    from layerkit.build.registry import resolve_credentials
-
-    user_env = getattr(spec_registry, "username_env", None)
-    pass_env = getattr(spec_registry, "password_env", None)
-
-    def lookup(host: str) -> Credentials | None:
-        if host == workspace_host:
-            return resolve_credentials(host, username_env=user_env, password_env=pass_env)
-        return resolve_credentials(host)
-
-    return lookup
-
-
 @contextlib.contextmanager
 def _build_lock(env_hash: str, progress: Progress) -> Iterator[None]:
     from layerkit.resources import cache_dir
@@ -151,73 +104,6 @@ def _build_lock(env_hash: str, progress: Progress) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where an environment's images go: decided from the spec and options alone."""
-
-    address: str | None  # workspace registry, None: images stay in the local engine
-    targets: list[Target]  # the environment first, then its shared stages
-    workspace_host: str | None
-    globals: tuple[str, ...]  # `<global repo>:<hash>` refs looked up after the workspace
-    hint: str  # names the credential variables in registry errors
-
-    @property
-    def main(self) -> Target:
-        return self.targets[0]
-
-
-def layout(rendered: Rendered, opts: BuildOptions) -> Layout:
-    from layerkit.build.registry import ImageRef
-
-    s = rendered.checked.resolved.spec
-    reg = s.registry
-    address = opts.registry or (reg.address if reg else None)
-    repo_name = reg.repository if reg else None
-    tags = list(opts.tags)
-    auto_tag = name_tag(s.name, s.version) if opts.name_tag else None
-    if auto_tag:
-        tags.append(auto_tag)
-    plan = targets(
-        repository(address, repo_name), rendered.hash.hash, rendered.hash.stages, sorted(set(tags))
-    )
-    global_addrs = (reg.global_registries or ()) if reg else ()
-    globals_ = tuple(f"{repository(g, repo_name)}:{plan[0].hash}" for g in global_addrs)
-    hint = ""
-    if reg and (reg.username_env or reg.password_env):
-        hint = f" (credentials from ${reg.username_env} / ${reg.password_env})"
-    host = ImageRef.parse(plan[0].ref).registry if address else None
-    return Layout(address, plan, host, globals_, hint)
-
-
-def credentials_for(rendered: Rendered, lay: Layout) -> Callable[[str], Credentials | None]:
-    return _credentials_for(rendered.checked.resolved.spec.registry, lay.workspace_host)
-
-
-def registries_for(
-    lay: Layout,
-    creds: Callable[[str], Credentials | None],
-    warn: Callable[[str], None],
-    consequence: str = "building without its cache",
-) -> _Registries:
-    from layerkit.build.registry import RegistryClient
-
-    return _Registries(RegistryClient(creds), warn, lay.hint, consequence)
-
-
-def locate(lay: Layout, registries: _Registries, engine_addr: str | None) -> tuple[str, str] | None:
-    """Where the image for this hash already is, without changing anything:
-    ("workspace", ref), ("engine", ref) or ("global", ref); None when nowhere."""
-    main = lay.main
-    if lay.address and registries.exists(main.ref):
-        return "workspace", main.ref
-    if lay.address is None and _local_image(engine_addr, main.ref):
-        return "engine", main.ref
-    for ref in lay.globals:
-        if registries.exists(ref):
-            return "global", ref
-    return None
 
 
 def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress) -> BuildResult:
@@ -270,22 +156,7 @@ def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress
     return result
 
 
-def _local_image(addr: str | None, ref: str) -> bool:
-    from layerkit.build.transport import parse_address
-
-    address = parse_address(addr)
-    if address.kind != "docker":
-        return False
-    from layerkit.build.engine import Engine
-
-    engine = Engine(address.target)
-    try:
-        return engine.image(ref) is not None
-    finally:
-        engine.close()
-
-
-def _describe(result: BuildResult, registries: _Registries, in_registry: bool) -> None:
+def _describe(result: BuildResult, registries: Registries, in_registry: bool) -> None:
     """Fill digest and size from the registry (best effort: a missing size is no failure)."""
     from layerkit.build.registry import ImageRef
 
@@ -305,7 +176,7 @@ def _solve_all(
     plan: list[Target],
     opts: BuildOptions,
     progress: Progress,
-    registries: _Registries,
+    registries: Registries,
     creds: Callable[[str], Credentials | None],
     result: BuildResult,
     has_registry: bool,

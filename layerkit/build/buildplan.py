@@ -104,7 +104,7 @@ class EnvPlan:
 
 
 def plan_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: bool = False) -> EnvPlan:
-    from layerkit.build.builder import credentials_for, layout, locate, registries_for
+    from layerkit.build.lookup import credentials_for, layout, locate, registries_for
     from layerkit.lock.run import lock_inputs
 
     lay = layout(rendered, opts)

@@ -21,6 +21,8 @@ from layerkit.build.filesync import PatternMatcher
 from layerkit.errors import DaemonError, SpecError
 
 if TYPE_CHECKING:
+    from layerkit.api import Rendered
+    from layerkit.build.builder import BuildOptions
     from layerkit.build.registry import Credentials
 
 RunNetwork = Literal["default", "host", "none"]
@@ -70,6 +72,25 @@ def masked_paths(source: Path, patterns: list[str]) -> list[tuple[str, bool]]:
                 "ignore whole directories (e.g. `data/`) instead"
             )
     return out
+
+
+def run_rendered(rendered: Rendered, image: str, build: BuildOptions, opts: RunOptions) -> int:
+    """Run in ``image`` (built from ``rendered``) on the engine that `build` used, else
+    $DOCKER_HOST: the image's workdir, GPUs for GPU specs, the build's registry credentials."""
+    from layerkit.build.lookup import credentials_for, layout
+    from layerkit.build.transport import DEFAULT_DOCKER_HOST, parse_address
+
+    address = parse_address(build.addr)
+    host = address.target if address.kind == "docker" else os.environ.get("DOCKER_HOST", DEFAULT_DOCKER_HOST)
+    features = rendered.checked.resolved.spec.features
+    return run_in_image(
+        host,
+        image,
+        opts,
+        workdir=rendered.plan.workdir,
+        gpu=bool(features and features.gpu),
+        credentials=credentials_for(rendered, layout(rendered, build)),
+    )
 
 
 def run_in_image(

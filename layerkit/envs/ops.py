@@ -86,7 +86,8 @@ def _store(registry: str | None, spec: Path | None, warn: Warn) -> EnvStore:
 
 
 def register_rendered(rendered: Rendered, registry: str | None, warn: Warn) -> Registered:
-    from layerkit.build.builder import BuildOptions, layout
+    from layerkit.build.builder import BuildOptions
+    from layerkit.build.lookup import layout
     from layerkit.build.registry import ImageRef
     from layerkit.envs.record import build_record
 

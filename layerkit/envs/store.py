@@ -249,7 +249,7 @@ def open_store(
     """The store of the registry `layerkit build` pushes to: `address` (--registry) or the
     spec's registry.address, then (`from_env`, for reads) $LAYERKIT_REGISTRY; credentials
     resolved as for builds."""
-    from layerkit.build.builder import _credentials_for
+    from layerkit.build.lookup import credentials_lookup
     from layerkit.resources import cache_dir
 
     addr = address or (registry.address if registry else None)
@@ -265,5 +265,5 @@ def open_store(
     hint = ""
     if registry and (registry.username_env or registry.password_env):
         hint = f" (credentials from ${registry.username_env} / ${registry.password_env})"
-    client = OciClient(_credentials_for(registry, loc.host), timeout=timeout)
+    client = OciClient(credentials_lookup(registry, loc.host), timeout=timeout)
     return EnvStore(loc, client, LocalIndex(cache_dir() / "envs", loc), warn, hint)

@@ -29,12 +29,12 @@ def base_refs(checked: Checked) -> list[str]:
 
 
 def _client(checked: Checked, timeout: float) -> RegistryClient:
-    from layerkit.build.builder import _credentials_for
+    from layerkit.build.lookup import credentials_lookup
     from layerkit.build.registry import ImageRef, RegistryClient
 
     reg = checked.resolved.spec.registry
     host = ImageRef.parse(f"{reg.address}/x").registry if reg and reg.address else None
-    return RegistryClient(_credentials_for(reg, host), timeout=timeout)
+    return RegistryClient(credentials_lookup(reg, host), timeout=timeout)
 
 
 def current_digests(checked: Checked, refs: list[str], timeout: float = 5.0) -> dict[str, str | Exception]:
