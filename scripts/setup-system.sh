@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # System packages the build tests and `make demo` need on a fresh Debian 12 machine:
 # make, gcc (test packages are compiled), Debian's docker.io (dockerd + its BuildKit),
-# docker-registry and debootstrap (the local base image). Installs only what is missing.
+# docker-registry and debootstrap (the local base image), git (pre-commit and check tests),
+# openssl (test certificates). Installs only what is missing.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for cmd in make:make gcc:gcc dockerd:docker.io docker-registry:docker-registry debootstrap:debootstrap; do
+for cmd in make:make gcc:gcc git:git openssl:openssl dockerd:docker.io docker-registry:docker-registry debootstrap:debootstrap; do
   command -v "${cmd%%:*}" >/dev/null || need+=("${cmd##*:}")
 done
 if ((${#need[@]})); then
