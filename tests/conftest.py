@@ -68,3 +68,16 @@ def auth_registry(services):
 
     with fs.registry(services.root / "auth-r", auth=True) as reg:
         yield reg
+
+
+@pytest.fixture
+def lock_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Private solver and layerkit caches (a reused port with other channel contents must not
+    hit a cached repodata), and no CONDA_OVERRIDE_* leaking in from the caller."""
+    import os
+
+    monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler-cache"))
+    monkeypatch.setenv("LAYERKIT_CACHE", str(tmp_path / "lk-cache"))
+    for k in list(os.environ):
+        if k.startswith("CONDA_OVERRIDE_"):
+            monkeypatch.delenv(k)

@@ -4,7 +4,6 @@ channels served on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import fixtures_channels as fx
@@ -12,17 +11,7 @@ import pytest
 
 from layerkit import api
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A private repodata cache: a reused port with other channel contents must not hit it.
-    monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler-cache"))
-    monkeypatch.setenv("LAYERKIT_CACHE", str(tmp_path / "lk-cache"))
-    for k in list(os.environ):
-        if k.startswith("CONDA_OVERRIDE_"):
-            monkeypatch.delenv(k)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("lock_sandbox")]
 
 
 def spec_file(tmp: Path, url: str, deps: list[str], extra: str = "") -> Path:

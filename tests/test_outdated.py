@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,7 @@ from fixtures_services import Services, free_port
 
 from layerkit.build.registry import ImageRef, RegistryClient
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler-cache"))
-    monkeypatch.setenv("LAYERKIT_CACHE", str(tmp_path / "lk-cache"))
-    for k in list(os.environ):
-        if k.startswith("CONDA_OVERRIDE_"):
-            monkeypatch.delenv(k)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("lock_sandbox")]
 
 
 def _spec(tmp: Path, base: str, channel_url: str) -> Path:

@@ -150,6 +150,13 @@ def resolve_credentials(
     return _helper(str(store), host) if store else None
 
 
+def upload_put_path(location: str, digest: str) -> str:
+    """The PUT that completes a blob upload: the registry's Location plus ``digest=``."""
+    parts = urllib.parse.urlsplit(location)
+    sep = "&" if parts.query else ""
+    return f"{parts.path}?{parts.query}{sep}digest={urllib.parse.quote(digest)}"
+
+
 class RegistryClient:
     def __init__(
         self,
@@ -325,9 +332,7 @@ class RegistryClient:
             resp.read()
         if resp.status != 202:
             raise RegistryError(f"registry {dst.registry}: blob upload refused (HTTP {resp.status})")
-        location = urllib.parse.urlsplit(resp.getheader("Location", ""))
-        sep = "&" if location.query else ""
-        put_path = f"{location.path}?{location.query}{sep}digest={urllib.parse.quote(digest)}"
+        put_path = upload_put_path(resp.getheader("Location", ""), digest)
         get = self._request(
             "GET", src.registry, f"/v2/{src.repository}/blobs/{digest}", self._scope(src.repository)
         )

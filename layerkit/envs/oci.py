@@ -12,7 +12,7 @@ import json
 import re
 import urllib.parse
 
-from layerkit.build.registry import RegistryClient
+from layerkit.build.registry import RegistryClient, upload_put_path
 from layerkit.errors import RegistryError, RegistryUnreachable
 
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
@@ -88,9 +88,7 @@ class OciClient(RegistryClient):
         start.read()
         if start.status != 202:
             raise RegistryError(f"registry {host}: blob upload to {repo} refused (HTTP {start.status})")
-        location = urllib.parse.urlsplit(start.getheader("Location", ""))
-        sep = "&" if location.query else ""
-        put_path = f"{location.path}?{location.query}{sep}digest={urllib.parse.quote(digest)}"
+        put_path = upload_put_path(start.getheader("Location", ""), digest)
         put = self._request("PUT", host, put_path, scope, {"Content-Type": "application/octet-stream"},
                             body=data, length=len(data))  # fmt: skip
         put.read()
