@@ -32,7 +32,8 @@ def applies(argv: list[str]) -> bool:
     """Pure commands only: `render -o DIR` writes files, so it always runs."""
     if os.environ.get("LAYERKIT_NO_CACHE") or _command(argv) not in COMMANDS:
         return False
-    return not any(a in ("-o", "--output", "-h", "--help") or a.startswith("--output=") for a in argv)
+    # Anything that could spell -o/--output (e.g. `-octx`) or help: always run for real.
+    return not any(a.startswith(("-o", "--o", "-h", "--h")) for a in argv)
 
 
 def _cache_root() -> Path:
@@ -145,8 +146,12 @@ def entry() -> None:
         if hit is not None:
             code, out, err = hit
             sys.stderr.write(err)
-            sys.stdout.write(out)
-            sys.stdout.flush()
+            try:
+                sys.stdout.write(out)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                # stdout closed early (`| head`), as layerkit.cli.main handles it.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(code)
         from layerkit.cli import main
 

@@ -103,6 +103,13 @@ def test_failures_writes_and_opt_out_are_never_stored(work: Path) -> None:
     assert _run(work, "validate", "bad.yaml").returncode == 2
     assert _run(work, "show", "layerkit.yaml", env={"LAYERKIT_NO_CACHE": "1"}).returncode == 0
     assert not memo_dir.exists() or list(memo_dir.iterdir()) == []
+    # No abbreviation reaches -o silently; an attached `-octx` always writes.
+    assert _run(work, "render", "layerkit.yaml", "--out", "ctx").returncode == 2
+    for _ in range(2):
+        (work / "ctx" / "Dockerfile").unlink()
+        assert _run(work, "render", "layerkit.yaml", "-octx").returncode == 0
+        assert (work / "ctx" / "Dockerfile").is_file()
+    assert not memo_dir.exists() or list(memo_dir.iterdir()) == []
     # A bad spec stays an error on every run: nothing replays a success for it.
     again = _run(work, "validate", "bad.yaml")
     assert again.returncode == 2 and "bsae" in "".join(_messages(again))
