@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from layerkit import __version__
+from layerkit.commands import add_tls_arguments, tls_from_args
 from layerkit.commands import out as _out
 from layerkit.commands import warn as _warn
 from layerkit.errors import EXIT_INTERRUPTED, EXIT_OK, LayerkitError, SpecError
@@ -32,6 +33,12 @@ MODULE_COMMANDS: tuple[str, ...] = ("plan", "outdated", "run", "check", "env", "
 
 
 class _Parser(argparse.ArgumentParser):
+    # No prefix matching (`--out` for `--output`): options mean what they spell, for
+    # scripts and for layerkit.memo, which must tell `render -o` from a pure render.
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise SpecError(f"{message} (see `{self.prog} --help`)")
 
@@ -83,13 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         "--addr",
         help="BuildKit: unix://SOCK, tcp://HOST:PORT or docker://[DOCKER_HOST] (default: $BUILDKIT_HOST, else the Docker engine)",
     )
-    tls = c.add_argument_group(
-        "TLS for tcp:// buildkitd (default: $LAYERKIT_TLS_CA, _CERT, _KEY, _SERVER_NAME)"
-    )
-    tls.add_argument("--tls-ca", metavar="FILE", help="CA certificate that signed the daemon's certificate")
-    tls.add_argument("--tls-cert", metavar="FILE", help="client certificate (mutual TLS)")
-    tls.add_argument("--tls-key", metavar="FILE", help="client key (mutual TLS)")
-    tls.add_argument("--tls-server-name", metavar="NAME", help="name to verify in the daemon's certificate")
+    add_tls_arguments(c)
     c.add_argument("--registry", help="workspace registry (default: the spec's registry.address)")
     c.add_argument("--tag", action="append", default=[], help="extra tag for the image (repeatable)")
     c.add_argument("--no-name-tag", action="store_true", help="do not tag the image NAME-VERSION")
@@ -250,11 +251,9 @@ def _lock(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from layerkit import api
     from layerkit.build.builder import BuildOptions
-    from layerkit.build.tls import TLSConfig
 
-    tls = TLSConfig.from_options(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
     opts = BuildOptions(
-        tls=tls,
+        tls=tls_from_args(args),
         addr=args.addr,
         registry=args.registry,
         push=not args.no_push,

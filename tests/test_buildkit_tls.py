@@ -149,13 +149,20 @@ def test_tls_failures_are_reported_at_once_with_the_reason(
 
 def test_tls_options_from_environment_and_flags(tmp_path: Path) -> None:
     env = {"LAYERKIT_TLS_CA": "/ca.pem", "LAYERKIT_TLS_SERVER_NAME": "bk"}
-    assert TLSConfig.from_options(environ=env) == TLSConfig(ca=Path("/ca.pem"), server_name="bk")
+    assert TLSConfig.from_options(environ=env) == TLSConfig(
+        ca=Path("/ca.pem"), server_name="bk", explicit=False
+    )
     assert TLSConfig.from_options(ca="/x.pem", environ=env) == TLSConfig(ca=Path("/x.pem"), server_name="bk")
     assert TLSConfig.from_options(environ={}) is None
     with pytest.raises(SpecError, match="go together"):
         TLSConfig.from_options(cert="/c.pem", environ={})
     with pytest.raises(SpecError, match="tcp:// BuildKit addresses only"):
         BuildkitClient("unix:///nonexistent.sock", tls=TLSConfig(ca=tmp_path / "ca.pem"))
+    # LAYERKIT_TLS_* in the environment are meant for tcp:// daemons: other addresses ignore them.
+    inherited = TLSConfig.from_options(environ={"LAYERKIT_TLS_CA": str(tmp_path / "ca.pem")})
+    assert inherited is not None and not inherited.explicit
+    with pytest.raises(DaemonError, match="cannot reach"):
+        BuildkitClient("unix:///nonexistent.sock", tls=inherited)
 
 
 def test_build_cli_rejects_half_a_client_identity(cli, tmp_path: Path) -> None:

@@ -35,6 +35,9 @@ class TLSConfig:
     cert: Path | None = None
     key: Path | None = None
     server_name: str | None = None
+    # Given as options (an error on a non-tcp address) rather than only inherited from
+    # LAYERKIT_TLS_* (which apply to tcp:// daemons and are ignored for the others).
+    explicit: bool = True
 
     @classmethod
     def from_options(
@@ -54,7 +57,8 @@ class TLSConfig:
         if bool(vals["cert"]) != bool(vals["key"]):
             raise SpecError("TLS: a client certificate and its key go together (--tls-cert with --tls-key)")
         path = {k: Path(v) if v and k != "server_name" else None for k, v in vals.items()}
-        return cls(path["ca"], path["cert"], path["key"], vals["server_name"])
+        explicit = any(given.values())
+        return cls(path["ca"], path["cert"], path["key"], vals["server_name"], explicit)
 
     def _read(self, path: Path | None, what: str) -> bytes | None:
         if path is None:

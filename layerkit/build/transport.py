@@ -310,7 +310,9 @@ def open_transport(
     """
     address = parse_address(addr)
     if tls is not None and address.kind != "tcp":
-        raise SpecError(f"TLS options apply to tcp:// BuildKit addresses only, not {address}")
+        if tls.explicit:
+            raise SpecError(f"TLS options apply to tcp:// BuildKit addresses only, not {address}")
+        tls = None
     bridge: DockerBridge | None = None
     if address.kind == "docker":
         bridge = DockerBridge(address.target, dial_timeout=min(timeout, 5.0))

@@ -20,6 +20,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-lock", action="store_true", help="ignore the default lockfiles")
     p.add_argument("--platform", help="target platform (default: each spec's first)")
     p.add_argument("--registry", help="workspace registry (default: the spec's registry.address)")
+    p.add_argument("--addr", help="the engine `build --addr` would use (where registry-less images live)")
     p.add_argument("--tag", action="append", default=[], help="extra tag (repeatable)")
     p.add_argument("--no-name-tag", action="store_true", help="do not tag the image NAME-VERSION")
     p.add_argument("--offline", action="store_true", help="ask no registry or engine (action: unchecked)")
@@ -33,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.lock and len(args.spec) > 1:
         raise SpecError("--lock names one lockfile: give one SPEC with it")
-    opts = BuildOptions(registry=args.registry, tags=tuple(args.tag), name_tag=not args.no_name_tag)
+    opts = BuildOptions(
+        addr=args.addr, registry=args.registry, tags=tuple(args.tag), name_tag=not args.no_name_tag
+    )
     plans = []
     for spec in args.spec:
         p = api.plan(spec, None if args.no_lock else args.lock, args.platform, not args.no_lock,

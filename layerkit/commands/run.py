@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from layerkit.commands import warn
+from layerkit.commands import add_tls_arguments, tls_from_args, warn
 from layerkit.errors import SpecError
 
 HELP = "build or reuse the image and run a command in it with the source directory mounted"
@@ -32,12 +32,16 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--addr", help="BuildKit address, as for `build` (the command runs on the Docker engine)")
     p.add_argument("--registry", help="workspace registry (default: the spec's registry.address)")
     p.add_argument("--no-push", action="store_true", help="keep a new image in the engine only")
+    p.add_argument("--force", action="store_true", help="build even if the registry has the image")
+    p.add_argument("--tag", action="append", default=[], help="extra tag for the image (repeatable)")
+    p.add_argument("--no-name-tag", action="store_true", help="do not tag the image NAME-VERSION")
     p.add_argument(
         "--network", choices=("default", "host", "none"), default="default", help="network of RUN steps"
     )
     p.add_argument(
         "--progress", choices=("auto", "plain", "json", "quiet"), default="auto", help="build progress"
     )
+    add_tls_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
         addr=args.addr,
         registry=args.registry,
         push=not args.no_push,
+        force=args.force,
         network=args.network,
         progress=args.progress,
+        tags=tuple(args.tag),
+        name_tag=not args.no_name_tag,
+        tls=tls_from_args(args),
     )
     opts = RunOptions(
         command=tuple(command),
