@@ -180,6 +180,14 @@ def render(
             notes = (
                 f"{lk.source}: warning: the lock is stale (the spec changed since); run `layerkit lock`",
             )
+    if lk is not None and lk.base_digests and not notes:
+        from layerkit.lock.basepin import unpinned_bases
+
+        notes = tuple(
+            f"{lk.source}: warning: the lock pins no digest for the base image {ref} (the base changed "
+            "since); it floats until you run `layerkit lock`"
+            for ref in unpinned_bases(checked, lk)
+        )
     return Rendered(checked, plan, h, render_dockerfile(plan, h), lk, notes)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import fixtures_channels as fx
 import pytest
+from fixtures_services import free_port
 
 from layerkit import api
 
@@ -225,7 +226,8 @@ def test_python_api_lock_returns_the_lock_and_its_explicit_files(
     channel: tuple[Path, str], tmp_path: Path
 ) -> None:
     _, url = channel
-    spec = spec_file(tmp_path, url, ["python=3.11", "datakit=1.0"])
+    down = f"127.0.0.1:{free_port()}/nowhere/base:1"
+    spec = spec_file(tmp_path, url, ["python=3.11", "datakit=1.0"], f"base: {{image: '{down}'}}\n")
     warnings: list[str] = []
     lk, explicit = api.lock(spec, on_warning=warnings.append)
     assert lk.source == str(tmp_path / "env.conda-lock.yml")
@@ -236,5 +238,5 @@ def test_python_api_lock_returns_the_lock_and_its_explicit_files(
         return {(p.name, p.version, p.url, p.md5) for p in api.read_lock(path).packages}
 
     assert ident(explicit[0]) == ident(Path(lk.source))
-    # The default flavour's base (ubuntu on Docker Hub) cannot be reached here: a warning, no failure.
-    assert lk.base_digests == () and any("is not pinned in the lock" in w for w in warnings)
+    # An unreachable base registry: a warning, no failure, the base stays floating.
+    assert lk.base_digests == () and any(f"base image {down} is not pinned" in w for w in warnings)

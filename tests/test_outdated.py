@@ -88,6 +88,15 @@ def test_lock_pins_the_base_and_outdated_sees_it_move(
     assert f"FROM {base_ref}@{moved} AS base" in cli("render", spec).out
     assert cli("hash", spec).out != pinned_hash  # a moved base is a new environment
 
+    # Another base for the same lock: the packages are still fresh, the pin is not.
+    other = f"{services.registry}/outdated/base:2"
+    client.copy(ImageRef.parse(services.base_image), ImageRef.parse(other))
+    spec.write_text(spec.read_text().replace(base_ref, other))
+    r = cli("lock", "--check", spec)
+    assert r.code == 1 and f"pins no digest for the base image {other}" in r.err
+    r = cli("render", spec)
+    assert f"FROM {other} AS base" in r.out and "pins no digest" in r.err
+
 
 def test_unpinned_and_unreachable_bases(
     cli, channel: tuple[Path, str], services: Services, tmp_path: Path

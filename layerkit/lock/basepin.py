@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from layerkit.errors import RegistryError, RegistryUnreachable
 from layerkit.lock.model import Lock
+from layerkit.lock.unified import DIGEST
 from layerkit.spec.validate import Checked
 
 if TYPE_CHECKING:
@@ -26,6 +27,13 @@ def base_refs(checked: Checked) -> list[str]:
         return []
     plan = build_plan(checked, None)
     return sorted({r for r in (plan.base_ref, plan.runtime_ref) if r and "@" not in r})
+
+
+def unpinned_bases(checked: Checked, lock: Lock) -> list[str]:
+    """Floating base refs a lock that pins bases has no digest for (the base changed)."""
+    if not lock.base_digests:
+        return []
+    return [ref for ref in base_refs(checked) if lock.base_digest(ref) is None]
 
 
 def _client(checked: Checked, timeout: float) -> RegistryClient:
@@ -57,7 +65,12 @@ def current_digests(checked: Checked, refs: list[str], timeout: float = 5.0) -> 
         except RegistryError as exc:
             out[ref] = exc
             continue
-        out[ref] = info.digest if info else RegistryError(f"{ref}: no such image in its registry")
+        if info is None:
+            out[ref] = RegistryError(f"{ref}: no such image in its registry")
+        elif not DIGEST.fullmatch(info.digest):
+            out[ref] = RegistryError(f"{ref}: the registry sent no sha256 content digest")
+        else:
+            out[ref] = info.digest
     return out
 
 

@@ -111,6 +111,17 @@ def check_fresh(checked: Checked, lockfile: Path) -> str:
         raise CheckFailed(
             f"{lockfile} is stale: the spec or its layers changed; run `layerkit lock {source}`"
         )
+    if BASE_DIGESTS_KEY in lockfile.read_text(encoding="utf-8"):
+        # The packages are fresh, but a lock that pins base images must pin the current ones:
+        # a changed base image or mirror would otherwise quietly go back to a floating tag.
+        from layerkit.lock.basepin import unpinned_bases
+
+        missing = unpinned_bases(checked, read_unified(lockfile))
+        if missing:
+            raise CheckFailed(
+                f"{lockfile} is stale: it pins no digest for the base image {missing[0]} "
+                f"(the base changed since); run `layerkit lock {source}`"
+            )
     return want
 
 

@@ -13,7 +13,7 @@ from layerkit.lock.model import Lock, LockedPackage
 
 SPEC_HASH_KEY = "layerkit_spec_hash"
 BASE_DIGESTS_KEY = "layerkit_base_digests"  # JSON object {image ref: sha256 digest}
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _ARCHIVE = re.compile(r"(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(?:conda|tar\.bz2)")
 
 
@@ -67,7 +67,7 @@ def _base_digests(raw: Any, source: str) -> tuple[tuple[str, str], ...]:
     except ValueError:
         doc = None
     if not isinstance(doc, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and _DIGEST.fullmatch(v) for k, v in doc.items()
+        isinstance(k, str) and isinstance(v, str) and DIGEST.fullmatch(v) for k, v in doc.items()
     ):
         raise SpecError(
             f"metadata.custom_metadata.{BASE_DIGESTS_KEY} must be a JSON object of image ref -> sha256 digest; "
