@@ -167,6 +167,9 @@ def test_same_names_take_their_versions(cli, tmp_path: Path, monkeypatch: pytest
     assert ".PHONY: train-1-lock train-1-render train-1-image" in text and "train-2-image:" in text
     assert "lock --check" not in text  # user_managed: nothing to lock
     assert cli("make", "v1/layerkit.yaml", "v2/layerkit.yaml").out == text  # sorted, deterministic
+    (tmp_path / "adir").mkdir()
+    unwritable = cli("make", "v1/layerkit.yaml", "-o", "adir")
+    assert unwritable.code == 2 and "adir: cannot write the fragment" in unwritable.err
     (tmp_path / "v2" / "layerkit.yaml").write_text(
         "name: train\nversion: '1'\nuser_managed: true\nbase: {image: 'debian:12'}\n"
     )

@@ -41,6 +41,20 @@ def test_offline_plan_of_several_specs_matches_the_schema(cli) -> None:
         assert {s["stage"] for s in e["steps"]} >= {"base", "env", "runtime"}
 
 
+def test_plan_names_files_relative_to_the_working_directory(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "envs" / "train").mkdir(parents=True)
+    (tmp_path / "envs" / "site.yaml").write_text("env: {SITE: x}\n")
+    (tmp_path / "envs" / "train" / "layerkit.yaml").write_text(
+        "name: t\nextends: [../site.yaml]\nbase: {image: 'localhost:5000/debian:bookworm'}\nuser_managed: true\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    (env,) = _validated(cli("plan", "envs/train/layerkit.yaml", "--offline", "--json").out)["environments"]
+    assert env["spec"] == "envs/train/layerkit.yaml"
+    assert env["inputs"]["files"] == ["envs/site.yaml", "envs/train/layerkit.yaml"]
+
+
 def test_plan_text_and_argument_errors(cli) -> None:
     r = cli("plan", SPECS / "full-cpu.yaml", "--offline")
     assert r.code == 0 and r.out.startswith("unchecked ")

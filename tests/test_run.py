@@ -77,3 +77,12 @@ def test_run_streams_output_hides_ignored_files_and_returns_the_exit_code(
     r = cli("run", spec, *common, "--", "python3", "train.py")
     assert r.code == 0, r.err
     assert "found" in r.err
+
+
+def test_unreadable_ignore_file_is_bad_input(tmp_path: Path) -> None:
+    from layerkit.build.runner import ignore_patterns
+    from layerkit.errors import SpecError
+
+    (tmp_path / ".layerkitignore").write_bytes(b"\xff\xfe not utf-8\n")
+    with pytest.raises(SpecError, match="cannot read the ignore file"):
+        ignore_patterns(tmp_path)

@@ -105,6 +105,7 @@ class EnvPlan:
 
 def plan_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: bool = False) -> EnvPlan:
     from layerkit.build.lookup import credentials_for, layout, locate, registries_for
+    from layerkit.integrate.discover import display
     from layerkit.lock.run import lock_inputs
 
     lay = layout(rendered, opts)
@@ -145,10 +146,13 @@ def plan_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: boo
         fresh = lk.spec_hash == lock_inputs(rendered.checked).spec_hash()
     s = rendered.checked.resolved.spec
     return EnvPlan(
-        spec=str(spec),
+        spec=display(spec),
         name=s.name,
         version=s.version,
-        files=tuple(layer.source for layer in rendered.checked.resolved.layers),
+        # Below the working directory: relative, so the document is the same on every checkout.
+        files=tuple(
+            display(layer.path) if layer.path else layer.source for layer in rendered.checked.resolved.layers
+        ),
         lock=lk.source if lk else None,
         lock_fresh=fresh,
         platform=rendered.plan.platform,

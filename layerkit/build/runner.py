@@ -44,7 +44,10 @@ def ignore_patterns(source: Path) -> tuple[str | None, list[str]]:
     for name in IGNORE_FILES:
         path = source / name
         if path.is_file():
-            return name, path.read_text(encoding="utf-8").splitlines()
+            try:
+                return name, path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SpecError(f"{path}: cannot read the ignore file ({exc})") from None
     return None, []
 
 

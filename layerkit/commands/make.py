@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from layerkit.commands import out
+from layerkit.errors import SpecError
 
 HELP = "print a GNU Makefile fragment: spec+layers -> lock -> context -> image stamp, per environment"
 
@@ -34,8 +35,11 @@ def run(args: argparse.Namespace) -> int:
 
     fragment = api.make_fragment(args.spec or None, stamps=args.stamps)
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(args.output, fragment.text)
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_text(args.output, fragment.text)
+        except OSError as exc:
+            raise SpecError(f"{args.output}: cannot write the fragment: {exc.strerror or exc}") from None
         print(f"wrote {len(fragment.envs)} environment(s) to {args.output}", file=sys.stderr)
     else:
         out(fragment.text)

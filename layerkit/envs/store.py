@@ -12,6 +12,7 @@ reads fall back to it, with a warning, when the registry cannot be reached.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -85,9 +86,10 @@ class LocalIndex:
 
     def put(self, name: str, entry: IndexEntry) -> None:
         path = self._path(name, entry.record.version)
-        path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"manifest_digest": entry.manifest_digest, "record": entry.record.to_json()}
-        atomic.write_text(path, json.dumps(doc, sort_keys=True, indent=1) + "\n")
+        with contextlib.suppress(OSError):  # a read-only cache only costs the offline fallback
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_text(path, json.dumps(doc, sort_keys=True, indent=1) + "\n")
 
     def versions(self, name: str) -> list[str]:
         folder = self.dir / normalise_name(name)
