@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from layerkit import __version__
-from layerkit.commands import add_tls_arguments, tls_from_args
+from layerkit.commands import add_build_arguments, build_options
 from layerkit.commands import out as _out
 from layerkit.commands import warn as _warn
 from layerkit.errors import EXIT_INTERRUPTED, EXIT_OK, LayerkitError, SpecError
@@ -83,26 +83,7 @@ def _parser() -> argparse.ArgumentParser:
                 "-o", "--output", type=Path, help="context directory to write (default: print the Dockerfile)"
             )
     c = spec_cmd("build", "build the image through BuildKit and push it (skipped when the registry has it)")
-    c.add_argument("--lock", type=Path, help="lockfile (default: <stem>.conda-lock.yml beside the spec)")
-    c.add_argument("--no-lock", action="store_true", help="ignore the default lockfile")
-    c.add_argument("--platform", help="target platform (default: the spec's first)")
-    c.add_argument(
-        "--addr",
-        help="BuildKit: unix://SOCK, tcp://HOST:PORT or docker://[DOCKER_HOST] (default: $BUILDKIT_HOST, else the Docker engine)",
-    )
-    add_tls_arguments(c)
-    c.add_argument("--registry", help="workspace registry (default: the spec's registry.address)")
-    c.add_argument("--tag", action="append", default=[], help="extra tag for the image (repeatable)")
-    c.add_argument("--no-name-tag", action="store_true", help="do not tag the image NAME-VERSION")
-    c.add_argument("--no-push", action="store_true", help="build into the engine only")
-    c.add_argument("--force", action="store_true", help="build even if the registry has the image")
-    c.add_argument(
-        "--network",
-        choices=("default", "host", "none"),
-        default="default",
-        help="network of RUN steps (host: reach mirrors on 127.0.0.1; needs the network.host entitlement)",
-    )
-    c.add_argument("--progress", choices=("auto", "plain", "json", "quiet"), default="auto", help="on stderr")
+    add_build_arguments(c)
     c.add_argument("--json", action="store_true", help="JSON result on stdout")
     c = spec_cmd("lock", "resolve the spec with conda-lock into <stem>.conda-lock.yml")
     c.add_argument(
@@ -250,19 +231,8 @@ def _lock(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from layerkit import api
-    from layerkit.build.builder import BuildOptions
 
-    opts = BuildOptions(
-        tls=tls_from_args(args),
-        addr=args.addr,
-        registry=args.registry,
-        push=not args.no_push,
-        force=args.force,
-        network=args.network,
-        progress=args.progress,
-        tags=tuple(args.tag),
-        name_tag=not args.no_name_tag,
-    )
+    opts = build_options(args)
     lock = None if args.no_lock else args.lock
     result = api.build(
         args.spec, lock, args.platform, not args.no_lock, options=opts, on_warning=lambda w: _warn(args, (w,))

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from layerkit.build.builder import BuildOptions
     from layerkit.build.tls import TLSConfig
 
 
@@ -42,3 +44,49 @@ def tls_from_args(args: argparse.Namespace) -> TLSConfig | None:
     from layerkit.build.tls import TLSConfig
 
     return TLSConfig.from_options(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
+
+
+def add_build_arguments(p: argparse.ArgumentParser) -> None:
+    """What `build` and `run` share: lock and platform, BuildKit, registry, tags, progress."""
+    p.add_argument("--lock", type=Path, help="lockfile (default: <stem>.conda-lock.yml beside the spec)")
+    p.add_argument("--no-lock", action="store_true", help="ignore the default lockfile")
+    p.add_argument("--platform", help="target platform (default: the spec's first)")
+    p.add_argument(
+        "--addr",
+        help="BuildKit: unix://SOCK, tcp://HOST:PORT or docker://[DOCKER_HOST] "
+        "(default: $BUILDKIT_HOST, else the Docker engine)",
+    )
+    add_tls_arguments(p)
+    p.add_argument("--registry", help="workspace registry (default: the spec's registry.address)")
+    p.add_argument("--tag", action="append", default=[], help="extra tag for the image (repeatable)")
+    p.add_argument("--no-name-tag", action="store_true", help="do not tag the image NAME-VERSION")
+    p.add_argument("--no-push", action="store_true", help="build into the engine only")
+    p.add_argument("--force", action="store_true", help="build even if the registry has the image")
+    p.add_argument(
+        "--network",
+        choices=("default", "host", "none"),
+        default="default",
+        help="network of RUN steps (host: reach mirrors on 127.0.0.1; needs the network.host entitlement)",
+    )
+    p.add_argument(
+        "--progress",
+        choices=("auto", "plain", "json", "quiet"),
+        default="auto",
+        help="build progress, on stderr",
+    )
+
+
+def build_options(args: argparse.Namespace) -> BuildOptions:
+    from layerkit.build.builder import BuildOptions
+
+    return BuildOptions(
+        addr=args.addr,
+        registry=args.registry,
+        push=not args.no_push,
+        force=args.force,
+        network=args.network,
+        progress=args.progress,
+        tags=tuple(args.tag),
+        name_tag=not args.no_name_tag,
+        tls=tls_from_args(args),
+    )

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from layerkit.commands import add_tls_arguments, tls_from_args, warn
+from layerkit.commands import add_build_arguments, build_options, warn
 from layerkit.errors import SpecError
 
 HELP = "build or reuse the image and run a command in it with the source directory mounted"
@@ -26,27 +26,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--run-network", choices=("default", "host", "none"), default="default", help="network of the command"
     )
-    p.add_argument("--lock", type=Path, help="lockfile (default: <stem>.conda-lock.yml beside the spec)")
-    p.add_argument("--no-lock", action="store_true", help="ignore the default lockfile")
-    p.add_argument("--platform", help="target platform (default: the spec's first)")
-    p.add_argument("--addr", help="BuildKit address, as for `build` (the command runs on the Docker engine)")
-    p.add_argument("--registry", help="workspace registry (default: the spec's registry.address)")
-    p.add_argument("--no-push", action="store_true", help="keep a new image in the engine only")
-    p.add_argument("--force", action="store_true", help="build even if the registry has the image")
-    p.add_argument("--tag", action="append", default=[], help="extra tag for the image (repeatable)")
-    p.add_argument("--no-name-tag", action="store_true", help="do not tag the image NAME-VERSION")
-    p.add_argument(
-        "--network", choices=("default", "host", "none"), default="default", help="network of RUN steps"
-    )
-    p.add_argument(
-        "--progress", choices=("auto", "plain", "json", "quiet"), default="auto", help="build progress"
-    )
-    add_tls_arguments(p)
+    add_build_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from layerkit import api
-    from layerkit.build.builder import BuildOptions
     from layerkit.build.runner import RunOptions
 
     command = args.passthrough or []
@@ -58,17 +42,7 @@ def run(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise SpecError(f"-e {item!r}: expected KEY=VALUE")
         env.append((key, value))
-    build = BuildOptions(
-        addr=args.addr,
-        registry=args.registry,
-        push=not args.no_push,
-        force=args.force,
-        network=args.network,
-        progress=args.progress,
-        tags=tuple(args.tag),
-        name_tag=not args.no_name_tag,
-        tls=tls_from_args(args),
-    )
+    build = build_options(args)
     opts = RunOptions(
         command=tuple(command),
         source=args.source,
