@@ -230,20 +230,20 @@ def _lock(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from layerkit import api
+    from layerkit import api, inputs
+    from layerkit.build.summary import render as render_summary
 
     opts = build_options(args)
     lock = None if args.no_lock else args.lock
     result = api.build(
         args.spec, lock, args.platform, not args.no_lock, options=opts, on_warning=lambda w: _warn(args, (w,))
     )
-    if args.json:
-        _out(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
-    else:
-        size = f", {result.size / 1e6:.1f} MB" if result.size is not None else ""
-        steps = f", {result.cached_steps}/{result.total_steps} steps cached" if result.total_steps else ""
-        print(f"{result.action} {result.image} in {result.seconds:.1f}s{steps}{size}", file=sys.stderr)
-        _out(result.image + "\n")
+    doc = result.to_json()
+    if result.action == "found":
+        inputs.note_result(doc, args.json)  # layerkit.memo replays it after a fresh HEAD
+    stdout, summary = render_summary(doc, args.json)
+    sys.stderr.write(summary)
+    _out(stdout)
     return EXIT_OK
 
 

@@ -1,4 +1,5 @@
-"""Whole-process memo of the pure commands: `render` (to stdout), `hash`, `show`, `validate`.
+"""Whole-process memo of the pure commands: `render` (to stdout), `hash`, `show`, `validate`,
+and of a `build` that found its image in the workspace registry.
 
 A make rule or pre-commit hook runs these over and over on unchanged inputs, and most of
 a cold run is interpreter start-up plus importing pydantic, ruamel and jinja2. An entry
@@ -6,6 +7,12 @@ is keyed by (layerkit's own files, working directory, arguments) and holds the f
 command read (by sha256; a probe that found nothing must still find nothing), its exit
 code and its output. A hit re-checks every dependency and replays the output without
 importing any of that. Only exit code 0 is stored; LAYERKIT_NO_CACHE=1 turns it off.
+
+A found build also depends on the registry: its entry holds the manifest digest, and a
+replay first asks the registry (one HEAD, with the credentials of that moment) that the
+tag still names that digest. So `make` or CI re-running an unchanged build costs a
+fraction of a second, and anything else (a miss, a moved tag, a registry down) runs
+the real build path.
 
 Imports stay minimal here: this module runs before the CLI on every invocation.
 """
@@ -16,12 +23,16 @@ import hashlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-SCHEMA = 1
-COMMANDS = frozenset({"render", "hash", "show", "validate"})
+if TYPE_CHECKING:
+    from layerkit.inputs import Recording
+
+SCHEMA = 2
+COMMANDS = frozenset({"render", "hash", "show", "validate", "build"})
 
 
 def _command(argv: list[str]) -> str | None:
@@ -30,7 +41,10 @@ def _command(argv: list[str]) -> str | None:
 
 def applies(argv: list[str]) -> bool:
     """Pure commands only: `render -o DIR` writes files, so it always runs."""
-    if os.environ.get("LAYERKIT_NO_CACHE") or _command(argv) not in COMMANDS:
+    command = _command(argv)
+    if os.environ.get("LAYERKIT_NO_CACHE") or command not in COMMANDS:
+        return False
+    if command == "build" and "--force" in argv:
         return False
     # Anything that could spell -o/--output (e.g. `-octx`) or help: always run for real.
     return not any(a.startswith(("-o", "--o", "-h", "--h")) for a in argv)
@@ -70,7 +84,7 @@ def _digest(path: str) -> str | None:
         return None
 
 
-def lookup(argv: list[str]) -> tuple[int, str, str] | None:
+def lookup(argv: list[str], started: float | None = None) -> tuple[int, str, str] | None:
     """(exit code, stdout, stderr) of an earlier run whose inputs are unchanged, else None."""
     try:
         entry = json.loads((_cache_root() / f"{_key(argv)}.json").read_text(encoding="utf-8"))
@@ -81,7 +95,35 @@ def lookup(argv: list[str]) -> tuple[int, str, str] | None:
     for path, digest in entry["deps"]:
         if _digest(path) != digest:
             return None
+    if entry.get("manifests") and not _manifests_unchanged(entry["manifests"]):
+        return None
+    if entry.get("result") is not None:
+        from layerkit.build.summary import render
+
+        result = dict(entry["result"])
+        result["seconds"] = round(time.monotonic() - (started or time.monotonic()), 3)
+        out, summary = render(result, bool(entry["json"]))
+        return int(entry["code"]), out, str(entry["stderr"]) + summary
     return int(entry["code"]), str(entry["stdout"]), str(entry["stderr"])
+
+
+def _manifests_unchanged(manifests: list[list[str | None]]) -> bool:
+    """Each recorded tag still names its digest; any doubt (registry down, auth) is a miss."""
+    from layerkit.build.registry import Credentials, ImageRef, RegistryClient, resolve_credentials
+    from layerkit.errors import LayerkitError
+
+    for ref, digest, user_env, pass_env in manifests:
+
+        def creds(host: str, u: str | None = user_env, p: str | None = pass_env) -> Credentials | None:
+            return resolve_credentials(host, username_env=u, password_env=p)
+
+        try:
+            info = RegistryClient(creds, timeout=5.0).head_manifest(ImageRef.parse(str(ref)))
+        except (LayerkitError, OSError, ValueError):
+            return False
+        if info is None or info.digest != digest:
+            return False
+    return True
 
 
 class _Tee:
@@ -106,18 +148,30 @@ def run_recorded(argv: list[str], main: Callable[[list[str]], int]) -> int:
     out, err = _Tee(sys.stdout), _Tee(sys.stderr)
     sys.stdout, sys.stderr = out, err
     try:
-        with inputs.recording() as read:
+        with inputs.recording() as rec:
             code = main(argv)
     finally:
         sys.stdout, sys.stderr = out.stream, err.stream
     if code == 0:
-        _store(argv, read, code, "".join(out.parts), "".join(err.parts))
+        _store(argv, rec, code, "".join(out.parts), "".join(err.parts))
     return code
 
 
-def _store(argv: list[str], read: dict[str, tuple[int, int] | None], code: int, out: str, err: str) -> None:
+def _store(argv: list[str], rec: Recording, code: int, out: str, err: str) -> None:
+    doc: dict[str, object] = {"schema": SCHEMA, "argv": argv, "code": code, "stdout": out, "stderr": err}
+    if _command(argv) == "build":
+        # Only a workspace hit is stored, as its result (timings are fresh on replay).
+        from layerkit.build.summary import render
+
+        if rec.result is None or not rec.manifests:
+            return
+        stdout, summary = render(rec.result, rec.json_output)
+        if out != stdout or not err.endswith(summary):
+            return
+        doc.update(stdout="", stderr=err[: len(err) - len(summary)], result=rec.result, json=rec.json_output)
+        doc["manifests"] = [[m.ref, m.digest, m.username_env, m.password_env] for m in rec.manifests]
     deps = []
-    for path, seen in sorted(read.items()):
+    for path, seen in sorted(rec.files.items()):
         digest = _digest(path)
         try:
             st = os.stat(path)
@@ -127,7 +181,7 @@ def _store(argv: list[str], read: dict[str, tuple[int, int] | None], code: int, 
         if now != seen:
             return  # changed while we read it: this result may mix old and new
         deps.append((path, digest))
-    doc = {"schema": SCHEMA, "argv": argv, "deps": deps, "code": code, "stdout": out, "stderr": err}
+    doc["deps"] = deps
     root = _cache_root()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -140,9 +194,10 @@ def _store(argv: list[str], read: dict[str, tuple[int, int] | None], code: int, 
 
 def entry() -> None:
     """Console entry point: replay a memoized result, or run the CLI (recording when pure)."""
+    started = time.monotonic()
     argv = sys.argv[1:]
     if applies(argv):
-        hit = lookup(argv)
+        hit = lookup(argv, started)
         if hit is not None:
             code, out, err = hit
             sys.stderr.write(err)
