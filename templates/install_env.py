@@ -3,6 +3,7 @@ into the build context of the env stage.
 
   install_env.py --prefix /opt/env --lock conda-linux-64.lock --platform linux-64
   install_env.py --prefix /opt/env --spec environment.yml --platform linux-64
+  --cache-dir DIR: the package cache (a BuildKit cache mount: kept across builds, not in the image)
 """
 
 import argparse
@@ -62,6 +63,7 @@ def main():
     group = ap.add_mutually_exclusive_group(required=True)
     group.add_argument("--lock")
     group.add_argument("--spec")
+    ap.add_argument("--cache-dir")
     args = ap.parse_args()
     import rattler
 
@@ -69,7 +71,8 @@ def main():
         records = asyncio.run(_records_for(_explicit_urls(args.lock), args.platform))
     else:
         records = asyncio.run(_solve(args.spec, args.platform))
-    asyncio.run(rattler.install(records, target_prefix=args.prefix, show_progress=False))
+    cache = {"cache_dir": args.cache_dir} if args.cache_dir else {}
+    asyncio.run(rattler.install(records, target_prefix=args.prefix, show_progress=False, **cache))
     print(f"install_env: installed {len(records)} packages into {args.prefix}", flush=True)
 
 

@@ -20,7 +20,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import fixtures_channels as fx
@@ -153,16 +153,18 @@ def wheelhouse(root: Path) -> Path:
 class Site:
     channel_url: str  # http://127.0.0.1:PORT (a conda channel)
     pypi_url: str  # http://127.0.0.1:PORT/simple
+    channel_requests: list[str] = field(default_factory=list)  # GET paths, in order
 
 
 @contextmanager
 def airgap_site(root: Path) -> Iterator[Site]:
     channel = runnable_packages(root / "channel")
     index = wheelhouse(root / "pypi")
-    chan_url, stop_chan = fx.serve_directory(channel)
+    requests: list[str] = []
+    chan_url, stop_chan = fx.serve_directory(channel, requests)
     pypi_url, stop_pypi = fx.serve_directory(index)
     try:
-        yield Site(chan_url, f"{pypi_url}/simple")
+        yield Site(chan_url, f"{pypi_url}/simple", requests)
     finally:
         stop_chan()
         stop_pypi()

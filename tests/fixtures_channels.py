@@ -190,13 +190,23 @@ def make_pypi_index(root: Path, wheels: Sequence[WheelDef]) -> Path:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    requests: list[str] | None = None
+
     def log_message(self, format: str, *args: object) -> None:  # "format": the stdlib signature
         pass  # one line per request would drown test output
 
+    def do_GET(self) -> None:
+        if self.requests is not None:
+            self.requests.append(self.path)
+        super().do_GET()
 
-def serve_directory(root: Path) -> tuple[str, Callable[[], None]]:
-    """Serve ``root`` over HTTP on 127.0.0.1 (ephemeral port); return (base url, stop)."""
-    handler = functools.partial(_QuietHandler, directory=str(root))
+
+def serve_directory(root: Path, requests: list[str] | None = None) -> tuple[str, Callable[[], None]]:
+    """Serve ``root`` over HTTP on 127.0.0.1 (ephemeral port); return (base url, stop).
+    GET paths are appended to ``requests`` when given (what a build downloaded)."""
+    handler = functools.partial(
+        type("_Handler", (_QuietHandler,), {"requests": requests}), directory=str(root)
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name=f"serve:{root}", daemon=True)

@@ -111,12 +111,20 @@ def test_one_package_change_reuses_base_steps_and_unchanged_build_does_not_solve
     tmp_path: Path, site: fb.Site, services: Services
 ) -> None:
     repo = f"t/{uuid.uuid4().hex[:8]}"
-    first, _ = build(make_spec(tmp_path / "a", site, services, repo=repo), services)
+    # A base step of its own: the install of "a" really runs here, filling the package cache.
+    own = f"steps:\n  - run: ['echo', '{uuid.uuid4().hex}']\n    stage: base\n"
+    first, _ = build(make_spec(tmp_path / "a", site, services, repo=repo, extra=own), services)
     spec = make_spec(
-        tmp_path / "b", site, services, repo=repo, deps=["python=3.11", "datakit=1.1", "mlkit=1.0"]
+        tmp_path / "b", site, services, repo=repo, deps=["python=3.11", "datakit=1.1", "mlkit=1.0"], extra=own
     )
+    site.channel_requests.clear()
     second, progress = build(spec, services)
     assert second.hash != first.hash and second.action == "built"
+    # The builder's package cache (a cache mount, not a layer) served what did not change.
+    fetched = sorted(
+        p.rsplit("/", 1)[-1] for p in site.channel_requests if p.endswith((".conda", ".tar.bz2"))
+    )
+    assert [f.rsplit("-", 1)[0] for f in fetched] == ["corelib-2.1", "datakit-1.1"], fetched
     states = step_states(progress)
     base_steps = {n: c for n, c in states.items() if n.startswith("[base ")}
     assert base_steps and all(base_steps.values()), states

@@ -35,6 +35,7 @@ INSTALLER_PROBE = {
 }
 RATTLER_APT = ("ca-certificates", "python3", "python3-venv")
 RATTLER_VERSION = "0.28.0"
+RATTLER_PACKAGE_CACHE = "/var/cache/layerkit/rattler"
 OLD_SYSTEM_PYTHON = frozenset({"ubuntu16.04", "ubuntu18.04", "debian9", "debian10"})
 MPI_BIN = {
     "openmpi": "/opt/mpi/bin",
@@ -71,6 +72,9 @@ class EnvInstall(_Model):
     # Shell test that is true when the base already has what extra_apt would install:
     # then the env stage needs no apt network access (air-gapped bases ship them).
     extra_apt_probe: str
+    # BuildKit cache mount for downloaded packages: out of the image, kept by the builder,
+    # so a lock change downloads only the packages that changed.
+    package_cache: str | None
 
 
 class CommandStep(_Model):
@@ -168,6 +172,9 @@ def _env_install(checked: Checked, lock: Lock | None, platform: str, base_apt: s
         download = Download(url=entry.linux_64.url, check_tool=tool, digest=value)
         version = entry.version
     pip_index = spec.mirrors.pypi_index if spec.mirrors else None
+    # Only the rattler installer is given one: conda's and micromamba's `clean` would
+    # empty a shared cache, and their builds cannot be exercised here.
+    package_cache = RATTLER_PACKAGE_CACHE if installer == "rattler" else None
     extra_apt = tuple(
         sorted(set(RATTLER_APT if installer == "rattler" else INSTALLER_APT[installer]) - base_apt)
     )
@@ -186,6 +193,7 @@ def _env_install(checked: Checked, lock: Lock | None, platform: str, base_apt: s
             pip_index=pip_index,
             extra_apt=extra_apt,
             extra_apt_probe=INSTALLER_PROBE[installer],
+            package_cache=package_cache,
         )
     return EnvInstall(
         installer=installer,
@@ -198,6 +206,7 @@ def _env_install(checked: Checked, lock: Lock | None, platform: str, base_apt: s
         pip_index=pip_index,
         extra_apt=extra_apt,
         extra_apt_probe=INSTALLER_PROBE[installer],
+        package_cache=package_cache,
     )
 
 
