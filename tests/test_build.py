@@ -362,3 +362,42 @@ def test_an_unchanged_found_build_replays_after_one_registry_check(
     no_pass = {k: v for k, v in env.items() if k != "LK_TEST_PASS"}
     refused, _ = run("--json", environ=no_pass)
     assert refused.returncode == 3 and "LK_TEST_PASS" in refused.stderr
+
+
+def test_make_builds_the_image_and_redoes_only_what_changed(
+    tmp_path: Path, site: fb.Site, services: Services
+) -> None:
+    """The `layerkit make` chain with a real `layerkit build` (tests/test_make.py covers the
+    lock and render links across several environments)."""
+    from layerkit.build.registry import ImageRef, RegistryClient
+
+    root = tmp_path / "proj"
+    spec = make_spec(root / "envs" / "train", site, services, repo=f"t/{uuid.uuid4().hex[:8]}")
+    rel = spec.relative_to(root)
+    (root / "Makefile").write_text(
+        f"LAYERKIT := {sys.executable} -m layerkit\n"
+        f"LAYERKIT_BUILD_FLAGS := --addr docker://{services.docker_host} --network host --progress plain\n"
+        "all: layerkit-all\n"
+        "include layerkit.mk\n"
+        f"layerkit.mk:\n\t$(LAYERKIT) make {rel} -o $@\n"
+    )
+
+    def make() -> tuple[str, list[Path]]:
+        proc = subprocess.run(["make", "-j2", "all"], cwd=root, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout, sorted((root / ".layerkit" / "images" / "demo-train").iterdir())
+
+    out, stamps = make()
+    assert " build " in out and len(stamps) == 1
+    image = stamps[0].read_text().strip()
+    assert image.endswith(":" + stamps[0].name)
+    assert RegistryClient().head_manifest(ImageRef.parse(image)) is not None
+    out, again = make()
+    assert again == stamps and " build " not in out and " lock" not in out, out
+    # A dependency changes: make relocks (the real solver), re-renders and builds the new hash.
+    spec.write_text(spec.read_text().replace("datakit=1.0", "datakit=1.1"))
+    out, after = make()
+    assert " lock " in out and " build " in out, out
+    new = next(p for p in after if p != stamps[0])
+    assert RegistryClient().head_manifest(ImageRef.parse(new.read_text().strip())) is not None
+    assert run_in(services, new.read_text().strip(), "mlkit", "5") == "mlkit 1.0 on corelib 2.1: fib(5) = 5\n"

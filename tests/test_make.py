@@ -1,6 +1,7 @@
 """`layerkit make` under the real GNU make: three environments, two sharing a layer, locked
 with the real conda-lock path (local channel), rendered and "built" (`layerkit hash` stands
-in for `layerkit build`, which needs a daemon: the stamp then holds the hash that names it)."""
+in for `layerkit build` here, so the stamp holds the hash that names it; the chain with a
+real build on dockerd is tests/test_build.py::test_make_builds_the_image_and_redoes_only_what_changed)."""
 
 from __future__ import annotations
 
