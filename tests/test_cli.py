@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SPECS = Path(__file__).parent / "specs"
 
 
@@ -117,3 +119,42 @@ def test_unreadable_inputs_are_bad_input_not_tracebacks(cli, tmp_path: Path) -> 
     assert r.code == 2 and "does not exist" in r.err
     r = cli("validate", "--bogus", ok)
     assert r.code == 2 and r.err.count("layerkit") == 2  # "layerkit: error: ... (see `layerkit --help`)"
+
+
+COPYING = [
+    ("FROM x\nCOPY a.txt /a\n", [(2, "a.txt")]),
+    ("FROM x\nADD --chown=1:1 src dir/ /dst/\n", [(2, "src"), (2, "dir/")]),
+    ('FROM x\nCOPY ["with space.txt", "/dst"]\n', [(2, "with space.txt")]),
+    ("FROM x\nRUN true \\\n  && true\ncopy \\\n  b /b\n", [(4, "b")]),
+    ("# escape=`\nFROM x\nCOPY `\n  c /c\n", [(3, "c")]),
+    ("FROM x\nCOPY --from=builder /a /a\nCOPY --from=alpine:3 /b /b\n", []),
+    ("FROM x\nADD https://example.com/f.tgz /f.tgz\nADD git@host:r.git /r\n", []),
+    ("FROM x\n# COPY a /a\nRUN echo COPY a /a\n", []),
+]
+
+
+@pytest.mark.parametrize(("text", "want"), COPYING)
+def test_base_dockerfile_context_sources(text: str, want: list[tuple[int, str]]) -> None:
+    from layerkit.render.userfile import context_sources
+
+    assert context_sources(text) == want
+
+
+def test_a_base_dockerfile_reading_the_build_context_is_refused(cli, tmp_path: Path) -> None:
+    """layerkit sends only its own context: such a COPY would fail in BuildKit, and the hash
+    would not cover the file (one hash, different images)."""
+    (tmp_path / "base.Dockerfile").write_text("FROM debian:12\n\nCOPY requirements.txt /tmp/\n")
+    spec = tmp_path / "file.yaml"
+    spec.write_text("base:\n  dockerfile_file: base.Dockerfile\nuser_managed: true\n")
+    for command in ("render", "hash"):
+        r = cli(command, spec)
+        assert r.code == 2 and r.out == ""
+        lines = r.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{tmp_path / 'base.Dockerfile'}:3: error: "), r.err
+        assert "'requirements.txt'" in lines[0] and "COPY --from" in lines[0]
+    inline = tmp_path / "inline.yaml"
+    inline.write_text(
+        "base:\n  dockerfile: |\n    FROM debian:12\n    ADD app.tar /app\nuser_managed: true\n"
+    )
+    r = cli("render", inline)
+    assert r.code == 2 and r.err.startswith(f"{inline}:2:") and "line 2 of base.dockerfile" in r.err

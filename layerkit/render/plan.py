@@ -7,14 +7,13 @@ already quoted for its Dockerfile position, so no spec value can start an instru
 from __future__ import annotations
 
 import json
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from layerkit import inputs
 from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
+from layerkit.render.userfile import user_base
 from layerkit.spec import values as V
 from layerkit.spec.catalog import load_catalog
 from layerkit.spec.imageref import parse_image_ref
@@ -267,7 +266,7 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
     digest = base.digest if base else None
     base_dockerfile = None
     if base and (base.dockerfile or base.dockerfile_file):
-        base_dockerfile = _alias_last_stage(base.dockerfile or _read_dockerfile(checked), checked)
+        base_dockerfile = user_base(checked)
         base_ref, runtime_ref = None, None
     elif base and base.image and image is None:
         base_ref, runtime_ref = _with_digest(_mirror(base.image, mirror), digest), None
@@ -335,44 +334,6 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
         context_files=tuple(sorted(files)),
         image_pip=tuple(sorted(image.pip)) if image and managed else (),
     )
-
-
-def _alias_last_stage(text: str, checked: Checked) -> tuple[str, str]:
-    """Name the user's last stage so later stages can build FROM it."""
-    lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")
-    froms = [i for i, line in enumerate(lines) if re.match(r"(?i)^\s*FROM\s", line)]
-    loc = checked.resolved.loc(("base",))
-    if not froms:
-        raise SpecError("the base Dockerfile has no FROM instruction", loc)
-    last = lines[froms[-1]]
-    m = re.match(r"(?i)^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?\s*$", last)
-    if not m:
-        raise SpecError(f"cannot read the base Dockerfile's last FROM line: {last.strip()[:80]!r}", loc)
-    if m.group(2):
-        alias = m.group(2).lower()
-        if alias in ("base", "env", "runtime"):
-            raise SpecError(f"the base Dockerfile's stage name '{alias}' is used by layerkit; rename it", loc)
-        return "\n".join(lines), alias
-    lines[froms[-1]] = f"{last.rstrip()} AS user-base"
-    return "\n".join(lines), "user-base"
-
-
-def _read_dockerfile(checked: Checked) -> str:
-    r = checked.resolved
-    base = r.spec.base
-    assert base and base.dockerfile_file
-    loc = r.loc(("base", "dockerfile_file"))
-    layer = next((lay for lay in reversed(r.layers) if lay.source == loc.file), r.root)
-    if layer.path is None:
-        raise SpecError("dockerfile_file needs a spec file to be relative to", loc)
-    path = layer.path.parent / base.dockerfile_file
-    inputs.note(path)
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read base Dockerfile {path}: {exc.strerror}", loc) from None
-    except UnicodeDecodeError:
-        raise SpecError(f"base Dockerfile {path} is not UTF-8 text", loc) from None
 
 
 def _rel_sources(checked: Checked) -> list[str]:
