@@ -71,9 +71,32 @@ def _fingerprint() -> list[tuple[str, int, int]]:
     return out
 
 
+# What else decides a build's outcome or its errors (daemon address, TLS options, where
+# docker credentials live): a replay must not answer for another configuration.
+_BUILD_ENV = ("BUILDKIT_HOST", "DOCKER_HOST", "DOCKER_CONFIG")
+
+
+def _context(argv: list[str]) -> list[object]:
+    env: list[tuple[str, str]] = []
+    if _command(argv) == "build":
+        env = sorted(
+            (k, v) for k, v in os.environ.items() if k in _BUILD_ENV or k.startswith("LAYERKIT_TLS_")
+        )
+    return [os.getcwd(), argv, env]
+
+
 def _key(argv: list[str]) -> str:
-    doc = [SCHEMA, sys.version_info[:2], _fingerprint(), os.getcwd(), argv]
+    doc = [SCHEMA, sys.version_info[:2], _fingerprint(), _context(argv)]
     return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+
+
+def _private(path: Path) -> bool:
+    """Ours and writable by us alone: a build entry names registries to send credentials to."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
 def _digest(path: str) -> str | None:
@@ -86,12 +109,18 @@ def _digest(path: str) -> str | None:
 
 def lookup(argv: list[str], started: float | None = None) -> tuple[int, str, str] | None:
     """(exit code, stdout, stderr) of an earlier run whose inputs are unchanged, else None."""
+    root = _cache_root()
+    path = root / f"{_key(argv)}.json"
+    if not (_private(root) and _private(path)):
+        return None
     try:
-        entry = json.loads((_cache_root() / f"{_key(argv)}.json").read_text(encoding="utf-8"))
+        entry = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(entry, dict) or entry.get("schema") != SCHEMA:
         return None
+    if entry.get("context") != json.loads(json.dumps(_context(argv))):
+        return None  # not the run this key names (a damaged or misplaced entry)
     for path, digest in entry["deps"]:
         if _digest(path) != digest:
             return None
@@ -158,7 +187,13 @@ def run_recorded(argv: list[str], main: Callable[[list[str]], int]) -> int:
 
 
 def _store(argv: list[str], rec: Recording, code: int, out: str, err: str) -> None:
-    doc: dict[str, object] = {"schema": SCHEMA, "argv": argv, "code": code, "stdout": out, "stderr": err}
+    doc: dict[str, object] = {
+        "schema": SCHEMA,
+        "context": _context(argv),
+        "code": code,
+        "stdout": out,
+        "stderr": err,
+    }
     if _command(argv) == "build":
         # Only a workspace hit is stored, as its result (timings are fresh on replay).
         from layerkit.build.summary import render
@@ -182,11 +217,14 @@ def _store(argv: list[str], rec: Recording, code: int, out: str, err: str) -> No
             return  # changed while we read it: this result may mix old and new
         deps.append((path, digest))
     doc["deps"] = deps
+    import tempfile
+
     root = _cache_root()
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = root / f".{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(doc, sort_keys=True), encoding="utf-8")
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=root, suffix=".tmp")  # 0600, a unique name
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(doc, sort_keys=True))
         os.replace(tmp, root / f"{_key(argv)}.json")
     except OSError:
         pass  # a read-only cache only costs speed
@@ -197,7 +235,11 @@ def entry() -> None:
     started = time.monotonic()
     argv = sys.argv[1:]
     if applies(argv):
-        hit = lookup(argv, started)
+        try:
+            hit = lookup(argv, started)
+        except KeyboardInterrupt:  # e.g. during a build entry's registry check
+            sys.stderr.write("layerkit: interrupted\n")
+            sys.exit(130)
         if hit is not None:
             code, out, err = hit
             sys.stderr.write(err)

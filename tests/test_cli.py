@@ -126,7 +126,11 @@ COPYING = [
     ("FROM x\nADD --chown=1:1 src dir/ /dst/\n", [(2, "src"), (2, "dir/")]),
     ('FROM x\nCOPY ["with space.txt", "/dst"]\n', [(2, "with space.txt")]),
     ("FROM x\nRUN true \\\n  && true\ncopy \\\n  b /b\n", [(4, "b")]),
-    ("# escape=`\nFROM x\nCOPY `\n  c /c\n", [(3, "c")]),
+    ("FROM x\nCOPY \\\n\n  # note\n  c /c\n", [(2, "c")]),
+    ("FROM x\nCOPY --chown=1:1\tsrc /dst\n", [(2, "src")]),
+    ("FROM x\nONBUILD COPY . /app\n", [(2, ".")]),
+    ("FROM x\nCOPY <<EOF /init.sql\n  ADD COLUMN c int;\nEOF\nRUN <<-'SH'\n  COPY x y\nSH\n", []),
+    ("FROM x\nADD ssh://git@host/r.git /r\nADD HTTPS://h/f /f\nADD u@host:r.git /r\nADD ${URL} /a\n", []),
     ("FROM x\nCOPY --from=builder /a /a\nCOPY --from=alpine:3 /b /b\n", []),
     ("FROM x\nADD https://example.com/f.tgz /f.tgz\nADD git@host:r.git /r\n", []),
     ("FROM x\n# COPY a /a\nRUN echo COPY a /a\n", []),
@@ -158,3 +162,19 @@ def test_a_base_dockerfile_reading_the_build_context_is_refused(cli, tmp_path: P
     )
     r = cli("render", inline)
     assert r.code == 2 and r.err.startswith(f"{inline}:2:") and "line 2 of base.dockerfile" in r.err
+    # A parser directive is a plain comment once inlined: an escape character is refused.
+    (tmp_path / "base.Dockerfile").write_text("# escape=`\nFROM debian:12\nRUN echo `\n  hi\n")
+    r = cli("render", spec)
+    assert r.code == 2 and "escape=`" in r.err and r.err.startswith(str(tmp_path / "base.Dockerfile"))
+
+
+def test_the_last_stage_is_found_by_instruction_not_by_line(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "base:\n  dockerfile: |\n    FROM debian:12 AS one\n    RUN echo hello \\\n"
+        "      from the other side\n    FROM \\\n      debian:12\nuser_managed: true\n"
+    )
+    r = cli("render", spec)
+    assert r.code == 0, r.err
+    assert "FROM debian:12 AS user-base\nFROM user-base AS base" in r.out
+    assert "from the other side" in r.out

@@ -113,3 +113,21 @@ def test_failures_writes_and_opt_out_are_never_stored(work: Path) -> None:
     # A bad spec stays an error on every run: nothing replays a success for it.
     again = _run(work, "validate", "bad.yaml")
     assert again.returncode == 2 and "bsae" in "".join(_messages(again))
+
+
+def test_a_misplaced_or_foreign_writable_entry_is_never_replayed(work: Path) -> None:
+    (work / "other.yaml").write_text(SPEC.format().replace("numpy", "scipy"))
+    mine = _run(work, "hash", "layerkit.yaml")
+    other = _run(work, "hash", "other.yaml")
+    assert mine.stdout != other.stdout
+    entries = {p.read_text(): p for p in (work / "cache" / "memo").glob("*.json")}
+    by_spec = {("other" if "other.yaml" in text else "mine"): p for text, p in entries.items()}
+    assert set(by_spec) == {"mine", "other"}
+    # The other spec's entry under this spec's key: refused, the real run answers.
+    by_spec["mine"].write_text(by_spec["other"].read_text())
+    again = _run(work, "hash", "layerkit.yaml")
+    assert again.stdout == mine.stdout and _imported_pydantic(again)
+    assert not _imported_pydantic(hit := _run(work, "hash", "layerkit.yaml")) and hit.stdout == mine.stdout
+    # An entry others could have written is not trusted either.
+    os.chmod(by_spec["mine"], 0o666)
+    assert _imported_pydantic(_run(work, "hash", "layerkit.yaml"))

@@ -141,7 +141,12 @@ def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress
     if lookup():
         progress.message(f"{result.image}: {result.action} ({result.source}); nothing to build")
         _describe(result, registries, (address is not None and result.action != "found") or bool(address))
-        if result.action == "found" and result.source == main.ref and result.digest:
+        if (
+            result.action == "found"
+            and result.source == main.ref
+            and result.digest
+            and result.size is not None
+        ):
             _note_found(rendered, main.ref, result.digest)
         result.seconds = time.monotonic() - started
         return result

@@ -8,16 +8,18 @@ it meant: the same hash could name different images. Such a base is refused at r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
 from layerkit.spec.validate import Checked
 
-_REMOTE = re.compile(r"^(https?://|git@|git://)")
+# A URL (any scheme) or an scp-like git address: BuildKit fetches it, it is no local file.
+_REMOTE = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 
 
 def user_base(checked: Checked) -> tuple[str, str]:
@@ -28,6 +30,15 @@ def user_base(checked: Checked) -> tuple[str, str]:
         text, path = base.dockerfile, None
     else:
         text, path = _read_dockerfile(checked)
+    escape = _escape_directive(text)
+    if escape not in (None, "\\"):
+        # Inlined below layerkit's header, a parser directive is an ordinary comment.
+        loc = Location(str(path), 0) if path else checked.resolved.loc(("base", "dockerfile"))
+        raise SpecError(
+            f"the base Dockerfile sets `# escape={escape}`, which has no effect once layerkit inlines it; "
+            "use the default backslash",
+            loc,
+        )
     for number, source in context_sources(text):
         what = (
             f"the base Dockerfile copies {source!r} from the build context, which layerkit does not "
@@ -42,61 +53,80 @@ def user_base(checked: Checked) -> tuple[str, str]:
     return _alias_last_stage(text, checked)
 
 
-def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """(first line number, instruction with continuations joined), comments dropped."""
+@dataclass(frozen=True)
+class _Instruction:
+    first: int  # 1-based line numbers
+    last: int
+    text: str  # continuations joined, comments inside them dropped
+
+
+_HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
+
+
+def _instructions(text: str) -> list[_Instruction]:
+    """The instructions of a Dockerfile with the default escape character; heredoc bodies
+    are skipped (they are content, not instructions)."""
     lines = text.replace("\r\n", "\n").split("\n")
-    escape = "\\"
-    for line in lines:  # parser directives come first; only `escape` matters here
+    out, i = [], 0
+    while i < len(lines):
+        if not lines[i].strip() or lines[i].lstrip().startswith("#"):
+            i += 1
+            continue
+        first, parts = i, []
+        while i < len(lines):
+            current = lines[i].rstrip()
+            i += 1
+            if not current.endswith("\\"):
+                parts.append(current)
+                break
+            parts.append(current[:-1])
+            while i < len(lines) and (not lines[i].strip() or lines[i].lstrip().startswith("#")):
+                i += 1  # BuildKit skips blank and comment lines inside a continuation
+        joined = " ".join(parts)
+        out.append(_Instruction(first + 1, i, joined))
+        for m in _HEREDOC.finditer(joined):
+            while i < len(lines) and lines[i].strip() != m.group(3):
+                i += 1
+            i += 1
+    return out
+
+
+def _escape_directive(text: str) -> str | None:
+    for line in text.replace("\r\n", "\n").split("\n"):
         m = re.match(r"^#\s*(\w+)\s*=\s*(\S+)\s*$", line)
         if not m:
-            break
-        if m.group(1).lower() == "escape" and m.group(2) in ("\\", "`"):
-            escape = m.group(2)
-    start, parts = 0, list[str]()
-    for number, line in enumerate(lines, 1):
-        if not parts and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if parts and line.lstrip().startswith("#"):
-            continue  # a comment inside a continued instruction
-        if not parts:
-            start = number
-        stripped = line.rstrip()
-        if stripped.endswith(escape):
-            parts.append(stripped[: -len(escape)])
-            continue
-        parts.append(line)
-        yield start, " ".join(parts)
-        parts = []
-    if parts:
-        yield start, " ".join(parts)
+            return None
+        if m.group(1).lower() == "escape":
+            return m.group(2)
+    return None
 
 
 def context_sources(text: str) -> list[tuple[int, str]]:
     """(line, source) of each COPY/ADD that reads the build context (not --from, not a URL)."""
     found = []
-    for number, line in _logical_lines(text):
-        words = line.split(None, 1)
+    for ins in _instructions(text):
+        words = ins.text.split(None, 1)
+        if len(words) == 2 and words[0].upper() == "ONBUILD":  # runs in layerkit's `base` stage
+            words = words[1].split(None, 1)
         if len(words) < 2 or words[0].upper() not in ("COPY", "ADD"):
             continue
-        rest = words[1].strip()
-        flags = []
+        add = words[0].upper() == "ADD"
+        rest, flags = words[1].strip(), []
         while rest.startswith("--"):
-            flag, _, rest = rest.partition(" ")
+            flag, *tail = rest.split(None, 1)
             flags.append(flag.lower())
-            rest = rest.strip()
+            rest = tail[0] if tail else ""
         if any(f.startswith("--from=") for f in flags):
             continue
+        args: list[str] = []
         if rest.startswith("["):
-            try:
+            with contextlib.suppress(ValueError):
                 args = [str(a) for a in json.loads(rest)]
-            except ValueError:
-                args = rest.split()
-        else:
-            args = rest.split()
+        args = args or rest.split()
         for source in args[:-1]:
-            if source.startswith("<<") or (words[0].upper() == "ADD" and _REMOTE.match(source)):
-                continue  # heredoc content is in the Dockerfile; a URL is fetched by BuildKit
-            found.append((number, source))
+            if source.startswith("<<") or (add and (_REMOTE.match(source) or source.startswith("$"))):
+                continue  # heredoc content is in the Dockerfile; BuildKit fetches a URL
+            found.append((ins.first, source))
     return found
 
 
@@ -121,18 +151,18 @@ def _read_dockerfile(checked: Checked) -> tuple[str, Path]:
 def _alias_last_stage(text: str, checked: Checked) -> tuple[str, str]:
     """Name the user's last stage so later stages can build FROM it."""
     lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")
-    froms = [i for i, line in enumerate(lines) if re.match(r"(?i)^\s*FROM\s", line)]
+    froms = [ins for ins in _instructions(text) if re.match(r"(?i)^\s*FROM\s", ins.text)]
     loc = checked.resolved.loc(("base",))
     if not froms:
         raise SpecError("the base Dockerfile has no FROM instruction", loc)
-    last = lines[froms[-1]]
-    m = re.match(r"(?i)^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?\s*$", last)
+    last = froms[-1]
+    m = re.match(r"(?i)^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?\s*$", last.text)
     if not m:
-        raise SpecError(f"cannot read the base Dockerfile's last FROM line: {last.strip()[:80]!r}", loc)
+        raise SpecError(f"cannot read the base Dockerfile's last FROM line: {last.text.strip()[:80]!r}", loc)
     if m.group(2):
         alias = m.group(2).lower()
         if alias in ("base", "env", "runtime"):
             raise SpecError(f"the base Dockerfile's stage name '{alias}' is used by layerkit; rename it", loc)
         return "\n".join(lines), alias
-    lines[froms[-1]] = f"{last.rstrip()} AS user-base"
+    lines[last.first - 1 : last.last] = [" ".join(last.text.split()) + " AS user-base"]
     return "\n".join(lines), "user-base"

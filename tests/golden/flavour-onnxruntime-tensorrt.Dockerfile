@@ -31,7 +31,7 @@ WORKDIR /tmp/layerkit
 RUN python3 -m venv /opt/installer \
     && /opt/installer/bin/pip install --no-cache-dir py-rattler==0.28.0
 COPY environment.yml install_env.py ./
-RUN --mount=type=cache,id=layerkit-rattler-pkgs,target=/var/cache/layerkit/rattler /opt/installer/bin/python install_env.py --prefix /opt/env --spec environment.yml --platform linux-64 --cache-dir /var/cache/layerkit/rattler
+RUN --mount=type=cache,id=layerkit-rattler-pkgs-linux-64,target=/var/cache/layerkit/rattler /opt/installer/bin/python install_env.py --prefix /opt/env --spec environment.yml --platform linux-64 --cache-dir /var/cache/layerkit/rattler
 RUN /opt/env/bin/python -m pip install --no-cache-dir onnxruntime-gpu==1.16.3 \
     && find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
     && rm -rf /opt/env/pkgs /opt/env/conda-meta/*.json.bak /tmp/layerkit
