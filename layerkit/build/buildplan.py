@@ -32,18 +32,13 @@ class Step:
 
 def dockerfile_steps(dockerfile: str) -> list[Step]:
     """Instructions by stage; continuation lines joined, comments dropped."""
+    from layerkit.render.instructions import instructions
+
     steps: list[Step] = []
-    stage, pending = "", ""
-    for raw in dockerfile.splitlines():
-        line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1].rstrip() + " "
-            continue
-        line, pending = pending + line, ""
-        instruction, _, text = line.partition(" ")
-        m = _FROM.fullmatch(line) if instruction.upper() == "FROM" else None
+    stage = ""
+    for ins in instructions(dockerfile):
+        instruction, _, text = ins.text.partition(" ")
+        m = _FROM.fullmatch(ins.text) if instruction.upper() == "FROM" else None
         if m:
             stage = m.group(2) or m.group(1)
         steps.append(Step(stage, instruction.upper(), text.strip()))

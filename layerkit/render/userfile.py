@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
+from layerkit.render.instructions import instructions
 from layerkit.spec.validate import Checked
 
 # A URL (any scheme) or an scp-like git address: BuildKit fetches it, it is no local file.
@@ -53,44 +53,6 @@ def user_base(checked: Checked) -> tuple[str, str]:
     return _alias_last_stage(text, checked)
 
 
-@dataclass(frozen=True)
-class _Instruction:
-    first: int  # 1-based line numbers
-    last: int
-    text: str  # continuations joined, comments inside them dropped
-
-
-_HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
-
-
-def _instructions(text: str) -> list[_Instruction]:
-    """The instructions of a Dockerfile with the default escape character; heredoc bodies
-    are skipped (they are content, not instructions)."""
-    lines = text.replace("\r\n", "\n").split("\n")
-    out, i = [], 0
-    while i < len(lines):
-        if not lines[i].strip() or lines[i].lstrip().startswith("#"):
-            i += 1
-            continue
-        first, parts = i, []
-        while i < len(lines):
-            current = lines[i].rstrip()
-            i += 1
-            if not current.endswith("\\"):
-                parts.append(current)
-                break
-            parts.append(current[:-1])
-            while i < len(lines) and (not lines[i].strip() or lines[i].lstrip().startswith("#")):
-                i += 1  # BuildKit skips blank and comment lines inside a continuation
-        joined = " ".join(parts)
-        out.append(_Instruction(first + 1, i, joined))
-        for m in _HEREDOC.finditer(joined):
-            while i < len(lines) and lines[i].strip() != m.group(3):
-                i += 1
-            i += 1
-    return out
-
-
 def _escape_directive(text: str) -> str | None:
     for line in text.replace("\r\n", "\n").split("\n"):
         m = re.match(r"^#\s*(\w+)\s*=\s*(\S+)\s*$", line)
@@ -104,7 +66,7 @@ def _escape_directive(text: str) -> str | None:
 def context_sources(text: str) -> list[tuple[int, str]]:
     """(line, source) of each COPY/ADD that reads the build context (not --from, not a URL)."""
     found = []
-    for ins in _instructions(text):
+    for ins in instructions(text):
         words = ins.text.split(None, 1)
         if len(words) == 2 and words[0].upper() == "ONBUILD":  # runs in layerkit's `base` stage
             words = words[1].split(None, 1)
@@ -151,7 +113,7 @@ def _read_dockerfile(checked: Checked) -> tuple[str, Path]:
 def _alias_last_stage(text: str, checked: Checked) -> tuple[str, str]:
     """Name the user's last stage so later stages can build FROM it."""
     lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")
-    froms = [ins for ins in _instructions(text) if re.match(r"(?i)^\s*FROM\s", ins.text)]
+    froms = [ins for ins in instructions(text) if re.match(r"(?i)^\s*FROM\s", ins.text)]
     loc = checked.resolved.loc(("base",))
     if not froms:
         raise SpecError("the base Dockerfile has no FROM instruction", loc)
