@@ -19,6 +19,7 @@ Imports stay minimal here: this module runs before the CLI on every invocation.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -55,6 +56,7 @@ def _cache_root() -> Path:
     return Path(os.environ.get("LAYERKIT_CACHE", Path.home() / ".cache" / "layerkit")) / "memo"
 
 
+@functools.cache  # once per process: a miss keys its lookup and its store alike
 def _fingerprint() -> list[tuple[str, int, int]]:
     """layerkit's code and data by (path, mtime, size): an edited checkout or upgrade misses."""
     pkg = Path(__file__).resolve().parent
@@ -77,12 +79,13 @@ _BUILD_ENV = ("BUILDKIT_HOST", "DOCKER_HOST", "DOCKER_CONFIG")
 
 
 def _context(argv: list[str]) -> list[object]:
-    env: list[tuple[str, str]] = []
+    """The run an entry answers for, as JSON gives it back (lists), so it compares directly."""
+    env: list[list[str]] = []
     if _command(argv) == "build":
         env = sorted(
-            (k, v) for k, v in os.environ.items() if k in _BUILD_ENV or k.startswith("LAYERKIT_TLS_")
+            [k, v] for k, v in os.environ.items() if k in _BUILD_ENV or k.startswith("LAYERKIT_TLS_")
         )
-    return [os.getcwd(), argv, env]
+    return [os.getcwd(), list(argv), env]
 
 
 def _key(argv: list[str]) -> str:
@@ -119,7 +122,7 @@ def lookup(argv: list[str], started: float | None = None) -> tuple[int, str, str
         return None
     if not isinstance(entry, dict) or entry.get("schema") != SCHEMA:
         return None
-    if entry.get("context") != json.loads(json.dumps(_context(argv))):
+    if entry.get("context") != _context(argv):
         return None  # not the run this key names (a damaged or misplaced entry)
     for path, digest in entry["deps"]:
         if _digest(path) != digest:
