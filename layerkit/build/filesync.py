@@ -96,11 +96,6 @@ class PatternMatcher:
         return matched
 
 
-def read_dockerignore(root: Path) -> list[str]:
-    path = root / ".dockerignore"
-    return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-
-
 def _go_mode(mode: int) -> int:
     perm = st.S_IMODE(mode) & 0o777
     if st.S_ISDIR(mode):
