@@ -19,6 +19,22 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# glibc of each release's libc6 package (packages.ubuntu.com / packages.debian.org, package
+# libc6 per release). Conda packages need only this from the base (`__glibc` in the lock).
+DISTRO_GLIBC = {
+    "ubuntu16.04": "2.23",
+    "ubuntu18.04": "2.27",
+    "ubuntu20.04": "2.31",
+    "ubuntu22.04": "2.35",
+    "ubuntu24.04": "2.39",
+    "debian9": "2.24",
+    "debian10": "2.28",
+    "debian11": "2.31",
+    "debian12": "2.36",
+    "debian13": "2.41",
+}
+
+
 class Distro(_Model):
     name: Literal["ubuntu", "debian"]
     version: Str  # "22.04", "12"
@@ -26,6 +42,10 @@ class Distro(_Model):
     @property
     def tag(self) -> str:
         return f"{self.name}{self.version}"
+
+    @property
+    def glibc(self) -> str | None:
+        return DISTRO_GLIBC.get(self.tag)
 
 
 class Download(_Model):
