@@ -25,7 +25,7 @@ from pathlib import Path
 
 import fixtures_channels as fx
 
-from layerkit.render.plan import RATTLER_VERSION
+from layerkit.render.envinstall import RATTLER_VERSION
 from layerkit.resources import cache_dir
 
 CORELIB_C = """
@@ -170,11 +170,13 @@ def airgap_site(root: Path) -> Iterator[Site]:
         stop_pypi()
 
 
-def site_layer(site: Site, base_image: str, registry: str | None) -> str:
+def site_layer(site: Site, base_image: str, registry: str | None, installer_image: str | None = None) -> str:
     """A spec layer pointing a spec at the site: channel mirror, PyPI mirror, base, registry."""
     lines = [
         f"base:\n  image: {base_image}\n",
-        "conda:\n  channels: [demo]\n  installer: rattler\n",
+        # The site's installer image: the Debian 12 base (Python 3.11, venv), as an air-gapped
+        # site mirrors one; Docker Hub's python image is out of reach here.
+        f"conda:\n  channels: [demo]\n  installer: rattler\n  installer_image: {installer_image or base_image}\n",
         f"mirrors:\n  channels: {{demo: '{site.channel_url}'}}\n  pypi_index: '{site.pypi_url}'\n",
     ]
     if registry:

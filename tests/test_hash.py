@@ -114,12 +114,12 @@ SPECS = Path(__file__).parent / "specs"
 # Literal digests: a change here is a change of every user's image identity. Bump
 # HASH_SCHEMA (or TEMPLATE_VERSION) deliberately and re-pin; never edit silently.
 PINNED = {
-    "full-cpu.yaml": "d75d9f6420ff080bd0306b934c9f653182644ecf2e6b08da01190d9e96cd6def",
-    "gpu-cuda11.8.yaml": "cb63b3dad8965f13a0936681e0338a84d7920050677d791d733df82a35ce6fb6",
-    "openmpi-gpu.yaml": "7e125cbb00c2d936fb54730b6df5a339b18417f9f78d245daf8040044e91380f",
-    "user-managed-image.yaml": "b70551d2a9a30a929d20d4b245eb9f56929159c01a7d5d49b30a32c2ac57d7f8",
-    "environment.yml": "7d2b672b9990fd27feb309a99589469bc35973c41d894b6d41933d75b8e06b27",
-    "hosted-env.json": "4572da09836b7f13a06227404f716ba04fc35c54a273d2b3c8705a2b9a12ef59",
+    "full-cpu.yaml": "0ec57c889e52ed68ec3174f34cb394a78b6426a4d27db4e36a5f480291ac8aef",
+    "gpu-cuda11.8.yaml": "9d5dca56001ef801c07bb744e14f943e185e469e4600354153aedbd7da8b07e5",
+    "openmpi-gpu.yaml": "0008195acd767979b06116d8ff39c8325353748a92d4d909246504748e24774a",
+    "user-managed-image.yaml": "a5f22639054d9bd39fec77cb5941df570f9ff5e44c9897924bcb833a374caf44",
+    "environment.yml": "40d84017ce563b880cb264264d1159203a51c6dd82451453ec96a0902f4287ae",
+    "hosted-env.json": "04142c40b55b6770c78749b1cb049ea013eb749e64b6996030808767790a2817",
 }
 
 
@@ -129,7 +129,7 @@ def test_pinned_digests(spec: str, digest: str) -> None:
 
 
 def test_inline_pinned_digest() -> None:
-    assert h() == "316c5d88c4600c5d8ce00e24ac752cf61972a95f82c6e0847c525ebe0dee5bc1"
+    assert h() == "b81f4ae0286a1b25007d77077e8f309473f0cf9ba05559d60b2aeb3bc8dbbc8c"
 
 
 def test_false_feature_equals_unset() -> None:

@@ -20,7 +20,8 @@ from layerkit.spec.validate import Checked
 
 HASH_SCHEMA = 1
 # Bump when templates change what an image contains for the same inputs.
-TEMPLATE_VERSION = 1
+# 2: the env is made in its own installer image; search paths prepend to the base's.
+TEMPLATE_VERSION = 2
 
 
 def canonical_json(value: Any) -> bytes:
@@ -99,7 +100,11 @@ def compute(checked: Checked, plan: RenderPlan, lock: Lock | None = None) -> Has
     if plan.env_install is not None:
         e = plan.env_install
         parts["packages"] = _packages(checked, lock)
-        parts["installer"] = [e.installer, e.installer_version]
+        parts["installer"] = [e.installer, e.installer_version, e.installer_image]
         parts["image_pip"] = list(plan.image_pip)
-        stages["env"] = digest([stages["base"], parts["packages"], parts["installer"], parts["image_pip"]])
+        # The env stage is built on the installer image, not the base: its hash (the name of
+        # its stage image and cache) does not move with the base.
+        stages["env"] = digest(
+            [TEMPLATE_VERSION, plan.platform, parts["packages"], parts["installer"], parts["image_pip"]]
+        )
     return HashResult(digest(parts), parts, stages)

@@ -20,13 +20,14 @@ Status = Literal["current", "behind", "unpinned", "unknown"]
 
 
 def base_refs(checked: Checked) -> list[str]:
-    """The FROM refs a build would pull and no digest pins yet (mirrors applied)."""
+    """The FROM refs a build would pull (base, runtime, installer) that no digest pins yet (mirrors applied)."""
     from layerkit.render.plan import build_plan
 
     if checked.resolved.spec.user_managed:
         return []
     plan = build_plan(checked, None)
-    return sorted({r for r in (plan.base_ref, plan.runtime_ref) if r and "@" not in r})
+    installer = plan.env_install.installer_ref if plan.env_install else None
+    return sorted({r for r in (plan.base_ref, plan.runtime_ref, installer) if r and "@" not in r})
 
 
 def unpinned_bases(checked: Checked, lock: Lock) -> list[str]:

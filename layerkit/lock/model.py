@@ -18,6 +18,12 @@ class LockedPackage(BaseModel):
     url: str
     sha256: str | None = None
     md5: str | None = None
+    # Lower bound of its `__glibc` dependency: what the base image must have to run it.
+    glibc: str | None = None
+
+
+def _version_key(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split(".") if x.isdigit())
 
 
 class Lock(BaseModel):
@@ -40,6 +46,11 @@ class Lock(BaseModel):
     def for_platform(self, platform: str, manager: str) -> list[LockedPackage]:
         pkgs = [p for p in self.packages if p.platform == platform and p.manager == manager]
         return sorted(pkgs, key=lambda p: (p.name, p.version, p.build, p.url))
+
+    def min_glibc(self, platform: str) -> str | None:
+        """The newest glibc any locked conda package of `platform` needs (None: none stated)."""
+        wanted = [p.glibc for p in self.for_platform(platform, "conda") if p.glibc]
+        return max(wanted, key=_version_key) if wanted else None
 
     def explicit(self, platform: str) -> str:
         """conda's explicit format: what `conda/micromamba create --file` installs verbatim."""

@@ -28,11 +28,6 @@ from layerkit.render.plan import effective_dependencies
 from layerkit.spec.validate import Checked
 
 LOCK_SCHEMA = 1
-# glibc of each distro release: conda must not pick packages built for a newer one.
-GLIBC = {
-    "ubuntu16.04": "2.23", "ubuntu18.04": "2.27", "ubuntu20.04": "2.31", "ubuntu22.04": "2.35",
-    "ubuntu24.04": "2.39", "debian9": "2.24", "debian10": "2.28", "debian11": "2.31", "debian12": "2.36",
-}  # fmt: skip
 DEFAULT_GLIBC = "2.17"  # conda-lock's own default when the base's distro is unknown
 _HASH_LINE = re.compile(rf"^\s*{SPEC_HASH_KEY}:\s*['\"]?([0-9a-f]{{64}})", re.MULTILINE)
 
@@ -70,7 +65,8 @@ def lock_inputs(checked: Checked) -> LockInputs:
         _channel_url(c, checked) for c in ((conda.channels if conda else None) or ("conda-forge",))
     )
     virtual = {
-        "__glibc": GLIBC.get(checked.image.distro.tag, DEFAULT_GLIBC) if checked.image else DEFAULT_GLIBC
+        # conda must not pick packages built for a newer glibc than the base's.
+        "__glibc": (checked.image.distro.glibc if checked.image else None) or DEFAULT_GLIBC
     }
     gpu = spec.features.gpu if spec.features else None
     if gpu and gpu.cuda:

@@ -14,6 +14,7 @@ from layerkit.lock.model import Lock, LockedPackage
 SPEC_HASH_KEY = "layerkit_spec_hash"
 BASE_DIGESTS_KEY = "layerkit_base_digests"  # JSON object {image ref: sha256 digest}
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_GLIBC_FLOOR = re.compile(r">=?\s*([0-9]+(?:\.[0-9]+)*)")
 _ARCHIVE = re.compile(r"(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(?:conda|tar\.bz2)")
 
 
@@ -44,6 +45,7 @@ def parse_unified(data: Any, source: str) -> Lock:
                     url=url,
                     sha256=hashes.get("sha256"),
                     md5=hashes.get("md5"),
+                    glibc=_glibc_floor((p.get("dependencies") or {}).get("__glibc")),
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -57,6 +59,12 @@ def parse_unified(data: Any, source: str) -> Lock:
             custom.get(BASE_DIGESTS_KEY) if isinstance(custom, dict) else None, source
         ),
     )
+
+
+def _glibc_floor(constraint: Any) -> str | None:
+    """'>=2.17,<3.0.a0' -> '2.17': the glibc a package needs at least."""
+    m = _GLIBC_FLOOR.search(constraint) if isinstance(constraint, str) else None
+    return m.group(1) if m else None
 
 
 def _base_digests(raw: Any, source: str) -> tuple[tuple[str, str], ...]:

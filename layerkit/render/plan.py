@@ -13,29 +13,22 @@ from pydantic import BaseModel, ConfigDict
 
 from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
+from layerkit.render import envinstall
+from layerkit.render.envinstall import EnvInstall, mirror, with_digest
 from layerkit.render.userfile import user_base
 from layerkit.spec import values as V
 from layerkit.spec.catalog import load_catalog
-from layerkit.spec.imageref import parse_image_ref
-from layerkit.spec.models import Features, Installer, Runtime
+from layerkit.spec.models import Features, Runtime
 from layerkit.spec.validate import DEFAULT_FLAVOUR, Checked
 
 ENV_PREFIX = "/opt/env"
 FUSE_APT = ("fuse", "libfuse-dev")
-INSTALLER_APT = {
-    "conda": ("bzip2", "ca-certificates", "wget"),
-    "micromamba": ("bzip2", "ca-certificates", "wget"),
-}
-_CA_BUNDLE = "test -s /etc/ssl/certs/ca-certificates.crt"
-INSTALLER_PROBE = {
-    "rattler": f"python3 -c 'import ensurepip, venv' 2>/dev/null && {_CA_BUNDLE}",
-    "conda": f"command -v wget >/dev/null && command -v bzip2 >/dev/null && {_CA_BUNDLE}",
-    "micromamba": f"command -v wget >/dev/null && command -v bzip2 >/dev/null && {_CA_BUNDLE}",
-}
-RATTLER_APT = ("ca-certificates", "python3", "python3-venv")
-RATTLER_VERSION = "0.28.0"
-RATTLER_PACKAGE_CACHE = "/var/cache/layerkit/rattler"
-OLD_SYSTEM_PYTHON = frozenset({"ubuntu16.04", "ubuntu18.04", "debian9", "debian10"})
+# What PATH means when the base image sets none (Docker's default for a container).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Search-path variables: what layerkit or the catalog adds is put in front of the base
+# image's value, never in its place (nvidia/cuda sets PATH and LD_LIBRARY_PATH, Azure
+# bases put /opt/miniconda/bin on PATH).
+PATH_LISTS = frozenset({"PATH", "LD_LIBRARY_PATH", "LIBRARY_PATH", "CPATH", "PKG_CONFIG_PATH"})
 MPI_BIN = {
     "openmpi": "/opt/mpi/bin",
     "intelmpi": "/opt/mpi/compilers_and_libraries_2018.3.222/linux/mpi/intel64/bin",
@@ -48,32 +41,6 @@ MPI_BUILD_APT = {
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Download(_Model):
-    url: str
-    check_tool: Literal["sha256sum", "md5sum"]
-    digest: str
-
-
-class EnvInstall(_Model):
-    """How the env stage creates /opt/env."""
-
-    installer: Installer
-    installer_download: Download | None  # Miniconda/micromamba; None for rattler
-    installer_version: str
-    locked: bool
-    conda_file: str  # context file: explicit lock, or environment.yml when unlocked
-    pip_file: str | None  # context file with pip requirements
-    pip_hashes: bool
-    pip_index: str | None
-    extra_apt: tuple[str, ...]  # what the installer needs beyond the base stage
-    # Shell test that is true when the base already has what extra_apt would install:
-    # then the env stage needs no apt network access (air-gapped bases ship them).
-    extra_apt_probe: str
-    # BuildKit cache mount for downloaded packages: out of the image, kept by the builder,
-    # so a lock change downloads only the packages that changed.
-    package_cache: str | None
 
 
 class CommandStep(_Model):
@@ -105,7 +72,8 @@ class RenderPlan(_Model):
     base_steps: tuple[CommandStep, ...]
     final_steps: tuple[CommandStep, ...]
     env_install: EnvInstall | None
-    env: tuple[tuple[str, str], ...]  # (NAME, quoted value), sorted
+    # (NAME, value), sorted: values are quoted, or prepend to the base's (`${PATH:-...}`).
+    env: tuple[tuple[str, str], ...]
     platform: str
     features: Features
     context_files: tuple[tuple[str, str], ...]  # (name, content), sorted
@@ -117,16 +85,6 @@ def quote(value: str) -> str:
     if problem := V.no_control(value):
         raise SpecError(f"cannot quote value: {problem}")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
-
-
-def _mirror(ref: str, mirror: str | None) -> str:
-    parsed = parse_image_ref(ref)
-    if not mirror or parsed is None or parsed.registry != "docker.io":
-        return ref
-    repo = parsed.repository if "/" in parsed.repository else f"library/{parsed.repository}"
-    tag = f":{parsed.tag}" if parsed.tag else ""
-    digest = f"@{parsed.digest}" if parsed.digest else ""
-    return f"{mirror}/{repo}{tag}{digest}"
 
 
 def _steps(checked: Checked, stage: str) -> tuple[CommandStep, ...]:
@@ -141,72 +99,16 @@ def _steps(checked: Checked, stage: str) -> tuple[CommandStep, ...]:
     return tuple(out)
 
 
-def _with_digest(ref: str, digest: str | None) -> str:
-    if not digest or "@" in ref:
-        return ref
-    return f"{ref}@{digest}"
-
-
-def _env_install(checked: Checked, lock: Lock | None, platform: str, base_apt: set[str]) -> EnvInstall:
-    spec = checked.resolved.spec
-    conda = spec.conda
-    image = checked.image
-    # py-rattler needs the base's python3 >= 3.8; older distros get the pinned Miniconda.
-    old_python = image is not None and image.distro.tag in OLD_SYSTEM_PYTHON
-    installer: Installer = (conda.installer if conda else None) or ("conda" if old_python else "rattler")
-    if installer == "rattler" and old_python:
-        raise SpecError(
-            f"installer 'rattler' needs python3 >= 3.8 in the base; {image.distro.tag} has an older one: "  # type: ignore[union-attr]
-            "use installer: conda or micromamba",
-            checked.resolved.loc(("conda", "installer")),
-        )
-    download = None
-    version = RATTLER_VERSION
-    if installer != "rattler":
-        wanted = image.conda if image and installer == "conda" else None
-        entry = load_catalog().installer("miniconda" if installer == "conda" else "micromamba", wanted)
-        if entry is None:
-            raise SpecError(f"the catalog has no pinned {installer} installer")
-        tool, value = entry.linux_64.check
-        download = Download(url=entry.linux_64.url, check_tool=tool, digest=value)
-        version = entry.version
-    pip_index = spec.mirrors.pypi_index if spec.mirrors else None
-    # Only the rattler installer is given one: conda's and micromamba's `clean` would
-    # empty a shared cache, and their builds cannot be exercised here.
-    package_cache = RATTLER_PACKAGE_CACHE if installer == "rattler" else None
-    extra_apt = tuple(
-        sorted(set(RATTLER_APT if installer == "rattler" else INSTALLER_APT[installer]) - base_apt)
-    )
-    if lock is not None:
-        if platform not in lock.platforms and lock.packages:
-            raise SpecError(f"lock {lock.source} has no packages for platform {platform}")
-        has_pip = bool(lock.for_platform(platform, "pip"))
-        return EnvInstall(
-            installer=installer,
-            installer_download=download,
-            installer_version=version,
-            locked=True,
-            conda_file=f"conda-{platform}.lock",
-            pip_file=f"requirements-{platform}.txt" if has_pip else None,
-            pip_hashes=True,
-            pip_index=pip_index,
-            extra_apt=extra_apt,
-            extra_apt_probe=INSTALLER_PROBE[installer],
-            package_cache=package_cache,
-        )
-    return EnvInstall(
-        installer=installer,
-        installer_download=download,
-        installer_version=version,
-        locked=False,
-        conda_file="environment.yml",
-        pip_file="requirements.txt" if conda and conda.pip else None,
-        pip_hashes=False,
-        pip_index=pip_index,
-        extra_apt=extra_apt,
-        extra_apt_probe=INSTALLER_PROBE[installer],
-        package_cache=package_cache,
-    )
+def prepend(name: str, dirs: list[str]) -> str:
+    """ENV value putting `dirs` before the base image's `name` (expanded by the Dockerfile
+    frontend from the image config), or before Docker's default PATH when the base has none."""
+    for d in dirs:
+        if not V.matches(V.ABS_PATH, d):
+            raise SpecError(f"cannot add {d!r} to {name}: not an absolute path")
+    front = ":".join(dirs)
+    if name == "PATH":
+        return f'"{front}:${{PATH:-{DEFAULT_PATH}}}"'
+    return f'"{front}${{{name}:+:${{{name}}}}}"'
 
 
 def effective_dependencies(checked: Checked) -> tuple[str, ...]:
@@ -242,11 +144,10 @@ def _context_files(
         files.append(("environment.yml", json.dumps(doc, indent=2, sort_keys=True) + "\n"))
         if env.pip_file and conda and conda.pip:
             files.append((env.pip_file, "\n".join(sorted(conda.pip)) + "\n"))
-    if env.installer == "rattler":
-        from layerkit.resources import data_dir
+    from layerkit.resources import data_dir
 
-        script = (data_dir("templates") / "install_env.py").read_text(encoding="utf-8")
-        files.append(("install_env.py", script))
+    script = "install_env.py" if env.installer == "rattler" else "fetch_installer.py"
+    files.append((script, (data_dir("templates") / script).read_text(encoding="utf-8")))
     return files
 
 
@@ -262,19 +163,19 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
     platform = platform or plats[0]
     if platform not in plats:
         raise SpecError(f"platform {platform} is not in the spec's platforms {list(plats)}")
-    mirror = spec.mirrors.base_registry if spec.mirrors else None
+    hub_mirror = spec.mirrors.base_registry if spec.mirrors else None
     digest = base.digest if base else None
     base_dockerfile = None
     if base and (base.dockerfile or base.dockerfile_file):
         base_dockerfile = user_base(checked)
         base_ref, runtime_ref = None, None
     elif base and base.image and image is None:
-        base_ref, runtime_ref = _with_digest(_mirror(base.image, mirror), digest), None
+        base_ref, runtime_ref = with_digest(mirror(base.image, hub_mirror), digest), None
     else:
         image = image or load_catalog().get(DEFAULT_FLAVOUR)
         assert image is not None
-        base_ref = _with_digest(_mirror(image.devel, mirror), digest)
-        runtime_ref = None if image.runtime == image.devel else _mirror(image.runtime, mirror)
+        base_ref = with_digest(mirror(image.devel, hub_mirror), digest)
+        runtime_ref = None if image.runtime == image.devel else mirror(image.runtime, hub_mirror)
     locked: list[tuple[str, str]] = []
     if lock is not None:
         # The lock pins what the spec leaves floating; a digest in the spec wins.
@@ -294,17 +195,21 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
     mpi = image.mpi if image and image.mpi and image.mpi.source else None
     if mpi:
         apt.update(MPI_BUILD_APT[mpi.kind])
-    env_install = _env_install(checked, lock, platform, apt) if managed else None
-    env = dict(image.env) if image else {}
-    env.update(spec.env or {})
-    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    if mpi:
-        path = f"{MPI_BIN[mpi.kind]}:{path}"
-        env.setdefault("LD_LIBRARY_PATH", "/opt/mpi/lib")
+    env_install = envinstall.env_install(checked, lock, platform) if managed else None
+    user_env = spec.env or {}
+    catalog_env = dict(image.env) if image else {}
+    fronts: dict[str, list[str]] = {}
     if managed:
-        path = f"{ENV_PREFIX}/bin:{path}"
-    if managed or mpi:
-        env.setdefault("PATH", path)
+        fronts["PATH"] = [f"{ENV_PREFIX}/bin"]
+    if mpi:
+        fronts.setdefault("PATH", []).append(MPI_BIN[mpi.kind])
+        fronts["LD_LIBRARY_PATH"] = ["/opt/mpi/lib"]
+    for name in sorted(PATH_LISTS & catalog_env.keys()):
+        fronts.setdefault(name, []).extend(catalog_env.pop(name).split(":"))
+    env = {k: quote(v) for k, v in catalog_env.items()}
+    # A value the spec sets is the user's to own: it replaces, as Docker's ENV does.
+    env.update({k: prepend(k, dirs) for k, dirs in fronts.items() if k not in user_env})
+    env.update({k: quote(v) for k, v in user_env.items()})
     files = _context_files(checked, env_install, lock, platform)
     return RenderPlan(
         managed=managed,
@@ -328,7 +233,7 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
         base_steps=_steps(checked, "base"),
         final_steps=_steps(checked, "final"),
         env_install=env_install,
-        env=tuple(sorted((k, quote(v)) for k, v in env.items())),
+        env=tuple(sorted(env.items())),
         platform=platform,
         features=feats,
         context_files=tuple(sorted(files)),

@@ -108,10 +108,24 @@ class Installer(_Model):
     linux_64: Download
 
 
+class InstallerImage(_Model):
+    """The image the env installer runs in (base-images/installer-image.yaml)."""
+
+    ref: str  # a tag, so mirrors and readers see what it is
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    python: Str
+    source: str  # where the digest is recorded
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.ref}@{self.digest}"
+
+
 class Catalog(_Model):
     images: tuple[CatalogImage, ...]
     compat: tuple[CompatRule, ...]
     installers: tuple[Installer, ...]
+    installer_image: InstallerImage
 
     def get(self, image_id: str) -> CatalogImage | None:
         return next((i for i in self.images if i.id == image_id), None)
@@ -162,4 +176,9 @@ def load_catalog() -> Catalog:
         images.append(image)
     compat = _load_yaml((root / "compat.yaml").read_text(encoding="utf-8"), "compat.yaml")
     installers = _load_yaml((root / "installers.yaml").read_text(encoding="utf-8"), "installers.yaml")
-    return Catalog.model_validate({"images": images, "compat": compat, "installers": installers})
+    installer_image = _load_yaml(
+        (root / "installer-image.yaml").read_text(encoding="utf-8"), "installer-image.yaml"
+    )
+    return Catalog.model_validate(
+        {"images": images, "compat": compat, "installers": installers, "installer_image": installer_image}
+    )

@@ -64,6 +64,9 @@ class Conda(Model):
     dependencies: Annotated[tuple[str, ...] | None, KeyedBy("conda")] = None
     pip: Annotated[tuple[str, ...] | None, KeyedBy("pip")] = None
     installer: Installer | None = None
+    # Image the installer runs in (its own stage, so the base needs no Python); default: the
+    # catalog's pinned one. A tag without a digest is pinned by the lock.
+    installer_image: str | None = None
 
 
 class Gpu(Model):

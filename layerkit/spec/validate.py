@@ -130,6 +130,12 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
         if b.distro is not None and not re.fullmatch(r"(ubuntu|debian)[0-9.]+", b.distro):
             bad(("base", "distro"), "must look like 'ubuntu22.04' or 'debian12'")
     c = s.conda
+    if c and c.installer_image is not None:
+        ref = parse_image_ref(c.installer_image)
+        bad(
+            ("conda", "installer_image"),
+            None if ref else f"'{c.installer_image}' is not a valid image reference",
+        )
     if c:
         for i, ch in enumerate(c.channels or ()):
             bad(("conda", "channels", i), None if V.matches(V.CHANNEL, ch) else f"'{ch}' is not a channel")

@@ -1,0 +1,157 @@
+"""The env stage: how /opt/env is made, in an image of its own, never on the base.
+
+The installer runs in a pinned installer image (base-images/installer-image.yaml, or
+`conda.installer_image`) and the final stage copies the finished prefix. So the base needs
+no Python and no apt for it (Azure ML bases put Python 3.7/3.8 first on PATH; py-rattler
+needs >= 3.10), a base-only change re-runs no install step and a lock change no base step.
+Conda packages need only the base's glibc: checked here against the lock when the catalog
+knows the base's, and by a RUN in the final stage when it does not.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from layerkit.errors import SpecError
+from layerkit.lock.model import Lock
+from layerkit.spec.catalog import load_catalog
+from layerkit.spec.imageref import parse_image_ref
+from layerkit.spec.models import Installer
+from layerkit.spec.validate import Checked
+
+RATTLER_VERSION = "0.28.0"
+RATTLER_PACKAGE_CACHE = "/var/cache/layerkit/rattler"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Download(_Model):
+    url: str
+    algorithm: Literal["sha256", "md5"]
+    digest: str
+
+
+class EnvInstall(_Model):
+    """How the env stage creates /opt/env."""
+
+    installer: Installer
+    installer_download: Download | None  # Miniconda/micromamba; None for rattler
+    installer_version: str
+    installer_ref: str  # FROM of the env stage: mirrors applied, pinned by digest when known
+    # What the hash takes: the image as named (no mirror), with its digest (spec's or lock's).
+    installer_image: str
+    locked: bool
+    conda_file: str  # context file: explicit lock, or environment.yml when unlocked
+    pip_file: str | None  # context file with pip requirements
+    pip_hashes: bool
+    pip_index: str | None
+    # BuildKit cache mount for downloaded packages: out of the image, kept by the builder,
+    # so a lock change downloads only the packages that changed.
+    package_cache: str | None
+    # glibc the locked packages need, checked by a RUN in the final stage because the
+    # catalog does not know the base's (an image or Dockerfile of the user's); None: no check.
+    glibc_check: str | None
+
+
+def mirror(ref: str, base_registry: str | None) -> str:
+    """`ref` pulled through the site's mirror of Docker Hub (other registries unchanged)."""
+    parsed = parse_image_ref(ref)
+    if not base_registry or parsed is None or parsed.registry != "docker.io":
+        return ref
+    repo = parsed.repository if "/" in parsed.repository else f"library/{parsed.repository}"
+    tag = f":{parsed.tag}" if parsed.tag else ""
+    digest = f"@{parsed.digest}" if parsed.digest else ""
+    return f"{base_registry}/{repo}{tag}{digest}"
+
+
+def with_digest(ref: str, digest: str | None) -> str:
+    if not digest or "@" in ref:
+        return ref
+    return f"{ref}@{digest}"
+
+
+def _version_key(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"[0-9]+", v))
+
+
+def _glibc_check(checked: Checked, lock: Lock | None, platform: str) -> str | None:
+    need = lock.min_glibc(platform) if lock else None
+    image = checked.image
+    have = image.distro.glibc if image else None
+    if need is None or have is None:
+        return need
+    if _version_key(have) < _version_key(need):
+        key = (
+            ("base", "flavour")
+            if checked.resolved.spec.base and checked.resolved.spec.base.flavour
+            else ("base",)
+        )
+        raise SpecError(
+            f"the locked packages need glibc >= {need}, but base '{image.id}' ({image.distro.tag}) has "  # type: ignore[union-attr]
+            f"{have}: pick a newer base, or relock for this one",
+            checked.resolved.loc(key),
+        )
+    return None
+
+
+def installer_image(checked: Checked, lock: Lock | None) -> tuple[str, str]:
+    """(FROM ref with mirrors and digest, the hashed ref) of the installer image."""
+    conda = checked.resolved.spec.conda
+    named = (
+        conda.installer_image if conda and conda.installer_image else load_catalog().installer_image.pinned
+    )
+    mirrors = checked.resolved.spec.mirrors
+    ref = mirror(named, mirrors.base_registry if mirrors else None)
+    if "@" not in ref and lock is not None and (d := lock.base_digest(ref)):
+        return f"{ref}@{d}", f"{named}@{d}"
+    return ref, named
+
+
+def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstall:
+    spec = checked.resolved.spec
+    conda = spec.conda
+    image = checked.image
+    # The installer no longer runs on the base, so the base's Python does not limit it.
+    installer: Installer = (conda.installer if conda else None) or "rattler"
+    download = None
+    version = RATTLER_VERSION
+    if installer != "rattler":
+        wanted = image.conda if image and installer == "conda" else None
+        entry = load_catalog().installer("miniconda" if installer == "conda" else "micromamba", wanted)
+        if entry is None:
+            raise SpecError(f"the catalog has no pinned {installer} installer")
+        tool, value = entry.linux_64.check
+        download = Download(
+            url=entry.linux_64.url, algorithm="sha256" if tool == "sha256sum" else "md5", digest=value
+        )
+        version = entry.version
+    if lock is not None:
+        if platform not in lock.platforms and lock.packages:
+            raise SpecError(f"lock {lock.source} has no packages for platform {platform}")
+        conda_file = f"conda-{platform}.lock"
+        pip_file = f"requirements-{platform}.txt" if lock.for_platform(platform, "pip") else None
+    else:
+        conda_file = "environment.yml"
+        pip_file = "requirements.txt" if conda and conda.pip else None
+    ref, hashed = installer_image(checked, lock)
+    return EnvInstall(
+        installer=installer,
+        installer_download=download,
+        installer_version=version,
+        installer_ref=ref,
+        installer_image=hashed,
+        locked=lock is not None,
+        conda_file=conda_file,
+        pip_file=pip_file,
+        pip_hashes=lock is not None,
+        pip_index=spec.mirrors.pypi_index if spec.mirrors else None,
+        # Only the rattler installer is given one: conda's and micromamba's `clean` would
+        # empty a shared cache, and their builds cannot be exercised here.
+        package_cache=RATTLER_PACKAGE_CACHE if installer == "rattler" else None,
+        glibc_check=_glibc_check(checked, lock, platform),
+    )
