@@ -42,7 +42,14 @@ int main(int argc, char **argv) {
     return 0;
 }
 """
-PY_WRAPPER = '#!/bin/sh\n# test-channel python: the base image\'s interpreter\nexec /usr/bin/python3 "$@"\n'
+# The test channel's python: the base image's interpreter (whatever its version), seeing this
+# prefix's site-packages, so `python -c "import pykit"` imports the locked package.
+PY_WRAPPER = (
+    "#!/bin/sh\n# test-channel python: the base image's interpreter\n"
+    'PYTHONPATH="${0%/bin/*}/lib/python3.11/site-packages${PYTHONPATH:+:$PYTHONPATH}" '
+    'exec /usr/bin/python3 "$@"\n'
+)
+PYKIT = {"lib/python3.11/site-packages/pykit/__init__.py": b'VERSION = "0.3"\n'}
 
 
 def _gcc(args: list[str]) -> None:
@@ -112,6 +119,7 @@ def runnable_packages(root: Path) -> Path:
         _write_package(root, fx.PkgDef("corelib", core, "h0_0"), {"lib/libcorelib.so": lib})
     _, mlkit = _compile("x", "1.0")
     _write_package(root, fx.PkgDef("mlkit", "1.0", "h0_0", depends=["corelib >=1"]), {"bin/mlkit": mlkit})
+    _write_package(root, fx.PkgDef("pykit", "0.3", "py_0", depends=["python >=3"]), PYKIT)
     for ver, dep in (("1.0", "corelib >=1,<2"), ("1.1", "corelib >=2")):
         data = {"share/datakit/VERSION": f"{ver}\n".encode()}
         _write_package(root, fx.PkgDef("datakit", ver, "h0_0", depends=[dep]), data)

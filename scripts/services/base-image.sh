@@ -1,27 +1,42 @@
 #!/usr/bin/env bash
 # Build a tiny Debian base image without Docker Hub (unreachable here) and push it
 # to a local registry, so BuildKit can resolve `FROM localhost:PORT/debian:bookworm`.
-# Debian minbase plus python3, python3-venv and ca-certificates: what layerkit's py-rattler installer
-# needs, so env stages build with no apt network access (air-gapped).
+# Debian 12 (bookworm) minbase plus python3, python3-venv and ca-certificates: what layerkit's
+# py-rattler installer image needs, so env stages build with no network but the site's mirrors.
+# Debian 11 (bullseye) minbase plus python3 (3.9) and ca-certificates: a base shaped like the
+# real ones, whose Python is too old for the installer.
 #
-#   base-image.sh DOCKER_HOST REGISTRY_HOSTPORT [REPO:TAG]
+#   base-image.sh DOCKER_HOST REGISTRY_HOSTPORT [REPO:TAG] [SUITE]
 #     e.g. base-image.sh unix:///tmp/d/docker.sock 127.0.0.1:5000
 #   prints the pushed reference (default localhost:PORT/debian:bookworm)
+#   base-image.sh --tarball SUITE: only make the cached rootfs tarball; print its path
 #
 # The debootstrap rootfs (~2-3 min to build) is cached as a tarball under
 # ${LAYERKIT_CACHE:-~/.cache/layerkit}; later runs only import + push (seconds).
 set -euo pipefail
 
-[[ $# -ge 2 ]] || { echo "usage: $0 DOCKER_HOST REGISTRY_HOSTPORT [REPO:TAG]" >&2; exit 2; }
-docker_host=$1
-registry=$2
-port=${registry##*:}
-# "localhost" rather than 127.0.0.1: both dockerd and BuildKit treat localhost
-# registries as plain-HTTP without any --insecure-registry flag.
-ref=localhost:$port/${3:-debian:bookworm}
-suite=bookworm
+tarball_only=
+if [[ ${1:-} == --tarball ]]; then
+  [[ $# -eq 2 ]] || { echo "usage: $0 --tarball SUITE" >&2; exit 2; }
+  tarball_only=1
+  suite=$2
+else
+  [[ $# -ge 2 ]] || { echo "usage: $0 DOCKER_HOST REGISTRY_HOSTPORT [REPO:TAG] [SUITE]" >&2; exit 2; }
+  docker_host=$1
+  registry=$2
+  port=${registry##*:}
+  # "localhost" rather than 127.0.0.1: both dockerd and BuildKit treat localhost
+  # registries as plain-HTTP without any --insecure-registry flag.
+  ref=localhost:$port/${3:-debian:bookworm}
+  suite=${4:-bookworm}
+fi
+case $suite in
+  bookworm) include=python3-venv,ca-certificates; name=py3-ca ;;
+  bullseye) include=python3,ca-certificates; name=py39-ca ;;
+  *) echo "$0: unknown suite $suite (bookworm or bullseye)" >&2; exit 2 ;;
+esac
 cache_dir=${LAYERKIT_CACHE:-$HOME/.cache/layerkit}
-tarball=$cache_dir/debian-$suite-minbase-py3-ca-$(dpkg --print-architecture).tar
+tarball=$cache_dir/debian-$suite-minbase-$name-$(dpkg --print-architecture).tar
 
 # Use the mirror apt already uses on this machine (deb822 or one-line format).
 apt_mirror() {
@@ -40,7 +55,7 @@ if [[ ! -s $tarball ]]; then
   mkdir -p "$cache_dir"
   work=$(mktemp -d "$cache_dir/rootfs.XXXXXX")
   trap 'rm -rf "$work"' EXIT
-  debootstrap --variant=minbase --include=python3-venv,ca-certificates "$suite" "$work/root" "$(apt_mirror)" >"$work/debootstrap.log" 2>&1 \
+  debootstrap --variant=minbase --include="$include" "$suite" "$work/root" "$(apt_mirror)" >"$work/debootstrap.log" 2>&1 \
     || { tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
   # apt lists and caches are ~40 MB of noise in every layer built on top.
   rm -rf "$work/root/var/lib/apt/lists/"* "$work/root/var/cache/apt/"*.bin "$work/root/var/cache/apt/archives/"*.deb
@@ -48,6 +63,8 @@ if [[ ! -s $tarball ]]; then
   tar -C "$work/root" --numeric-owner --sort=name -cf "$work/rootfs.tar" .
   mv "$work/rootfs.tar" "$tarball"
 fi
+
+if [[ -n $tarball_only ]]; then echo "$tarball"; exit 0; fi
 
 # Already in the registry (e.g. a second test session on the same registry dir)?
 repo_tag=${ref#*/}
