@@ -57,7 +57,9 @@ def _spec(folder: Path, site: fb.Site, services: Services, base: str) -> Path:
 
 
 def _layerkit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "layerkit", *args], capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "layerkit", *args], capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.mark.parametrize("shape", sorted(fbases.SHAPES))
@@ -73,7 +75,19 @@ def test_env_builds_and_runs_on_a_real_shaped_base_and_keeps_its_paths(
     image = json.loads(r.stdout)["image"]
 
     # The base's interpreter is Python 3.9: the env install must not have run on it.
-    r = _layerkit("run", str(spec), *addr, "--source", str(tmp_path), "--run-network", "none", "--", "python", "-c", "import json; " + PROBE)
+    r = _layerkit(
+        "run",
+        str(spec),
+        *addr,
+        "--source",
+        str(tmp_path),
+        "--run-network",
+        "none",
+        "--",
+        "python",
+        "-c",
+        "import json; " + PROBE,
+    )
     assert r.returncode == 0, r.stderr[-4000:]
     lines = r.stdout.strip().splitlines()
     assert lines[0] == "pykit 0.3"
@@ -90,5 +104,17 @@ def test_env_builds_and_runs_on_a_real_shaped_base_and_keeps_its_paths(
         assert [p for p in path if p in base_path] == base_path
 
     # `python` is the env's, not the base's Miniconda or /usr/bin one.
-    r = _layerkit("run", str(spec), *addr, "--source", str(tmp_path), "--run-network", "none", "--", "sh", "-c", "command -v python")
+    r = _layerkit(
+        "run",
+        str(spec),
+        *addr,
+        "--source",
+        str(tmp_path),
+        "--run-network",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        "command -v python",
+    )
     assert r.returncode == 0 and r.stdout.strip() == "/opt/env/bin/python", r.stdout + r.stderr
