@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
+from layerkit.render.cuda_apt import CudaAptPlan, cuda_apt_plan
 from layerkit.render.userfile import user_base
 from layerkit.spec import values as V
 from layerkit.spec.catalog import load_catalog
@@ -110,6 +111,7 @@ class RenderPlan(_Model):
     features: Features
     context_files: tuple[tuple[str, str], ...]  # (name, content), sorted
     image_pip: tuple[str, ...]  # pip packages the flavour brings (ONNX Runtime)
+    cuda_apt: CudaAptPlan | None = None  # CUDA installed in the base stage (render/cuda_apt.py)
 
 
 def quote(value: str) -> str:
@@ -333,6 +335,7 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
         features=feats,
         context_files=tuple(sorted(files)),
         image_pip=tuple(sorted(image.pip)) if image and managed else (),
+        cuda_apt=cuda_apt_plan(image, quote) if base_dockerfile is None else None,
     )
 
 
