@@ -90,6 +90,8 @@ def compute(checked: Checked, plan: RenderPlan, lock: Lock | None = None) -> Has
         # false and unset mean the same image: only features that are on enter the hash
         "features": {k: v for k, v in plan.features.model_dump(mode="json", exclude_none=True).items() if v},
     }
+    if plan.cuda_apt is not None:  # only where present: other flavours' hashes stay as they were
+        system["cuda_apt"] = plan.cuda_apt.model_dump(mode="json")
     parts: dict[str, Any] = {
         "system": system,
         "final_steps": [[s.instruction, s.text] for s in plan.final_steps],

@@ -10,7 +10,8 @@ import jinja2
 
 from layerkit import __version__
 from layerkit.hashing.content import HASH_SCHEMA, HashResult
-from layerkit.render.plan import ENV_PREFIX, RenderPlan, quote
+from layerkit.render.envvars import quote
+from layerkit.render.plan import ENV_PREFIX, RenderPlan
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:

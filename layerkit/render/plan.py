@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict
 from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
 from layerkit.render import envinstall
+from layerkit.render.cuda_apt import CudaAptPlan, cuda_apt_plan
 from layerkit.render.envinstall import EnvInstall, mirror, with_digest
+from layerkit.render.envvars import PATH_LISTS, prepend, quote
 from layerkit.render.userfile import user_base
 from layerkit.spec import values as V
 from layerkit.spec.catalog import load_catalog
@@ -23,12 +25,6 @@ from layerkit.spec.validate import DEFAULT_FLAVOUR, Checked
 
 ENV_PREFIX = "/opt/env"
 FUSE_APT = ("fuse", "libfuse-dev")
-# What PATH means when the base image sets none (Docker's default for a container).
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Search-path variables: what layerkit or the catalog adds is put in front of the base
-# image's value, never in its place (nvidia/cuda sets PATH and LD_LIBRARY_PATH, Azure
-# bases put /opt/miniconda/bin on PATH).
-PATH_LISTS = frozenset({"PATH", "LD_LIBRARY_PATH", "LIBRARY_PATH", "CPATH", "PKG_CONFIG_PATH"})
 MPI_BIN = {
     "openmpi": "/opt/mpi/bin",
     "intelmpi": "/opt/mpi/compilers_and_libraries_2018.3.222/linux/mpi/intel64/bin",
@@ -78,13 +74,7 @@ class RenderPlan(_Model):
     features: Features
     context_files: tuple[tuple[str, str], ...]  # (name, content), sorted
     image_pip: tuple[str, ...]  # pip packages the flavour brings (ONNX Runtime)
-
-
-def quote(value: str) -> str:
-    """Double-quote for ENV/LABEL: escape backslash, quote and `$` (Dockerfile expansion)."""
-    if problem := V.no_control(value):
-        raise SpecError(f"cannot quote value: {problem}")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+    cuda_apt: CudaAptPlan | None = None  # CUDA installed in the base stage (render/cuda_apt.py)
 
 
 def _steps(checked: Checked, stage: str) -> tuple[CommandStep, ...]:
@@ -97,18 +87,6 @@ def _steps(checked: Checked, stage: str) -> tuple[CommandStep, ...]:
             raise SpecError(f"unsafe step: {V.shell_line(step.run)}")
         out.append(CommandStep(instruction="RUN", text=text))
     return tuple(out)
-
-
-def prepend(name: str, dirs: list[str]) -> str:
-    """ENV value putting `dirs` before the base image's `name` (expanded by the Dockerfile
-    frontend from the image config), or before Docker's default PATH when the base has none."""
-    for d in dirs:
-        if not V.matches(V.ABS_PATH, d):
-            raise SpecError(f"cannot add {d!r} to {name}: not an absolute path")
-    front = ":".join(dirs)
-    if name == "PATH":
-        return f'"{front}:${{PATH:-{DEFAULT_PATH}}}"'
-    return f'"{front}${{{name}:+:${{{name}}}}}"'
 
 
 def effective_dependencies(checked: Checked) -> tuple[str, ...]:
@@ -238,6 +216,7 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
         features=feats,
         context_files=tuple(sorted(files)),
         image_pip=tuple(sorted(image.pip)) if image and managed else (),
+        cuda_apt=cuda_apt_plan(image) if base_dockerfile is None else None,
     )
 
 

@@ -6,12 +6,14 @@ runtime image refs. Flavours are picked by id (`base.flavour`) or by matching fe
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from layerkit.errors import Location, SpecError
+from layerkit.spec.imageref import parse_image_ref
 from layerkit.spec.models import MpiKind, OnnxFlavour, Str
 
 
@@ -74,6 +76,32 @@ class Mpi(_Model):
     source: Download | None = None  # built from this tarball when the image lacks it
 
 
+_APT_NAME = r"^[a-z0-9][a-z0-9+.-]*$"
+_APT_PINNED = r"^[a-z0-9][a-z0-9+.-]*=[0-9][A-Za-z0-9.+:~-]*$"  # exact versions: no globs
+_ABS_PATH = r"^/[A-Za-z0-9._/-]+$"
+
+
+class AptRepo(_Model):
+    """A flat apt repository (`deb URL /`), trusted only through the key with this fingerprint."""
+
+    url: str = Field(pattern=r"^https://[A-Za-z0-9._~/%+-]+$")
+    key_url: str = Field(pattern=r"^https://[A-Za-z0-9._~/%+-]+$")
+    fingerprint: str = Field(pattern=r"^[0-9A-F]{40}$")  # full, so a look-alike short id cannot match
+
+
+class CudaApt(_Model):
+    """CUDA installed from NVIDIA's apt repositories on a plain distro image, as NVIDIA's own
+    Dockerfiles did; used where the nvidia/cuda tags no longer exist."""
+
+    repos: tuple[AptRepo, ...] = Field(min_length=1)
+    bootstrap: tuple[Annotated[str, Field(pattern=_APT_NAME)], ...]  # from the distro, to fetch the keys
+    packages: tuple[Annotated[str, Field(pattern=_APT_PINNED)], ...] = Field(min_length=1)
+    toolkit: str = Field(pattern=r"^cuda-[0-9]+\.[0-9]+$")  # /usr/local/<toolkit>, linked as /usr/local/cuda
+    path: tuple[Annotated[str, Field(pattern=_ABS_PATH)], ...] = ()  # prepended to PATH
+    ld_library_path: tuple[Annotated[str, Field(pattern=_ABS_PATH)], ...] = ()
+    env: dict[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")], Str] = Field(default_factory=dict)
+
+
 class CatalogImage(_Model):
     id: str
     description: str
@@ -90,6 +118,7 @@ class CatalogImage(_Model):
     apt: tuple[str, ...] = ()  # extra pinned apt packages (cuDNN/NCCL, accelerator runtimes)
     pip: tuple[str, ...] = ()  # extra pinned pip packages (the ONNX Runtime build)
     env: dict[str, Str] = Field(default_factory=dict)
+    cuda_apt: CudaApt | None = None  # CUDA built in the base stage (devel/runtime are the plain distro)
 
 
 class CompatRule(_Model):
@@ -121,17 +150,47 @@ class InstallerImage(_Model):
         return f"{self.ref}@{self.digest}"
 
 
+class DigestRecord(_Model):
+    """A digest as a public record states it for `ref` (repository:tag). The catalog pins only
+    digests found this way, never computed or guessed ones."""
+
+    ref: str
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    source: str = Field(pattern=r"^https://[^\s]+$")
+
+
 class Catalog(_Model):
     images: tuple[CatalogImage, ...]
     compat: tuple[CompatRule, ...]
     installers: tuple[Installer, ...]
     installer_image: InstallerImage
+    digests: tuple[DigestRecord, ...] = ()
 
     def get(self, image_id: str) -> CatalogImage | None:
         return next((i for i in self.images if i.id == image_id), None)
 
     def by_ref(self, ref: str) -> CatalogImage | None:
-        return next((i for i in self.images if ref in (i.devel, i.runtime)), None)
+        # A flavour that builds CUDA in its base stage is more than its plain distro ref.
+        return next((i for i in self.images if ref in (i.devel, i.runtime) and i.cuda_apt is None), None)
+
+    def ref_problems(self) -> list[str]:
+        """Catalog refs that do not parse, or pin a digest the record does not give for their tag."""
+        recorded = {(r.ref, r.digest) for r in self.digests}
+        problems = []
+        refs = [
+            (image.id, ref) for image in self.images for ref in dict.fromkeys((image.devel, image.runtime))
+        ]
+        for owner, ref in [*refs, ("installer-image", self.installer_image.pinned)]:
+            parsed = parse_image_ref(ref)
+            if parsed is None or parsed.tag is None:
+                problems.append(f"{owner}: '{ref}' is not an image reference with a tag")
+            elif parsed.digest:
+                tagged = str(replace(parsed, digest=None))
+                if (tagged, parsed.digest) not in recorded:
+                    problems.append(
+                        f"{owner}: no record in digests.yaml gives {parsed.digest} for '{tagged}'"
+                    )
+        return problems
 
     def installer(self, name: str, version: str | None = None) -> Installer | None:
         """The pinned installer `name`, at `version` when the catalog has it, else the first."""
@@ -158,7 +217,7 @@ def _load_yaml(text: str, source: str) -> object:
 
 @cache
 def load_catalog() -> Catalog:
-    """Read base-images/: images/*.yaml, compat.yaml, installers.yaml."""
+    """Read base-images/: images/*.yaml, compat.yaml, installers.yaml, digests.yaml."""
     from layerkit.resources import data_dir
 
     root = data_dir("base-images")
@@ -179,6 +238,16 @@ def load_catalog() -> Catalog:
     installer_image = _load_yaml(
         (root / "installer-image.yaml").read_text(encoding="utf-8"), "installer-image.yaml"
     )
-    return Catalog.model_validate(
-        {"images": images, "compat": compat, "installers": installers, "installer_image": installer_image}
+    digests = _load_yaml((root / "digests.yaml").read_text(encoding="utf-8"), "digests.yaml")
+    catalog = Catalog.model_validate(
+        {
+            "images": images,
+            "compat": compat,
+            "installers": installers,
+            "installer_image": installer_image,
+            "digests": digests,
+        }
     )
+    if problems := catalog.ref_problems():
+        raise SpecError(f"bad catalog ref: {problems[0]}", Location("base-images/digests.yaml"))
+    return catalog

@@ -37,7 +37,7 @@ def _to_str(value: object) -> object:
 Str = Annotated[str, BeforeValidator(_to_str)]
 Platform = Literal["linux-64", "linux-aarch64", "linux-ppc64le"]
 MpiKind = Literal["openmpi", "intelmpi"]
-OnnxFlavour = Literal["cpu", "cuda", "tensorrt", "openvino-vadm", "openvino-myriad"]
+OnnxFlavour = Literal["cpu", "cuda", "tensorrt", "openvino", "openvino-vadm", "openvino-myriad"]
 Installer = Literal["conda", "micromamba", "rattler"]
 
 

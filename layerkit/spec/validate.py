@@ -82,6 +82,9 @@ def _select(r: Resolved, cat: Catalog) -> CatalogImage | None:
             return False
         return not (base and base.distro and i.distro.tag != base.distro)
 
+    if not (gpu or feats.mpi or feats.onnxruntime or (base and base.distro)):
+        # Nothing narrows the choice: the default stays put when the catalog gains a newer distro.
+        return cat.get(DEFAULT_FLAVOUR)
     found = [i for i in cat.images if fits(i)]
     if not found:
         want = feats.model_dump(exclude_none=True)
