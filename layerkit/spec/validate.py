@@ -15,6 +15,7 @@ from packaging.version import InvalidVersion, Version
 from layerkit.errors import SpecError
 from layerkit.spec import values as V
 from layerkit.spec.catalog import Catalog, CatalogImage, load_catalog
+from layerkit.spec.gpu import check_named_base, cuda_of
 from layerkit.spec.imageref import parse_image_ref
 from layerkit.spec.merge import Resolved
 from layerkit.spec.models import Base, Features
@@ -31,6 +32,11 @@ class Checked:
     resolved: Resolved
     image: CatalogImage | None  # the catalog base, when the base is one
     warnings: tuple[str, ...]
+
+    @property
+    def cuda(self) -> str | None:
+        """The CUDA the environment targets: features.gpu, else its catalog base (spec/gpu.py)."""
+        return cuda_of(self.resolved.spec, self.image)
 
 
 def _v(text: str) -> Version | None:
@@ -320,5 +326,7 @@ def check(r: Resolved, catalog: Catalog | None = None) -> Checked:
     image = _select(r, cat)
     if b and b.flavour and image:
         _check_flavour_provides(r, image)
+    if b and (b.flavour or b.image) and image:
+        check_named_base(r, image)
     _check_base(r, image, cat)
     return Checked(r, image, tuple(warn))
