@@ -72,9 +72,8 @@ def lock_inputs(checked: Checked) -> LockInputs:
     virtual = {
         "__glibc": GLIBC.get(checked.image.distro.tag, DEFAULT_GLIBC) if checked.image else DEFAULT_GLIBC
     }
-    gpu = spec.features.gpu if spec.features else None
-    if gpu and gpu.cuda:
-        virtual["__cuda"] = gpu.cuda
+    if checked.cuda:  # features.gpu, else the CUDA flavour's: GPU builds, not CPU ones
+        virtual["__cuda"] = checked.cuda
     return LockInputs(
         channels=channels,
         dependencies=effective_dependencies(checked),
