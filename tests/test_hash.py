@@ -115,8 +115,10 @@ SPECS = Path(__file__).parent / "specs"
 # HASH_SCHEMA (or TEMPLATE_VERSION) deliberately and re-pin; never edit silently.
 PINNED = {
     "full-cpu.yaml": "d75d9f6420ff080bd0306b934c9f653182644ecf2e6b08da01190d9e96cd6def",
-    "gpu-cuda11.8.yaml": "cb63b3dad8965f13a0936681e0338a84d7920050677d791d733df82a35ce6fb6",
-    "openmpi-gpu.yaml": "7e125cbb00c2d936fb54730b6df5a339b18417f9f78d245daf8040044e91380f",
+    # Re-pinned deliberately (issue 11 section 4): an unlocked GPU env now solves with its
+    # __cuda (CONDA_OVERRIDE_CUDA), a different image, so its packages part names the CUDA.
+    "gpu-cuda11.8.yaml": "a16fc23aa3e98e5115116180285d2e6c6713e238ad7570ecb7254faf70a6e5b9",
+    "openmpi-gpu.yaml": "aeada798c483f911acca656ac081e9297539fbc2ee6c2455c8a1b1ddc3a73f24",
     "user-managed-image.yaml": "b70551d2a9a30a929d20d4b245eb9f56929159c01a7d5d49b30a32c2ac57d7f8",
     "environment.yml": "7d2b672b9990fd27feb309a99589469bc35973c41d894b6d41933d75b8e06b27",
     "hosted-env.json": "4572da09836b7f13a06227404f716ba04fc35c54a273d2b3c8705a2b9a12ef59",

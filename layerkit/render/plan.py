@@ -74,6 +74,9 @@ class EnvInstall(_Model):
     # BuildKit cache mount for downloaded packages: out of the image, kept by the builder,
     # so a lock change downloads only the packages that changed.
     package_cache: str | None
+    # An unlocked GPU solve runs where no driver is: CONDA_OVERRIDE_CUDA (read by conda,
+    # micromamba and install_env.py) gives it the environment's __cuda, so CUDA builds win.
+    cuda_override: str | None = None
 
 
 class CommandStep(_Model):
@@ -206,6 +209,7 @@ def _env_install(checked: Checked, lock: Lock | None, platform: str, base_apt: s
         extra_apt=extra_apt,
         extra_apt_probe=INSTALLER_PROBE[installer],
         package_cache=package_cache,
+        cuda_override=quote(checked.cuda) if checked.cuda else None,
     )
 
 

@@ -267,6 +267,13 @@ def _check_features(r: Resolved, cat: Catalog) -> None:
     if gpu:
         if gpu.cuda is None:
             raise SpecError("features.gpu needs a cuda version", r.loc(("features", "gpu")))
+        for part in ("cuda", "cudnn", "nccl"):
+            value = getattr(gpu, part)
+            if value is not None and not re.fullmatch(r"[0-9]+(\.[0-9]+){0,3}", value):
+                raise SpecError(
+                    f"features.gpu.{part} must be a version such as '12.1' (got {value!r})",
+                    r.loc(("features", "gpu", part)),
+                )
         rule = cat.compat_rule(gpu.cuda)
         if rule is None:
             known = ", ".join(x.cuda for x in cat.compat)
