@@ -64,8 +64,13 @@ def load(spec: Path) -> Resolved:
 
 
 def check_spec(spec: Path | Resolved) -> Checked:
-    """Load (if needed) and validate; raises SpecError, returns warnings on the result."""
-    return validate(spec if isinstance(spec, Resolved) else load(spec))
+    """Load (if needed) and validate; raises SpecError, returns warnings on the result.
+    A base Dockerfile is checked too, as BuildKit will read it (render/userfile.py)."""
+    from layerkit.render.userfile import check_base_dockerfile
+
+    checked = validate(spec if isinstance(spec, Resolved) else load(spec))
+    check_base_dockerfile(checked)
+    return checked
 
 
 def read_lock(path: Path) -> Lock:

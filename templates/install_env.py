@@ -52,7 +52,9 @@ async def _solve(spec_path, platform):
     channels = [rattler.Channel(c) for c in doc["channels"]]
     return await rattler.solve(
         channels, doc["dependencies"], platforms=[platform, "noarch"],
-        virtual_packages=rattler.VirtualPackage.detect(),
+        # $CONDA_OVERRIDE_CUDA (set by layerkit for GPU environments; no driver at build time)
+        # and the other CONDA_OVERRIDE_* win over detection, as in conda and micromamba.
+        virtual_packages=rattler.VirtualPackage.detect(rattler.VirtualPackageOverrides.from_env()),
     )
 
 

@@ -115,10 +115,10 @@ SPECS = Path(__file__).parent / "specs"
 # HASH_SCHEMA (or TEMPLATE_VERSION) deliberately and re-pin; never edit silently.
 PINNED = {
     "full-cpu.yaml": "0ec57c889e52ed68ec3174f34cb394a78b6426a4d27db4e36a5f480291ac8aef",
-    "gpu-cuda11.8.yaml": "9d5dca56001ef801c07bb744e14f943e185e469e4600354153aedbd7da8b07e5",
+    "gpu-cuda11.8.yaml": "fe3649680afb3f21db48228951ddb012805e54890445c13c0f841e1aec649346",
     # Re-pinned when the CUDA 10.1 flavours moved from the deleted nvidia/cuda tags to CUDA from
     # NVIDIA's apt repositories: a different base image, so rightly a different identity.
-    "openmpi-gpu.yaml": "3bee6db4bd5a13a5beb254b1eb8d8f7cd820aae1341a3a2c03fa17b50efd2677",
+    "openmpi-gpu.yaml": "603f9d4ea61a974f0e6d5b4551e37f3892a037bab7abad0161982169b2836ff1",
     "user-managed-image.yaml": "a5f22639054d9bd39fec77cb5941df570f9ff5e44c9897924bcb833a374caf44",
     "environment.yml": "40d84017ce563b880cb264264d1159203a51c6dd82451453ec96a0902f4287ae",
     "hosted-env.json": "04142c40b55b6770c78749b1cb049ea013eb749e64b6996030808767790a2817",

@@ -65,6 +65,17 @@ def test_gpu_spec_gets_cuda_build(cli, channel: tuple[Path, str], tmp_path: Path
     assert conda_pkgs(tmp_path / "env.conda-lock.yml")["mlkit"] == "mlkit-1.0-cuda_0.tar.bz2"
 
 
+def test_cuda_flavour_without_gpu_feature_gets_cuda_build(
+    cli, channel: tuple[Path, str], tmp_path: Path
+) -> None:
+    """The flavour's CUDA is the lock's __cuda (issue 11, section 4): no CPU builds on a GPU base."""
+    extra = "base: {flavour: cuda12.1-cudnn8-ubuntu22.04}\n"
+    spec = spec_file(tmp_path, channel[1], ["python=3.11", "mlkit"], extra)
+    r = cli("lock", spec)
+    assert r.code == 0, r.err
+    assert conda_pkgs(tmp_path / "env.conda-lock.yml")["mlkit"] == "mlkit-1.0-cuda_0.tar.bz2"
+
+
 def test_check_sees_fresh_and_stale_without_network(cli, tmp_path: Path) -> None:
     root = fx.make_channel(tmp_path / "chan", fx.default_packages())
     url, stop = fx.serve_channel(root)

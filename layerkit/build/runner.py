@@ -85,13 +85,12 @@ def run_rendered(rendered: Rendered, image: str, build: BuildOptions, opts: RunO
 
     address = parse_address(build.addr)
     host = address.target if address.kind == "docker" else os.environ.get("DOCKER_HOST", DEFAULT_DOCKER_HOST)
-    features = rendered.checked.resolved.spec.features
     return run_in_image(
         host,
         image,
         opts,
         workdir=rendered.plan.workdir,
-        gpu=bool(features and features.gpu),
+        gpu=rendered.checked.cuda is not None,  # features.gpu or a CUDA base
         credentials=credentials_for(rendered, layout(rendered, build)),
     )
 
@@ -152,7 +151,9 @@ def run_in_image(
             labels={"io.layerkit.run": "1"},
         )
     except docker.errors.DockerException as exc:
-        raise DaemonError(f"Docker engine at {docker_host}: {_explain(exc)}") from None
+        raise _refused(exc, docker_host, gpu) or DaemonError(
+            f"Docker engine at {docker_host}: {_explain(exc)}"
+        ) from None
     cid = container["Id"]
     try:
         stream = api.attach(cid, stdout=True, stderr=True, stream=True, logs=True, demux=True)
@@ -169,7 +170,9 @@ def run_in_image(
         api.stop(cid, timeout=5)
         raise
     except docker.errors.DockerException as exc:
-        raise DaemonError(f"running in {image} failed: {_explain(exc)}") from None
+        raise _refused(exc, docker_host, gpu) or DaemonError(
+            f"running in {image} failed: {_explain(exc)}"
+        ) from None
     finally:
         with contextlib.suppress(docker.errors.DockerException):
             api.remove_container(cid, force=True)
@@ -189,4 +192,17 @@ def _has_image(api: object, image: str) -> bool:
 def _explain(exc: Exception) -> str:
     text = str(exc)
     explanation = getattr(exc, "explanation", None)
-    return str(explanation) if explanation else text
+    return " ".join((str(explanation) if explanation else text).split())  # one line
+
+
+def _refused(exc: Exception, docker_host: str, gpu: bool) -> DaemonError | None:
+    """The engine's answer to a GPU request it cannot serve, said plainly. dockerd refuses
+    DeviceRequests with `could not select device driver "" with capabilities: [[gpu]]` when
+    no device driver (the NVIDIA Container Toolkit) is registered for GPUs."""
+    why = _explain(exc)
+    if not gpu or "could not select device driver" not in why:
+        return None
+    return DaemonError(
+        f"this is a GPU environment, but the Docker engine at {docker_host} has no GPU support "
+        f"({why}); run it on a host with NVIDIA GPUs and the NVIDIA Container Toolkit"
+    )

@@ -69,11 +69,14 @@ def _packages(checked: Checked, lock: Lock | None) -> dict[str, Any]:
             )
         }
     conda = checked.resolved.spec.conda
-    return {
+    unlocked: dict[str, Any] = {
         "channels": list(conda.channels or ()) if conda else [],
         "dependencies": sorted(effective_dependencies(checked)),
         "pip": sorted(conda.pip or ()) if conda else [],
     }
+    if checked.cuda:  # the solve's __cuda (CONDA_OVERRIDE_CUDA): CUDA builds, not CPU ones
+        unlocked["cuda"] = checked.cuda
+    return unlocked
 
 
 def compute(checked: Checked, plan: RenderPlan, lock: Lock | None = None) -> HashResult:

@@ -68,9 +68,8 @@ def lock_inputs(checked: Checked) -> LockInputs:
         # conda must not pick packages built for a newer glibc than the base's.
         "__glibc": (checked.image.distro.glibc if checked.image else None) or DEFAULT_GLIBC
     }
-    gpu = spec.features.gpu if spec.features else None
-    if gpu and gpu.cuda:
-        virtual["__cuda"] = gpu.cuda
+    if checked.cuda:  # features.gpu, else the CUDA flavour's: GPU builds, not CPU ones
+        virtual["__cuda"] = checked.cuda
     return LockInputs(
         channels=channels,
         dependencies=effective_dependencies(checked),

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
+from layerkit.render.envvars import quote
 from layerkit.spec.catalog import load_catalog
 from layerkit.spec.imageref import parse_image_ref
 from layerkit.spec.models import Installer
@@ -56,6 +57,9 @@ class EnvInstall(_Model):
     # glibc the locked packages need, checked by a RUN in the final stage because the
     # catalog does not know the base's (an image or Dockerfile of the user's); None: no check.
     glibc_check: str | None
+    # An unlocked GPU solve runs where no driver is: CONDA_OVERRIDE_CUDA (read by conda,
+    # micromamba and install_env.py) gives it the environment's __cuda, so CUDA builds win.
+    cuda_override: str | None = None
 
 
 def mirror(ref: str, base_registry: str | None) -> str:
@@ -154,4 +158,5 @@ def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstal
         # empty a shared cache, and their builds cannot be exercised here.
         package_cache=RATTLER_PACKAGE_CACHE if installer == "rattler" else None,
         glibc_check=_glibc_check(checked, lock, platform),
+        cuda_override=quote(checked.cuda) if checked.cuda else None,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
-from layerkit.render.instructions import instructions
+from layerkit.render.instructions import instructions, parse
 from layerkit.spec.validate import Checked
 
 # A URL (any scheme) or an scp-like git address: BuildKit fetches it, it is no local file.
@@ -24,6 +24,19 @@ _REMOTE = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 
 def user_base(checked: Checked) -> tuple[str, str]:
     """(the Dockerfile text with its last stage named, that name)."""
+    return _alias_last_stage(checked_text(checked), checked)
+
+
+def check_base_dockerfile(checked: Checked) -> None:
+    """Raise SpecError when the spec's base Dockerfile (if any) cannot be inlined as is."""
+    base = checked.resolved.spec.base
+    if base is not None and (base.dockerfile is not None or base.dockerfile_file is not None):
+        checked_text(checked)
+
+
+def checked_text(checked: Checked) -> str:
+    """The base Dockerfile's text, refused (SpecError at its file:line) when BuildKit would
+    read it otherwise than meant once inlined, or when it reads the build context."""
     base = checked.resolved.spec.base
     assert base is not None
     if base.dockerfile is not None:
@@ -39,6 +52,13 @@ def user_base(checked: Checked) -> tuple[str, str]:
             "use the default backslash",
             loc,
         )
+    for problem in parse(text).problems[:1]:
+        if path is None:
+            raise SpecError(
+                f"line {problem.line} of base.dockerfile: {problem.message}",
+                checked.resolved.loc(("base", "dockerfile")),
+            )
+        raise SpecError(problem.message, Location(str(path), problem.line, problem.col))
     for number, source in context_sources(text):
         what = (
             f"the base Dockerfile copies {source!r} from the build context, which layerkit does not "
@@ -50,7 +70,7 @@ def user_base(checked: Checked) -> tuple[str, str]:
                 f"line {number} of base.dockerfile: {what}", checked.resolved.loc(("base", "dockerfile"))
             )
         raise SpecError(what, Location(str(path), number))
-    return _alias_last_stage(text, checked)
+    return text
 
 
 def _escape_directive(text: str) -> str | None:

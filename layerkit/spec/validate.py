@@ -15,6 +15,7 @@ from packaging.version import InvalidVersion, Version
 from layerkit.errors import SpecError
 from layerkit.spec import values as V
 from layerkit.spec.catalog import Catalog, CatalogImage, load_catalog
+from layerkit.spec.gpu import check_named_base, cuda_of
 from layerkit.spec.imageref import parse_image_ref
 from layerkit.spec.merge import Resolved
 from layerkit.spec.models import Base, Features
@@ -31,6 +32,11 @@ class Checked:
     resolved: Resolved
     image: CatalogImage | None  # the catalog base, when the base is one
     warnings: tuple[str, ...]
+
+    @property
+    def cuda(self) -> str | None:
+        """The CUDA the environment targets: features.gpu, else its catalog base (spec/gpu.py)."""
+        return cuda_of(self.resolved.spec, self.image)
 
 
 def _v(text: str) -> Version | None:
@@ -270,6 +276,13 @@ def _check_features(r: Resolved, cat: Catalog) -> None:
     if gpu:
         if gpu.cuda is None:
             raise SpecError("features.gpu needs a cuda version", r.loc(("features", "gpu")))
+        for part in ("cuda", "cudnn", "nccl"):
+            value = getattr(gpu, part)
+            if value is not None and not re.fullmatch(r"[0-9]+(\.[0-9]+){0,3}", value):
+                raise SpecError(
+                    f"features.gpu.{part} must be a version such as '12.1' (got {value!r})",
+                    r.loc(("features", "gpu", part)),
+                )
         rule = cat.compat_rule(gpu.cuda)
         if rule is None:
             known = ", ".join(x.cuda for x in cat.compat)
@@ -329,5 +342,7 @@ def check(r: Resolved, catalog: Catalog | None = None) -> Checked:
     image = _select(r, cat)
     if b and b.flavour and image:
         _check_flavour_provides(r, image)
+    if b and (b.flavour or b.image) and image:
+        check_named_base(r, image)
     _check_base(r, image, cat)
     return Checked(r, image, tuple(warn))
