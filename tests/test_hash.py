@@ -116,7 +116,7 @@ SPECS = Path(__file__).parent / "specs"
 PINNED = {
     "full-cpu.yaml": "d75d9f6420ff080bd0306b934c9f653182644ecf2e6b08da01190d9e96cd6def",
     "gpu-cuda11.8.yaml": "cb63b3dad8965f13a0936681e0338a84d7920050677d791d733df82a35ce6fb6",
-    "openmpi-gpu.yaml": "7e125cbb00c2d936fb54730b6df5a339b18417f9f78d245daf8040044e91380f",
+    "openmpi-gpu.yaml": "ded4adfbddce6bd85dda9cfbfbc3d5b6d13c84377a4ce0971e9e41200c0d92a4",  # no channels: conda's defaults
     "user-managed-image.yaml": "b70551d2a9a30a929d20d4b245eb9f56929159c01a7d5d49b30a32c2ac57d7f8",
     "environment.yml": "7d2b672b9990fd27feb309a99589469bc35973c41d894b6d41933d75b8e06b27",
     "hosted-env.json": "4572da09836b7f13a06227404f716ba04fc35c54a273d2b3c8705a2b9a12ef59",

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict
 from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
 from layerkit.render.userfile import user_base
+from layerkit.spec import matchspec as M
+from layerkit.spec import pip as P
 from layerkit.spec import values as V
 from layerkit.spec.catalog import load_catalog
 from layerkit.spec.imageref import parse_image_ref
@@ -171,6 +173,13 @@ def _env_install(checked: Checked, lock: Lock | None, platform: str, base_apt: s
         download = Download(url=entry.linux_64.url, check_tool=tool, digest=value)
         version = entry.version
     pip_index = spec.mirrors.pypi_index if spec.mirrors else None
+    secrets = P.section(conda.pip).options.env_names() if conda else ()
+    if secrets:
+        raise SpecError(
+            f"the pip index needs ${{{'}, ${'.join(secrets)}}} while the image builds, and layerkit cannot "
+            "pass build secrets to BuildKit yet; `layerkit lock` works, build with a credential-free mirror",
+            checked.resolved.loc(("conda", "pip")),
+        )
     # Only the rattler installer is given one: conda's and micromamba's `clean` would
     # empty a shared cache, and their builds cannot be exercised here.
     package_cache = RATTLER_PACKAGE_CACHE if installer == "rattler" else None
@@ -210,14 +219,11 @@ def _env_install(checked: Checked, lock: Lock | None, platform: str, base_apt: s
 
 
 def effective_dependencies(checked: Checked) -> tuple[str, ...]:
-    """Conda dependencies as installed: the spec's, plus the flavour's Python if unpinned."""
+    """Conda dependencies as installed: the spec's, plus Python when no spec names it."""
     conda = checked.resolved.spec.conda
     deps = list(conda.dependencies or ()) if conda else []
-    names = {d.split("::")[-1].split("=")[0].split(">")[0].split("<")[0].split(" ")[0].strip() for d in deps}
-    if "python" not in names:
-        image = checked.image
-        python = image.python if image else load_catalog().get(DEFAULT_FLAVOUR).python  # type: ignore[union-attr]
-        deps.append(f"python={python}")
+    if checked.injected_python:
+        deps.append(f"python={checked.injected_python}")
     return tuple(sorted(deps))
 
 
@@ -233,15 +239,20 @@ def _context_files(
         if env.pip_file:
             files.append((env.pip_file, lock.pip_requirements(platform)))
     else:
-        conda = spec.conda
+        conda, mirrors = spec.conda, spec.mirrors
+        channels = list(M.resolved_channels(conda, mirrors))
         doc = {
-            "channels": list(conda.channels or ()) if conda and conda.channels else ["conda-forge"],
-            "dependencies": list(effective_dependencies(checked)),
+            # nodefaults: conda env create would append its .condarc channels otherwise
+            "channels": channels + ([] if env.installer == "rattler" else [M.NODEFAULTS]),
+            "dependencies": [M.qualified(d, mirrors) for d in effective_dependencies(checked)],
         }
         # JSON is valid YAML and needs no escaping decisions of our own.
         files.append(("environment.yml", json.dumps(doc, indent=2, sort_keys=True) + "\n"))
         if env.pip_file and conda and conda.pip:
-            files.append((env.pip_file, "\n".join(sorted(conda.pip)) + "\n"))
+            pip = P.section(conda.pip)
+            # Options first, as lines: pip expands ${NAME} credentials in files only.
+            lines = [*pip.options.lines(), *sorted(pip.requirements)]
+            files.append((env.pip_file, "\n".join(lines) + "\n"))
     if env.installer == "rattler":
         from layerkit.resources import data_dir
 
