@@ -118,7 +118,7 @@ PINNED = {
     "gpu-cuda11.8.yaml": "fe3649680afb3f21db48228951ddb012805e54890445c13c0f841e1aec649346",
     # Re-pinned when the CUDA 10.1 flavours moved from the deleted nvidia/cuda tags to CUDA from
     # NVIDIA's apt repositories: a different base image, so rightly a different identity.
-    "openmpi-gpu.yaml": "603f9d4ea61a974f0e6d5b4551e37f3892a037bab7abad0161982169b2836ff1",
+    "openmpi-gpu.yaml": "73da7fb933adc40b6e915addf2544a48a21804be7569ed28c704fb1fa3453306",
     "user-managed-image.yaml": "a5f22639054d9bd39fec77cb5941df570f9ff5e44c9897924bcb833a374caf44",
     "environment.yml": "40d84017ce563b880cb264264d1159203a51c6dd82451453ec96a0902f4287ae",
     "hosted-env.json": "04142c40b55b6770c78749b1cb049ea013eb749e64b6996030808767790a2817",

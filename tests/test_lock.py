@@ -251,3 +251,14 @@ def test_python_api_lock_returns_the_lock_and_its_explicit_files(
     assert ident(explicit[0]) == ident(Path(lk.source))
     # An unreachable base registry: a warning, no failure, the base stays floating.
     assert lk.base_digests == () and any(f"base image {down} is not pinned" in w for w in warnings)
+
+
+def test_channel_qualified_spec_locks_from_its_channel(
+    cli, channel: tuple[Path, str], tmp_path: Path
+) -> None:
+    """A URL-qualified spec locks (conda-lock passes it on as `<last path part>::datakit`)."""
+    _, url = channel
+    spec = spec_file(tmp_path, url, ["python=3.11", f"{url}::datakit=1.0"])
+    r = cli("lock", spec)
+    assert r.code == 0, r.err
+    assert conda_pkgs(tmp_path / "env.conda-lock.yml")["datakit"].startswith("datakit-1.0")

@@ -16,6 +16,8 @@ from typing import Any
 
 from layerkit.lock.model import Lock
 from layerkit.render.plan import RenderPlan, effective_dependencies
+from layerkit.spec import matchspec as M
+from layerkit.spec import pip as P
 from layerkit.spec.validate import Checked
 
 HASH_SCHEMA = 1
@@ -69,13 +71,20 @@ def _packages(checked: Checked, lock: Lock | None) -> dict[str, Any]:
             )
         }
     conda = checked.resolved.spec.conda
+    pip = P.section(conda.pip if conda else None)
     unlocked: dict[str, Any] = {
-        "channels": list(conda.channels or ()) if conda else [],
+        # as conda reads them (no channels means defaults; nodefaults is no channel), before mirrors
+        "channels": list(M.channels_of(conda)[0]),
         "dependencies": sorted(effective_dependencies(checked)),
-        "pip": sorted(conda.pip or ()) if conda else [],
+        "pip": sorted(pip.requirements),
     }
     if checked.cuda:  # the solve's __cuda (CONDA_OVERRIDE_CUDA): CUDA builds, not CPU ones
         unlocked["cuda"] = checked.cuda
+    if pip.options != P.PipOptions():
+        # They change what pip installs. The site's mirrors.pypi_index does not enter.
+        o = pip.options
+        unlocked["pip_options"] = {"index_url": o.index_url, "extra_index_urls": sorted(o.extra_index_urls),
+                                   "find_links": sorted(o.find_links), "pre": o.pre}  # fmt: skip
     return unlocked
 
 

@@ -25,6 +25,8 @@ from layerkit.hashing.content import digest
 from layerkit.lock.model import Lock
 from layerkit.lock.unified import BASE_DIGESTS_KEY, SPEC_HASH_KEY, read_unified
 from layerkit.render.plan import effective_dependencies
+from layerkit.spec import matchspec as M
+from layerkit.spec import pip as P
 from layerkit.spec.validate import Checked
 
 LOCK_SCHEMA = 1
@@ -40,20 +42,16 @@ class LockInputs:
     platforms: tuple[str, ...]
     virtual: dict[str, str]  # __cuda, __glibc
     pip_index: str | None
+    # conda-lock's pip-repositories, in order (indexes, then find-links pages), and
+    # whether pypi.org is asked too (allow-pypi-requests); ${NAME} credentials stay unexpanded.
+    pip_repositories: tuple[str, ...] = ()
+    pypi: bool = True
 
     def spec_hash(self) -> str:
-        return digest({"schema": LOCK_SCHEMA, **self.__dict__})
-
-
-def _channel_url(name: str, checked: Checked) -> str:
-    m = checked.resolved.spec.mirrors
-    if m and m.channels and name in m.channels:
-        return m.channels[name].rstrip("/")
-    if "://" in name:
-        return name.rstrip("/")
-    if m and m.channel_alias:
-        return f"{m.channel_alias.rstrip('/')}/{name}"
-    return name
+        fields = dict(self.__dict__)
+        if not self.pip_repositories and self.pypi:  # as before these fields existed
+            del fields["pip_repositories"], fields["pypi"]
+        return digest({"schema": LOCK_SCHEMA, **fields})
 
 
 def lock_inputs(checked: Checked) -> LockInputs:
@@ -61,22 +59,42 @@ def lock_inputs(checked: Checked) -> LockInputs:
     if spec.user_managed:
         raise SpecError("user_managed environments install nothing, so there is nothing to lock")
     conda = spec.conda
-    channels = tuple(
-        _channel_url(c, checked) for c in ((conda.channels if conda else None) or ("conda-forge",))
-    )
+    mirrors = spec.mirrors
+    channels = M.resolved_channels(conda, mirrors)
     virtual = {
         # conda must not pick packages built for a newer glibc than the base's.
         "__glibc": (checked.image.distro.glibc if checked.image else None) or DEFAULT_GLIBC
     }
     if checked.cuda:  # features.gpu, else the CUDA flavour's: GPU builds, not CPU ones
         virtual["__cuda"] = checked.cuda
+    pip = P.section(conda.pip if conda else None)
+    opts = pip.options
+    site_index = mirrors.pypi_index if mirrors else None
+    if opts.pre:
+        raise SpecError(
+            "--pre cannot be locked: conda-lock's pip solver (Poetry) takes no --pre and picks a "
+            "pre-release only when no final release matches; pin the pre-release (e.g. 'name==2.0rc1')",
+            checked.resolved.loc(("conda", "pip")),
+        )
+    for url in opts.find_links:
+        if not url.endswith((".html", ".htm")):
+            raise SpecError(
+                f"--find-links {url} cannot be locked: conda-lock reads a find-links page only when "
+                "its URL ends in .html; use that page's URL, or an index with --extra-index-url",
+                checked.resolved.loc(("conda", "pip")),
+            )
+    # The user's --index-url replaces the public index; the site mirror replaces it otherwise.
+    index = opts.index_url or site_index
+    repos = tuple(dict.fromkeys(u for u in (index, *opts.extra_index_urls, *opts.find_links) if u))
     return LockInputs(
         channels=channels,
-        dependencies=effective_dependencies(checked),
-        pip=tuple(sorted(conda.pip or ())) if conda else (),
+        dependencies=tuple(M.qualified(d, mirrors) for d in effective_dependencies(checked)),
+        pip=tuple(sorted(pip.requirements)),
         platforms=tuple(spec.platforms or ("linux-64",)),
         virtual=virtual,
-        pip_index=spec.mirrors.pypi_index if spec.mirrors else None,
+        pip_index=site_index,
+        pip_repositories=repos,
+        pypi=index is None,
     )
 
 
@@ -140,7 +158,7 @@ def find_solver(explicit: str | None, cache_dir: Path) -> str:
 def _env_file(inputs: LockInputs) -> dict[str, Any]:
     deps: list[Any] = list(inputs.dependencies)
     if inputs.pip:
-        if not any(re.match(r"pip\b", d) for d in deps):
+        if not any(M.name_of(d) == "pip" for d in deps):
             deps.append("pip")
         deps.append({"pip": list(inputs.pip)})
     doc: dict[str, Any] = {
@@ -148,8 +166,9 @@ def _env_file(inputs: LockInputs) -> dict[str, Any]:
         "dependencies": deps,
         "platforms": list(inputs.platforms),
     }
-    if inputs.pip_index:
-        doc["pip-repositories"] = [inputs.pip_index]
+    if inputs.pip_repositories:
+        doc["pip-repositories"] = list(inputs.pip_repositories)
+    if not inputs.pypi:
         doc["allow-pypi-requests"] = False
     return doc
 

@@ -80,6 +80,8 @@ from rattler import (
 from rattler.exceptions import InvalidMatchSpecError, SolverError
 from rattler.package.build_string import BuildString
 
+from layerkit.spec.matchspec import bind_channel
+
 SHIM_VERSION = "0.1.0"
 _SOLVE_COMMANDS = ("create", "install", "update")
 _DEFAULTS = ["https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r"]  # conda's "defaults"
@@ -293,7 +295,8 @@ async def _solve(args: argparse.Namespace, subdir: str) -> dict[str, Any]:
     installed = _read_prefix(args.prefix) if args.command != "create" else []
     # Lenient parsing, as conda does: conda-lock writes `pkg==1.0` as "pkg 1.0", which
     # rattler's strict mode rejects as ambiguous.
-    specs = [MatchSpec(s, strict=False) for s in args.args]
+    # conda-lock names a spec's channel by conda's canonical name; bind it to a -c URL.
+    specs = [MatchSpec(bind_channel(s, urls), strict=False) for s in args.args]
     updating = {m.name.normalized for m in specs}
     kept = [e for e in installed if e["name"] not in updating and not e["name"].startswith("__")]
     specs += [MatchSpec(e["name"]) for e in kept]  # conda keeps what is installed unless told otherwise

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
 from layerkit.render.envvars import quote
+from layerkit.spec import pip as P
 from layerkit.spec.catalog import load_catalog
 from layerkit.spec.imageref import parse_image_ref
 from layerkit.spec.models import Installer
@@ -134,6 +135,13 @@ def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstal
             url=entry.linux_64.url, algorithm="sha256" if tool == "sha256sum" else "md5", digest=value
         )
         version = entry.version
+    secrets = P.section(conda.pip).options.env_names() if conda else ()
+    if secrets:
+        raise SpecError(
+            f"the pip index needs ${{{'}, ${'.join(secrets)}}} while the image builds, and layerkit cannot "
+            "pass build secrets to BuildKit yet; `layerkit lock` works, build with a credential-free mirror",
+            checked.resolved.loc(("conda", "pip")),
+        )
     if lock is not None:
         if platform not in lock.platforms and lock.packages:
             raise SpecError(f"lock {lock.source} has no packages for platform {platform}")

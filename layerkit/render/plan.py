@@ -18,6 +18,8 @@ from layerkit.render.cuda_apt import CudaAptPlan, cuda_apt_plan
 from layerkit.render.envinstall import EnvInstall, mirror, with_digest
 from layerkit.render.envvars import PATH_LISTS, prepend, quote
 from layerkit.render.userfile import user_base
+from layerkit.spec import matchspec as M
+from layerkit.spec import pip as P
 from layerkit.spec import values as V
 from layerkit.spec.catalog import load_catalog
 from layerkit.spec.models import Features, Runtime
@@ -90,14 +92,11 @@ def _steps(checked: Checked, stage: str) -> tuple[CommandStep, ...]:
 
 
 def effective_dependencies(checked: Checked) -> tuple[str, ...]:
-    """Conda dependencies as installed: the spec's, plus the flavour's Python if unpinned."""
+    """Conda dependencies as installed: the spec's, plus Python when no spec names it."""
     conda = checked.resolved.spec.conda
     deps = list(conda.dependencies or ()) if conda else []
-    names = {d.split("::")[-1].split("=")[0].split(">")[0].split("<")[0].split(" ")[0].strip() for d in deps}
-    if "python" not in names:
-        image = checked.image
-        python = image.python if image else load_catalog().get(DEFAULT_FLAVOUR).python  # type: ignore[union-attr]
-        deps.append(f"python={python}")
+    if checked.injected_python:
+        deps.append(f"python={checked.injected_python}")
     return tuple(sorted(deps))
 
 
@@ -113,15 +112,20 @@ def _context_files(
         if env.pip_file:
             files.append((env.pip_file, lock.pip_requirements(platform)))
     else:
-        conda = spec.conda
+        conda, mirrors = spec.conda, spec.mirrors
+        channels = list(M.resolved_channels(conda, mirrors))
         doc = {
-            "channels": list(conda.channels or ()) if conda and conda.channels else ["conda-forge"],
-            "dependencies": list(effective_dependencies(checked)),
+            # nodefaults: conda env create would append its .condarc channels otherwise
+            "channels": channels + ([] if env.installer == "rattler" else [M.NODEFAULTS]),
+            "dependencies": [M.qualified(d, mirrors) for d in effective_dependencies(checked)],
         }
         # JSON is valid YAML and needs no escaping decisions of our own.
         files.append(("environment.yml", json.dumps(doc, indent=2, sort_keys=True) + "\n"))
         if env.pip_file and conda and conda.pip:
-            files.append((env.pip_file, "\n".join(sorted(conda.pip)) + "\n"))
+            pip = P.section(conda.pip)
+            # Options first, as lines: pip expands ${NAME} credentials in files only.
+            lines = [*pip.options.lines(), *sorted(pip.requirements)]
+            files.append((env.pip_file, "\n".join(lines) + "\n"))
     from layerkit.resources import data_dir
 
     script = "install_env.py" if env.installer == "rattler" else "fetch_installer.py"

@@ -43,12 +43,15 @@ class _Out:
         self.new_pos: Positions = {}
         self.data: dict[str, Any] = {}
 
-    def put(self, new: Key, value: Any, old: Key) -> None:
+    def put(self, new: Key, value: Any, old: Key, children: bool = True) -> None:
         node = self.data
         for part in new[:-1]:
             node = node.setdefault(str(part), {})
         node[str(new[-1])] = value
-        self.copy_positions(new, old)
+        if children:
+            self.copy_positions(new, old)
+        elif old in self.pos:
+            self.new_pos[new] = self.pos[old]
 
     def copy_positions(self, new: Key, old: Key) -> None:
         n = len(old)
@@ -77,8 +80,9 @@ def _split_pip(deps: Any, out: _Out, old: Key, new: Key) -> None:
             continue
         out.copy_positions((*new, "dependencies", len(conda)), (*old, i))
         conda.append(item)
-    out.put((*new, "dependencies"), conda, old)
-    out.copy_positions((*new, "dependencies"), old)
+    # The list's own position only: its items were renumbered above (a `pip:` item drops out),
+    # and copying the old children would shift every later item by one.
+    out.put((*new, "dependencies"), conda, old, children=False)
 
 
 def _check_keys(data: dict[str, Any], allowed: set[str], where: Key, out: _Out) -> None:

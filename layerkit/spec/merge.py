@@ -26,16 +26,16 @@ Provenance = dict[Key, Location]
 
 def conda_key(spec: str) -> str:
     """Package name of a conda MatchSpec ("conda-forge::numpy>=1" -> "numpy")."""
-    name = spec.split("::", 1)[-1]
-    return re.split(r"[\s=<>!~\[]", name.strip(), maxsplit=1)[0].lower()
+    from layerkit.spec.matchspec import name_of
+
+    return name_of(spec) or spec.strip().lower()
 
 
 def pip_key(spec: str) -> str:
-    """Canonical project name of a pip requirement, or the whole line for URLs/options."""
-    m = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
-    if not m or spec.lstrip().startswith("-") or "://" in spec.split("@", 1)[0]:
-        return spec.strip()
-    return re.sub(r"[-_.]+", "-", m.group(1)).lower()
+    """Canonical project name of a pip requirement; an option's name (or name and value)."""
+    from layerkit.spec.pip import line_key
+
+    return line_key(spec)
 
 
 KEY_FUNCS: dict[str, Callable[[str], str]] = {"conda": conda_key, "pip": pip_key}

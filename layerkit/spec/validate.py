@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion, Version
 
 from layerkit.errors import SpecError
+from layerkit.spec import matchspec as M
+from layerkit.spec import pip as P
 from layerkit.spec import values as V
 from layerkit.spec.catalog import Catalog, CatalogImage, load_catalog
 from layerkit.spec.gpu import check_named_base, cuda_of
@@ -32,6 +34,8 @@ class Checked:
     resolved: Resolved
     image: CatalogImage | None  # the catalog base, when the base is one
     warnings: tuple[str, ...]
+    # The Python added to conda.dependencies because no dependency names python at all.
+    injected_python: str | None = None
 
     @property
     def cuda(self) -> str | None:
@@ -48,7 +52,11 @@ def _v(text: str) -> Version | None:
 
 def _python_floor(spec: str) -> Version | None:
     """Lowest Python a `python...` conda spec admits (None when it has no lower bound)."""
-    m = re.fullmatch(r"python\s*(==|=|>=|~=|>|<=|<)?\s*([0-9][0-9.]*)(?:\.\*)?(?:[\s=,].*)?", spec.strip())
+    try:
+        version = M.parse(spec).version
+    except ValueError:
+        return None
+    m = re.fullmatch(r"(==|=|>=|~=|>|<=|<)?\s*([0-9][0-9.]*)(?:\.\*)?(?:[\s=,|].*)?", version or "")
     if not m:
         return None
     op, ver = m.group(1) or "=", _v(m.group(2).rstrip("."))
@@ -148,14 +156,22 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
     if c:
         for i, ch in enumerate(c.channels or ()):
             bad(("conda", "channels", i), None if V.matches(V.CHANNEL, ch) else f"'{ch}' is not a channel")
+        if c.channels and not M.channels_of(c)[0]:
+            bad(("conda", "channels", 0), "only 'nodefaults' is listed, which removes every channel: add one")
         for i, dep in enumerate(c.dependencies or ()):
             bad(("conda", "dependencies", i), V.conda_spec(dep))
             if not V.is_pinned_conda(dep):
                 warn.append(f"{r.loc(('conda', 'dependencies', i))}: warning: '{dep}' is unpinned; lock it")
+        seen: dict[str, int] = {}
         for i, dep in enumerate(c.pip or ()):
             bad(("conda", "pip", i), V.pip_spec(dep))
             if not V.is_pinned_pip(dep):
                 warn.append(f"{r.loc(('conda', 'pip', i))}: warning: '{dep}' is unpinned; lock it")
+            opt = P.option(dep)
+            if opt and not P.OPTIONS[opt[0]][2]:
+                if opt[0] in seen:
+                    bad(("conda", "pip", i), f"{opt[0]} is already set (item {seen[opt[0]]}); pip takes one")
+                seen[opt[0]] = i
     for i, pkg in enumerate(s.apt or ()):
         ok = V.matches(V.APT_PACKAGE, pkg)
         bad(("apt", i), None if ok else f"'{pkg}' is not an apt package name (name or name=version)")
@@ -345,4 +361,28 @@ def check(r: Resolved, catalog: Catalog | None = None) -> Checked:
     if b and (b.flavour or b.image) and image:
         check_named_base(r, image)
     _check_base(r, image, cat)
-    return Checked(r, image, tuple(warn))
+    injected = _implied(r, image, cat, warn)
+    return Checked(r, image, tuple(warn), injected)
+
+
+def _implied(r: Resolved, image: CatalogImage | None, cat: Catalog, warn: list[str]) -> str | None:
+    """What conda would add to the spec as written: channels, and the Python to install."""
+    spec = r.spec
+    if spec.user_managed:
+        return None
+    conda = spec.conda
+    _, implied = M.channels_of(conda)
+    if implied:
+        urls = " and ".join(M.DEFAULT_CHANNELS)
+        where = r.loc(("conda",)) if conda else r.root.loc(())
+        warn.append(f"{where}: warning: no channels listed, so conda's 'defaults' is used ({urls}); "
+                    "list channels to choose")  # fmt: skip
+    deps = (conda.dependencies or ()) if conda else ()
+    if M.python_spec(deps) is not None:
+        return None
+    base = image or cat.get(DEFAULT_FLAVOUR)
+    assert base is not None
+    where = r.loc(("conda", "dependencies")) if deps else r.root.loc(())
+    warn.append(f"{where}: warning: no python in the dependencies, so python={base.python} "
+                f"(base '{base.id}') is installed; add a python spec to choose")  # fmt: skip
+    return base.python

@@ -58,32 +58,24 @@ def conda_spec(value: str) -> str | None:
 
 
 def pip_spec(value: str) -> str | None:
-    from packaging.requirements import InvalidRequirement, Requirement
+    from layerkit.spec import pip
 
-    if problem := no_control(value):
-        return problem
-    if value.lstrip().startswith("-"):
-        return f"'{value}': pip options are not allowed here; set mirrors.pypi_index for an index"
-    try:
-        Requirement(value)
-    except InvalidRequirement as exc:
-        return f"'{value}' is not a valid pip requirement: {str(exc).splitlines()[0]}"
-    return None
+    return pip.problem(value)
 
 
 def is_pinned_conda(value: str) -> bool:
-    m = CONDA_SPEC.fullmatch(value.strip())
-    return bool(m and m.group("version"))
+    from layerkit.spec.matchspec import parse
+
+    try:
+        return parse(value).version is not None
+    except ValueError:
+        return False
 
 
 def is_pinned_pip(value: str) -> bool:
-    from packaging.requirements import Requirement
+    from layerkit.spec import pip
 
-    try:
-        req = Requirement(value)
-    except Exception:
-        return False
-    return req.url is not None or any(s.operator in ("==", "===") for s in req.specifier)
+    return pip.is_pinned(value)
 
 
 def matches(pattern: re.Pattern[str], value: str) -> bool:
