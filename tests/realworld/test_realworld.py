@@ -1,0 +1,377 @@
+"""Environment files nobody on the team wrote (issue 11, "Tests that prove it").
+
+Each directory here holds one public environment file, transcribed as data (keys, channels,
+specs, spacing and order as in the source; comments and prose dropped) with its source in a
+header comment, or in a SOURCE file beside a JSON input. Every file either validates and
+renders, or is refused with exit 2 and one line giving the reason.
+
+`today` records what layerkit does now. Where that is wrong by issue 11's standard (a valid
+file refused, a meaning changed, or a refusal whose message does not say why), `want` says
+what it should do; flip `today` to it when the fix lands, and delete `want`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class Case:
+    path: str  # the input, relative to this directory
+    source: str  # repository @ commit, path in it
+    today: str  # "ok", or "refused: <text the one-line error must contain>"
+    at: str = ""  # refused: line:col the error must point at
+    want: str = ""  # set only where `today` is wrong by issue 11's standard
+    base: str = ""  # ok: the image the Dockerfile starts FROM
+    channels: tuple[str, ...] = ()  # ok: the rendered environment's channels, in order
+    conda: tuple[str, ...] = ()  # ok: specs the rendered environment must list
+    pip: tuple[str, ...] = ()  # ok: lines requirements.txt must hold
+    warns: tuple[str, ...] = field(default=())  # ok: text that must be on stderr
+
+
+AML_EX = "Azure/azureml-examples"
+MLN = "Azure/MachineLearningNotebooks"
+LOCK = "conda/conda-lock"
+
+CASES = {
+    # --- Azure ML v2 environment YAML ($schema: .../environment.schema.json) ---
+    "aml-v2-image-plus-conda": Case(
+        "aml-v2-image-plus-conda/docker-image-plus-conda.yml",
+        f"{AML_EX} @ 35579b49, cli/assets/environment/docker-image-plus-conda.yml (+ conda-yamls/pydata.yml @ 17e8241d)",
+        today="refused: unknown key '$schema'",
+        at="3:10",
+        want="ok: base mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest; conda_file read relative "
+        "to the YAML (python=3.8, pip, 17 pinned pip packages); $schema/description accepted",
+    ),
+    "aml-v2-docker-image": Case(
+        "aml-v2-docker-image/docker-image.yml",
+        f"{AML_EX} @ 4133e7cf, cli/assets/environment/docker-image.yml",
+        today="refused: unknown key '$schema'",
+        at="3:10",
+        want="ok: base pytorch/pytorch:latest and nothing installed on it (Azure runs an image-only "
+        "environment as is, i.e. user-managed)",
+    ),
+    "aml-v2-preview-docker-key": Case(
+        "aml-v2-preview-docker-key/python-ml-basic-cpu.yml",
+        f"{AML_EX} @ 083b0334, cli/assets/environment/python-ml-basic-cpu.yml (+ conda-envs/ @ 906b29c1)",
+        today="refused: unknown key 'conda_file'",
+        at="8:13",
+        want="refused, but saying this is the Azure ML v2 preview shape (docker.image, conda_file: file:...) "
+        "that the GA schema replaced; today the 'docker' key makes layerkit read it as v1 environment JSON",
+    ),
+    # --- Azure ML v1: environment JSON, CLI inference config, conda_dependencies.yml ---
+    "aml-v1-saved-env": Case(
+        "aml-v1-saved-env/azureml_environment.json",
+        "kuko6/glioma-segmentation @ faeb17ee, azureml_environment.json (SDK save_to_directory output)",
+        today="ok",
+        base="mcr.microsoft.com/azureml/openmpi3.1.2-ubuntu18.04:20220208.v1",
+        channels=("conda-forge",),
+        conda=("python=3.11",),
+        warns=("'spark' is not supported and was ignored",),
+        want="ok, reading conda_dependencies.yml beside the JSON as Environment.load_from_directory does: "
+        "channels anaconda, conda-forge; python=3.8, pip=20.2.4 and 10 pip packages. Today they are "
+        "dropped, python=3.11 is injected without a word, and spark/databricks holding only the SDK's "
+        "defaults draw warnings",
+    ),
+    "aml-v1-saved-env-conda": Case(
+        "aml-v1-saved-env/conda_dependencies.yml",
+        "kuko6/glioma-segmentation @ 9f4cbda9, conda_dependencies.yml (conda deps after the pip: item)",
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("anaconda", "conda-forge"),
+        conda=("python=3.8", "pip=20.2.4"),
+        pip=("azureml-defaults", "keras~=2.6.0", "tensorflow-gpu~=2.7.0", "azureml-core~=1.39.0"),
+    ),
+    "aml-v1-automl-env": Case(
+        "aml-v1-automl-env/azureml_environment.json",
+        "czofficial/nd00333-capstone @ f254062d, azureml_environment.json",
+        today="refused: version: use letters, digits",
+        at="3:16",
+        want="ok: the version 'Autosave_2021-04-20T12:00:05Z_955f33e7' was written by Azure ML itself; "
+        "version is identity, not part of the hash, so a ':' in it must not refuse the file",
+    ),
+    "aml-cli-inferenceconfig": Case(
+        "aml-cli-inferenceconfig/inferenceconfig.json",
+        f"{MLN} @ de9ce83f, how-to-use-azureml/azureml-cli/.azureml/inferenceconfig.json",
+        today="refused: unknown key 'entryScript'",
+        at="2:20",
+        want="ok: the v1 CLI inference config (entryScript, runtime, condaFile) imported like the "
+        "entryScript+environment shape, reading .azureml/conda_dependencies.yml; or refused naming "
+        "the format, not as an unknown layerkit key",
+    ),
+    "aml-cli-conda-deps-no-channels": Case(
+        "aml-cli-conda-deps-no-channels/conda_dependencies.yml",
+        f"{MLN} @ de9ce83f, how-to-use-azureml/azureml-cli/.azureml/conda_dependencies.yml",
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge",),
+        conda=("python=3.6.2",),
+        pip=("azureml-defaults", "scikit-learn", "pandas"),
+        want="ok with what conda gives a file without channels: (its defaults, pkgs/main and pkgs/r) "
+        "and a warning naming the channels used; today conda-forge is chosen silently",
+    ),
+    "aml-automl-env-linux": Case(
+        "aml-automl-env-linux/automl_env_linux.yml",
+        f"{MLN} @ 0ecbbbce, how-to-use-azureml/automated-machine-learning/automl_env_linux.yml",
+        today="refused: 'https://aka.ms/automl-resources/packages/en_core_web_sm-2.1.0.tar.gz' is not a valid pip requirement",
+        at="30:5",
+        want="refused, saying why: a bare URL has no name to lock and no hash (write 'name @ URL'), "
+        "and '-r URL [--no-deps]' includes a remote, unpinned requirements file",
+    ),
+    "aml-rapids": Case(
+        "aml-rapids/rapids.yml",
+        f"{MLN} @ 86c1b3d7, contrib/RAPIDS/rapids.yml",
+        today="refused: 'git+https://github.com/cupy/cupy.git' is not a valid pip requirement",
+        at="41:8",
+        want="refused, saying why: a VCS URL without a pinned commit (issue 11 section 5)",
+    ),
+    # --- Azure ML curated environment (azureml-assets) ---
+    "aml-assets-lightgbm": Case(
+        "aml-assets-lightgbm/conda_dependencies.yaml",
+        "Azure/azureml-assets @ 09170d52, assets/training/general/environments/lightgbm-3.3/context/conda_dependencies.yaml",
+        # Right: '{{latest-pypi-version}}' is a placeholder Azure's release tooling fills in.
+        today="refused: 'azureml-core=={{latest-pypi-version}}' is not a valid pip requirement",
+        at="15:5",
+    ),
+    # --- widely used projects' environment.yml ---
+    "sd-environment": Case(
+        "sd-environment/environment.yaml",
+        "CompVis/stable-diffusion @ 00d2d0e9, environment.yaml",
+        today="refused: pip options are not allowed here; set mirrors.pypi_index",
+        at="36:7",
+        want="refused, saying why: '-e' editable installs of VCS branches (and '-e .') are not "
+        "reproducible; today's message talks about mirrors (issue 11 section 5)",
+    ),
+    "gaussian-splatting": Case(
+        "gaussian-splatting/environment.yml",
+        "graphdeco-inria/gaussian-splatting @ 177653f4, environment.yml",
+        today="refused: 'submodules/diff-gaussian-rasterization' is not a valid pip requirement",
+        at="19:7",
+        want="refused, saying why: a local path is not in the build context and cannot be locked",
+    ),
+    "pandas-dev": Case(
+        "pandas-dev/environment.yml",
+        "pandas-dev/pandas @ 0005a3b7, environment.yml",
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge",),
+        conda=(
+            "python=3.8",
+            "cython=0.29.30",
+            "numexpr>=2.7.1",
+            "aiobotocore<2.0.0",
+            "c-compiler",
+            "pytorch",
+        ),
+    ),
+    "numpy-dev": Case(
+        "numpy-dev/environment.yml",
+        "numpy/numpy @ 0452c134, environment.yml",
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge",),
+        conda=("python=3.9", "breathe!=4.33.0", "compilers", "nomkl", "setuptools=59.2.0"),
+    ),
+    "mpl-dev": Case(
+        "mpl-dev/environment.yml",
+        "matplotlib/matplotlib @ 0023ec6c, environment.yml",
+        today="refused: 'nbconvert[execute]!=6.0.0,!=6.0.1,!=7.3.0,!=7.3.1' is not a valid conda package spec",
+        at="52:5",
+        want="ok: conda's MatchSpec drops a bracket key without a value, reading nbconvert!=6.0.0,... "
+        "(checked with conda-lock's vendored conda); keep the version and warn that '[execute]' is "
+        "ignored, or refuse saying pip-style extras are not conda syntax",
+    ),
+    "xarray-tests": Case(
+        "xarray-tests/environment.yml",
+        "pydata/xarray @ 016b0d20, ci/requirements/environment.yml",
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge", "nodefaults"),
+        conda=("python=3.11", "numpy>=2.2", "mypy==1.18.1", "pandas-stubs<=2.2.3.241126"),
+        pip=("jax", "types-defusedxml", "types-pexpect"),
+        want="ok with channels (conda-forge,) only: 'nodefaults' removes the default channels and is "
+        "not a channel (today the installer would ask conda.anaconda.org/nodefaults); and a warning "
+        "naming the python=3.11 injected",
+    ),
+    "xarray-min-deps": Case(
+        "xarray-min-deps/min-all-deps.yml",
+        "pydata/xarray @ 032d9f30, ci/requirements/min-all-deps.yml",
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge", "nodefaults"),
+        conda=("python=3.8", "numpy=1.19", "netcdf4=1.5.3", "dask-core=2021.04"),
+        pip=("numbagg==0.1",),
+        want="ok with channels (conda-forge,) only ('nodefaults' is not a channel)",
+    ),
+    "aml-v2-pydata-conda": Case(
+        "aml-v2-image-plus-conda/conda-yamls/pydata.yml",
+        f"{AML_EX} @ 17e8241d, cli/assets/environment/conda-yamls/pydata.yml",
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge",),
+        conda=("python=3.8", "pip"),
+        pip=("numpy==1.21.2", "azureml-mlflow==1.34.0", "papermill==2.3.3"),
+        warns=("'pip' is unpinned",),
+    ),
+    "cotainr-rocm-extra-index": Case(
+        "cotainr-rocm-extra-index/minimal_pytorch.yml",
+        "DeiC-HPC/cotainr @ 40fb1a60, examples/LUMI/conda_pytorch_rocm/minimal_pytorch.yml",
+        today="refused: pip options are not allowed here",
+        at="20:7",
+        want="ok: '--extra-index-url https://download.pytorch.org/whl/' kept (hashed, locked) so "
+        "torch==2.3.1+rocm6.0 can be found (issue 11 section 5)",
+    ),
+    # --- conda-lock's own test inputs: its extensions and conda syntax edge cases ---
+    "condalock-cuda": Case(
+        "condalock-cuda/environment.yaml",
+        f"{LOCK} @ ef0185ad, tests/test-cuda/environment.yaml",
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge",),
+        conda=("cudatoolkit >=11,<12", "cudnn >=8,<9", "python=3.11"),
+        want="ok and a warning naming the python=3.11 injected (there is no python spec at all)",
+    ),
+    "condalock-nodefaults": Case(
+        "condalock-nodefaults/environment.yml",
+        f"{LOCK} @ fb7f5805, tests/test-env-nodefaults/environment.yml",
+        today="refused: 'python <3.11' allows Python < 3.5",
+        at="7:5",
+        want="ok with channels (conda-forge,): the solver picks the newest python <3.11, which "
+        "layerkit supports; an upper bound alone is not a request for an old Python",
+    ),
+    "condalock-channel-inversion": Case(
+        "condalock-channel-inversion/environment.yaml",
+        f"{LOCK} @ 1c9d7acf, tests/test-channel-inversion/environment.yaml",
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge", "defaults"),
+        conda=("zlib", "defaults::libgomp", "python=3.11"),
+        want="ok with 'defaults' meaning repo.anaconda.com pkgs/main and pkgs/r, and defaults::libgomp "
+        "taken from there; today both go to conda.anaconda.org/defaults (issue 11 section 6)",
+    ),
+    "condalock-category": Case(
+        "condalock-category/dev.yml",
+        f"{LOCK} @ 269d2571, tests/test-multiple-categories/dev.yml",
+        today="refused: unknown key 'category'",
+        at="3:11",
+        want="ok: conda-lock's 'category' (which group the deps belong to) does not change one "
+        "image's install, and its 'platforms' maps to layerkit's platforms",
+    ),
+    "condalock-platform-selector": Case(
+        "condalock-platform-selector/base-env.yml",
+        f"{LOCK} @ 7f5f36ba, tests/test-lock-spec-platforms/base-env.yml",
+        today="refused: unknown key 'platforms'",
+        at="7:1",
+        want="ok: 'platforms' maps to layerkit's platforms (linux-64); the '#[linux64]' selector "
+        "keeps python =3.7 on linux-64 as conda-lock does",
+    ),
+    "condalock-pip-url": Case(
+        "condalock-pip-url/environment.yml",
+        f"{LOCK} @ 50939243, tests/test-pip-full-url/environment.yml",
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge",),
+        conda=("pip",),
+        pip=(
+            "requests @ https://github.com/psf/requests/releases/download/v2.31.0/requests-2.31.0-py3-none-any.whl",
+            "typing-extensions @ https://files.pythonhosted.org/packages/24/21/7d397a4b7934ff4028987914ac1044d3b7d52712f30e2ac7a2ae5bc86dd0/typing_extensions-4.8.0-py3-none-any.whl#sha256=8f92fc8806f9a6b641eaa5318da32b44d401efaac0f6678c9bc448ba3605faa0",
+        ),
+    ),
+    "condalock-pip-repositories": Case(
+        "condalock-pip-repositories/environment.yaml",
+        f"{LOCK} @ 945347ca, tests/test-pip-repositories/environment.yaml",
+        today="refused: unknown key 'pip-repositories'",
+        at="6:1",
+        want="ok: conda-lock's pip-repositories read as an extra index, its $PIP_USER/$PIP_PASSWORD "
+        "left for the build's environment and kept out of the hash; or refused naming the key as "
+        "conda-lock's and saying what to write instead",
+    ),
+}
+
+# Files that are inputs only through another case (a conda file an importer should read).
+SECONDARY = {
+    "aml-v2-preview-docker-key/conda-envs/python-ml-basic-cpu.yml",
+    "aml-cli-inferenceconfig/.azureml/conda_dependencies.yml",
+}
+
+
+def _one_line_refusal(r, path: Path, case: Case) -> None:
+    assert r.code == 2, (r.code, r.err)
+    assert r.out == ""
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    assert "Traceback" not in r.err
+    assert lines[0].startswith(f"{path}:{case.at}: error: "), lines[0]
+    assert case.today.removeprefix("refused: ") in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_realworld(cli, name: str) -> None:
+    case = CASES[name]
+    path = HERE / case.path
+    checked = cli("validate", path)
+    rendered = cli("render", "--json", path)
+    if case.today.startswith("refused: "):
+        _one_line_refusal(checked, path, case)
+        _one_line_refusal(rendered, path, case)
+        return
+    assert case.today == "ok"
+    assert checked.code == 0, checked.err
+    assert rendered.code == 0, rendered.err
+    for text in case.warns:
+        assert text in checked.err, checked.err
+    files = json.loads(rendered.out)["files"]
+    froms = [line for line in files["Dockerfile"].splitlines() if line.startswith("FROM ")]
+    assert froms[0] == f"FROM {case.base} AS base", froms
+    env = json.loads(files["environment.yml"])
+    assert tuple(env["channels"]) == case.channels
+    missing = [spec for spec in case.conda if spec not in env["dependencies"]]
+    assert not missing, (missing, env["dependencies"])
+    reqs = files.get("requirements.txt", "").splitlines()
+    missing = [req for req in case.pip if req not in reqs]
+    assert not missing, (missing, reqs)
+    if case.pip:
+        assert "-r requirements.txt" in files["Dockerfile"]
+
+
+def test_every_input_has_a_case_and_a_source() -> None:
+    inputs = {
+        str(p.relative_to(HERE))
+        for p in HERE.rglob("*")
+        if p.is_file() and p.suffix in (".yml", ".yaml", ".json")
+    }
+    covered = {c.path for c in CASES.values()} | SECONDARY
+    assert inputs == covered
+    assert len({c.path for c in CASES.values()}) >= 20
+    for rel in inputs:
+        p = HERE / rel
+        if p.suffix == ".json":
+            note = (p.parent / "SOURCE").read_text(encoding="utf-8")
+            assert "github.com/" in note and " @ " in note, rel
+        else:
+            first = p.read_text(encoding="utf-8").splitlines()[0]
+            assert first.startswith("# Source: github.com/") and " @ " in first, rel
+    for name, case in CASES.items():
+        # A refusal names where; an accepted file names what must come out of it.
+        if case.today.startswith("refused: "):
+            assert case.at, name
+        else:
+            assert case.base and case.channels, name
+
+
+def test_position_of_a_conda_dependency_after_the_pip_item(cli) -> None:
+    """`pip=20.2.4` follows the `pip:` block on line 20; its recorded position must be line 20.
+
+    want: "20:3". today: "8:3", the `pip:` item's own position (issue 11 section 6)."""
+    path = HERE / "aml-v1-saved-env" / "conda_dependencies.yml"
+    assert path.read_text(encoding="utf-8").splitlines()[19] == "- pip=20.2.4"
+    r = cli("show", "--json", path)
+    assert r.code == 0, r.err
+    where = json.loads(r.out)["provenance"]["conda.dependencies.1"]
+    assert where == f"{path}:8:3"  # today; want f"{path}:20:3"
