@@ -71,13 +71,20 @@ CASES = {
         "kuko6/glioma-segmentation @ faeb17ee, azureml_environment.json (SDK save_to_directory output)",
         today="ok",
         base="mcr.microsoft.com/azureml/openmpi3.1.2-ubuntu18.04:20220208.v1",
-        channels=("conda-forge",),
+        channels=("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r"),
         conda=("python=3.11",),
-        warns=("'spark' is not supported and was ignored",),
+        warns=(
+            "'spark' is not supported and was ignored",
+            "'databricks' is not supported and was ignored",
+            "no channels listed, so conda's 'defaults' is used (https://repo.anaconda.com/pkgs/main "
+            "and https://repo.anaconda.com/pkgs/r)",
+            "no python in the dependencies, so python=3.11",
+        ),
         want="ok, reading conda_dependencies.yml beside the JSON as Environment.load_from_directory does: "
-        "channels anaconda, conda-forge; python=3.8, pip=20.2.4 and 10 pip packages. Today they are "
-        "dropped, python=3.11 is injected without a word, and spark/databricks holding only the SDK's "
-        "defaults draw warnings",
+        "channels anaconda, conda-forge; python=3.8, pip=20.2.4 and 10 pip packages (issue 12). Today "
+        "they are dropped: the JSON alone gets conda's defaults and an injected python=3.11, each with "
+        "a warning (whether to inject Python on a BYO base: issue 19), and spark/databricks holding "
+        "only the SDK's defaults draw warnings (issue 12)",
     ),
     "aml-v1-saved-env-conda": Case(
         "aml-v1-saved-env/conda_dependencies.yml",
@@ -110,11 +117,13 @@ CASES = {
         f"{MLN} @ de9ce83f, how-to-use-azureml/azureml-cli/.azureml/conda_dependencies.yml",
         today="ok",
         base="ubuntu:22.04",
-        channels=("conda-forge",),
+        channels=("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r"),
         conda=("python=3.6.2",),
         pip=("azureml-defaults", "scikit-learn", "pandas"),
-        want="ok with what conda gives a file without channels: (its defaults, pkgs/main and pkgs/r) "
-        "and a warning naming the channels used; today conda-forge is chosen silently",
+        warns=(
+            "no channels listed, so conda's 'defaults' is used (https://repo.anaconda.com/pkgs/main "
+            "and https://repo.anaconda.com/pkgs/r)",
+        ),
     ),
     "aml-automl-env-linux": Case(
         "aml-automl-env-linux/automl_env_linux.yml",
@@ -127,9 +136,9 @@ CASES = {
     "aml-rapids": Case(
         "aml-rapids/rapids.yml",
         f"{MLN} @ 86c1b3d7, contrib/RAPIDS/rapids.yml",
-        today="refused: 'git+https://github.com/cupy/cupy.git' is not a valid pip requirement",
+        today="refused: 'git+https://github.com/cupy/cupy.git': a VCS URL without a pinned commit "
+        "installs whatever its branch or tag points to at build time; pin a full commit",
         at="41:8",
-        want="refused, saying why: a VCS URL without a pinned commit (issue 11 section 5)",
     ),
     # --- Azure ML curated environment (azureml-assets) ---
     "aml-assets-lightgbm": Case(
@@ -143,17 +152,18 @@ CASES = {
     "sd-environment": Case(
         "sd-environment/environment.yaml",
         "CompVis/stable-diffusion @ 00d2d0e9, environment.yaml",
-        today="refused: pip options are not allowed here; set mirrors.pypi_index",
+        today="refused: '-e git+https://github.com/openai/CLIP.git@main#egg=clip': editable installs "
+        "(-e) link to a source tree that is not in the image and cannot be locked",
         at="36:7",
-        want="refused, saying why: '-e' editable installs of VCS branches (and '-e .') are not "
-        "reproducible; today's message talks about mirrors (issue 11 section 5)",
     ),
     "gaussian-splatting": Case(
         "gaussian-splatting/environment.yml",
         "graphdeco-inria/gaussian-splatting @ 177653f4, environment.yml",
         today="refused: 'submodules/diff-gaussian-rasterization' is not a valid pip requirement",
         at="19:7",
-        want="refused, saying why: a local path is not in the build context and cannot be locked",
+        want="refused, saying why: a local path is not in the build context and cannot be locked "
+        "(issue 11 section 5). The reason is given for './x', '/x', 'file:' and '*.whl', but pip "
+        "also reads 'submodules/x' (a '/', no scheme) as a local directory",
     ),
     "pandas-dev": Case(
         "pandas-dev/environment.yml",
@@ -182,32 +192,30 @@ CASES = {
         "mpl-dev/environment.yml",
         "matplotlib/matplotlib @ 0023ec6c, environment.yml",
         today="refused: 'nbconvert[execute]!=6.0.0,!=6.0.1,!=7.3.0,!=7.3.1' is not a valid conda package spec",
-        at="52:5",
+        at="53:5",
         want="ok: conda's MatchSpec drops a bracket key without a value, reading nbconvert!=6.0.0,... "
-        "(checked with conda-lock's vendored conda); keep the version and warn that '[execute]' is "
-        "ignored, or refuse saying pip-style extras are not conda syntax",
+        "(checked with conda-lock's vendored conda; py-rattler's MatchSpec refuses the name "
+        "'nbconvert[execute]'); keep the version and warn that '[execute]' is ignored, or refuse "
+        "saying pip-style extras are not conda syntax (issue 19, accept what conda accepts)",
     ),
     "xarray-tests": Case(
         "xarray-tests/environment.yml",
         "pydata/xarray @ 016b0d20, ci/requirements/environment.yml",
         today="ok",
         base="ubuntu:22.04",
-        channels=("conda-forge", "nodefaults"),
+        channels=("conda-forge",),
         conda=("python=3.11", "numpy>=2.2", "mypy==1.18.1", "pandas-stubs<=2.2.3.241126"),
         pip=("jax", "types-defusedxml", "types-pexpect"),
-        want="ok with channels (conda-forge,) only: 'nodefaults' removes the default channels and is "
-        "not a channel (today the installer would ask conda.anaconda.org/nodefaults); and a warning "
-        "naming the python=3.11 injected",
+        warns=("no python in the dependencies, so python=3.11 (base 'cpu-ubuntu22.04') is installed",),
     ),
     "xarray-min-deps": Case(
         "xarray-min-deps/min-all-deps.yml",
         "pydata/xarray @ 032d9f30, ci/requirements/min-all-deps.yml",
         today="ok",
         base="ubuntu:22.04",
-        channels=("conda-forge", "nodefaults"),
+        channels=("conda-forge",),
         conda=("python=3.8", "numpy=1.19", "netcdf4=1.5.3", "dask-core=2021.04"),
         pip=("numbagg==0.1",),
-        want="ok with channels (conda-forge,) only ('nodefaults' is not a channel)",
     ),
     "aml-v2-pydata-conda": Case(
         "aml-v2-image-plus-conda/conda-yamls/pydata.yml",
@@ -222,10 +230,17 @@ CASES = {
     "cotainr-rocm-extra-index": Case(
         "cotainr-rocm-extra-index/minimal_pytorch.yml",
         "DeiC-HPC/cotainr @ 40fb1a60, examples/LUMI/conda_pytorch_rocm/minimal_pytorch.yml",
-        today="refused: pip options are not allowed here",
-        at="20:7",
-        want="ok: '--extra-index-url https://download.pytorch.org/whl/' kept (hashed, locked) so "
-        "torch==2.3.1+rocm6.0 can be found (issue 11 section 5)",
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge",),
+        conda=("python=3.11.7", "pip=24.0", "numpy=1.26.3"),
+        pip=(
+            "--extra-index-url https://download.pytorch.org/whl/",
+            "pytorch-triton-rocm==2.3.1",
+            "torch==2.3.1+rocm6.0",
+            "torchaudio==2.3.1+rocm6.0",
+            "torchvision==0.18.1+rocm6.0",
+        ),
     ),
     # --- conda-lock's own test inputs: its extensions and conda syntax edge cases ---
     "condalock-cuda": Case(
@@ -235,7 +250,7 @@ CASES = {
         base="ubuntu:22.04",
         channels=("conda-forge",),
         conda=("cudatoolkit >=11,<12", "cudnn >=8,<9", "python=3.11"),
-        want="ok and a warning naming the python=3.11 injected (there is no python spec at all)",
+        warns=("no python in the dependencies, so python=3.11 (base 'cpu-ubuntu22.04') is installed",),
     ),
     "condalock-nodefaults": Case(
         "condalock-nodefaults/environment.yml",
@@ -250,10 +265,9 @@ CASES = {
         f"{LOCK} @ 1c9d7acf, tests/test-channel-inversion/environment.yaml",
         today="ok",
         base="ubuntu:22.04",
-        channels=("conda-forge", "defaults"),
-        conda=("zlib", "defaults::libgomp", "python=3.11"),
-        want="ok with 'defaults' meaning repo.anaconda.com pkgs/main and pkgs/r, and defaults::libgomp "
-        "taken from there; today both go to conda.anaconda.org/defaults (issue 11 section 6)",
+        channels=("conda-forge", "https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r"),
+        conda=("zlib", "https://repo.anaconda.com/pkgs/main::libgomp", "python=3.11"),
+        warns=("no python in the dependencies, so python=3.11 (base 'cpu-ubuntu22.04') is installed",),
     ),
     "condalock-category": Case(
         "condalock-category/dev.yml",
@@ -366,12 +380,11 @@ def test_every_input_has_a_case_and_a_source() -> None:
 
 
 def test_position_of_a_conda_dependency_after_the_pip_item(cli) -> None:
-    """`pip=20.2.4` follows the `pip:` block on line 20; its recorded position must be line 20.
-
-    want: "20:3". today: "8:3", the `pip:` item's own position (issue 11 section 6)."""
+    """`pip=20.2.4` follows the `pip:` block on line 20; its recorded position must be line 20,
+    not the `pip:` item's own line 8 (issue 11 section 6)."""
     path = HERE / "aml-v1-saved-env" / "conda_dependencies.yml"
     assert path.read_text(encoding="utf-8").splitlines()[19] == "- pip=20.2.4"
     r = cli("show", "--json", path)
     assert r.code == 0, r.err
     where = json.loads(r.out)["provenance"]["conda.dependencies.1"]
-    assert where == f"{path}:8:3"  # today; want f"{path}:20:3"
+    assert where == f"{path}:20:3"
