@@ -8,7 +8,9 @@ Measures whole-process `layerkit build` (what make or CI pays):
   skip      unchanged spec: found by hash, no solve (median of several runs): with the
             memo off (render + HEAD in a fresh process), as a memo hit (one HEAD to confirm
             the digest, then the stored result), and the in-process registry lookup alone;
-  size      the multi-stage image against a naive single-stage Dockerfile for the same lock.
+  size      the multi-stage image against a naive single-stage Dockerfile for the same lock;
+  stages    which steps re-ran: after a base-only change (an apt package added), env-install
+            steps must not; after a lock-only change (the warm build), base steps must not.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ SKIP_RUNS = 5
 
 
 def _build(spec: Path, addr: str, *extra: str, memo: bool = False) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "layerkit", "-q", "build", "--json", "--progress", "quiet",
+    """One whole-process build; `reran` lists the image's Dockerfile steps that were not cached."""
+    cmd = [sys.executable, "-m", "layerkit", "-q", "build", "--json", "--progress", "json",
            "--network", "host", "--addr", addr, *extra, str(spec)]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "LAYERKIT_NO_CACHE"}
     if not memo:
@@ -41,7 +44,26 @@ def _build(spec: Path, addr: str, *extra: str, memo: bool = False) -> dict[str, 
         raise RuntimeError(f"layerkit build failed ({proc.returncode}): {proc.stderr[-2000:]}")
     doc: dict[str, Any] = json.loads(proc.stdout)
     doc["wall_s"] = wall
+    doc["reran"] = _reran(proc.stderr)
     return doc
+
+
+def _reran(events: str) -> list[str]:
+    from layerkit.build.progress import is_build_step
+
+    state: dict[str, str] = {}
+    for line in events.splitlines():
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if ev.get("event") == "step" and ev.get("phase") == "image" and is_build_step(ev["name"]):
+            state[ev["name"]] = ev["state"] if state.get(ev["name"]) != "CACHED" else "CACHED"
+    return sorted(name for name, st in state.items() if st != "CACHED")
+
+
+def _stage_steps(names: list[str], stage: str) -> list[str]:
+    return [n for n in names if n.startswith(f"[{stage} ")]
 
 
 def _lock(spec: Path) -> None:
@@ -137,6 +159,11 @@ def run(tmp: Path, log: Callable[[str], None]) -> dict[str, Any]:
         _build(spec_a, addr, memo=True)  # stores the found result
         hits = [_build(spec_a, addr, memo=True)["wall_s"] for _ in range(SKIP_RUNS)]
         lookup = _lookup_time(spec_a)
+        log("build: base-only change (an apt package added)")
+        spec_apt = _write_spec(
+            tmp / "apt", layer + "apt: [jq]\n", ["python=3.11", "datakit=1.0", "mlkit=1.0"]
+        )
+        apt = _build(spec_apt, addr)
         log("build: naive single-stage image for the same lock")
         naive = _naive_size(spec_a, addr, f"{svc.registry}/{repo}-naive:1")
         engine.close()
@@ -149,6 +176,13 @@ def run(tmp: Path, log: Callable[[str], None]) -> dict[str, Any]:
         "memo_median_s": statistics.median(hits),
         "memo_runs": hits,
         "lookup_s": lookup,
+    }
+    out["stages"] = {
+        "base_change": {"base": _stage_steps(apt["reran"], "base"), "env": _stage_steps(apt["reran"], "env")},
+        "lock_change": {
+            "base": _stage_steps(warm["reran"], "base"),
+            "env": _stage_steps(warm["reran"], "env"),
+        },
     }
     out["size"] = {"multi_stage": cold["size"], "naive": naive, "saving": 1 - cold["size"] / naive}
     out["warm_speedup"] = cold["wall_s"] / warm["wall_s"]
@@ -209,6 +243,12 @@ def table(b: dict[str, Any]) -> list[str]:
             f"{name} " + ", ".join(f"{k} {v:.1f}" for k, v in b[name]["timings"].items())
             for name in ("cold", "warm", "pruned")
         ),
+        f"   base-only change (apt: jq)   base steps re-run {len(b['stages']['base_change']['base'])}, "
+        f"env-install steps re-run {len(b['stages']['base_change']['env'])}; goal 0 env steps: "
+        f"{verdict(not b['stages']['base_change']['env'])}",
+        f"   lock-only change (datakit)   env-install steps re-run {len(b['stages']['lock_change']['env'])}, "
+        f"base steps re-run {len(b['stages']['lock_change']['base'])}; goal 0 base steps: "
+        f"{verdict(not b['stages']['lock_change']['base'])}",
         f"   image size                   {b['size']['multi_stage'] / mb:7.1f} MB multi-stage vs "
         f"{b['size']['naive'] / mb:.1f} MB naive single-stage (compressed, in the registry): "
         f"{b['size']['saving']:.0%} smaller; goal >= {g['size_saving']:.0%}: "

@@ -75,7 +75,8 @@ def _env_stage(dockerfile: str) -> str:
 def test_an_unlocked_gpu_solve_gets_the_cuda_override_in_the_env_stage_only() -> None:
     r = api.render(checked(CUDA_FLAVOUR + "conda: {dependencies: [numpy=1.26]}\n"), auto_lock=False)
     assert r.plan.env_install is not None and r.plan.env_install.cuda_override == '"12.1"'
-    assert 'ENV CONDA_OVERRIDE_CUDA="12.1"\nRUN ' in _env_stage(r.dockerfile)
+    # The solve also gets the base's glibc (Ubuntu 22.04's), not the installer image's.
+    assert 'ENV CONDA_OVERRIDE_CUDA="12.1" CONDA_OVERRIDE_GLIBC="2.35"\nRUN ' in _env_stage(r.dockerfile)
     assert r.dockerfile.count("CONDA_OVERRIDE_CUDA") == 1  # not in the final image's config
     cpu = api.render(checked("conda: {dependencies: [numpy=1.26]}\n"), auto_lock=False)
     assert "CONDA_OVERRIDE_CUDA" not in cpu.dockerfile

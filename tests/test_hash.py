@@ -114,14 +114,14 @@ SPECS = Path(__file__).parent / "specs"
 # Literal digests: a change here is a change of every user's image identity. Bump
 # HASH_SCHEMA (or TEMPLATE_VERSION) deliberately and re-pin; never edit silently.
 PINNED = {
-    "full-cpu.yaml": "0ec57c889e52ed68ec3174f34cb394a78b6426a4d27db4e36a5f480291ac8aef",
-    "gpu-cuda11.8.yaml": "fe3649680afb3f21db48228951ddb012805e54890445c13c0f841e1aec649346",
+    "full-cpu.yaml": "807f442f02db7ed35898d7dde2265cf747de58b5811c0e2cf372bcdf75cd41da",
+    "gpu-cuda11.8.yaml": "dc2c665b93cc1a9e35dbe8d12deeb273034f7a06c0db4e5713bb698e50891459",
     # Re-pinned when the CUDA 10.1 flavours moved from the deleted nvidia/cuda tags to CUDA from
     # NVIDIA's apt repositories: a different base image, so rightly a different identity.
-    "openmpi-gpu.yaml": "73da7fb933adc40b6e915addf2544a48a21804be7569ed28c704fb1fa3453306",
+    "openmpi-gpu.yaml": "e96c4d30875ea3fa02ed76a203dec02c6b689e118a717ec1672fb24633d210e4",
     "user-managed-image.yaml": "a5f22639054d9bd39fec77cb5941df570f9ff5e44c9897924bcb833a374caf44",
-    "environment.yml": "40d84017ce563b880cb264264d1159203a51c6dd82451453ec96a0902f4287ae",
-    "hosted-env.json": "04142c40b55b6770c78749b1cb049ea013eb749e64b6996030808767790a2817",
+    "environment.yml": "1cafcd2986275055c62b55a1af87a9fe365d4d7fc0bd2bf66d7e655bf8bc39fa",
+    "hosted-env.json": "1cdc2172bcc9dfb5216a11ec4673f88d8e1df34fc9bab73f4c2a0e5aee69af05",
 }
 
 
@@ -131,7 +131,7 @@ def test_pinned_digests(spec: str, digest: str) -> None:
 
 
 def test_inline_pinned_digest() -> None:
-    assert h() == "b81f4ae0286a1b25007d77077e8f309473f0cf9ba05559d60b2aeb3bc8dbbc8c"
+    assert h() == "1dd2e4fb7567b1c0a6f52aa1e9ddfacc2c427c47caddb4bb1305942d37f63073"
 
 
 def test_false_feature_equals_unset() -> None:

@@ -18,6 +18,7 @@ from layerkit.lock.model import Lock
 from layerkit.render.plan import RenderPlan, effective_dependencies
 from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
+from layerkit.spec.catalog import solve_glibc
 from layerkit.spec.validate import Checked
 
 HASH_SCHEMA = 1
@@ -80,6 +81,8 @@ def _packages(checked: Checked, lock: Lock | None) -> dict[str, Any]:
     }
     if checked.cuda:  # the solve's __cuda (CONDA_OVERRIDE_CUDA): CUDA builds, not CPU ones
         unlocked["cuda"] = checked.cuda
+    # The solve's __glibc (CONDA_OVERRIDE_GLIBC): the env stage no longer sees the base.
+    unlocked["glibc"] = solve_glibc(checked.image)
     if pip.options != P.PipOptions():
         # They change what pip installs. The site's mirrors.pypi_index does not enter.
         o = pip.options

@@ -27,10 +27,10 @@ from layerkit.lock.unified import BASE_DIGESTS_KEY, SPEC_HASH_KEY, read_unified
 from layerkit.render.plan import effective_dependencies
 from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
+from layerkit.spec.catalog import solve_glibc
 from layerkit.spec.validate import Checked
 
 LOCK_SCHEMA = 1
-DEFAULT_GLIBC = "2.17"  # conda-lock's own default when the base's distro is unknown
 _HASH_LINE = re.compile(rf"^\s*{SPEC_HASH_KEY}:\s*['\"]?([0-9a-f]{{64}})", re.MULTILINE)
 
 
@@ -63,7 +63,7 @@ def lock_inputs(checked: Checked) -> LockInputs:
     channels = M.resolved_channels(conda, mirrors)
     virtual = {
         # conda must not pick packages built for a newer glibc than the base's.
-        "__glibc": (checked.image.distro.glibc if checked.image else None) or DEFAULT_GLIBC
+        "__glibc": solve_glibc(checked.image)
     }
     if checked.cuda:  # features.gpu, else the CUDA flavour's: GPU builds, not CPU ones
         virtual["__cuda"] = checked.cuda

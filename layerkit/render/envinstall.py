@@ -19,7 +19,7 @@ from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
 from layerkit.render.envvars import quote
 from layerkit.spec import pip as P
-from layerkit.spec.catalog import load_catalog
+from layerkit.spec.catalog import load_catalog, solve_glibc
 from layerkit.spec.imageref import parse_image_ref
 from layerkit.spec.models import Installer
 from layerkit.spec.validate import Checked
@@ -58,9 +58,11 @@ class EnvInstall(_Model):
     # glibc the locked packages need, checked by a RUN in the final stage because the
     # catalog does not know the base's (an image or Dockerfile of the user's); None: no check.
     glibc_check: str | None
-    # An unlocked GPU solve runs where no driver is: CONDA_OVERRIDE_CUDA (read by conda,
-    # micromamba and install_env.py) gives it the environment's __cuda, so CUDA builds win.
+    # An unlocked solve runs in the installer image, not on the base and where no driver is:
+    # CONDA_OVERRIDE_CUDA / _GLIBC (read by conda, micromamba and install_env.py) give it the
+    # environment's __cuda and the base's __glibc, as the lock would. None when locked.
     cuda_override: str | None = None
+    glibc_override: str | None = None
 
 
 def mirror(ref: str, base_registry: str | None) -> str:
@@ -166,5 +168,6 @@ def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstal
         # empty a shared cache, and their builds cannot be exercised here.
         package_cache=RATTLER_PACKAGE_CACHE if installer == "rattler" else None,
         glibc_check=_glibc_check(checked, lock, platform),
-        cuda_override=quote(checked.cuda) if checked.cuda else None,
+        cuda_override=quote(checked.cuda) if checked.cuda and lock is None else None,
+        glibc_override=quote(solve_glibc(checked.image)) if lock is None else None,
     )

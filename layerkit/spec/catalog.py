@@ -37,6 +37,9 @@ DISTRO_GLIBC = {
 }
 
 
+DEFAULT_GLIBC = "2.17"  # conda-lock's own default when the base's distro is unknown
+
+
 class Distro(_Model):
     name: Literal["ubuntu", "debian"]
     version: Str  # "22.04", "12"
@@ -251,3 +254,8 @@ def load_catalog() -> Catalog:
     if problems := catalog.ref_problems():
         raise SpecError(f"bad catalog ref: {problems[0]}", Location("base-images/digests.yaml"))
     return catalog
+
+
+def solve_glibc(image: CatalogImage | None) -> str:
+    """The __glibc a solve assumes: the catalog base's, else conda-lock's default."""
+    return (image.distro.glibc if image else None) or DEFAULT_GLIBC

@@ -383,6 +383,8 @@ def _implied(r: Resolved, image: CatalogImage | None, cat: Catalog, warn: list[s
     base = image or cat.get(DEFAULT_FLAVOUR)
     assert base is not None
     where = r.loc(("conda", "dependencies")) if deps else r.root.loc(())
+    # Name the flavour only when it is the base: an image of the user's gets layerkit's default.
+    origin = f"base '{base.id}'" if image else "layerkit's default"
     warn.append(f"{where}: warning: no python in the dependencies, so python={base.python} "
-                f"(base '{base.id}') is installed; add a python spec to choose")  # fmt: skip
+                f"({origin}) is installed; add a python spec to choose")  # fmt: skip
     return base.python
