@@ -118,7 +118,7 @@ PINNED = {
     "gpu-cuda11.8.yaml": "dc2c665b93cc1a9e35dbe8d12deeb273034f7a06c0db4e5713bb698e50891459",
     # Re-pinned when the CUDA 10.1 flavours moved from the deleted nvidia/cuda tags to CUDA from
     # NVIDIA's apt repositories: a different base image, so rightly a different identity.
-    "openmpi-gpu.yaml": "e96c4d30875ea3fa02ed76a203dec02c6b689e118a717ec1672fb24633d210e4",
+    "openmpi-gpu.yaml": "100cf6832a265f227d4fb083eff529a248b6904ae8a496c8c4d670bf97ce30de",
     "user-managed-image.yaml": "a5f22639054d9bd39fec77cb5941df570f9ff5e44c9897924bcb833a374caf44",
     "environment.yml": "1cafcd2986275055c62b55a1af87a9fe365d4d7fc0bd2bf66d7e655bf8bc39fa",
     "hosted-env.json": "1cdc2172bcc9dfb5216a11ec4673f88d8e1df34fc9bab73f4c2a0e5aee69af05",

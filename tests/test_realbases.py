@@ -74,20 +74,13 @@ def test_env_builds_and_runs_on_a_real_shaped_base_and_keeps_its_paths(
     assert r.returncode == 0, r.stderr[-4000:]
     image = json.loads(r.stdout)["image"]
 
+    def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+        return _layerkit(
+            "run", str(spec), *addr, "--source", str(tmp_path), "--run-network", "none", "--", *cmd
+        )
+
     # The base's interpreter is Python 3.9: the env install must not have run on it.
-    r = _layerkit(
-        "run",
-        str(spec),
-        *addr,
-        "--source",
-        str(tmp_path),
-        "--run-network",
-        "none",
-        "--",
-        "python",
-        "-c",
-        "import json; " + PROBE,
-    )
+    r = run("python", "-c", "import json; " + PROBE)
     assert r.returncode == 0, r.stderr[-4000:]
     lines = r.stdout.strip().splitlines()
     assert lines[0] == "pykit 0.3"
@@ -104,17 +97,53 @@ def test_env_builds_and_runs_on_a_real_shaped_base_and_keeps_its_paths(
         assert [p for p in path if p in base_path] == base_path
 
     # `python` is the env's, not the base's Miniconda or /usr/bin one.
-    r = _layerkit(
-        "run",
-        str(spec),
-        *addr,
-        "--source",
-        str(tmp_path),
-        "--run-network",
-        "none",
-        "--",
-        "sh",
-        "-c",
-        "command -v python",
-    )
+    r = run("sh", "-c", "command -v python")
     assert r.returncode == 0 and r.stdout.strip() == "/opt/env/bin/python", r.stdout + r.stderr
+
+
+def test_a_base_with_an_older_glibc_than_the_lock_needs_fails_the_build_saying_so(
+    tmp_path: Path, site: fb.Site, services: Services, bases: dict[str, str]
+) -> None:
+    """The catalog does not know this base's glibc (Debian 11: 2.31), so the build checks it.
+    The lock stands for one made for a newer base: a package that needs glibc 2.99."""
+    spec = _spec(tmp_path / "oldglibc", site, services, bases["debian11"])
+    assert _layerkit("-q", "lock", str(spec)).returncode == 0
+    lockfile = spec.with_name("layerkit.conda-lock.yml")
+    text = lockfile.read_text()
+    start = text.index("- name: pykit\n")
+    deps = text.index("  dependencies:\n", start) + len("  dependencies:\n")
+    lockfile.write_text(text[:deps] + "    __glibc: '>=2.99'\n" + text[deps:])
+    addr = ["--addr", f"docker://{services.docker_host}", "--network", "host"]
+    r = _layerkit("build", str(spec), *addr, "--progress", "plain")
+    assert r.returncode == 3, r.stderr[-3000:]
+    assert "the locked packages need glibc >= 2.99; this base has 2.31" in r.stderr
+
+
+def test_search_paths_extend_the_bases_value_or_dockers_default_in_buildkit(
+    services: Services, bases: dict[str, str]
+) -> None:
+    """The ENV values render gives, as BuildKit's Dockerfile frontend expands them: on the
+    CUDA-shaped base (PATH and LD_LIBRARY_PATH set) and on one whose config sets neither."""
+    from layerkit.build.client import BuildkitClient
+    from layerkit.build.llb import dockerfile_inputs
+    from layerkit.render.envvars import DEFAULT_PATH, prepend
+
+    env = f"ENV PATH={prepend('PATH', ['/opt/env/bin'])} LD_LIBRARY_PATH={prepend('LD_LIBRARY_PATH', ['/opt/mpi/lib'])}"
+    engine = docker.DockerClient(base_url=services.docker_host)
+    got = {}
+    with BuildkitClient(f"docker://{services.docker_host}") as client:
+        for name, base in (("cuda", bases["cuda"]), ("bare", services.base_image)):
+            ref = f"{services.registry}/envexpand/{name}:1"
+            client.solve(
+                frontend="dockerfile.v0",
+                frontend_attrs={"filename": "Dockerfile"},
+                frontend_inputs=dockerfile_inputs(f"FROM {base}\n{env}\n"),
+                exporter="moby",
+                exporter_attrs={"name": ref},
+            )
+            got[name] = dict(e.split("=", 1) for e in engine.images.get(ref).attrs["Config"]["Env"])
+    cuda = fbases.SHAPES["cuda"].env
+    assert got["cuda"]["PATH"] == f"/opt/env/bin:{cuda['PATH']}"
+    assert got["cuda"]["LD_LIBRARY_PATH"] == f"/opt/mpi/lib:{cuda['LD_LIBRARY_PATH']}"
+    assert got["bare"]["PATH"] == f"/opt/env/bin:{DEFAULT_PATH}"
+    assert got["bare"]["LD_LIBRARY_PATH"] == "/opt/mpi/lib"  # no empty entry (the current directory)

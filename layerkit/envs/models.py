@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from layerkit.errors import RegistryError, SpecError
+from layerkit.spec.values import version_key
 
 RECORD_SCHEMA = "layerkit.env/1"
 # OCI artifact: the record is the config blob (and the one layer, so `oras pull` gets a file).
@@ -120,11 +121,6 @@ def check_version(version: str, where: str = "") -> str:
     if version.startswith(HASH_TAG_PREFIX) or version == "latest":
         raise SpecError(f"{where}version {version!r} is reserved; pick another")
     return version
-
-
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Numeric-aware order: 2 < 10, 1.9 < 1.10; numbers before words at the same place."""
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.findall(r"\d+|[^\d.\-_]+", version))
 
 
 def sort_versions(versions: list[str]) -> list[str]:

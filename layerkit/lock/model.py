@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from layerkit.spec.values import version_key
+
 
 class LockedPackage(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -20,10 +22,6 @@ class LockedPackage(BaseModel):
     md5: str | None = None
     # Lower bound of its `__glibc` dependency: what the base image must have to run it.
     glibc: str | None = None
-
-
-def _version_key(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in v.split(".") if x.isdigit())
 
 
 class Lock(BaseModel):
@@ -50,7 +48,7 @@ class Lock(BaseModel):
     def min_glibc(self, platform: str) -> str | None:
         """The newest glibc any locked conda package of `platform` needs (None: none stated)."""
         wanted = [p.glibc for p in self.for_platform(platform, "conda") if p.glibc]
-        return max(wanted, key=_version_key) if wanted else None
+        return max(wanted, key=version_key) if wanted else None
 
     def explicit(self, platform: str) -> str:
         """conda's explicit format: what `conda/micromamba create --file` installs verbatim."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from layerkit.render.envvars import prepend, quote
+from layerkit.render.envvars import env_values
 from layerkit.spec.catalog import CatalogImage
 
 
@@ -47,15 +47,12 @@ def cuda_apt_plan(image: CatalogImage | None) -> CudaAptPlan | None:
         )
         for n, r in enumerate(spec.repos, 1)
     )
-    env = [(k, quote(v)) for k, v in spec.env.items()]
-    if spec.path:
-        env.append(("PATH", prepend("PATH", list(spec.path))))
-    if spec.ld_library_path:
-        env.append(("LD_LIBRARY_PATH", prepend("LD_LIBRARY_PATH", list(spec.ld_library_path))))
+    fronts = {k: list(v) for k, v in (("PATH", spec.path), ("LD_LIBRARY_PATH", spec.ld_library_path)) if v}
+    env = env_values(dict(spec.env), fronts)
     return CudaAptPlan(
         sources=sources,
         bootstrap=tuple(spec.bootstrap),
         packages=tuple(spec.packages),
         toolkit=spec.toolkit,
-        env=tuple(sorted(env)),
+        env=tuple(sorted(env.items())),
     )

@@ -10,7 +10,6 @@ knows the base's, and by a RUN in the final stage when it does not.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -20,9 +19,10 @@ from layerkit.lock.model import Lock
 from layerkit.render.envvars import quote
 from layerkit.spec import pip as P
 from layerkit.spec.catalog import load_catalog, solve_glibc
-from layerkit.spec.imageref import parse_image_ref
+from layerkit.spec.imageref import mirror
 from layerkit.spec.models import Installer
 from layerkit.spec.validate import Checked
+from layerkit.spec.values import version_key
 
 RATTLER_VERSION = "0.28.0"
 RATTLER_PACKAGE_CACHE = "/var/cache/layerkit/rattler"
@@ -65,34 +65,13 @@ class EnvInstall(_Model):
     glibc_override: str | None = None
 
 
-def mirror(ref: str, base_registry: str | None) -> str:
-    """`ref` pulled through the site's mirror of Docker Hub (other registries unchanged)."""
-    parsed = parse_image_ref(ref)
-    if not base_registry or parsed is None or parsed.registry != "docker.io":
-        return ref
-    repo = parsed.repository if "/" in parsed.repository else f"library/{parsed.repository}"
-    tag = f":{parsed.tag}" if parsed.tag else ""
-    digest = f"@{parsed.digest}" if parsed.digest else ""
-    return f"{base_registry}/{repo}{tag}{digest}"
-
-
-def with_digest(ref: str, digest: str | None) -> str:
-    if not digest or "@" in ref:
-        return ref
-    return f"{ref}@{digest}"
-
-
-def _version_key(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"[0-9]+", v))
-
-
 def _glibc_check(checked: Checked, lock: Lock | None, platform: str) -> str | None:
     need = lock.min_glibc(platform) if lock else None
     image = checked.image
     have = image.distro.glibc if image else None
     if need is None or have is None:
         return need
-    if _version_key(have) < _version_key(need):
+    if version_key(have) < version_key(need):
         key = (
             ("base", "flavour")
             if checked.resolved.spec.base and checked.resolved.spec.base.flavour
@@ -122,16 +101,23 @@ def installer_image(checked: Checked, lock: Lock | None) -> tuple[str, str]:
 def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstall:
     spec = checked.resolved.spec
     conda = spec.conda
-    image = checked.image
     # The installer no longer runs on the base, so the base's Python does not limit it.
     installer: Installer = (conda.installer if conda else None) or "rattler"
     download = None
     version = RATTLER_VERSION
     if installer != "rattler":
-        wanted = image.conda if image and installer == "conda" else None
-        entry = load_catalog().installer("miniconda" if installer == "conda" else "micromamba", wanted)
+        where = checked.resolved.loc(("conda", "installer"))
+        if platform != "linux-64":
+            raise SpecError(
+                f"installer '{installer}' is pinned for linux-64 only; use the default installer "
+                f"(rattler) for {platform}",
+                where,
+            )
+        # The newest pinned one, whatever conda the base has: it runs in the installer image,
+        # and only a modern conda reads .conda packages and CONDA_OVERRIDE_* (4.5 does neither).
+        entry = load_catalog().installer("miniconda" if installer == "conda" else "micromamba")
         if entry is None:
-            raise SpecError(f"the catalog has no pinned {installer} installer")
+            raise SpecError(f"the catalog has no pinned {installer} installer", where)
         tool, value = entry.linux_64.check
         download = Download(
             url=entry.linux_64.url, algorithm="sha256" if tool == "sha256sum" else "md5", digest=value

@@ -3,6 +3,8 @@ base image's value."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from layerkit.errors import SpecError
 from layerkit.spec import values as V
 
@@ -31,3 +33,21 @@ def prepend(name: str, dirs: list[str]) -> str:
     if name == "PATH":
         return f'"{front}:${{PATH:-{DEFAULT_PATH}}}"'
     return f'"{front}${{{name}:+:${{{name}}}}}"'
+
+
+def env_values(
+    values: Mapping[str, str], fronts: Mapping[str, list[str]], owned: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """ENV values: `values` quoted, except search paths (PATH_LISTS), which go with `fronts`
+    in front of the base image's value; `owned` (the spec's own env) replaces, quoted."""
+    owned = owned or {}
+    ahead = {k: list(v) for k, v in fronts.items()}
+    out = {}
+    for name, value in values.items():
+        if name in PATH_LISTS:
+            ahead.setdefault(name, []).extend(value.split(":"))
+        else:
+            out[name] = quote(value)
+    out.update({k: prepend(k, dirs) for k, dirs in ahead.items() if k not in owned})
+    out.update({k: quote(v) for k, v in owned.items()})
+    return out

@@ -11,7 +11,7 @@ import jinja2
 from layerkit import __version__
 from layerkit.hashing.content import HASH_SCHEMA, HashResult
 from layerkit.render.envvars import quote
-from layerkit.render.plan import ENV_PREFIX, RenderPlan
+from layerkit.render.plan import ENV_PREFIX, MANYLINUX_FILE, RenderPlan
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
@@ -62,6 +62,8 @@ def render_dockerfile(plan: RenderPlan, h: HashResult) -> str:
         names = [e.conda_file] + ([e.pip_file] if e.pip_file else [])
         if e.installer == "rattler":
             names.append("install_env.py")
+        if e.pip_file or plan.image_pip:
+            names.append(MANYLINUX_FILE)
         env_files = " ".join(sorted(names))
     pip_index = f" --index-url {shlex.quote(e.pip_index)}" if e is not None and e.pip_index else ""
     text = (

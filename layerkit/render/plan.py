@@ -15,17 +15,29 @@ from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
 from layerkit.render import envinstall
 from layerkit.render.cuda_apt import CudaAptPlan, cuda_apt_plan
-from layerkit.render.envinstall import EnvInstall, mirror, with_digest
-from layerkit.render.envvars import PATH_LISTS, prepend, quote
+from layerkit.render.envinstall import EnvInstall
+from layerkit.render.envvars import env_values
 from layerkit.render.userfile import user_base
 from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
 from layerkit.spec import values as V
-from layerkit.spec.catalog import load_catalog
+from layerkit.spec.catalog import load_catalog, solve_glibc
+from layerkit.spec.imageref import mirror, with_digest
 from layerkit.spec.models import Features, Runtime
 from layerkit.spec.validate import DEFAULT_FLAVOUR, Checked
 
 ENV_PREFIX = "/opt/env"
+# PEP 600 hook, on PYTHONPATH for the env stage's pip: which manylinux wheels run on the base.
+MANYLINUX_FILE = "_manylinux.py"
+MANYLINUX = """\
+# Written by layerkit. The env is made in the installer image but runs on the base image:
+# pip asks this module (PEP 600) which manylinux wheels run, and the base's glibc decides.
+BASE_GLIBC = ({major}, {minor})
+
+
+def manylinux_compatible(tag_major, tag_minor, tag_arch):
+    return (tag_major, tag_minor) <= BASE_GLIBC
+"""
 FUSE_APT = ("fuse", "libfuse-dev")
 MPI_BIN = {
     "openmpi": "/opt/mpi/bin",
@@ -101,7 +113,7 @@ def effective_dependencies(checked: Checked) -> tuple[str, ...]:
 
 
 def _context_files(
-    checked: Checked, env: EnvInstall | None, lock: Lock | None, platform: str
+    checked: Checked, env: EnvInstall | None, lock: Lock | None, platform: str, image_pip: bool
 ) -> list[tuple[str, str]]:
     spec = checked.resolved.spec
     files: list[tuple[str, str]] = []
@@ -126,6 +138,9 @@ def _context_files(
             # Options first, as lines: pip expands ${NAME} credentials in files only.
             lines = [*pip.options.lines(), *sorted(pip.requirements)]
             files.append((env.pip_file, "\n".join(lines) + "\n"))
+    if env.pip_file or image_pip:
+        major, minor = (int(x) for x in solve_glibc(checked.image).split(".")[:2])
+        files.append((MANYLINUX_FILE, MANYLINUX.format(major=major, minor=minor)))
     from layerkit.resources import data_dir
 
     script = "install_env.py" if env.installer == "rattler" else "fetch_installer.py"
@@ -178,21 +193,16 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
     if mpi:
         apt.update(MPI_BUILD_APT[mpi.kind])
     env_install = envinstall.env_install(checked, lock, platform) if managed else None
-    user_env = spec.env or {}
-    catalog_env = dict(image.env) if image else {}
     fronts: dict[str, list[str]] = {}
     if managed:
         fronts["PATH"] = [f"{ENV_PREFIX}/bin"]
     if mpi:
         fronts.setdefault("PATH", []).append(MPI_BIN[mpi.kind])
         fronts["LD_LIBRARY_PATH"] = ["/opt/mpi/lib"]
-    for name in sorted(PATH_LISTS & catalog_env.keys()):
-        fronts.setdefault(name, []).extend(catalog_env.pop(name).split(":"))
-    env = {k: quote(v) for k, v in catalog_env.items()}
-    # A value the spec sets is the user's to own: it replaces, as Docker's ENV does.
-    env.update({k: prepend(k, dirs) for k, dirs in fronts.items() if k not in user_env})
-    env.update({k: quote(v) for k, v in user_env.items()})
-    files = _context_files(checked, env_install, lock, platform)
+    # Catalog search paths join layerkit's in front of the base's; the spec's own values replace.
+    env = env_values(dict(image.env) if image else {}, fronts, spec.env or {})
+    image_pip = tuple(sorted(image.pip)) if image and managed else ()
+    files = _context_files(checked, env_install, lock, platform, bool(image_pip))
     return RenderPlan(
         managed=managed,
         sources=tuple(_rel_sources(checked)),
@@ -219,7 +229,7 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
         platform=platform,
         features=feats,
         context_files=tuple(sorted(files)),
-        image_pip=tuple(sorted(image.pip)) if image and managed else (),
+        image_pip=image_pip,
         cuda_apt=cuda_apt_plan(image) if base_dockerfile is None else None,
     )
 

@@ -195,10 +195,9 @@ class Catalog(_Model):
                     )
         return problems
 
-    def installer(self, name: str, version: str | None = None) -> Installer | None:
-        """The pinned installer `name`, at `version` when the catalog has it, else the first."""
-        named = [i for i in self.installers if i.name == name]
-        return next((i for i in named if i.version == version), named[0] if named else None)
+    def installer(self, name: str) -> Installer | None:
+        """The pinned installer `name` (miniconda, micromamba)."""
+        return next((i for i in self.installers if i.name == name), None)
 
     def compat_rule(self, cuda: str) -> CompatRule | None:
         return next((r for r in self.compat if cuda == r.cuda or cuda.startswith(r.cuda + ".")), None)

@@ -47,3 +47,20 @@ def parse_image_ref(ref: str) -> ImageRef | None:
         if not re.fullmatch(rf"{_COMPONENT}(?:/{_COMPONENT})*", path):
             return None
     return ImageRef(host or "docker.io", path, m.group("tag"), m.group("digest"))
+
+
+def mirror(ref: str, base_registry: str | None) -> str:
+    """`ref` pulled through the site's mirror of Docker Hub (other registries unchanged)."""
+    parsed = parse_image_ref(ref)
+    if not base_registry or parsed is None or parsed.registry != "docker.io":
+        return ref
+    repo = parsed.repository if "/" in parsed.repository else f"library/{parsed.repository}"
+    tag = f":{parsed.tag}" if parsed.tag else ""
+    digest = f"@{parsed.digest}" if parsed.digest else ""
+    return f"{base_registry}/{repo}{tag}{digest}"
+
+
+def with_digest(ref: str, digest: str | None) -> str:
+    if not digest or "@" in ref:
+        return ref
+    return f"{ref}@{digest}"

@@ -128,11 +128,19 @@ def _requirement_problem(line: str) -> str | None:
             )
         if text.startswith(_VCS):
             return f"'{line}': name the package: 'name @ {text}'"
-    if url.startswith(("file:", "/", ".", "~")) or re.fullmatch(r"[^:@]+\.(?:whl|tar\.gz|zip)", text):
+    # pip reads a line with a path separator and no scheme as a path (its _looks_like_path).
+    path_like = "/" in text and "://" not in text and "@" not in text
+    if (
+        path_like
+        or url.startswith(("file:", "/", ".", "~"))
+        or re.fullmatch(r"[^:@]+\.(?:whl|tar\.gz|zip)", text)
+    ):
         return (
             f"'{line}': a local path is not part of the build context and cannot be locked or hashed; "
             "publish it to an index or reference it as 'name @ https://…/x.whl'"
         )
+    if re.match(r"[a-z]+://", text):
+        return f"'{line}': a bare URL names no package to lock; write 'name @ {text}'"
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:

@@ -80,3 +80,8 @@ def is_pinned_pip(value: str) -> bool:
 
 def matches(pattern: re.Pattern[str], value: str) -> bool:
     return pattern.fullmatch(value) is not None
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Numeric-aware order: 2 < 10, 1.9 < 1.10; numbers before words at the same place."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.findall(r"\d+|[^\d.\-_]+", version))

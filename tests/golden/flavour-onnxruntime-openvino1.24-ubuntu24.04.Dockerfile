@@ -14,10 +14,10 @@ FROM python:3.12-slim-bookworm@sha256:0f5b26b9518d002b6173fd61daad821fa340635ebf
 WORKDIR /tmp/layerkit
 RUN python3 -m venv /opt/installer \
     && /opt/installer/bin/pip install --no-cache-dir py-rattler==0.28.0
-COPY environment.yml install_env.py ./
+COPY _manylinux.py environment.yml install_env.py ./
 ENV CONDA_OVERRIDE_GLIBC="2.39"
 RUN --mount=type=cache,id=layerkit-rattler-pkgs-linux-64,target=/var/cache/layerkit/rattler /opt/installer/bin/python install_env.py --prefix /opt/env --spec environment.yml --platform linux-64 --cache-dir /var/cache/layerkit/rattler
-RUN /opt/env/bin/python -m pip install --no-cache-dir onnxruntime-openvino==1.24.1 \
+RUN PYTHONPATH=/tmp/layerkit /opt/env/bin/python -m pip install --no-cache-dir onnxruntime-openvino==1.24.1 \
     && find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
     && rm -rf /opt/env/pkgs /opt/env/conda-meta/*.json.bak /tmp/layerkit
 

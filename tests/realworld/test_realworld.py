@@ -128,10 +128,9 @@ CASES = {
     "aml-automl-env-linux": Case(
         "aml-automl-env-linux/automl_env_linux.yml",
         f"{MLN} @ 0ecbbbce, how-to-use-azureml/automated-machine-learning/automl_env_linux.yml",
-        today="refused: 'https://aka.ms/automl-resources/packages/en_core_web_sm-2.1.0.tar.gz' is not a valid pip requirement",
+        today="refused: 'https://aka.ms/automl-resources/packages/en_core_web_sm-2.1.0.tar.gz': a bare URL "
+        "names no package to lock; write 'name @ https://aka.ms/",
         at="30:5",
-        want="refused, saying why: a bare URL has no name to lock and no hash (write 'name @ URL'), "
-        "and '-r URL [--no-deps]' includes a remote, unpinned requirements file",
     ),
     "aml-rapids": Case(
         "aml-rapids/rapids.yml",
@@ -159,11 +158,9 @@ CASES = {
     "gaussian-splatting": Case(
         "gaussian-splatting/environment.yml",
         "graphdeco-inria/gaussian-splatting @ 177653f4, environment.yml",
-        today="refused: 'submodules/diff-gaussian-rasterization' is not a valid pip requirement",
+        today="refused: 'submodules/diff-gaussian-rasterization': a local path is not part of the build "
+        "context and cannot be locked or hashed",
         at="19:7",
-        want="refused, saying why: a local path is not in the build context and cannot be locked "
-        "(issue 11 section 5). The reason is given for './x', '/x', 'file:' and '*.whl', but pip "
-        "also reads 'submodules/x' (a '/', no scheme) as a local directory",
     ),
     "pandas-dev": Case(
         "pandas-dev/environment.yml",
