@@ -14,7 +14,7 @@ from typing import Any
 
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
-from layerkit.spec import condalock, formats
+from layerkit.spec import condalock, formats, selectors
 from layerkit.spec.load import Format, Key, Positions, parse_text
 
 # Names a hosted-platform definition may not use (curated environments live there).
@@ -67,8 +67,9 @@ class _Out:
         return Location(self.source, line, col)
 
 
-def _split_pip(deps: Any, out: _Out, old: Key, new: Key) -> None:
-    """Split an environment.yml dependency list into conda strings and the pip list."""
+def _split_pip(deps: Any, out: _Out, old: Key, new: Key, skip: frozenset[Key] = frozenset()) -> None:
+    """Split an environment.yml dependency list into conda strings and the pip list, leaving
+    out the items (old keys) in `skip`."""
     if not isinstance(deps, list):
         out.put((*new, "dependencies"), deps, old)  # the model reports the type error
         return
@@ -77,7 +78,16 @@ def _split_pip(deps: Any, out: _Out, old: Key, new: Key) -> None:
         if isinstance(item, dict):
             if set(item) != {"pip"}:
                 raise SpecError("a mapping in dependencies may only hold 'pip: [...]'", out.loc((*old, i)))
-            out.put((*new, "pip"), item["pip"], (*old, i, "pip"))
+            pip = item["pip"]
+            if isinstance(pip, list) and skip:
+                kept = [j for j in range(len(pip)) if (*old, i, "pip", j) not in skip]
+                for n, j in enumerate(kept):
+                    out.copy_positions((*new, "pip", n), (*old, i, "pip", j))
+                out.put((*new, "pip"), [pip[j] for j in kept], (*old, i, "pip"), children=False)
+            else:
+                out.put((*new, "pip"), pip, (*old, i, "pip"))
+            continue
+        if (*old, i) in skip:
             continue
         out.copy_positions((*new, "dependencies", len(conda)), (*old, i))
         conda.append(item)
@@ -98,7 +108,7 @@ def _check_keys(data: dict[str, Any], allowed: set[str], where: Key, out: _Out) 
 ENV_YML_KEYS = ("name", "channels", "dependencies", "variables", "prefix")
 
 
-def _env_yml(data: dict[str, Any], out: _Out, warnings: list[str]) -> None:
+def _env_yml(data: dict[str, Any], out: _Out, warnings: list[str], text: str | None) -> None:
     known = (*ENV_YML_KEYS, *condalock.KEYS)
     for key in data:
         if key not in known:
@@ -115,7 +125,8 @@ def _env_yml(data: dict[str, Any], out: _Out, warnings: list[str]) -> None:
     if "channels" in data:
         out.put(("conda", "channels"), data["channels"], ("channels",))
     if "dependencies" in data:
-        _split_pip(data["dependencies"], out, ("dependencies",), ("conda",))
+        skip = selectors.dropped(text, data, out.pos, out.source, warnings) if text else frozenset()
+        _split_pip(data["dependencies"], out, ("dependencies",), ("conda",), skip)
     if "variables" in data:
         out.put(("env",), data["variables"], ("variables",))
     condalock.import_keys(data, out, warnings)
@@ -223,9 +234,10 @@ def _hosted_docker(docker: Any, out: _Out, dk: Key, warnings: list[str]) -> None
 
 
 def import_data(
-    fmt: Format, data: Any, pos: Positions, source: str, base_dir: Path
+    fmt: Format, data: Any, pos: Positions, source: str, base_dir: Path, text: str | None = None
 ) -> tuple[Any, Positions, list[str]]:
-    """Return layerkit-shaped data, its positions and import warnings."""
+    """Return layerkit-shaped data, its positions and import warnings; `text` is the file as
+    written, for conda-lock's platform selectors (comments YAML drops)."""
     warnings: list[str] = []
     if fmt == "layerkit":
         formats.check(data, pos, source)
@@ -242,7 +254,7 @@ def import_data(
         return data, pos, warnings
     out = _Out(pos, source)
     if fmt == "environment.yml":
-        _env_yml(data, out, warnings)
+        _env_yml(data, out, warnings, text)
     elif fmt == "hosted-environment":
         _hosted(data, out, (), base_dir, warnings)
     else:
