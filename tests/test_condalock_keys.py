@@ -257,3 +257,13 @@ def test_show_refuses_a_semantic_error_it_used_to_print(cli) -> None:
     path = BAD / "07-user-managed-with-deps.yaml"
     assert cli("validate", path).code == 2
     assert cli("show", path).code == 2
+
+
+def test_repositories_without_pip_packages_add_no_pip_step() -> None:
+    from layerkit.render.plan import build_plan
+
+    c = checked(BASE + "pip-repositories: [https://b.example/simple]\n" + DEPS)
+    assert c.resolved.spec.conda is not None
+    assert c.resolved.spec.conda.pip == ("--extra-index-url https://b.example/simple",)
+    plan = build_plan(c)
+    assert plan.env_install is not None and plan.env_install.pip_file is None
