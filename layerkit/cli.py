@@ -134,7 +134,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "show":
         from layerkit.spec.show import as_json, as_yaml
 
-        resolved = api.load(args.spec)
+        # Checked as `validate` checks it: a spec validate refuses is not shown (exit 2).
+        checked = api.check_spec(args.spec)
+        _warn(args, checked.warnings)
+        resolved = checked.resolved
         _out(as_json(resolved) if args.json else as_yaml(resolved))
         return EXIT_OK
     if args.command == "flavours":

@@ -236,8 +236,9 @@ def lock(
                "--metadata-json", "metadata.json", "--log-level", "ERROR"]  # fmt: skip
         for p in inputs.platforms:
             cmd += ["-p", p]
-        if inputs.pip_index:
-            # The default PyPI<->conda name mapping is downloaded from GitHub: not air-gapped.
+        if inputs.pip_index or not inputs.pypi:
+            # The default PyPI<->conda name mapping is downloaded from GitHub: not air-gapped
+            # (a site mirror), nor only the indexes named (allow-pypi-requests: false).
             cmd += ["--pypi_to_conda_lookup_file", "pypi-mapping.json"]
         if update:
             if not lockfile.is_file():
