@@ -81,11 +81,19 @@ def test_any_python_spec_stops_injection(python: str) -> None:
     assert not any("no python" in w for w in c.warnings)
 
 
-def test_injection_is_warned_with_its_version() -> None:
+def test_injection_is_warned_and_leaves_the_version_to_the_solver() -> None:
+    """Issue 19: on a catalog base an unnamed Python is added unpinned (the solver picks the
+    newest the packages allow); a flavour with its own pip wheels keeps its Python."""
     c = checked(env_yml("numpy=1.26"))
-    assert c.injected_python == "3.11"
-    assert "python=3.11" in effective_dependencies(c)
-    assert any("python=3.11 (base 'cpu-ubuntu22.04') is installed" in w for w in c.warnings)
+    assert c.injected_python == "python"
+    assert "python" in effective_dependencies(c)
+    assert any("so 'python' is added for base 'cpu-ubuntu22.04'" in w for w in c.warnings)
+    onnx = checked(
+        "base: {flavour: onnxruntime-cpu}\nconda: {channels: [conda-forge], dependencies: [numpy]}\n",
+        "l.yaml",
+    )
+    assert onnx.injected_python == "python=3.11"
+    assert any("base 'onnxruntime-cpu' installs onnxruntime==1.16.3" in w for w in onnx.warnings)
 
 
 def test_misread_python_no_longer_changes_the_hash() -> None:

@@ -23,8 +23,9 @@ from layerkit.spec import pip as P
 from layerkit.spec import values as V
 from layerkit.spec.catalog import load_catalog, solve_glibc
 from layerkit.spec.imageref import mirror, with_digest
+from layerkit.spec.implied import DEFAULT_FLAVOUR, PIP, adds_pip
 from layerkit.spec.models import Features, Runtime
-from layerkit.spec.validate import DEFAULT_FLAVOUR, Checked
+from layerkit.spec.validate import Checked
 
 ENV_PREFIX = "/opt/env"
 # PEP 600 hook, on PYTHONPATH for the env stage's pip: which manylinux wheels run on the base.
@@ -104,11 +105,14 @@ def _steps(checked: Checked, stage: str) -> tuple[CommandStep, ...]:
 
 
 def effective_dependencies(checked: Checked) -> tuple[str, ...]:
-    """Conda dependencies as installed: the spec's, plus Python when no spec names it."""
+    """Conda dependencies as installed (spec/implied.py): the spec's in the form solvers read
+    (matchspec.solver_form), plus `pip` when conda would add it and the injected Python."""
     conda = checked.resolved.spec.conda
-    deps = list(conda.dependencies or ()) if conda else []
+    deps = [M.solver_form(d) for d in conda.dependencies or ()] if conda else []
+    if adds_pip(conda):
+        deps.append(PIP)
     if checked.injected_python:
-        deps.append(f"python={checked.injected_python}")
+        deps.append(checked.injected_python)
     return tuple(sorted(deps))
 
 
