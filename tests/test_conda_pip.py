@@ -301,8 +301,7 @@ def test_a_later_layers_index_url_replaces_an_earlier_one() -> None:
         ("-e git+https://github.com/org/proj.git#egg=proj", "editable installs (-e)"),
         ("/home/me/wheels/proj-1.0-py3-none-any.whl", "a local path"),
         ("proj @ file:///opt/wheels/proj-1.0.tar.gz", "a local path"),
-        ("proj @ git+https://github.com/org/proj.git", "without a pinned commit"),
-        ("proj @ git+https://github.com/org/proj.git@v1.2.0", "without a pinned commit"),
+        ("proj @ git+https://github.com/org/proj.git", "without a ref"),  # a tag is fine: issue 19
         (
             "--index-url https://user:pw@pypi.corp.example/simple",
             "credentials must come from environment variables",

@@ -141,8 +141,10 @@ CASES = {
     "aml-rapids": Case(
         "aml-rapids/rapids.yml",
         f"{MLN} @ 86c1b3d7, contrib/RAPIDS/rapids.yml",
-        today="refused: 'git+https://github.com/cupy/cupy.git': a VCS URL without a pinned commit "
-        "installs whatever its branch or tag points to at build time; pin a full commit",
+        # Right: no @ref, so nothing to lock but the default branch of the day (issue 19 accepts
+        # a bare VCS URL with a ref, as conda-lock locks the commit it names).
+        today="refused: 'git+https://github.com/cupy/cupy.git': a VCS URL without a ref installs "
+        "whatever the default branch holds at build time; pin a tag or a commit",
         at="41:8",
     ),
     # --- Azure ML curated environment (azureml-assets) ---
