@@ -157,9 +157,7 @@ def find_solver(explicit: str | None, cache_dir: Path) -> str:
 
 def _env_file(inputs: LockInputs) -> dict[str, Any]:
     deps: list[Any] = list(inputs.dependencies)
-    if inputs.pip:
-        if not any(M.name_of(d) == "pip" for d in deps):
-            deps.append("pip")
+    if inputs.pip:  # `pip` itself is among the dependencies (spec/implied.py adds_pip)
         deps.append({"pip": list(inputs.pip)})
     doc: dict[str, Any] = {
         "channels": list(inputs.channels),

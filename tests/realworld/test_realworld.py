@@ -13,6 +13,7 @@ what it should do; flip `today` to it when the fix lands, and delete `want`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,11 +38,17 @@ class Case:
     pip_options: tuple[str, ...] = ()  # ok: pip option lines the merged spec's conda.pip holds
     # ok to validate and show, but render refuses with this text at `at` (a capability missing)
     render_refused: str = ""
+    absent: tuple[str, ...] = ()  # ok: package names the rendered environment must not list
 
 
 AML_EX = "Azure/azureml-examples"
 MLN = "Azure/MachineLearningNotebooks"
 LOCK = "conda/conda-lock"
+# Issue 19: on a catalog base, python is added unpinned; the lock or the solve picks it.
+INJECTED = (
+    "no python in the dependencies, so 'python' is added for base 'cpu-ubuntu22.04': the lock or "
+    "the solve picks the newest Python the packages allow"
+)
 
 CASES = {
     # --- Azure ML v2 environment YAML ($schema: .../environment.schema.json) ---
@@ -77,13 +84,12 @@ CASES = {
         today="ok",
         base="mcr.microsoft.com/azureml/openmpi3.1.2-ubuntu18.04:20220208.v1",
         channels=("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r"),
-        conda=("python=3.11",),
+        absent=("python",),  # issue 19: the user's base image brings its own Python
         warns=(
             "'spark' is not supported and was ignored",
             "'databricks' is not supported and was ignored",
             "no channels listed, so conda's 'defaults' is used (https://repo.anaconda.com/pkgs/main "
             "and https://repo.anaconda.com/pkgs/r)",
-            "no python in the dependencies, so python=3.11",
         ),
         want="ok, reading conda_dependencies.yml beside the JSON as Environment.load_from_directory does: "
         "channels anaconda, conda-forge; python=3.8, pip=20.2.4 and 10 pip packages (issue 12). Today "
@@ -138,8 +144,10 @@ CASES = {
     "aml-rapids": Case(
         "aml-rapids/rapids.yml",
         f"{MLN} @ 86c1b3d7, contrib/RAPIDS/rapids.yml",
-        today="refused: 'git+https://github.com/cupy/cupy.git': a VCS URL without a pinned commit "
-        "installs whatever its branch or tag points to at build time; pin a full commit",
+        # Right: no @ref, so nothing to lock but the default branch of the day (issue 19 accepts
+        # a bare VCS URL with a ref, as conda-lock locks the commit it names).
+        today="refused: 'git+https://github.com/cupy/cupy.git': a VCS URL without a ref installs "
+        "whatever the default branch holds at build time; pin a tag or a commit",
         at="41:8",
     ),
     # --- Azure ML curated environment (azureml-assets) ---
@@ -191,12 +199,17 @@ CASES = {
     "mpl-dev": Case(
         "mpl-dev/environment.yml",
         "matplotlib/matplotlib @ 0023ec6c, environment.yml",
-        today="refused: 'nbconvert[execute]!=6.0.0,!=6.0.1,!=7.3.0,!=7.3.1' is not a valid conda package spec",
-        at="53:5",
-        want="ok: conda's MatchSpec drops a bracket key without a value, reading nbconvert!=6.0.0,... "
-        "(checked with conda-lock's vendored conda; py-rattler's MatchSpec refuses the name "
-        "'nbconvert[execute]'); keep the version and warn that '[execute]' is ignored, or refuse "
-        "saying pip-style extras are not conda syntax (issue 19, accept what conda accepts)",
+        # conda's _parse_spec_str (conda/models/match_spec.py, step 3) strips the bracket section
+        # and keeps only key=value items, so conda (and conda-lock, through its vendored conda)
+        # installs nbconvert!=6.0.0,...; py-rattler refuses the name 'nbconvert[execute]'.
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge",),
+        conda=("nbconvert!=6.0.0,!=6.0.1,!=7.3.0,!=7.3.1", "python>=3.12", "pip"),
+        pip=("mpl-sphinx-theme~=3.11.0",),
+        warns=(
+            "53:5: warning: 'nbconvert[execute]!=6.0.0,!=6.0.1,!=7.3.0,!=7.3.1': conda ignores [execute]",
+        ),
     ),
     "xarray-tests": Case(
         "xarray-tests/environment.yml",
@@ -204,9 +217,9 @@ CASES = {
         today="ok",
         base="ubuntu:22.04",
         channels=("conda-forge",),
-        conda=("python=3.11", "numpy>=2.2", "mypy==1.18.1", "pandas-stubs<=2.2.3.241126"),
+        conda=("python", "numpy>=2.2", "mypy==1.18.1", "pandas-stubs<=2.2.3.241126"),
         pip=("jax", "types-defusedxml", "types-pexpect"),
-        warns=("no python in the dependencies, so python=3.11 (base 'cpu-ubuntu22.04') is installed",),
+        warns=(INJECTED,),
     ),
     "xarray-min-deps": Case(
         "xarray-min-deps/min-all-deps.yml",
@@ -249,16 +262,17 @@ CASES = {
         today="ok",
         base="ubuntu:22.04",
         channels=("conda-forge",),
-        conda=("cudatoolkit >=11,<12", "cudnn >=8,<9", "python=3.11"),
-        warns=("no python in the dependencies, so python=3.11 (base 'cpu-ubuntu22.04') is installed",),
+        conda=("cudatoolkit >=11,<12", "cudnn >=8,<9", "python"),
+        warns=(INJECTED,),
     ),
     "condalock-nodefaults": Case(
         "condalock-nodefaults/environment.yml",
         f"{LOCK} @ fb7f5805, tests/test-env-nodefaults/environment.yml",
-        today="refused: 'python <3.11' allows Python < 3.5",
-        at="7:5",
-        want="ok with channels (conda-forge,): the solver picks the newest python <3.11, which "
-        "layerkit supports; an upper bound alone is not a request for an old Python",
+        # python <3.11 admits 3.5-3.10 (rattler's VersionSpec): the solver picks the newest.
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge",),
+        conda=("python <3.11",),
     ),
     "condalock-channel-inversion": Case(
         "condalock-channel-inversion/environment.yaml",
@@ -266,8 +280,8 @@ CASES = {
         today="ok",
         base="ubuntu:22.04",
         channels=("conda-forge", "https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r"),
-        conda=("zlib", "https://repo.anaconda.com/pkgs/main::libgomp", "python=3.11"),
-        warns=("no python in the dependencies, so python=3.11 (base 'cpu-ubuntu22.04') is installed",),
+        conda=("zlib", "https://repo.anaconda.com/pkgs/main::libgomp", "python"),
+        warns=(INJECTED,),
     ),
     "condalock-category": Case(
         "condalock-category/dev.yml",
@@ -368,6 +382,8 @@ def test_realworld(cli, name: str) -> None:
     assert tuple(env["channels"]) == case.channels
     missing = [spec for spec in case.conda if spec not in env["dependencies"]]
     assert not missing, (missing, env["dependencies"])
+    names = {re.split(r"[\s<>=!~\[]", d.rsplit("::", 1)[-1])[0] for d in env["dependencies"]}
+    assert not names & set(case.absent), env["dependencies"]
     reqs = files.get("requirements.txt", "").splitlines()
     missing = [req for req in case.pip if req not in reqs]
     assert not missing, (missing, reqs)
