@@ -38,6 +38,7 @@ __all__ = [
     "Rendered",
     "build",
     "check",
+    "check_grammar",
     "check_spec",
     "default_lock_path",
     "env_diff",
@@ -63,14 +64,26 @@ def load(spec: Path) -> Resolved:
     return resolve(Path(spec))
 
 
-def check_spec(spec: Path | Resolved) -> Checked:
+def check_spec(spec: Path | Resolved, *, solver_grammar: bool = True) -> Checked:
     """Load (if needed) and validate; raises SpecError, returns warnings on the result.
-    A base Dockerfile is checked too, as BuildKit will read it (render/userfile.py)."""
+    A base Dockerfile is checked too, as BuildKit will read it (render/userfile.py).
+    ``solver_grammar=False`` skips reading the conda specs with py-rattler's MatchSpec
+    (spec/grammar.py): only for callers that prove them by a fresh lock instead, or call
+    ``check_grammar`` when the lock is not fresh."""
     from layerkit.render.userfile import check_base_dockerfile
 
     checked = validate(spec if isinstance(spec, Resolved) else load(spec))
     check_base_dockerfile(checked)
+    if solver_grammar:
+        check_grammar(checked)
     return checked
+
+
+def check_grammar(checked: Checked) -> None:
+    """The conda specs as the solver's own MatchSpec parser reads them; raises SpecError."""
+    from layerkit.spec import grammar
+
+    grammar.check(checked.resolved)
 
 
 def read_lock(path: Path) -> Lock:

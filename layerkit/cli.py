@@ -16,7 +16,7 @@ from layerkit import __version__
 from layerkit.commands import add_build_arguments, build_options
 from layerkit.commands import out as _out
 from layerkit.commands import warn as _warn
-from layerkit.errors import EXIT_INTERRUPTED, EXIT_OK, LayerkitError, SpecError
+from layerkit.errors import EXIT_INTERRUPTED, EXIT_OK, CheckFailed, LayerkitError, SpecError
 
 EXIT_CODES_HELP = """exit codes:
   0    ok
@@ -134,7 +134,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "show":
         from layerkit.spec.show import as_json, as_yaml
 
-        resolved = api.load(args.spec)
+        # Checked as `validate` checks it: a spec validate refuses is not shown (exit 2).
+        checked = api.check_spec(args.spec)
+        _warn(args, checked.warnings)
+        resolved = checked.resolved
         _out(as_json(resolved) if args.json else as_yaml(resolved))
         return EXIT_OK
     if args.command == "flavours":
@@ -194,10 +197,15 @@ def _lock(args: argparse.Namespace) -> int:
     from layerkit import api
     from layerkit.lock import run
 
-    checked = api.check_spec(args.spec)
+    # A fresh lock proves its specs went through the solver's parser: --check loads no solver.
+    checked = api.check_spec(args.spec, solver_grammar=not args.check)
     lockfile = args.lockfile or api.default_lock_path(args.spec)
     if args.check:
-        spec_hash = run.check_fresh(checked, lockfile)
+        try:
+            spec_hash = run.check_fresh(checked, lockfile)
+        except CheckFailed:
+            api.check_grammar(checked)  # a bad spec is bad input (2), not a stale lock (1)
+            raise
         if args.json:
             _out(json.dumps({"lockfile": str(lockfile), "fresh": True, "spec_hash": spec_hash}) + "\n")
         return EXIT_OK

@@ -114,8 +114,11 @@ async def _solve(spec_path, platform, repodata_cache=None):
     with open(spec_path, encoding="utf-8") as fh:
         doc = json.load(fh)  # layerkit writes environment.yml as JSON, which is YAML
     channels = [rattler.Channel(expand(c)) for c in doc["channels"]]
+    # Read as layerkit validated them and as its lock solver reads them: strict=False accepts
+    # what conda accepts (`numpy 1.2 py3*`); rattler.solve would parse strings strictly.
+    specs = [rattler.MatchSpec(s, strict=False) for s in doc["dependencies"]]
     return await rattler.solve(
-        channels, doc["dependencies"], platforms=[platform, "noarch"], gateway=_gateway(repodata_cache),
+        channels, specs, platforms=[platform, "noarch"], gateway=_gateway(repodata_cache),
         # $CONDA_OVERRIDE_CUDA (set by layerkit for GPU environments; no driver at build time)
         # and the other CONDA_OVERRIDE_* win over detection, as in conda and micromamba.
         virtual_packages=rattler.VirtualPackage.detect(rattler.VirtualPackageOverrides.from_env()),

@@ -136,9 +136,18 @@ def test_untracked_roots_are_not_discovered(cli, repo: Path) -> None:
 
 
 def test_fresh_path_imports_no_solver_or_renderer(repo: Path) -> None:
-    probe = (
-        "import sys\nfrom layerkit.cli import main\ncode = main(['-q', 'check'])\n"
-        "print(code, sorted(m for m in ('conda_lock', 'rattler', 'jinja2') if m in sys.modules))"
-    )
-    proc = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True)
-    assert proc.stdout.split(maxsplit=1) == ["0", "[]\n"], proc.stderr
+    """A fresh lock proves its specs went through the solver's MatchSpec; a spec without one
+    (B) is read by it (spec/grammar.py, issue 19), as `layerkit validate` reads it."""
+
+    def probe(*specs: str) -> list[str]:
+        code = (
+            f"import sys\nfrom layerkit.cli import main\ncode = main(['-q', 'check', *{list(specs)!r}])\n"
+            "print(code, sorted(m for m in ('conda_lock', 'rattler', 'jinja2') if m in sys.modules))"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
+        return [proc.stdout, proc.stderr]
+
+    out, err = probe(A)
+    assert out.split(maxsplit=1) == ["0", "[]\n"], err
+    out, err = probe()
+    assert out.split(maxsplit=1) == ["0", "['rattler']\n"], err

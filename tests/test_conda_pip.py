@@ -81,11 +81,19 @@ def test_any_python_spec_stops_injection(python: str) -> None:
     assert not any("no python" in w for w in c.warnings)
 
 
-def test_injection_is_warned_with_its_version() -> None:
+def test_injection_is_warned_and_leaves_the_version_to_the_solver() -> None:
+    """Issue 19: on a catalog base an unnamed Python is added unpinned (the solver picks the
+    newest the packages allow); a flavour with its own pip wheels keeps its Python."""
     c = checked(env_yml("numpy=1.26"))
-    assert c.injected_python == "3.11"
-    assert "python=3.11" in effective_dependencies(c)
-    assert any("python=3.11 (base 'cpu-ubuntu22.04') is installed" in w for w in c.warnings)
+    assert c.injected_python == "python"
+    assert "python" in effective_dependencies(c)
+    assert any("so 'python' is added for base 'cpu-ubuntu22.04'" in w for w in c.warnings)
+    onnx = checked(
+        "base: {flavour: onnxruntime-cpu}\nconda: {channels: [conda-forge], dependencies: [numpy]}\n",
+        "l.yaml",
+    )
+    assert onnx.injected_python == "python=3.11"
+    assert any("base 'onnxruntime-cpu' installs onnxruntime==1.16.3" in w for w in onnx.warnings)
 
 
 def test_misread_python_no_longer_changes_the_hash() -> None:
@@ -293,8 +301,7 @@ def test_a_later_layers_index_url_replaces_an_earlier_one() -> None:
         ("-e git+https://github.com/org/proj.git#egg=proj", "editable installs (-e)"),
         ("/home/me/wheels/proj-1.0-py3-none-any.whl", "a local path"),
         ("proj @ file:///opt/wheels/proj-1.0.tar.gz", "a local path"),
-        ("proj @ git+https://github.com/org/proj.git", "without a pinned commit"),
-        ("proj @ git+https://github.com/org/proj.git@v1.2.0", "without a pinned commit"),
+        ("proj @ git+https://github.com/org/proj.git", "without a ref"),  # a tag is fine: issue 19
         (
             "--index-url https://user:pw@pypi.corp.example/simple",
             "credentials must come from environment variables",

@@ -262,3 +262,66 @@ def test_channel_qualified_spec_locks_from_its_channel(
     r = cli("lock", spec)
     assert r.code == 0, r.err
     assert conda_pkgs(tmp_path / "env.conda-lock.yml")["datakit"].startswith("datakit-1.0")
+
+
+def test_conda_lock_keys_of_an_environment_yml_lock(
+    cli, channel: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19: an environment.yml written for conda-lock (platforms, pip-repositories with
+    $NAME credentials, allow-pypi-requests: false) locks from that index only, and the
+    credentials' values reach neither the lock nor layerkit's output."""
+    index = fx.make_pypi_index(tmp_path / "pypi", [fx.WheelDef("tinypip", "1.0")])
+    pypi_url, stop = fx.serve_directory(index)
+    host = pypi_url.split("://", 1)[1]
+    monkeypatch.setenv("PIP_USER", "deploy")
+    monkeypatch.setenv("PIP_PASSWORD", "s3cret-value")
+    spec = tmp_path / "environment.yml"
+    spec.write_text(
+        f"channels:\n  - {channel[1]}\nplatforms:\n  - linux-64\n  - osx-arm64\n"
+        f"allow-pypi-requests: false\npip-repositories:\n  - http://$PIP_USER:$PIP_PASSWORD@{host}/simple\n"
+        "dependencies:\n  - python=3.11\n  - pip\n  - pip:\n    - tinypip\n"
+    )
+    try:
+        # --no-pin-base: pinning plans the image, and the image cannot be built with pip
+        # credentials until BuildKit secrets land (render refuses them today).
+        r = cli("lock", "--no-pin-base", spec)
+    finally:
+        stop()
+    assert r.code == 0, r.err
+    lockfile = tmp_path / "environment.conda-lock.yml"
+    lk = api.read_lock(lockfile)
+    assert lk.platforms == ("linux-64",)
+    pip = [p for p in lk.packages if p.manager == "pip"]
+    assert [(p.name, p.version) for p in pip] == [("tinypip", "1.0")]
+    assert "s3cret-value" not in lockfile.read_text() + r.err + r.out
+
+
+def test_a_channel_only_a_spec_names_is_added_after_the_listed_ones(
+    cli, channel: tuple[Path, str], tmp_path: Path
+) -> None:
+    """Issue 19: conda's Solver._prepare (conda/core/solve.py) appends the channel of a
+    channel-qualified spec that `channels:` does not list; py-rattler adds none, so layerkit
+    lists it for conda-lock and the solver, after the listed channels."""
+    other = fx.make_channel(tmp_path / "other", [fx.PkgDef("extrakit", "0.5", "h0_0", depends=["corelib"])])
+    other_url, stop = fx.serve_channel(other)
+    try:
+        spec = spec_file(tmp_path, channel[1], ["python=3.11", f"{other_url}::extrakit >= 0.5, < 1"])
+        r = cli("lock", spec)
+        assert r.code == 0, r.err
+        assert f"names the channel '{other_url}', which channels: does not list" in r.err
+    finally:
+        stop()
+    pkgs = {p.name: p.url for p in api.read_lock(tmp_path / "env.conda-lock.yml").packages}
+    assert pkgs["extrakit"].startswith(other_url + "/linux-64/")
+    assert pkgs["corelib"].startswith(channel[1] + "/")  # the listed channel first
+
+
+def test_an_unnamed_python_is_the_newest_the_packages_allow(
+    cli, channel: tuple[Path, str], tmp_path: Path
+) -> None:
+    """Issue 19: no python spec on a catalog base adds `python` unpinned: the solve picks the
+    newest Python the packages allow (toolz 0.11 allows 3.10 and 3.11; the channel has both)."""
+    spec = spec_file(tmp_path, channel[1], ["toolz=0.11"])
+    r = cli("lock", spec)
+    assert r.code == 0, r.err
+    assert conda_pkgs(tmp_path / "env.conda-lock.yml")["python"] == "python-3.11.9-h0_0.tar.bz2"

@@ -199,8 +199,11 @@ def check_one(
 
     shown = display(spec)
     try:
-        checked = api.check_spec(spec)
+        # A fresh lock proves its specs went through the solver's parser (spec/grammar.py).
+        checked = api.check_spec(spec, solver_grammar=False)
         lock, problems = _check_lock(checked, spec, api.default_lock_path(spec), require_lock)
+        if lock.status != "fresh":
+            api.check_grammar(checked)
         directory = context or default_context_dir(spec)
         ctx = None
         if context is not None or _context_in_use(directory):

@@ -158,9 +158,7 @@ def find_solver(explicit: str | None, cache_dir: Path) -> str:
 
 def _env_file(inputs: LockInputs) -> dict[str, Any]:
     deps: list[Any] = list(inputs.dependencies)
-    if inputs.pip:
-        if not any(M.name_of(d) == "pip" for d in deps):
-            deps.append("pip")
+    if inputs.pip:  # `pip` itself is among the dependencies (spec/implied.py adds_pip)
         deps.append({"pip": list(inputs.pip)})
     doc: dict[str, Any] = {
         "channels": list(inputs.channels),
@@ -241,8 +239,9 @@ def lock(
                "--metadata-json", "metadata.json", "--log-level", "ERROR"]  # fmt: skip
         for p in inputs.platforms:
             cmd += ["-p", p]
-        if inputs.pip_index:
-            # The default PyPI<->conda name mapping is downloaded from GitHub: not air-gapped.
+        if inputs.pip_index or not inputs.pypi:
+            # The default PyPI<->conda name mapping is downloaded from GitHub: not air-gapped
+            # (a site mirror), nor only the indexes named (allow-pypi-requests: false).
             cmd += ["--pypi_to_conda_lookup_file", "pypi-mapping.json"]
         if update:
             if not lockfile.is_file():

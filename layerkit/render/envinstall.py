@@ -142,7 +142,8 @@ def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstal
         pip_file = f"requirements-{platform}.txt" if lock.for_platform(platform, "pip") else None
     else:
         conda_file = "environment.yml"
-        pip_file = "requirements.txt" if conda and conda.pip else None
+        # Index options alone (e.g. an environment.yml's pip-repositories) install nothing.
+        pip_file = "requirements.txt" if conda and P.section(conda.pip).requirements else None
     ref, hashed = installer_image(checked, lock)
     channel_secrets = _channel_secrets(checked, lock, installer)
     return EnvInstall(

@@ -23,8 +23,9 @@ from layerkit.spec import pip as P
 from layerkit.spec import values as V
 from layerkit.spec.catalog import load_catalog, solve_glibc
 from layerkit.spec.imageref import mirror, with_digest
+from layerkit.spec.implied import DEFAULT_FLAVOUR, PIP, adds_pip
 from layerkit.spec.models import Features, Runtime
-from layerkit.spec.validate import DEFAULT_FLAVOUR, Checked
+from layerkit.spec.validate import Checked
 
 ENV_PREFIX = "/opt/env"
 # PEP 600 hook, on PYTHONPATH for the env stage's pip: which manylinux wheels run on the base.
@@ -104,11 +105,14 @@ def _steps(checked: Checked, stage: str) -> tuple[CommandStep, ...]:
 
 
 def effective_dependencies(checked: Checked) -> tuple[str, ...]:
-    """Conda dependencies as installed: the spec's, plus Python when no spec names it."""
+    """Conda dependencies as installed (spec/implied.py): the spec's in the form solvers read
+    (matchspec.solver_form), plus `pip` when conda would add it and the injected Python."""
     conda = checked.resolved.spec.conda
-    deps = list(conda.dependencies or ()) if conda else []
+    deps = [M.solver_form(d) for d in conda.dependencies or ()] if conda else []
+    if adds_pip(conda):
+        deps.append(PIP)
     if checked.injected_python:
-        deps.append(f"python={checked.injected_python}")
+        deps.append(checked.injected_python)
     return tuple(sorted(deps))
 
 
@@ -135,6 +139,7 @@ def _context_files(
         files.append(("environment.yml", json.dumps(doc, indent=2, sort_keys=True) + "\n"))
         if env.pip_file and conda and conda.pip:
             pip = P.section(conda.pip)
+            _hashes_all_or_none(checked, pip.requirements)
             # Options first, as lines: pip expands ${NAME} credentials in files only.
             lines = [*pip.options.lines(), *sorted(pip.requirements)]
             files.append((env.pip_file, "\n".join(lines) + "\n"))
@@ -146,6 +151,19 @@ def _context_files(
     script = "install_env.py" if env.installer == "rattler" else "fetch_installer.py"
     files.append((script, (data_dir("templates") / script).read_text(encoding="utf-8")))
     return files
+
+
+def _hashes_all_or_none(checked: Checked, requirements: tuple[str, ...]) -> None:
+    """pip turns on hash-checking for a whole file when one line has --hash, and then refuses
+    every requirement without one; a lock carries a hash for every package instead."""
+    hashed = [bool(P.split_hashes(r)[1]) for r in requirements]
+    if any(hashed) and not all(hashed):
+        raise SpecError(
+            "some pip lines have --hash and some do not: pip checks hashes for all of a file's "
+            "requirements or none; run `layerkit lock` (the lock keeps these hashes and has one for "
+            "every package), or give every line its --hash",
+            checked.resolved.loc(("conda", "pip")),
+        )
 
 
 def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None = None) -> RenderPlan:

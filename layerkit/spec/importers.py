@@ -14,6 +14,7 @@ from typing import Any
 
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
+from layerkit.spec import condalock, formats, selectors
 from layerkit.spec.load import Format, Key, Positions, parse_text
 
 # Names a hosted-platform definition may not use (curated environments live there).
@@ -66,8 +67,9 @@ class _Out:
         return Location(self.source, line, col)
 
 
-def _split_pip(deps: Any, out: _Out, old: Key, new: Key) -> None:
-    """Split an environment.yml dependency list into conda strings and the pip list."""
+def _split_pip(deps: Any, out: _Out, old: Key, new: Key, skip: frozenset[Key] = frozenset()) -> None:
+    """Split an environment.yml dependency list into conda strings and the pip list, leaving
+    out the items (old keys) in `skip`."""
     if not isinstance(deps, list):
         out.put((*new, "dependencies"), deps, old)  # the model reports the type error
         return
@@ -76,7 +78,16 @@ def _split_pip(deps: Any, out: _Out, old: Key, new: Key) -> None:
         if isinstance(item, dict):
             if set(item) != {"pip"}:
                 raise SpecError("a mapping in dependencies may only hold 'pip: [...]'", out.loc((*old, i)))
-            out.put((*new, "pip"), item["pip"], (*old, i, "pip"))
+            pip = item["pip"]
+            if isinstance(pip, list) and skip:
+                kept = [j for j in range(len(pip)) if (*old, i, "pip", j) not in skip]
+                for n, j in enumerate(kept):
+                    out.copy_positions((*new, "pip", n), (*old, i, "pip", j))
+                out.put((*new, "pip"), [pip[j] for j in kept], (*old, i, "pip"), children=False)
+            else:
+                out.put((*new, "pip"), pip, (*old, i, "pip"))
+            continue
+        if (*old, i) in skip:
             continue
         out.copy_positions((*new, "dependencies", len(conda)), (*old, i))
         conda.append(item)
@@ -93,19 +104,38 @@ def _check_keys(data: dict[str, Any], allowed: set[str], where: Key, out: _Out) 
             raise SpecError(f"unknown key '{key}'{tip}", out.loc((*where, key)))
 
 
-def _env_yml(data: dict[str, Any], out: _Out) -> None:
-    _check_keys(data, {"name", "channels", "dependencies", "variables", "prefix"}, (), out)
+# conda's own keys (conda/env/env.py VALID_KEYS); conda-lock's are in spec/condalock.py.
+ENV_YML_KEYS = ("name", "channels", "dependencies", "variables", "prefix")
+
+
+def _env_yml(data: dict[str, Any], out: _Out, warnings: list[str], text: str | None) -> None:
+    known = (*ENV_YML_KEYS, *condalock.KEYS)
+    for key in data:
+        if key not in known:
+            # conda drops a key it does not know with a message ("EnvironmentSectionNotValid:
+            # ... will be ignored", conda/env/env.py validate_keys) and creates the env anyway.
+            hint = difflib.get_close_matches(key, known, n=1)
+            tip = f"; did you mean '{hint[0]}'?" if hint else ""
+            warnings.append(
+                f"{out.loc((key,))}: warning: '{key}' is not an environment.yml key; conda ignores it "
+                f"and so does layerkit{tip}"
+            )
     if "name" in data:
         out.put(("name",), data["name"], ("name",))
     if "channels" in data:
         out.put(("conda", "channels"), data["channels"], ("channels",))
     if "dependencies" in data:
-        _split_pip(data["dependencies"], out, ("dependencies",), ("conda",))
+        skip = selectors.dropped(text, data, out.pos, out.source, warnings) if text else frozenset()
+        _split_pip(data["dependencies"], out, ("dependencies",), ("conda",), skip)
     if "variables" in data:
         out.put(("env",), data["variables"], ("variables",))
+    condalock.import_keys(data, out, warnings)
 
 
 def _hosted(data: dict[str, Any], out: _Out, prefix: Key, base_dir: Path, warnings: list[str]) -> None:
+    v2 = next((k for k in data if k in formats.AML_V2), None)
+    if v2 is not None:
+        raise SpecError(formats.AML_V2_PREVIEW, out.loc((*prefix, v2)))
     _check_keys(data, _HOSTED_KEYS, prefix, out)
     name = data.get("name")
     if isinstance(name, str) and name.startswith(HOSTED_RESERVED_PREFIXES):
@@ -204,11 +234,13 @@ def _hosted_docker(docker: Any, out: _Out, dk: Key, warnings: list[str]) -> None
 
 
 def import_data(
-    fmt: Format, data: Any, pos: Positions, source: str, base_dir: Path
+    fmt: Format, data: Any, pos: Positions, source: str, base_dir: Path, text: str | None = None
 ) -> tuple[Any, Positions, list[str]]:
-    """Return layerkit-shaped data, its positions and import warnings."""
+    """Return layerkit-shaped data, its positions and import warnings; `text` is the file as
+    written, for conda-lock's platform selectors (comments YAML drops)."""
     warnings: list[str] = []
     if fmt == "layerkit":
+        formats.check(data, pos, source)
         conda: dict[str, Any] = data.get("conda") if isinstance(data, dict) else None  # type: ignore[assignment]
         deps = conda.get("dependencies") if isinstance(conda, dict) else None
         if isinstance(conda, dict) and isinstance(deps, list) and any(isinstance(d, dict) for d in deps):
@@ -222,7 +254,7 @@ def import_data(
         return data, pos, warnings
     out = _Out(pos, source)
     if fmt == "environment.yml":
-        _env_yml(data, out)
+        _env_yml(data, out, warnings, text)
     elif fmt == "hosted-environment":
         _hosted(data, out, (), base_dir, warnings)
     else:

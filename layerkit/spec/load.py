@@ -223,7 +223,7 @@ def load_file(path: Path) -> Layer:
         raise SpecError(f"not UTF-8 text (byte {exc.start})", Location(source)) from None
     data, pos = parse_text(text, source)
     fmt = detect_format(data)
-    data, pos, warnings = import_data(fmt, data, pos, source, path.parent)
+    data, pos, warnings = import_data(fmt, data, pos, source, path.parent, text)
     spec = validate_data(data, pos, source)
     return Layer(source, path, fmt, spec, pos, tuple(warnings))
 
@@ -234,5 +234,5 @@ def load_text(text: str, source: str, base_dir: Path | None = None) -> Layer:
 
     data, pos = parse_text(text, source)
     fmt = detect_format(data)
-    data, pos, warnings = import_data(fmt, data, pos, source, base_dir or Path.cwd())
+    data, pos, warnings = import_data(fmt, data, pos, source, base_dir or Path.cwd(), text)
     return Layer(source, None, fmt, validate_data(data, pos, source), pos, tuple(warnings))

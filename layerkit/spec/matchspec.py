@@ -39,14 +39,25 @@ class CondaSpec:
     """A parsed conda MatchSpec: what layerkit needs to know about it."""
 
     name: str  # normalized (lowercase)
-    version: str | None  # as written, e.g. ">=3.8,<3.9", "=3.11", "!=3.9"
+    version: str | None  # without spaces, as conda keeps it: ">=3.8,<3.9", "=3.11", "!=3.9"
     channel: str | None  # a channel name ("pkgs/main") or URL, as written before `::`
     channel_is_url: bool
     rest: str | None  # the spec after `channel::`, as written; None when there is no `::`
+    # Words in brackets without `=value` (pip-style extras, `nbconvert[execute]`): conda's
+    # MatchSpec drops them (conda/models/match_spec.py _parse_spec_str, step 3).
+    ignored: tuple[str, ...] = ()
+    solver: str = ""  # the spec as layerkit hands it to solvers: `ignored` words removed
 
 
 # Package names as conda and rattler accept them (exact names, no globs).
 _NAME = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.-]*)\s*(.*)", re.S)
+# conda's version + build split (match_spec.py _parse_version_plus_build): the build is the
+# last word after a space or `=` that no operator precedes; spaces in the version are dropped.
+_VERSION_BUILD = re.compile(r"(.+?[^><!,|]?)(?:(?<![=!|,<>~])[ =]([^-=,|<>~]+?))?")
+_BRACKETS = re.compile(r"(.*)(\[.*\])(.*)", re.S)  # greedy: the last `[`, as conda's step 3
+_BRACKET_ITEM = re.compile(
+    r"\s*([A-Za-z0-9_-]+)\s*=\s*('[^']*'|\"[^\"]*\"|[^,\s\]]*)\s*,?|\s*([^,\s=]+)\s*,?"
+)
 _SUBDIRS = {
     "noarch",
     "linux-64",
@@ -62,36 +73,74 @@ _SUBDIRS = {
 @lru_cache(maxsize=4096)
 def parse(spec: str) -> CondaSpec:
     """Parse a conda MatchSpec the way conda's _parse_spec_str does (comment, `[key=value]`
-    brackets, `channel[/subdir]::`, name, then version); raises ValueError. Pure Python,
-    so validation and `lock --check` load no solver."""
+    brackets, `channel[/subdir]::`, name, then version and build); raises ValueError. Pure
+    Python, so `lock --check` and `check` load no solver; spec/grammar.py holds every spec to
+    the solver's own parser where a full validation runs."""
     text = spec.split("#", 1)[0].strip()
     attrs: dict[str, str] = {}
-    m = re.fullmatch(r"(.*?)\[(.*)\]", text, re.S)
+    ignored: list[str] = []
+    solver = spec.strip()
+    m = _BRACKETS.fullmatch(text)
     if m:
-        text = m.group(1).strip()
-        for key, value in re.findall(r"([A-Za-z_]+)\s*=\s*('[^']*'|\"[^\"]*\"|[^,\]]*)", m.group(2)):
-            attrs[key.lower()] = value.strip("'\"").strip()
+        kept = []
+        for item in _BRACKET_ITEM.finditer(m.group(2)[1:-1]):
+            key, value, word = item.groups()
+            if word:
+                ignored.append(word)
+            elif key:
+                attrs[key.lower()] = value.strip("'\"").strip()
+                kept.append(item.group(0).strip().rstrip(",").strip())
+        text = (m.group(1) + m.group(3)).strip()
+        if ignored:
+            brackets = f"[{', '.join(kept)}]" if kept else ""
+            solver = (m.group(1).rstrip() + brackets + m.group(3)).strip()
     channel, rest = None, None
     if "::" in text:
         channel, text = (part.strip() for part in text.rsplit("::", 1))
         parent, _, last = channel.rpartition("/")
         if parent and last in _SUBDIRS:
             channel = parent
-        rest = spec.rsplit("::", 1)[1].strip()
+        rest = solver.rsplit("::", 1)[1].strip()
     elif "channel" in attrs:
         channel = attrs["channel"]
     m = _NAME.fullmatch(text)
     if not m:
         raise ValueError("it does not start with a package name")
     after = m.group(2).strip()
-    version = attrs.get("version") or (after.split()[0] if after else None)
+    version = attrs.get("version")
+    if version is None and after:
+        vb = _VERSION_BUILD.fullmatch(after)
+        version = (vb.group(1) if vb else after).replace(" ", "")
     return CondaSpec(
         name=m.group(1).lower(),
         version=version or None,
         channel=channel.rstrip("/") if channel else None,
         channel_is_url=bool(channel and "://" in channel),
         rest=rest,
+        ignored=tuple(ignored),
+        solver=solver,
     )
+
+
+def problem(spec: str) -> str | None:
+    """Why conda cannot read `spec` as a package spec (pure: names and shape only)."""
+    if re.search(r"[\x00-\x1f\x7f]", spec):
+        return "must be a single line without control characters"
+    if spec != spec.strip() or not spec:
+        return f"'{spec}' has spaces around it; write the spec alone"
+    try:
+        parse(spec)
+    except ValueError as exc:
+        return f"'{spec}' is not a conda package spec: {exc} (e.g. 'numpy>=1.26', 'python >=3.8,<3.9')"
+    return None
+
+
+def solver_form(spec: str) -> str:
+    """The spec as solvers get it: conda's meaning, in a form py-rattler reads too."""
+    try:
+        return parse(spec).solver
+    except ValueError:
+        return spec
 
 
 def name_of(spec: str) -> str | None:
@@ -141,10 +190,38 @@ def channels_of(conda: Conda | None) -> tuple[tuple[str, ...], bool]:
     return tuple(c for c in written if c != NODEFAULTS), False
 
 
-def resolved_channels(conda: Conda | None, mirrors: Mirrors | None) -> tuple[str, ...]:
-    """Every channel URL (or alias-relative name), in priority order, mirrors applied."""
+def added_channels(conda: Conda | None, mirrors: Mirrors | None = None) -> tuple[str, ...]:
+    """Channels that channel-qualified specs name and `channels:` does not list, in spec order.
+
+    conda adds them itself, after the listed channels, so at the lowest priority: the classic
+    solver's Solver._prepare (conda/core/solve.py) appends each `spec.get_exact_value("channel")`
+    not in self.channels; py-rattler adds none, so layerkit lists them for it."""
+    listed = {_canonical(u) for e in channels_of(conda)[0] for u in channel_urls(e, mirrors)}
     out: list[str] = []
-    for entry in channels_of(conda)[0]:
+    for dep in (conda.dependencies or ()) if conda else ():
+        try:
+            channel = parse(dep).channel
+        except ValueError:
+            continue
+        if channel is None or channel == NODEFAULTS:
+            continue
+        urls = {_canonical(u) for u in channel_urls(channel, mirrors)}
+        if not urls <= listed and channel not in out:
+            out.append(channel)
+    return tuple(out)
+
+
+def _canonical(url: str) -> str:
+    """`name` and `<conda.anaconda.org>/name` are one channel; a default port is no port."""
+    url = re.sub(r"^(https://[^/:]+):443(?=/|$)|^(http://[^/:]+):80(?=/|$)", r"\1\2", url.rstrip("/"))
+    return url.removeprefix(CHANNEL_ALIAS + "/")
+
+
+def resolved_channels(conda: Conda | None, mirrors: Mirrors | None) -> tuple[str, ...]:
+    """Every channel URL (or alias-relative name), in priority order, mirrors applied: the
+    listed channels, then those only channel-qualified specs name (added_channels)."""
+    out: list[str] = []
+    for entry in (*channels_of(conda)[0], *added_channels(conda, mirrors)):
         for url in channel_urls(entry, mirrors):
             if url not in out:
                 out.append(url)

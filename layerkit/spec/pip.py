@@ -26,7 +26,8 @@ INDEX_URL = re.compile(
     rf"https?://(?:{ENV_REF}(?::{ENV_REF})?@)?[A-Za-z0-9.-]+(?::[0-9]{{1,5}})?(?:/[A-Za-z0-9._~%+=,:/-]*)?"
 )
 _VCS = ("git+", "hg+", "svn+", "bzr+")
-_COMMIT = re.compile(r"@[0-9a-f]{40}(?:[0-9a-f]{24})?$")
+_COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_HASH = re.compile(r"\s+--hash[=\s]\s*(\S+)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -115,19 +116,44 @@ def _option_problem(line: str, name: str, value: str | None) -> str | None:
     return None
 
 
+def split_hashes(line: str) -> tuple[str, tuple[str, ...]]:
+    """A requirement line's requirement and its per-line `--hash=algo:hex` options."""
+    hashes = tuple(_HASH.findall(line))
+    return _HASH.sub("", line).strip(), hashes
+
+
+def vcs_ref(url: str) -> str | None:
+    """The `@ref` of a VCS URL (conda-lock's unpack_git_url), after any `user@` of the host."""
+    rest = url.split("#", 1)[0].split("://", 1)[-1]
+    path = rest.split("/", 1)[1] if "/" in rest else ""
+    return path.rsplit("@", 1)[1] or None if "@" in path else None
+
+
+def vcs_name(url: str) -> str:
+    """The name conda-lock gives a bare VCS URL: its repository's, without `@ref` and `.git`
+    (conda_lock/src_parser/pyproject_toml.py parse_requirement_specifier)."""
+    return url.split("#", 1)[0].rstrip("/").split("/")[-1].split("@")[0].removesuffix(".git")
+
+
 def _requirement_problem(line: str) -> str | None:
     from packaging.requirements import InvalidRequirement, Requirement
 
-    text = line.strip()
+    text, hashes = split_hashes(line)
+    if problem := _hash_problem(line, text, hashes):
+        return problem
     url = text.split("@", 1)[1].strip() if "@" in text and not text.startswith(_VCS) else text
     if url.startswith(_VCS):
-        if not _COMMIT.search(url.split("#", 1)[0]):
+        # conda-lock locks the commit a tag or branch names (Poetry's resolved reference);
+        # without a ref there is nothing to lock but the default branch of the day.
+        if vcs_ref(url) is None:
             return (
-                f"'{line}': a VCS URL without a pinned commit installs whatever its branch or tag "
-                "points to at build time; pin a full commit: 'name @ git+https://host/repo.git@<40-hex commit>'"
+                f"'{line}': a VCS URL without a ref installs whatever the default branch holds at "
+                "build time; pin a tag or a commit: 'git+https://host/repo.git@v1.2'"
             )
+        if re.match(r"[a-z+]+://[^/@]*@", url) and not url.startswith(("git+ssh://git@", "git+git@")):
+            return f"'{line}': a VCS URL must not carry credentials"
         if text.startswith(_VCS):
-            return f"'{line}': name the package: 'name @ {text}'"
+            return None  # pip reads a bare VCS line; conda-lock names it by its repository
     # pip reads a line with a path separator and no scheme as a path (its _looks_like_path).
     path_like = "/" in text and "://" not in text and "@" not in text
     if (
@@ -147,7 +173,26 @@ def _requirement_problem(line: str) -> str | None:
         return f"'{line}' is not a valid pip requirement: {str(exc).splitlines()[0]}"
     if req.url and re.match(r"[a-z+]+://[^/@]*@", req.url):
         return f"'{line}': a direct URL must not carry credentials; serve it from an index"
+    if hashes and not (len(req.specifier) == 1 and next(iter(req.specifier)).operator in ("==", "===")):
+        return f"'{line}': pip checks a --hash only on a requirement pinned with '==' (e.g. 'name==1.0 --hash=…')"
     return None
+
+
+def _hash_problem(line: str, text: str, hashes: tuple[str, ...]) -> str | None:
+    if "--hash" in text:
+        return f"'{line}': write the hash as '--hash=sha256:<64 hex digits>'"
+    if len(hashes) > 1:
+        # conda_lock/src_parser/pyproject_toml.py RequirementWithHash splits on one ' --hash='.
+        return f"'{line}': conda-lock reads one --hash per line; keep the sha256 of the file you install"
+    if hashes and not re.fullmatch(r"sha256:[0-9a-f]{64}", hashes[0]):
+        return f"'{line}': the hash must be 'sha256:' and 64 hex digits (the lock records sha256)"
+    return None
+
+
+def normalized(line: str) -> str:
+    """A requirement as conda-lock and pip read it: one space before a single `--hash=`."""
+    text, hashes = split_hashes(line)
+    return " ".join((text, *(f"--hash={h}" for h in hashes)))
 
 
 def line_key(line: str) -> str:
@@ -157,6 +202,8 @@ def line_key(line: str) -> str:
     if opt is not None:
         name, value = opt
         return name if name in OPTIONS and not OPTIONS[name][2] else f"{name} {value or ''}".strip()
+    if line.strip().startswith(_VCS):
+        return re.sub(r"[-_.]+", "-", vcs_name(line.strip())).lower()
     m = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
     if not m or "://" in line.split("@", 1)[0]:
         return line.strip()
@@ -173,7 +220,7 @@ def section(lines: tuple[str, ...] | None) -> PipSection:
     for line in lines or ():
         opt = option(line)
         if opt is None:
-            reqs.append(line.strip())
+            reqs.append(normalized(line))
             continue
         name, value = opt
         if name == "--index-url":
@@ -192,8 +239,12 @@ def is_pinned(line: str) -> bool:
 
     if option(line) is not None:
         return True
+    text = split_hashes(line)[0]
+    url = text if text.startswith(_VCS) else text.split("@", 1)[1].strip() if "@" in text else ""
+    if url.startswith(_VCS):  # a tag or branch moves until the lock pins its commit
+        return bool(_COMMIT.fullmatch(vcs_ref(url) or ""))
     try:
-        req = Requirement(line)
+        req = Requirement(text)
     except Exception:
         return False
     return req.url is not None or any(s.operator in ("==", "===") for s in req.specifier)

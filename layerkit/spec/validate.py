@@ -19,11 +19,11 @@ from layerkit.spec import values as V
 from layerkit.spec.catalog import Catalog, CatalogImage, load_catalog
 from layerkit.spec.gpu import check_named_base, cuda_of
 from layerkit.spec.imageref import parse_image_ref
+from layerkit.spec.implied import DEFAULT_FLAVOUR, implied
 from layerkit.spec.merge import Resolved
 from layerkit.spec.models import Base, Features
 
 CURATED_PREFIX = "layerkit-"  # names of environments shipped with layerkit
-DEFAULT_FLAVOUR = "cpu-ubuntu22.04"
 MIN_PYTHON = Version("3.5")
 MIN_CONDA = Version("4.5")
 MIN_DISTRO = {"ubuntu": Version("16.04"), "debian": Version("9")}
@@ -34,7 +34,8 @@ class Checked:
     resolved: Resolved
     image: CatalogImage | None  # the catalog base, when the base is one
     warnings: tuple[str, ...]
-    # The Python added to conda.dependencies because no dependency names python at all.
+    # The Python spec added to conda.dependencies because no dependency names python at all
+    # (spec/implied.py): "python", for the solver to pick; None on a base of the user's.
     injected_python: str | None = None
 
     @property
@@ -48,21 +49,6 @@ def _v(text: str) -> Version | None:
         return Version(text)
     except InvalidVersion:
         return None
-
-
-def _python_floor(spec: str) -> Version | None:
-    """Lowest Python a `python...` conda spec admits (None when it has no lower bound)."""
-    try:
-        version = M.parse(spec).version
-    except ValueError:
-        return None
-    m = re.fullmatch(r"(==|=|>=|~=|>|<=|<)?\s*([0-9][0-9.]*)(?:\.\*)?(?:[\s=,|].*)?", version or "")
-    if not m:
-        return None
-    op, ver = m.group(1) or "=", _v(m.group(2).rstrip("."))
-    if ver is None:
-        return None
-    return ver if op in ("=", "==", ">=", "~=", ">") else Version("0") if op in ("<", "<=") else None
 
 
 def _select(r: Resolved, cat: Catalog) -> CatalogImage | None:
@@ -262,13 +248,6 @@ def _check_base(r: Resolved, image: CatalogImage | None, cat: Catalog) -> None:
             raise SpecError(
                 f"base '{image.id}' has Python {image.python}; Python >= 3.5 is required", r.loc(key)
             )
-    for i, dep in enumerate((s.conda.dependencies or ()) if s.conda else ()):
-        floor = _python_floor(dep) if dep.strip().startswith("python") else None
-        if floor is not None and floor < MIN_PYTHON:
-            raise SpecError(
-                f"'{dep}' allows Python < 3.5; layerkit needs Python >= 3.5",
-                r.loc(("conda", "dependencies", i)),
-            )
     gpu = feats.gpu
     if gpu and gpu.cuda:
         rule = cat.compat_rule(gpu.cuda)
@@ -361,30 +340,5 @@ def check(r: Resolved, catalog: Catalog | None = None) -> Checked:
     if b and (b.flavour or b.image) and image:
         check_named_base(r, image)
     _check_base(r, image, cat)
-    injected = _implied(r, image, cat, warn)
+    injected = implied(r, image, warn)
     return Checked(r, image, tuple(warn), injected)
-
-
-def _implied(r: Resolved, image: CatalogImage | None, cat: Catalog, warn: list[str]) -> str | None:
-    """What conda would add to the spec as written: channels, and the Python to install."""
-    spec = r.spec
-    if spec.user_managed:
-        return None
-    conda = spec.conda
-    _, implied = M.channels_of(conda)
-    if implied:
-        urls = " and ".join(M.DEFAULT_CHANNELS)
-        where = r.loc(("conda",)) if conda else r.root.loc(())
-        warn.append(f"{where}: warning: no channels listed, so conda's 'defaults' is used ({urls}); "
-                    "list channels to choose")  # fmt: skip
-    deps = (conda.dependencies or ()) if conda else ()
-    if M.python_spec(deps) is not None:
-        return None
-    base = image or cat.get(DEFAULT_FLAVOUR)
-    assert base is not None
-    where = r.loc(("conda", "dependencies")) if deps else r.root.loc(())
-    # Name the flavour only when it is the base: an image of the user's gets layerkit's default.
-    origin = f"base '{base.id}'" if image else "layerkit's default"
-    warn.append(f"{where}: warning: no python in the dependencies, so python={base.python} "
-                f"({origin}) is installed; add a python spec to choose")  # fmt: skip
-    return base.python

@@ -16,15 +16,6 @@ SHM_SIZE = re.compile(r"[0-9]+[bkmgBKMG]?")
 # URLs: shell-safe characters only, and no user:password@ (credentials never go in a spec).
 URL = re.compile(r"(?:https?|file)://(?:[A-Za-z0-9.-]+(?::[0-9]{1,5})?)?(?:/[A-Za-z0-9._~%+=,:/-]*)?")
 CHANNEL = re.compile(rf"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*|{URL.pattern}")
-CONDA_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
-CONDA_VERSION = r"[0-9*][A-Za-z0-9_.*+!]*"
-CONDA_CONSTRAINT = rf"(?:==|=|>=|<=|>|<|!=|~=)?{CONDA_VERSION}"
-CONDA_SPEC = re.compile(
-    rf"(?:(?P<channel>[A-Za-z0-9_./:-]+)::)?(?P<name>{CONDA_NAME})"
-    rf"(?:\s*(?P<version>{CONDA_CONSTRAINT}(?:[,|]{CONDA_CONSTRAINT})*)"
-    rf"(?:[\s=](?P<build>[A-Za-z0-9_.*+]+))?)?"
-    r"(?:\[[A-Za-z_]+=['\"]?[A-Za-z0-9_.*<>=!,|+ -]+['\"]?(?:,\s*[A-Za-z_]+=['\"]?[A-Za-z0-9_.*<>=!,|+ -]+['\"]?)*\])?"
-)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -50,10 +41,15 @@ def shell_line(value: str) -> str | None:
 
 
 def conda_spec(value: str) -> str | None:
-    if problem := no_control(value):
+    """A conda dependency: read by spec/matchspec.py (the one reader); a channel it names must be
+    a channel. The solver's grammar is checked where a full validation runs (spec/grammar.py)."""
+    from layerkit.spec import matchspec
+
+    if problem := matchspec.problem(value):
         return problem
-    if not CONDA_SPEC.fullmatch(value.strip()) or value != value.strip():
-        return f"'{value}' is not a valid conda package spec (e.g. 'numpy>=1.26', 'python=3.11')"
+    channel = matchspec.parse(value).channel
+    if channel is not None and not matches(CHANNEL, channel):
+        return f"'{value}': '{channel}' is not a channel"
     return None
 
 

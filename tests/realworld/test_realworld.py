@@ -13,7 +13,8 @@ what it should do; flip `today` to it when the fix lands, and delete `want`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -33,18 +34,29 @@ class Case:
     conda: tuple[str, ...] = ()  # ok: specs the rendered environment must list
     pip: tuple[str, ...] = ()  # ok: lines requirements.txt must hold
     warns: tuple[str, ...] = field(default=())  # ok: text that must be on stderr
+    platforms: tuple[str, ...] = ()  # ok: the merged spec's platforms (`show --json`), if set
+    pip_options: tuple[str, ...] = ()  # ok: pip option lines the merged spec's conda.pip holds
+    # ok to validate and show, but render refuses with this text at `at` (a capability missing)
+    render_refused: str = ""
+    absent: tuple[str, ...] = ()  # ok: package names the rendered environment must not list
 
 
 AML_EX = "Azure/azureml-examples"
 MLN = "Azure/MachineLearningNotebooks"
 LOCK = "conda/conda-lock"
+# Issue 19: on a catalog base, python is added unpinned; the lock or the solve picks it.
+INJECTED = (
+    "no python in the dependencies, so 'python' is added for base 'cpu-ubuntu22.04': the lock or "
+    "the solve picks the newest Python the packages allow"
+)
 
 CASES = {
     # --- Azure ML v2 environment YAML ($schema: .../environment.schema.json) ---
     "aml-v2-image-plus-conda": Case(
         "aml-v2-image-plus-conda/docker-image-plus-conda.yml",
         f"{AML_EX} @ 35579b49, cli/assets/environment/docker-image-plus-conda.yml (+ conda-yamls/pydata.yml @ 17e8241d)",
-        today="refused: unknown key '$schema'",
+        today="refused: this looks like an Azure ML v2 environment YAML (it has '$schema'), which "
+        "layerkit does not read yet",
         at="3:10",
         want="ok: base mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest; conda_file read relative "
         "to the YAML (python=3.8, pip, 17 pinned pip packages); $schema/description accepted",
@@ -52,7 +64,8 @@ CASES = {
     "aml-v2-docker-image": Case(
         "aml-v2-docker-image/docker-image.yml",
         f"{AML_EX} @ 4133e7cf, cli/assets/environment/docker-image.yml",
-        today="refused: unknown key '$schema'",
+        today="refused: this looks like an Azure ML v2 environment YAML (it has '$schema'), which "
+        "layerkit does not read yet",
         at="3:10",
         want="ok: base pytorch/pytorch:latest and nothing installed on it (Azure runs an image-only "
         "environment as is, i.e. user-managed)",
@@ -60,10 +73,9 @@ CASES = {
     "aml-v2-preview-docker-key": Case(
         "aml-v2-preview-docker-key/python-ml-basic-cpu.yml",
         f"{AML_EX} @ 083b0334, cli/assets/environment/python-ml-basic-cpu.yml (+ conda-envs/ @ 906b29c1)",
-        today="refused: unknown key 'conda_file'",
+        today="refused: this looks like the Azure ML v2 preview environment YAML (docker.image, "
+        "conda_file), which the v2 schema replaced and layerkit does not read",
         at="8:13",
-        want="refused, but saying this is the Azure ML v2 preview shape (docker.image, conda_file: file:...) "
-        "that the GA schema replaced; today the 'docker' key makes layerkit read it as v1 environment JSON",
     ),
     # --- Azure ML v1: environment JSON, CLI inference config, conda_dependencies.yml ---
     "aml-v1-saved-env": Case(
@@ -72,13 +84,12 @@ CASES = {
         today="ok",
         base="mcr.microsoft.com/azureml/openmpi3.1.2-ubuntu18.04:20220208.v1",
         channels=("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r"),
-        conda=("python=3.11",),
+        absent=("python",),  # issue 19: the user's base image brings its own Python
         warns=(
             "'spark' is not supported and was ignored",
             "'databricks' is not supported and was ignored",
             "no channels listed, so conda's 'defaults' is used (https://repo.anaconda.com/pkgs/main "
             "and https://repo.anaconda.com/pkgs/r)",
-            "no python in the dependencies, so python=3.11",
         ),
         want="ok, reading conda_dependencies.yml beside the JSON as Environment.load_from_directory does: "
         "channels anaconda, conda-forge; python=3.8, pip=20.2.4 and 10 pip packages (issue 12). Today "
@@ -106,11 +117,9 @@ CASES = {
     "aml-cli-inferenceconfig": Case(
         "aml-cli-inferenceconfig/inferenceconfig.json",
         f"{MLN} @ de9ce83f, how-to-use-azureml/azureml-cli/.azureml/inferenceconfig.json",
-        today="refused: unknown key 'entryScript'",
+        today="refused: this looks like an Azure ML v1 CLI inference config (entryScript without "
+        "'environment'), which layerkit does not read; give its condaFile to layerkit as an environment.yml",
         at="2:20",
-        want="ok: the v1 CLI inference config (entryScript, runtime, condaFile) imported like the "
-        "entryScript+environment shape, reading .azureml/conda_dependencies.yml; or refused naming "
-        "the format, not as an unknown layerkit key",
     ),
     "aml-cli-conda-deps-no-channels": Case(
         "aml-cli-conda-deps-no-channels/conda_dependencies.yml",
@@ -135,8 +144,10 @@ CASES = {
     "aml-rapids": Case(
         "aml-rapids/rapids.yml",
         f"{MLN} @ 86c1b3d7, contrib/RAPIDS/rapids.yml",
-        today="refused: 'git+https://github.com/cupy/cupy.git': a VCS URL without a pinned commit "
-        "installs whatever its branch or tag points to at build time; pin a full commit",
+        # Right: no @ref, so nothing to lock but the default branch of the day (issue 19 accepts
+        # a bare VCS URL with a ref, as conda-lock locks the commit it names).
+        today="refused: 'git+https://github.com/cupy/cupy.git': a VCS URL without a ref installs "
+        "whatever the default branch holds at build time; pin a tag or a commit",
         at="41:8",
     ),
     # --- Azure ML curated environment (azureml-assets) ---
@@ -188,12 +199,17 @@ CASES = {
     "mpl-dev": Case(
         "mpl-dev/environment.yml",
         "matplotlib/matplotlib @ 0023ec6c, environment.yml",
-        today="refused: 'nbconvert[execute]!=6.0.0,!=6.0.1,!=7.3.0,!=7.3.1' is not a valid conda package spec",
-        at="53:5",
-        want="ok: conda's MatchSpec drops a bracket key without a value, reading nbconvert!=6.0.0,... "
-        "(checked with conda-lock's vendored conda; py-rattler's MatchSpec refuses the name "
-        "'nbconvert[execute]'); keep the version and warn that '[execute]' is ignored, or refuse "
-        "saying pip-style extras are not conda syntax (issue 19, accept what conda accepts)",
+        # conda's _parse_spec_str (conda/models/match_spec.py, step 3) strips the bracket section
+        # and keeps only key=value items, so conda (and conda-lock, through its vendored conda)
+        # installs nbconvert!=6.0.0,...; py-rattler refuses the name 'nbconvert[execute]'.
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge",),
+        conda=("nbconvert!=6.0.0,!=6.0.1,!=7.3.0,!=7.3.1", "python>=3.12", "pip"),
+        pip=("mpl-sphinx-theme~=3.11.0",),
+        warns=(
+            "53:5: warning: 'nbconvert[execute]!=6.0.0,!=6.0.1,!=7.3.0,!=7.3.1': conda ignores [execute]",
+        ),
     ),
     "xarray-tests": Case(
         "xarray-tests/environment.yml",
@@ -201,9 +217,9 @@ CASES = {
         today="ok",
         base="ubuntu:22.04",
         channels=("conda-forge",),
-        conda=("python=3.11", "numpy>=2.2", "mypy==1.18.1", "pandas-stubs<=2.2.3.241126"),
+        conda=("python", "numpy>=2.2", "mypy==1.18.1", "pandas-stubs<=2.2.3.241126"),
         pip=("jax", "types-defusedxml", "types-pexpect"),
-        warns=("no python in the dependencies, so python=3.11 (base 'cpu-ubuntu22.04') is installed",),
+        warns=(INJECTED,),
     ),
     "xarray-min-deps": Case(
         "xarray-min-deps/min-all-deps.yml",
@@ -246,16 +262,17 @@ CASES = {
         today="ok",
         base="ubuntu:22.04",
         channels=("conda-forge",),
-        conda=("cudatoolkit >=11,<12", "cudnn >=8,<9", "python=3.11"),
-        warns=("no python in the dependencies, so python=3.11 (base 'cpu-ubuntu22.04') is installed",),
+        conda=("cudatoolkit >=11,<12", "cudnn >=8,<9", "python"),
+        warns=(INJECTED,),
     ),
     "condalock-nodefaults": Case(
         "condalock-nodefaults/environment.yml",
         f"{LOCK} @ fb7f5805, tests/test-env-nodefaults/environment.yml",
-        today="refused: 'python <3.11' allows Python < 3.5",
-        at="7:5",
-        want="ok with channels (conda-forge,): the solver picks the newest python <3.11, which "
-        "layerkit supports; an upper bound alone is not a request for an old Python",
+        # python <3.11 admits 3.5-3.10 (rattler's VersionSpec): the solver picks the newest.
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge",),
+        conda=("python <3.11",),
     ),
     "condalock-channel-inversion": Case(
         "condalock-channel-inversion/environment.yaml",
@@ -263,24 +280,27 @@ CASES = {
         today="ok",
         base="ubuntu:22.04",
         channels=("conda-forge", "https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r"),
-        conda=("zlib", "https://repo.anaconda.com/pkgs/main::libgomp", "python=3.11"),
-        warns=("no python in the dependencies, so python=3.11 (base 'cpu-ubuntu22.04') is installed",),
+        conda=("zlib", "https://repo.anaconda.com/pkgs/main::libgomp", "python"),
+        warns=(INJECTED,),
     ),
     "condalock-category": Case(
         "condalock-category/dev.yml",
         f"{LOCK} @ 269d2571, tests/test-multiple-categories/dev.yml",
-        today="refused: unknown key 'category'",
-        at="3:11",
-        want="ok: conda-lock's 'category' (which group the deps belong to) does not change one "
-        "image's install, and its 'platforms' maps to layerkit's platforms",
+        # conda-lock's category labels the file's deps; `conda-lock install` installs dev by default.
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge",),
+        conda=("pandas =2.0", "astropy =5.0"),
+        platforms=("linux-64",),
     ),
     "condalock-platform-selector": Case(
         "condalock-platform-selector/base-env.yml",
         f"{LOCK} @ 7f5f36ba, tests/test-lock-spec-platforms/base-env.yml",
-        today="refused: unknown key 'platforms'",
-        at="7:1",
-        want="ok: 'platforms' maps to layerkit's platforms (linux-64); the '#[linux64]' selector "
-        "keeps python =3.7 on linux-64 as conda-lock does",
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge",),
+        conda=("python =3.7",),
+        platforms=("linux-64",),
     ),
     "condalock-pip-url": Case(
         "condalock-pip-url/environment.yml",
@@ -297,11 +317,18 @@ CASES = {
     "condalock-pip-repositories": Case(
         "condalock-pip-repositories/environment.yaml",
         f"{LOCK} @ 945347ca, tests/test-pip-repositories/environment.yaml",
-        today="refused: unknown key 'pip-repositories'",
-        at="6:1",
-        want="ok: conda-lock's pip-repositories read as an extra index, its $PIP_USER/$PIP_PASSWORD "
-        "left for the build's environment and kept out of the hash; or refused naming the key as "
-        "conda-lock's and saying what to write instead",
+        # conda-lock's pip-repositories are pip indexes beside PyPI; its $NAME is pip's ${NAME}.
+        today="ok",
+        base="ubuntu:22.04",
+        channels=("conda-forge",),
+        conda=("python=3.11", "requests=2.26"),
+        pip=("fake-private-package==1.0.0",),
+        pip_options=(
+            "--extra-index-url http://${PIP_USER}:${PIP_PASSWORD}@private-pypi.org/api/pypi/simple",
+        ),
+        render_refused="the pip index needs ${PIP_PASSWORD}, ${PIP_USER} while the image builds, and "
+        "layerkit cannot pass build secrets to BuildKit yet",
+        at="11:5",
     ),
 }
 
@@ -334,9 +361,20 @@ def test_realworld(cli, name: str) -> None:
         return
     assert case.today == "ok"
     assert checked.code == 0, checked.err
-    assert rendered.code == 0, rendered.err
     for text in case.warns:
         assert text in checked.err, checked.err
+    shown = cli("show", "--json", path)
+    assert shown.code == 0, shown.err
+    spec = json.loads(shown.out)["spec"]
+    assert tuple(spec.get("platforms", ())) == case.platforms
+    pip_lines = spec.get("conda", {}).get("pip", [])
+    if case.pip_options:
+        assert [line for line in pip_lines if line.startswith("-")] == list(case.pip_options)
+    if case.render_refused:
+        assert set(case.pip) <= set(pip_lines), pip_lines
+        _one_line_refusal(rendered, path, replace(case, today=f"refused: {case.render_refused}"))
+        return
+    assert rendered.code == 0, rendered.err
     files = json.loads(rendered.out)["files"]
     froms = [line for line in files["Dockerfile"].splitlines() if line.startswith("FROM ")]
     assert froms[0] == f"FROM {case.base} AS base", froms
@@ -344,6 +382,8 @@ def test_realworld(cli, name: str) -> None:
     assert tuple(env["channels"]) == case.channels
     missing = [spec for spec in case.conda if spec not in env["dependencies"]]
     assert not missing, (missing, env["dependencies"])
+    names = {re.split(r"[\s<>=!~\[]", d.rsplit("::", 1)[-1])[0] for d in env["dependencies"]}
+    assert not names & set(case.absent), env["dependencies"]
     reqs = files.get("requirements.txt", "").splitlines()
     missing = [req for req in case.pip if req not in reqs]
     assert not missing, (missing, reqs)
@@ -370,9 +410,9 @@ def test_every_input_has_a_case_and_a_source() -> None:
             assert first.startswith("# Source: github.com/") and " @ " in first, rel
     for name, case in CASES.items():
         # A refusal names where; an accepted file names what must come out of it.
-        if case.today.startswith("refused: "):
+        if case.today.startswith("refused: ") or case.render_refused:
             assert case.at, name
-        else:
+        if not case.today.startswith("refused: "):
             assert case.base and case.channels, name
 
 
