@@ -4,13 +4,70 @@ into the build context of the env stage.
   install_env.py --prefix /opt/env --lock conda-linux-64.lock --platform linux-64
   install_env.py --prefix /opt/env --spec environment.yml --platform linux-64
   --cache-dir DIR: the package cache (a BuildKit cache mount: kept across builds, not in the image)
+
+Channel URLs may use environment variables (`https://host/t/${CONDA_TOKEN}/stable`, or
+$CONDA_TOKEN), kept unexpanded in the lock and the context. Each one's value is read here from
+the BuildKit secret of the same name (`RUN --mount=type=secret,id=CONDA_TOKEN` puts it at
+/run/secrets/CONDA_TOKEN, for this RUN only), and written nowhere: repodata is cached in a
+folder removed before exit, the prefix's conda-meta records get the `${NAME}` back, and
+messages show `${NAME}` instead of the value.
 """
 
 import argparse
 import asyncio
+import glob
 import json
 import os
+import re
+import shutil
 import sys
+import tempfile
+
+_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+SECRETS = {}  # variable name -> value, filled from the secret files
+SECRETS_DIR = "/run/secrets"
+
+
+def _secret(name):
+    if name not in SECRETS:
+        path = os.path.join(SECRETS_DIR, name)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                value = fh.read().strip()
+        except OSError:
+            value = ""
+        if not value:
+            raise SystemExit(
+                f"install_env: a channel URL uses ${{{name}}}, but the build has no secret {name} "
+                f"(`layerkit build` passes ${name} from its environment; with docker build: "
+                f"--secret id={name},env={name})"
+            )
+        SECRETS[name] = value
+    return SECRETS[name]
+
+
+def expand(url):
+    """A channel or package URL with its ${NAME}/$NAME replaced by the secrets' values."""
+    return _VAR.sub(lambda m: _secret(m.group(1) or m.group(2)), url)
+
+
+def mask(text):
+    for name, value in sorted(SECRETS.items(), key=lambda kv: -len(kv[1])):
+        text = text.replace(value, "${" + name + "}")
+    return text
+
+
+def _mask_prefix(prefix):
+    """Put `${NAME}` back where rattler recorded an expanded URL (conda-meta/*.json)."""
+    for path in glob.glob(os.path.join(prefix, "conda-meta", "*")):
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            text = fh.read()
+        masked = mask(text)
+        if masked != text:
+            with open(path, "w", encoding="utf-8", errors="surrogateescape") as fh:
+                fh.write(masked)
 
 
 def _explicit_urls(path):
@@ -23,15 +80,22 @@ def _explicit_urls(path):
     return urls
 
 
-async def _records_for(urls, platform):
+def _gateway(repodata_cache):
     import rattler
 
+    return rattler.Gateway(cache_dir=repodata_cache) if repodata_cache else rattler.Gateway()
+
+
+async def _records_for(urls, platform, repodata_cache=None):
+    import rattler
+
+    urls = [expand(u) for u in urls]
     by_channel = {}
     for url in urls:
         base, subdir, _ = url.rsplit("/", 2)
         by_channel.setdefault(base, set()).add(url.rsplit("/", 1)[1])
     records = {}
-    gateway = rattler.Gateway()
+    gateway = _gateway(repodata_cache)
     for base, files in sorted(by_channel.items()):
         names = sorted({f.rsplit("-", 2)[0] for f in files})
         found = await gateway.query([rattler.Channel(base)], [platform, "noarch"], names, recursive=False)
@@ -44,17 +108,17 @@ async def _records_for(urls, platform):
     return [records[u] for u in urls]
 
 
-async def _solve(spec_path, platform):
+async def _solve(spec_path, platform, repodata_cache=None):
     import rattler
 
     with open(spec_path, encoding="utf-8") as fh:
         doc = json.load(fh)  # layerkit writes environment.yml as JSON, which is YAML
-    channels = [rattler.Channel(c) for c in doc["channels"]]
+    channels = [rattler.Channel(expand(c)) for c in doc["channels"]]
     # Read as layerkit validated them and as its lock solver reads them: strict=False accepts
     # what conda accepts (`numpy 1.2 py3*`); rattler.solve would parse strings strictly.
     specs = [rattler.MatchSpec(s, strict=False) for s in doc["dependencies"]]
     return await rattler.solve(
-        channels, specs, platforms=[platform, "noarch"],
+        channels, specs, platforms=[platform, "noarch"], gateway=_gateway(repodata_cache),
         # $CONDA_OVERRIDE_CUDA (set by layerkit for GPU environments; no driver at build time)
         # and the other CONDA_OVERRIDE_* win over detection, as in conda and micromamba.
         virtual_packages=rattler.VirtualPackage.detect(rattler.VirtualPackageOverrides.from_env()),
@@ -62,6 +126,7 @@ async def _solve(spec_path, platform):
 
 
 def main():
+    global SECRETS_DIR
     ap = argparse.ArgumentParser()
     ap.add_argument("--prefix", required=True)
     ap.add_argument("--platform", required=True)
@@ -69,15 +134,27 @@ def main():
     group.add_argument("--lock")
     group.add_argument("--spec")
     ap.add_argument("--cache-dir")
+    ap.add_argument("--secrets-dir", default=SECRETS_DIR)  # where BuildKit mounts the secrets
     args = ap.parse_args()
+    SECRETS_DIR = args.secrets_dir
     import rattler
 
-    if args.lock:
-        records = asyncio.run(_records_for(_explicit_urls(args.lock), args.platform))
-    else:
-        records = asyncio.run(_solve(args.spec, args.platform))
-    cache = {"cache_dir": args.cache_dir} if args.cache_dir else {}
-    asyncio.run(rattler.install(records, target_prefix=args.prefix, show_progress=False, **cache))
+    # Repodata records the URLs it came from: with credentials in them, cache it only for this run.
+    with open(args.lock or args.spec, encoding="utf-8") as fh:
+        private = _VAR.search(fh.read()) is not None
+    repodata_cache = tempfile.mkdtemp(prefix="lk-repodata-") if private else None
+    try:
+        if args.lock:
+            records = asyncio.run(_records_for(_explicit_urls(args.lock), args.platform, repodata_cache))
+        else:
+            records = asyncio.run(_solve(args.spec, args.platform, repodata_cache))
+        cache = {"cache_dir": args.cache_dir} if args.cache_dir else {}
+        asyncio.run(rattler.install(records, target_prefix=args.prefix, show_progress=False, **cache))
+    finally:
+        if repodata_cache:
+            shutil.rmtree(repodata_cache, ignore_errors=True)
+        if SECRETS and os.path.isdir(args.prefix):
+            _mask_prefix(args.prefix)
     print(f"install_env: installed {len(records)} packages into {args.prefix}", flush=True)
 
 
@@ -88,7 +165,10 @@ if __name__ == "__main__":
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
         if not isinstance(exc.code, int) and exc.code:
-            print(exc.code, file=sys.stderr)
+            print(mask(str(exc.code)), file=sys.stderr)
+    except Exception as exc:  # rattler's messages name the URL: never print a secret
+        code = 1
+        print(f"install_env: {type(exc).__name__}: {mask(str(exc))}", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # py-rattler can crash at interpreter exit

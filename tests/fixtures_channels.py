@@ -191,21 +191,40 @@ def make_pypi_index(root: Path, wheels: Sequence[WheelDef]) -> Path:
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     requests: list[str] | None = None
+    token: str | None = None  # serve only under /t/<token>/, as anaconda.org and Quetz do
 
     def log_message(self, format: str, *args: object) -> None:  # "format": the stdlib signature
         pass  # one line per request would drown test output
 
+    def _allowed(self) -> bool:
+        if self.token is None:
+            return True
+        prefix = f"/t/{self.token}/"
+        if not self.path.startswith(prefix):
+            self.send_error(403, "token required")
+            return False
+        self.path = "/" + self.path[len(prefix) :]
+        return True
+
     def do_GET(self) -> None:
         if self.requests is not None:
             self.requests.append(self.path)
-        super().do_GET()
+        if self._allowed():
+            super().do_GET()
+
+    def do_HEAD(self) -> None:
+        if self._allowed():
+            super().do_HEAD()
 
 
-def serve_directory(root: Path, requests: list[str] | None = None) -> tuple[str, Callable[[], None]]:
+def serve_directory(
+    root: Path, requests: list[str] | None = None, *, token: str | None = None
+) -> tuple[str, Callable[[], None]]:
     """Serve ``root`` over HTTP on 127.0.0.1 (ephemeral port); return (base url, stop).
-    GET paths are appended to ``requests`` when given (what a build downloaded)."""
+    GET paths are appended to ``requests`` when given (what a build downloaded). With
+    ``token``, only ``/t/<token>/...`` is served (403 elsewhere): a tokenized channel."""
     handler = functools.partial(
-        type("_Handler", (_QuietHandler,), {"requests": requests}), directory=str(root)
+        type("_Handler", (_QuietHandler,), {"requests": requests, "token": token}), directory=str(root)
     )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True

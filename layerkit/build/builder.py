@@ -217,7 +217,7 @@ def _solve_all(
 
     with (
         BuildkitClient(opts.addr, tls=opts.tls) as client,
-        BuildContext(client, rendered.files, creds) as ctx,
+        BuildContext(client, rendered.files, creds, secrets=build_secrets(rendered)) as ctx,
     ):
         caps = client.capabilities()
         embedded = caps.embedded_in_docker
@@ -275,6 +275,15 @@ def _solve_all(
         if existing[t.stage] and t.stage:
             result.stages[t.stage] = t.ref
     result.pushed = push
+
+
+def build_secrets(rendered: Rendered) -> dict[str, bytes]:
+    """The BuildKit secrets the Dockerfile mounts: channel URL variables, from the environment."""
+    from layerkit.spec import channelvars
+
+    names = rendered.plan.env_install.secrets if rendered.plan.env_install else ()
+    where = rendered.checked.resolved.loc(("conda", "channels"))
+    return {k: v.encode() for k, v in channelvars.values(names, where, "build").items()}
 
 
 def _engine(client: BuildkitClient) -> Engine:

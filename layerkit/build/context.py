@@ -3,7 +3,7 @@
 Inline contexts ride inside the Solve request, which dockerd caps at 4 MiB per gRPC
 message; larger ones are written to a private folder and served through the session's
 FileSync. The session is opened either way: it also answers BuildKit's registry
-credential requests, so secrets never travel in the request itself.
+credential requests and build-secret requests, so secrets never travel in the request itself.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ class BuildContext:
         files: Mapping[str, str | bytes],
         credentials: Callable[[str], Credentials | None] | None = None,
         *,
+        secrets: Mapping[str, bytes] | None = None,
         inline_max: int | None = None,
     ) -> None:
         self._client = client
         self._files = {k: v.encode() if isinstance(v, str) else v for k, v in files.items()}
         self._credentials = credentials
+        self._secrets = dict(secrets or {})
         limit = INLINE_CONTEXT_MAX if inline_max is None else inline_max
         self.inline = sum(len(v) for v in self._files.values()) <= limit
         self.inputs: dict[str, pb.Definition] | None = None
@@ -63,7 +65,9 @@ class BuildContext:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
             local_dirs = {"context": self._dir, "dockerfile": self._dir}
-        self._session = Session(self._client, local_dirs=local_dirs, credentials=self._auth)
+        self._session = Session(
+            self._client, local_dirs=local_dirs, credentials=self._auth, secrets=self._secrets
+        )
         try:
             self._session.__enter__()
         except BaseException:

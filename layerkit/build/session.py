@@ -4,8 +4,9 @@
 which the *client* is the gRPC server. grpcio cannot serve over a stream, so a private
 grpc.server listens on a unix socket and two threads pump bytes between it and the
 stream. Served: health (BuildKit drops sessions that fail it), FileSync (local dirs for
-contexts too large for inline LLB, .dockerignore honoured) and Auth (registry
-credentials from a callback; secrets go nowhere else, and are never logged).
+contexts too large for inline LLB, .dockerignore honoured), Auth (registry
+credentials from a callback; secrets go nowhere else, and are never logged) and Secrets
+(`RUN --mount=type=secret,id=X`: the value of X, asked for by that RUN only).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from layerkit.build._proto import buildkit_session_auth_pb2_grpc as auth_grpc
 from layerkit.build._proto import buildkit_session_filesync_pb2_grpc as fs_grpc
 from layerkit.build._proto import buildkit_session_health_pb2 as health_pb
 from layerkit.build._proto import buildkit_session_health_pb2_grpc as health_grpc
+from layerkit.build._proto import buildkit_session_secrets_pb2 as secrets_pb
+from layerkit.build._proto import buildkit_session_secrets_pb2_grpc as secrets_grpc
 from layerkit.build._proto import fsutil_types_pb2 as ft
 from layerkit.build.filesync import diff_copy
 
@@ -44,6 +47,7 @@ _METHODS = (
     "/moby.filesync.v1.Auth/FetchToken",
     "/moby.filesync.v1.Auth/GetTokenAuthority",
     "/moby.filesync.v1.Auth/VerifyTokenAuthority",
+    "/moby.buildkit.secrets.v1.Secrets/GetSecret",
 )
 _CHUNK = 1 << 20
 
@@ -89,6 +93,17 @@ class _Auth(auth_grpc.AuthServicer):
     # FetchToken & co. stay UNIMPLEMENTED (the base class): BuildKit then asks Credentials.
 
 
+class _Secrets(secrets_grpc.SecretsServicer):
+    def __init__(self, secrets: Mapping[str, bytes]) -> None:
+        self.secrets = dict(secrets)
+
+    def GetSecret(self, request: Any, context: grpc.ServicerContext) -> Any:
+        data = self.secrets.get(request.ID)
+        if data is None:  # BuildKit reads NOT_FOUND as "no such secret", not as a failure
+            context.abort(grpc.StatusCode.NOT_FOUND, f"secret {request.ID} not found")
+        return secrets_pb.GetSecretResponse(data=data)
+
+
 class Session:
     def __init__(
         self,
@@ -96,12 +111,14 @@ class Session:
         *,
         local_dirs: Mapping[str, Path] | None = None,
         credentials: CredentialsFn | None = None,
+        secrets: Mapping[str, bytes] | None = None,
         name: str = "layerkit",
     ) -> None:
         self.id = uuid.uuid4().hex
         self._client = client
         self._dirs = {k: Path(v) for k, v in (local_dirs or {}).items()}
         self._credentials = credentials
+        self._secrets = dict(secrets or {})
         self._name = name
         self._tmp = Path(tempfile.mkdtemp(prefix="lk-sess-"))
         self._server: grpc.Server | None = None
@@ -125,6 +142,7 @@ class Session:
         health_grpc.add_HealthServicer_to_server(_Health(), server)  # type: ignore[no-untyped-call]
         fs_grpc.add_FileSyncServicer_to_server(_FileSync(self._dirs), server)  # type: ignore[no-untyped-call]
         auth_grpc.add_AuthServicer_to_server(_Auth(self._credentials), server)  # type: ignore[no-untyped-call]
+        secrets_grpc.add_SecretsServicer_to_server(_Secrets(self._secrets), server)  # type: ignore[no-untyped-call]
         server.add_insecure_port(f"unix:{path}")
         server.start()
         self._server = server

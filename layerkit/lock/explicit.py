@@ -10,7 +10,10 @@ from layerkit.errors import Location, SpecError
 from layerkit.lock.model import Lock, LockedPackage
 
 _ARCHIVE = re.compile(r"(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(?:conda|tar\.bz2)")
-_URL = re.compile(r"(?:https?|file)://[^\s#'\"\\`$]+")
+# `${NAME}`/`$NAME`: a channel URL's variable, as conda-lock records it (never its value).
+_URL = re.compile(
+    r"(?:https?|file)://(?:[^\s#'\"\\`$]|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*)+"
+)
 
 
 def parse_explicit(text: str, source: str, platform: str | None = None) -> Lock:

@@ -25,6 +25,7 @@ from layerkit.hashing.content import digest
 from layerkit.lock.model import Lock
 from layerkit.lock.unified import BASE_DIGESTS_KEY, SPEC_HASH_KEY, read_unified
 from layerkit.render.plan import effective_dependencies
+from layerkit.spec import channelvars as CV
 from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
 from layerkit.spec.catalog import solve_glibc
@@ -211,6 +212,10 @@ def lock(
     `base_digests` (basepin.resolve_for_lock) are recorded in the lock's metadata.
     Returns the lock as read back before it replaced the old one."""
     inputs = lock_inputs(checked)
+    # conda-lock expands ${NAME} in channel URLs for the solver only; the lock keeps ${NAME}.
+    secrets = CV.values(
+        CV.channel_names(inputs.channels), checked.resolved.loc(("conda", "channels")), "lock"
+    )
     from layerkit.resources import cache_dir as default_cache
 
     cache = cache_dir or default_cache()
@@ -245,9 +250,16 @@ def lock(
             for name in update:
                 cmd += ["--update", name]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if secrets:  # rattler's repodata cache records each URL it fetched: keep it in `work`
+            env["RATTLER_CACHE_DIR"] = str(work / "rattler-cache")
         proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not target.is_file():
-            raise _classify(proc.stdout + "\n" + proc.stderr)
+            raise _classify(CV.mask(proc.stdout + "\n" + proc.stderr, secrets))
+        if secrets and CV.mask(text := target.read_text(encoding="utf-8"), secrets) != text:
+            raise EnvironmentFailure(
+                "conda-lock wrote a channel credential into the lock instead of its ${NAME}; "
+                "the lock was not written"
+            )
         lk = read_unified(target)  # refuse to install a lock we cannot read back
         os.replace(target, lockfile)
     return lk.model_copy(update={"source": str(lockfile)})

@@ -17,12 +17,14 @@ from pydantic import BaseModel, ConfigDict
 from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
 from layerkit.render.envvars import quote
+from layerkit.spec import channelvars as CV
+from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
 from layerkit.spec.catalog import load_catalog, solve_glibc
 from layerkit.spec.imageref import mirror
 from layerkit.spec.models import Installer
 from layerkit.spec.validate import Checked
-from layerkit.spec.values import version_key
+from layerkit.spec.values import ENV_NAME, version_key
 
 RATTLER_VERSION = "0.28.0"
 RATTLER_PACKAGE_CACHE = "/var/cache/layerkit/rattler"
@@ -63,6 +65,9 @@ class EnvInstall(_Model):
     # environment's __cuda and the base's __glibc, as the lock would. None when locked.
     cuda_override: str | None = None
     glibc_override: str | None = None
+    # Variables of channel URLs (spec/channelvars.py): each a BuildKit secret of that id,
+    # mounted into the install RUN only, where install_env.py expands the URLs with it.
+    secrets: tuple[str, ...] = ()
 
 
 def _glibc_check(checked: Checked, lock: Lock | None, platform: str) -> str | None:
@@ -140,6 +145,7 @@ def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstal
         # Index options alone (e.g. an environment.yml's pip-repositories) install nothing.
         pip_file = "requirements.txt" if conda and P.section(conda.pip).requirements else None
     ref, hashed = installer_image(checked, lock)
+    channel_secrets = _channel_secrets(checked, lock, installer)
     return EnvInstall(
         installer=installer,
         installer_download=download,
@@ -157,4 +163,25 @@ def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstal
         glibc_check=_glibc_check(checked, lock, platform),
         cuda_override=quote(checked.cuda) if checked.cuda and lock is None else None,
         glibc_override=quote(solve_glibc(checked.image)) if lock is None else None,
+        secrets=channel_secrets,
     )
+
+
+def _channel_secrets(checked: Checked, lock: Lock | None, installer: Installer) -> tuple[str, ...]:
+    """The variables the install needs: in the lock's package URLs, else in the channels."""
+    spec = checked.resolved.spec
+    if lock is not None:
+        urls: tuple[str, ...] = tuple(p.url for p in lock.packages if p.manager == "conda")
+    else:
+        urls = M.resolved_channels(spec.conda, spec.mirrors)
+    found = CV.channel_names(urls)
+    if found and installer != "rattler":
+        raise SpecError(
+            f"channel URLs with ${{{found[0]}}} need the rattler installer: conda and micromamba "
+            "would record the expanded URL in the image",
+            checked.resolved.loc(("conda", "installer")),
+        )
+    bad = [n for n in found if not ENV_NAME.fullmatch(n)]
+    if bad:  # the URL readers allow only these names; a hand-edited lock might not
+        raise SpecError(f"'{bad[0]}' cannot name a build secret", checked.resolved.loc(("conda", "channels")))
+    return found

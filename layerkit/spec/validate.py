@@ -141,7 +141,7 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
         )
     if c:
         for i, ch in enumerate(c.channels or ()):
-            bad(("conda", "channels", i), None if V.matches(V.CHANNEL, ch) else f"'{ch}' is not a channel")
+            bad(("conda", "channels", i), V.channel(ch))
         if c.channels and not M.channels_of(c)[0]:
             bad(("conda", "channels", 0), "only 'nodefaults' is listed, which removes every channel: add one")
         for i, dep in enumerate(c.dependencies or ()):

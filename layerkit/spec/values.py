@@ -53,6 +53,17 @@ def conda_spec(value: str) -> str | None:
     return None
 
 
+def channel(value: str) -> str | None:
+    """A `channels:` entry: a name, or a URL that may use $VAR / ${VAR} (spec/channelvars.py)."""
+    if problem := no_control(value):
+        return problem
+    if "$" in value:
+        from layerkit.spec import channelvars
+
+        return channelvars.problem(value, URL)
+    return None if CHANNEL.fullmatch(value) else f"'{value}' is not a channel"
+
+
 def pip_spec(value: str) -> str | None:
     from layerkit.spec import pip
 

@@ -44,7 +44,6 @@ META = OUTCOMES.pop("_meta")
 SPACES = "issue 19 'Match specs with spaces'"
 PY_RANGES = "issue 19 'Python ranges'"
 LOCK_KEYS = "issue 19 'conda-lock's own keys in environment.yml' (keys conda ignores: a warning)"
-CHANNEL_VARS = "issue 19 'Environment variables in channel URLs'"
 BARE_VCS = "issue 19 'pip lines pip accepts': bare VCS URLs with a pinned ref"
 PIP_HASH = "issue 19 'pip lines pip accepts': per-line --hash options"
 SPEC_CHANNELS = "issue 19 'Channel-qualified specs whose channel is not in channels:'"
@@ -74,7 +73,7 @@ CASES: dict[str, Case] = {
     # --- conda's own tests/env/support and docs ---
     "conda-add-pip": Case(),
     "conda-advanced-pip": Case(refused=REFUSED_ON_PURPOSE["editable"]),
-    "conda-channels-envvars": Case(today=CHANNEL_VARS),
+    "conda-channels-envvars": Case(),
     "conda-dependent": Case(),
     "conda-docs-sphinx": Case(),
     "conda-empty-deps": Case(
