@@ -96,6 +96,16 @@ def test_env_builds_and_runs_on_a_real_shaped_base_and_keeps_its_paths(
         base_path = fbases.SHAPES[shape].env["PATH"].split(":")
         assert [p for p in path if p in base_path] == base_path
 
+    # The image's own user (uid 1000) reads the environment's package records.
+    out = docker.DockerClient(base_url=services.docker_host).containers.run(
+        image,
+        ["sh", "-c", "cat /opt/env/conda-meta/pykit-*.json"],
+        user="1000",
+        remove=True,
+        network_mode="none",
+    )
+    assert json.loads(bytes(out))["name"] == "pykit"
+
     # `python` is the env's, not the base's Miniconda or /usr/bin one.
     r = run("sh", "-c", "command -v python")
     assert r.returncode == 0 and r.stdout.strip() == "/opt/env/bin/python", r.stdout + r.stderr

@@ -18,7 +18,8 @@ COPY environment.yml install_env.py ./
 ENV CONDA_OVERRIDE_CUDA="11.8.0" CONDA_OVERRIDE_GLIBC="2.35"
 RUN --mount=type=cache,id=layerkit-rattler-pkgs-linux-64,target=/var/cache/layerkit/rattler /opt/installer/bin/python install_env.py --prefix /opt/env --spec environment.yml --platform linux-64 --cache-dir /var/cache/layerkit/rattler \
     && find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
-    && rm -rf /opt/env/pkgs /opt/env/conda-meta/*.json.bak /tmp/layerkit
+    && rm -rf /opt/env/pkgs /opt/env/conda-meta/*.json.bak /tmp/layerkit \
+    && chmod -R a+rX /opt/env/conda-meta
 
 FROM nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04 AS runtime
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]

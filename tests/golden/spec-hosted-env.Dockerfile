@@ -19,7 +19,8 @@ ENV CONDA_OVERRIDE_GLIBC="2.27"
 RUN --mount=type=cache,id=layerkit-rattler-pkgs-linux-64,target=/var/cache/layerkit/rattler /opt/installer/bin/python install_env.py --prefix /opt/env --spec environment.yml --platform linux-64 --cache-dir /var/cache/layerkit/rattler
 RUN PYTHONPATH=/tmp/layerkit /opt/env/bin/python -m pip install --no-cache-dir -r requirements.txt \
     && find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
-    && rm -rf /opt/env/pkgs /opt/env/conda-meta/*.json.bak /tmp/layerkit
+    && rm -rf /opt/env/pkgs /opt/env/conda-meta/*.json.bak /tmp/layerkit \
+    && chmod -R a+rX /opt/env/conda-meta
 
 FROM base AS runtime
 COPY --from=env /opt/env /opt/env

@@ -35,7 +35,8 @@ ENV CONDA_OVERRIDE_GLIBC="2.23"
 RUN /opt/conda/bin/conda env create --prefix /opt/env --file environment.yml \
     && /opt/conda/bin/conda clean -aqy \
     && find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
-    && rm -rf /opt/env/pkgs /opt/env/conda-meta/*.json.bak /tmp/layerkit
+    && rm -rf /opt/env/pkgs /opt/env/conda-meta/*.json.bak /tmp/layerkit \
+    && chmod -R a+rX /opt/env/conda-meta
 
 FROM base AS runtime
 COPY --from=env /opt/env /opt/env
