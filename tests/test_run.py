@@ -147,7 +147,6 @@ def test_an_engine_without_a_bridge_network_names_the_network_options(
     assert "network bridge not found" in r.err and "--network host" in r.err and "--network none" in r.err
     assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
 
+    # `run` itself is not affected: the engine gives its container no network there.
     r = cli("run", spec, *addr, "--network", "none", "--source", str(tmp_path), "--", "true")
-    assert r.code == 3, r.err
-    assert "network bridge not found" in r.err and "--run-network host" in r.err
-    assert "--run-network none" in r.err and "Traceback" not in r.err
+    assert r.code == 0, r.err

@@ -253,19 +253,10 @@ def _explain(exc: Exception) -> str:
 
 
 def _refused(exc: Exception, docker_host: str, gpu: bool) -> DaemonError | None:
-    """An engine without a bridge network (dockerd --bridge=none) refuses the default network
-    with `network bridge not found`: name the options that avoid it. A GPU request the engine
-    cannot serve, said plainly: dockerd refuses DeviceRequests with `could not select device
+    """A GPU request the engine cannot serve, said plainly: dockerd refuses DeviceRequests with `could not select device
     driver "" with capabilities: [[gpu]]` when no device driver (the NVIDIA Container Toolkit)
     is registered for GPUs."""
-    from layerkit.build.transport import NO_BRIDGE
-
     why = _explain(exc)
-    if NO_BRIDGE in why:
-        return DaemonError(
-            f"the Docker engine at {docker_host} has no bridge network ({why}); "
-            "run with --run-network host or --run-network none"
-        )
     if not gpu or "could not select device driver" not in why:
         return None
     return DaemonError(
