@@ -3,6 +3,7 @@ dockerd), ignore file honoured, output streamed, the command's exit code returne
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,66 @@ def test_unreadable_ignore_file_is_bad_input(tmp_path: Path) -> None:
     (tmp_path / ".layerkitignore").write_bytes(b"\xff\xfe not utf-8\n")
     with pytest.raises(SpecError, match="cannot read the ignore file"):
         ignore_patterns(tmp_path)
+
+
+WHOAMI = """\
+import os
+print("ids", os.getuid(), os.getgid())
+open("made-here.txt", "w").write("mine")
+"""
+
+
+def _owned_source(tmp: Path, uid: int) -> Path:
+    src = tmp / "owned"
+    src.mkdir()
+    (src / "whoami.py").write_text(WHOAMI)
+    for p in (src, src / "whoami.py"):
+        os.chown(p, uid, uid)
+    src.chmod(0o755)  # writable by its owner only, as a checkout is
+    return src
+
+
+@pytest.mark.integration
+def test_run_is_the_invoking_user_so_it_writes_into_the_source_and_user_overrides_it(
+    cli, services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 12 §3: the image's user (uid 1000) hit `Permission denied` in a checkout it does
+    # not own. The invoker here is uid:gid 4242:4242, as a developer's login would be.
+    monkeypatch.setattr(os, "getuid", lambda: 4242)
+    monkeypatch.setattr(os, "getgid", lambda: 4242)
+    src = _owned_source(tmp_path, 4242)
+    spec = tmp_path / "layerkit.yaml"
+    spec.write_text(f"name: owner\nbase: {{image: '{services.base_image}'}}\nuser_managed: true\n")
+    common = ["--addr", f"docker://{services.docker_host}", "--network", "none", "--run-network", "none"]
+    common += ["--progress", "quiet", "--source", str(src)]
+    r = cli("run", spec, *common, "--", "python3", "whoami.py")
+    assert r.code == 0, r.err
+    assert "ids 4242 4242" in r.out
+    made = src / "made-here.txt"
+    assert made.read_text() == "mine" and (made.stat().st_uid, made.stat().st_gid) == (4242, 4242)
+
+    made.unlink()
+    r = cli("run", spec, *common, "--user", "1000:1000", "--", "python3", "whoami.py")
+    assert r.code != 0 and "ids 1000 1000" in r.out and "Permission denied" in r.err
+    assert not made.exists()
+
+
+@pytest.mark.integration
+def test_an_engine_without_a_bridge_network_names_the_network_options(
+    cli, services: Services, tmp_path: Path
+) -> None:
+    # The test dockerd runs with --bridge=none, as some CI and rootless engines do.
+    spec = tmp_path / "layerkit.yaml"
+    spec.write_text(
+        f"name: bridgeless\nbase: {{image: '{services.base_image}'}}\nuser_managed: true\n"
+        "steps: [{run: 'echo bridgeless'}]\n"
+    )
+    addr = ["--addr", f"docker://{services.docker_host}", "--progress", "quiet", "--no-push"]
+    r = cli("build", spec, *addr)
+    assert r.code == 3, r.err
+    assert "network bridge not found" in r.err and "--network host" in r.err and "--network none" in r.err
+    assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
+
+    # `run` itself is not affected: the engine gives its container no network there.
+    r = cli("run", spec, *addr, "--network", "none", "--source", str(tmp_path), "--", "true")
+    assert r.code == 0, r.err

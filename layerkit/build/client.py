@@ -18,7 +18,7 @@ from layerkit.build._proto import buildkit_control_pb2 as control
 from layerkit.build._proto import buildkit_control_pb2_grpc as control_grpc
 from layerkit.build._proto import buildkit_ops_pb2 as pb
 from layerkit.build.tls import TLSConfig
-from layerkit.build.transport import Transport, open_transport
+from layerkit.build.transport import NO_BRIDGE, Transport, open_transport
 from layerkit.errors import DaemonError
 
 LABEL_EXECUTOR = "org.mobyproject.buildkit.worker.executor"
@@ -266,7 +266,13 @@ def _solve_error(exc: grpc.RpcError, result: SolveResult) -> SolveFailed:
     if failed is None:
         return SolveFailed(f"BuildKit solve failed: {exc.code().name}: {exc.details()}")
     tail = bytes(result.logs.get(failed.digest, b""))[-4000:].decode("utf-8", "replace")
-    return SolveFailed(f"BuildKit step {failed.name!r} failed: {failed.error}", vertex=failed.name, logs=tail)
+    why = failed.error
+    if NO_BRIDGE in why:  # an engine without a bridge (dockerd --bridge=none) and the default network
+        why += (
+            "; this engine has no bridge network: build with --network host (steps use the host's "
+            "network) or --network none (steps that need none)"
+        )
+    return SolveFailed(f"BuildKit step {failed.name!r} failed: {why}", vertex=failed.name, logs=tail)
 
 
 def format_vertex(v: VertexState) -> str:

@@ -20,11 +20,13 @@ class Engine:
     def __init__(self, docker_host: str, timeout: float = 600.0) -> None:
         import docker
 
+        from layerkit.build.transport import no_engine
+
         self.docker_host = docker_host
         try:
             self._api = docker.APIClient(base_url=docker_host, timeout=timeout)
         except docker.errors.DockerException as exc:
-            raise DaemonError(f"cannot reach the Docker engine at {docker_host}: {exc}") from None
+            raise DaemonError(no_engine(docker_host, " ".join(str(exc).split()))) from None
 
     def close(self) -> None:
         self._api.close()

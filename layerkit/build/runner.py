@@ -5,6 +5,11 @@ ignore file (.layerkitignore, else .dockerignore; .dockerignore syntax) excludes
 inside the container: an ignored directory by an empty tmpfs, an ignored file by /dev/null.
 Output streams as it comes; the command's exit code is returned. The container is removed
 afterwards, also on Ctrl-C (which stops it first).
+
+It runs as the invoking user's uid:gid (so it can write into the mounted source, as a dev loop
+expects), not the image's USER, unless `--user` names another. The spec's runtime.shm_size is
+the container's /dev/shm size; a user-managed image's runtime.python replaces a leading
+`python`/`python3` of the command, as the hosted platform runs its interpreterPath.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from layerkit.build.filesync import PatternMatcher
 from layerkit.errors import DaemonError, SpecError
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
 
 RunNetwork = Literal["default", "host", "none"]
 IGNORE_FILES = (".layerkitignore", ".dockerignore")
+PYTHON_NAMES = ("python", "python3")  # what runtime.python replaces at the head of a command
 MAX_MASKS = 256  # each is a mount; beyond this, ignore whole directories instead
 
 
@@ -37,7 +43,28 @@ class RunOptions:
     mount_at: str | None = None  # default: the spec's runtime.workdir
     env: tuple[tuple[str, str], ...] = ()
     network: RunNetwork = "default"
-    user: str | None = None  # default: the image's USER (runtime.user)
+    user: str | None = None  # default: the invoking user's uid:gid
+    shm_size: str | None = None  # default: the spec's runtime.shm_size, else the engine's (64m)
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """What `run` asks the engine for, decided before any call (testable without one)."""
+
+    command: tuple[str, ...]
+    user: str
+    shm_size: str | None
+
+
+def container_config(
+    opts: RunOptions, *, shm_size: str | None = None, python: str | None = None
+) -> ContainerConfig:
+    """``shm_size`` and ``python``: the spec's runtime.shm_size and runtime.python."""
+    command = opts.command
+    if python and command and command[0] in PYTHON_NAMES:
+        command = (python, *command[1:])
+    user = opts.user if opts.user is not None else f"{os.getuid()}:{os.getgid()}"
+    return ContainerConfig(command, user, opts.shm_size or shm_size)
 
 
 def ignore_patterns(source: Path) -> tuple[str | None, list[str]]:
@@ -79,7 +106,8 @@ def masked_paths(source: Path, patterns: list[str]) -> list[tuple[str, bool]]:
 
 def run_rendered(rendered: Rendered, image: str, build: BuildOptions, opts: RunOptions) -> int:
     """Run in ``image`` (built from ``rendered``) on the engine that `build` used, else
-    $DOCKER_HOST: the image's workdir, GPUs for GPU specs, the build's registry credentials."""
+    $DOCKER_HOST: the image's workdir, GPUs for GPU specs, the build's registry credentials,
+    the spec's runtime.shm_size and runtime.python."""
     from layerkit.build.lookup import credentials_for, layout
     from layerkit.build.transport import DEFAULT_DOCKER_HOST, parse_address
 
@@ -89,10 +117,21 @@ def run_rendered(rendered: Rendered, image: str, build: BuildOptions, opts: RunO
         host,
         image,
         opts,
-        workdir=rendered.plan.workdir,
-        gpu=rendered.checked.cuda is not None,  # features.gpu or a CUDA base
         credentials=credentials_for(rendered, layout(rendered, build)),
+        **spec_settings(rendered),
     )
+
+
+def spec_settings(rendered: Rendered) -> dict[str, Any]:
+    """What the spec decides about a run: the image's workdir, GPUs (features.gpu or a CUDA
+    base), runtime.shm_size and runtime.python."""
+    rt = rendered.checked.resolved.spec.runtime
+    return {
+        "workdir": rendered.plan.workdir,
+        "gpu": rendered.checked.cuda is not None,
+        "shm_size": rt.shm_size if rt else None,
+        "python": rt.python if rt else None,
+    }
 
 
 def run_in_image(
@@ -105,6 +144,8 @@ def run_in_image(
     credentials: Callable[[str], Credentials | None],
     stdout: IO[bytes] | None = None,
     stderr: IO[bytes] | None = None,
+    shm_size: str | None = None,
+    python: str | None = None,
 ) -> int:
     import docker
     from docker.types import DeviceRequest, Mount
@@ -126,10 +167,11 @@ def run_in_image(
             if is_dir
             else Mount(path, "/dev/null", type="bind", read_only=True)
         )
+    config = container_config(opts, shm_size=shm_size, python=python)
     out = stdout or sys.stdout.buffer
     err = stderr or sys.stderr.buffer
+    api = engine_client(docker_host)
     try:
-        api = docker.APIClient(base_url=docker_host, timeout=600)
         if not _has_image(api, image):
             ref = ImageRef.parse(image)
             creds = credentials(ref.registry)
@@ -140,17 +182,19 @@ def run_in_image(
             mounts=mounts,
             network_mode=None if opts.network == "default" else opts.network,
             device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpu else None,
+            shm_size=config.shm_size,
         )
         container = api.create_container(
             image,
-            command=list(opts.command),
+            command=list(config.command),
             working_dir=target,
             environment=[f"{k}={v}" for k, v in opts.env],
-            user=opts.user or "",
+            user=config.user,
             host_config=host_config,
             labels={"io.layerkit.run": "1"},
         )
     except docker.errors.DockerException as exc:
+        api.close()
         raise _refused(exc, docker_host, gpu) or DaemonError(
             f"Docker engine at {docker_host}: {_explain(exc)}"
         ) from None
@@ -179,6 +223,19 @@ def run_in_image(
         api.close()
 
 
+def engine_client(docker_host: str) -> Any:
+    """A docker APIClient; an engine that does not answer is a DaemonError naming the ways to
+    point layerkit at another (docker-py asks for the API version on connect)."""
+    import docker
+
+    from layerkit.build.transport import no_engine
+
+    try:
+        return docker.APIClient(base_url=docker_host, timeout=600)
+    except docker.errors.DockerException as exc:
+        raise DaemonError(no_engine(docker_host, _explain(exc))) from None
+
+
 def _has_image(api: object, image: str) -> bool:
     import docker
 
@@ -196,9 +253,9 @@ def _explain(exc: Exception) -> str:
 
 
 def _refused(exc: Exception, docker_host: str, gpu: bool) -> DaemonError | None:
-    """The engine's answer to a GPU request it cannot serve, said plainly. dockerd refuses
-    DeviceRequests with `could not select device driver "" with capabilities: [[gpu]]` when
-    no device driver (the NVIDIA Container Toolkit) is registered for GPUs."""
+    """A GPU request the engine cannot serve, said plainly: dockerd refuses DeviceRequests with `could not select device
+    driver "" with capabilities: [[gpu]]` when no device driver (the NVIDIA Container Toolkit)
+    is registered for GPUs."""
     why = _explain(exc)
     if not gpu or "could not select device driver" not in why:
         return None

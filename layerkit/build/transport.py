@@ -34,6 +34,18 @@ from layerkit.build.tls import TLSConfig
 from layerkit.errors import DaemonError, SpecError
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+NO_BRIDGE = "network bridge not found"  # dockerd --bridge=none, asked for the default network
+ENGINE_HINT = (
+    "start it, or name one with --addr docker://HOST (e.g. docker://unix:///run/user/1000/docker.sock) "
+    "or DOCKER_HOST"
+)
+
+
+def no_engine(docker_host: str, why: str) -> str:
+    """The one line for a Docker engine that does not answer: where, why, and how to name another."""
+    return f"cannot reach the Docker engine at {docker_host} ({why}); {ENGINE_HINT}"
+
+
 # dockerd's gRPC server keeps grpc-go's default 4 MiB receive limit, so a bigger
 # request (huge inline LLB) must fail here with a clear RESOURCE_EXHAUSTED instead
 # of being cut off by the daemon. Responses may be larger (buildkitd sends up to 16 MiB).
@@ -318,8 +330,10 @@ def open_transport(
         bridge = DockerBridge(address.target, dial_timeout=min(timeout, 5.0))
         try:
             bridge.check()
-        except DaemonError:
+        except DaemonError as exc:
             bridge.close()
+            if str(exc).startswith("cannot reach"):  # the dial failed: nothing listens there
+                raise DaemonError(f"{exc}; {ENGINE_HINT}") from None
             raise
         target = bridge.target
     elif address.kind == "unix":

@@ -22,7 +22,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-e", "--env", action="append", default=[], metavar="KEY=VALUE", help="environment variable"
     )
-    p.add_argument("--user", help="user in the container (default: the image's runtime.user)")
+    p.add_argument(
+        "--user",
+        help="user[:group] in the container (default: yours, uid:gid, so it can write into the source; "
+        "the image's own user: --user NAME, e.g. the spec's runtime.user)",
+    )
+    p.add_argument("--shm-size", metavar="SIZE", help="/dev/shm size, e.g. 2g (default: runtime.shm_size)")
     p.add_argument(
         "--run-network", choices=("default", "host", "none"), default="default", help="network of the command"
     )
@@ -32,10 +37,13 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from layerkit import api
     from layerkit.build.runner import RunOptions
+    from layerkit.spec import values as V
 
     command = args.passthrough or []
     if not command:
         raise SpecError("no command to run: `layerkit run SPEC -- python train.py ...`")
+    if args.shm_size is not None and not V.matches(V.SHM_SIZE, args.shm_size):
+        raise SpecError(f"--shm-size {args.shm_size!r}: expected a size such as 2g or 512m")
     env = []
     for item in args.env:
         key, sep, value = item.partition("=")
@@ -50,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         env=tuple(env),
         network=args.run_network,
         user=args.user,
+        shm_size=args.shm_size,
     )
     lock = None if args.no_lock else args.lock
     result, code = api.run(

@@ -152,8 +152,9 @@ def _hosted(data: dict[str, Any], out: _Out, prefix: Key, base_dir: Path, warnin
     if data.get("environmentVariables") is not None:
         out.put(("env",), data["environmentVariables"], (*prefix, "environmentVariables"))
     if data.get("inferencingStackVersion") is not None:
-        out.put(("inference", "stack_version"), data["inferencingStackVersion"],
-                (*prefix, "inferencingStackVersion"))  # fmt: skip
+        raise SpecError("layerkit does not add the platform's inference stack; remove "
+                        "'inferencingStackVersion' and list the server (azureml-inference-server-http) "
+                        "in the pip dependencies", out.loc((*prefix, "inferencingStackVersion")))  # fmt: skip
     py = data.get("python") or {}
     if not isinstance(py, dict):
         raise SpecError("'python' must be a mapping", out.loc((*prefix, "python")))
@@ -162,7 +163,11 @@ def _hosted(data: dict[str, Any], out: _Out, prefix: Key, base_dir: Path, warnin
     if py.get("userManagedDependencies") is not None:
         out.put(("user_managed",), py["userManagedDependencies"], (*pk, "userManagedDependencies"))
     if py.get("interpreterPath") not in (None, "python"):
-        out.put(("runtime", "python"), py["interpreterPath"], (*pk, "interpreterPath"))
+        if py.get("userManagedDependencies"):
+            out.put(("runtime", "python"), py["interpreterPath"], (*pk, "interpreterPath"))
+        else:  # as on the platform, which reads it for user-managed environments only
+            warnings.append(f"{out.loc((*pk, 'interpreterPath'))}: warning: 'interpreterPath' applies to "
+                            "user-managed environments only (userManagedDependencies: true); ignored")  # fmt: skip
     if py.get("baseCondaEnvironment") is not None:
         raise SpecError("'baseCondaEnvironment' is not supported; list the packages instead",
                         out.loc((*pk, "baseCondaEnvironment")))  # fmt: skip
@@ -263,5 +268,7 @@ def import_data(
             raise SpecError("'environment' must be a mapping", out.loc(("environment",)))
         _check_keys(data, {"entryScript", "environment", "sourceDirectory", "enableGpu"}, (), out)
         _hosted(env, out, ("environment",), base_dir, warnings)
-        out.put(("inference", "entry_script"), data["entryScript"], ("entryScript",))
+        # The scoring script belongs to a deployment, not to the environment layerkit builds.
+        warnings.append(f"{out.loc(('entryScript',))}: warning: 'entryScript' is the deployment's scoring "
+                        "script; layerkit builds the environment only and does not use it")  # fmt: skip
     return out.data, out.new_pos, warnings

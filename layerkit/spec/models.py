@@ -83,11 +83,12 @@ class Features(Model):
 
 
 class Runtime(Model):
-    user: str | None = None
+    user: str | None = None  # the image's USER
     uid: int | None = Field(default=None, ge=1, le=2**31 - 1)
-    workdir: str | None = None
-    shm_size: Str | None = None
-    python: str | None = None  # interpreter of a user-managed image
+    workdir: str | None = None  # the image's WORKDIR; where `run` mounts the source
+    shm_size: Str | None = None  # `run`: the container's /dev/shm size (not part of the image)
+    # `run`: a user-managed image's interpreter, used for a leading `python`/`python3`
+    python: str | None = None
 
 
 class Step(Model):
@@ -112,11 +113,6 @@ class Mirrors(Model):
     base_registry: str | None = None  # replaces the registry host of catalog base images
 
 
-class Inference(Model):
-    entry_script: str | None = None
-    stack_version: str | None = None
-
-
 class Spec(Model):
     """One layer. A merged spec is a Spec too: every field as the last layer set it."""
 
@@ -135,7 +131,6 @@ class Spec(Model):
     runtime: Runtime | None = None
     registry: Registry | None = None
     mirrors: Mirrors | None = None
-    inference: Inference | None = None
 
 
 # Fields that describe the entry, not the environment: never part of the hash.

@@ -182,6 +182,9 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
                 bad(("runtime", key), "must be an absolute path of [A-Za-z0-9._/+@-]")
             if value is not None and key == "python":
                 bad(("runtime", key), V.no_control(value) or (None if " " not in value else "no spaces"))
+        if rt.python is not None and not s.user_managed:
+            bad(("runtime", "python"), "names a user-managed image's interpreter; a managed environment "
+                "runs layerkit's own: remove it, or set user_managed: true")  # fmt: skip
         if rt.shm_size is not None and not V.matches(V.SHM_SIZE, rt.shm_size):
             bad(("runtime", "shm_size"), "must be a size such as '2g' or '512m'")
     reg = s.registry
@@ -207,9 +210,6 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
             r"[a-zA-Z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._/-]+)?", m.base_registry
         ):
             bad(("mirrors", "base_registry"), "must be host[:port][/path]")
-    inf = s.inference
-    if inf and inf.entry_script is not None:
-        bad(("inference", "entry_script"), V.no_control(inf.entry_script))
 
 
 def _check_base(r: Resolved, image: CatalogImage | None, cat: Catalog) -> None:

@@ -1,0 +1,220 @@
+"""No field that does nothing (issue 12 §2): every field of the spec model, walked recursively,
+has an entry below naming what it changes (the Dockerfile and context, the hash, the lock
+inputs, where images go, the registered record, or what `run` asks the engine for), and two
+specs that differ in that field alone differ there. A new field without an entry fails."""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from layerkit import api
+from layerkit.build.builder import BuildOptions
+from layerkit.build.lookup import credentials_for, layout
+from layerkit.build.runner import RunOptions, container_config, spec_settings
+from layerkit.envs.record import build_record
+from layerkit.lock.run import lock_inputs
+from layerkit.spec.models import Spec
+
+BASE = "name: f\nversion: '1'\nbase: {image: 'ubuntu:22.04'}\nconda: {dependencies: [numpy]}\n"
+FORGE = BASE.replace("{dependencies", "{channels: [conda-forge], dependencies")  # a bare channel name
+UM = "name: f\nbase: {image: 'ubuntu:22.04'}\nuser_managed: true\n"  # a user-managed image
+FLAVOUR = "name: f\nbase: {flavour: cpu-ubuntu22.04}\n"
+
+
+def _render(r: api.Rendered) -> object:
+    return r.files
+
+
+def _hash(r: api.Rendered) -> object:
+    return r.hash.hash
+
+
+def _lock(r: api.Rendered) -> object:
+    return lock_inputs(r.checked)
+
+
+def _images(r: api.Rendered) -> object:  # `build`: where images go, what they are tagged
+    lay = layout(r, BuildOptions())
+    return lay.address, [(t.ref, t.extra_tags) for t in lay.targets], lay.globals
+
+
+def _credentials(r: api.Rendered) -> object:  # `build`/`run`: the workspace registry's login
+    return credentials_for(r, layout(r, BuildOptions()))("registry.example.com")
+
+
+def _record(r: api.Rendered) -> object:  # `env register`
+    return build_record(r, image="x", version="1").description
+
+
+def _run(r: api.Rendered) -> object:  # `run`: what the engine is asked for
+    settings = spec_settings(r)
+    config = container_config(
+        RunOptions(("python", "train.py"), user="u"), shm_size=settings["shm_size"], python=settings["python"]
+    )
+    return settings["workdir"], settings["gpu"], config
+
+
+# field -> (observation, spec A, spec B): A and B differ in that field only.
+EFFECTS: dict[str, tuple[Callable[[api.Rendered], object], str, str]] = {
+    "name": (_images, BASE, BASE.replace("name: f", "name: g")),
+    "version": (_images, BASE, BASE.replace("'1'", "'2'")),
+    "description": (_record, BASE, BASE + "description: other\n"),
+    "extends": (_render, BASE, BASE + "extends: [layer.yaml]\n"),
+    "base.image": (_hash, BASE, BASE.replace("ubuntu:22.04", "ubuntu:24.04")),
+    "base.dockerfile": (
+        _render,
+        UM,
+        UM.replace("{image: 'ubuntu:22.04'}", "{dockerfile: 'FROM ubuntu:22.04'}"),
+    ),
+    "base.dockerfile_file": (
+        _render,
+        UM,
+        UM.replace("{image: 'ubuntu:22.04'}", "{dockerfile_file: Dockerfile}"),
+    ),
+    "base.flavour": (_render, FLAVOUR, FLAVOUR.replace("cpu-ubuntu22.04", "cpu-ubuntu24.04")),
+    "base.distro": (_render, "base: {distro: ubuntu22.04}\n", "base: {distro: ubuntu24.04}\n"),
+    "base.digest": (
+        _hash,
+        BASE,
+        BASE.replace("'ubuntu:22.04'", "'ubuntu:22.04', digest: 'sha256:" + "a" * 64 + "'"),
+    ),
+    "platforms": (_hash, BASE, BASE + "platforms: [linux-aarch64]\n"),
+    "conda.channels": (_lock, BASE, BASE.replace("{dependencies", "{channels: [bioconda], dependencies")),
+    "conda.dependencies": (_lock, BASE, BASE.replace("[numpy]", "[numpy, scipy]")),
+    "conda.pip": (_lock, BASE, BASE.replace("[numpy]", "[numpy, pip], pip: [requests]")),
+    "conda.installer": (_render, BASE, BASE.replace("[numpy]", "[numpy], installer: micromamba")),
+    "conda.installer_image": (
+        _render,
+        BASE,
+        BASE.replace("[numpy]", "[numpy], installer_image: 'python:3.12'"),
+    ),
+    "apt": (_render, BASE, BASE + "apt: [curl]\n"),
+    "steps.run": (_render, BASE + "steps: [{run: 'true'}]\n", BASE + "steps: [{run: 'false'}]\n"),
+    "steps.stage": (
+        _render,
+        BASE + "steps: [{run: 'true'}]\n",
+        BASE + "steps: [{run: 'true', stage: final}]\n",
+    ),
+    "env": (_render, BASE, BASE + "env: {A: '1'}\n"),
+    "features.datasets": (_render, BASE, BASE + "features: {datasets: true}\n"),
+    "features.mpi": (
+        _render,
+        "base: {distro: ubuntu16.04}\nfeatures: {mpi: openmpi}\n",
+        "base: {distro: ubuntu16.04}\nfeatures: {mpi: intelmpi}\n",
+    ),
+    "features.gpu.cuda": (_render, "features: {gpu: {cuda: '11.8'}}\n", "features: {gpu: {cuda: '12.1'}}\n"),
+    "features.gpu.cudnn": (
+        _render,
+        "features: {gpu: {cuda: '10.0', cudnn: '7.4'}}\n",
+        "features: {gpu: {cuda: '10.0', cudnn: '7.5'}}\n",
+    ),
+    "features.gpu.nccl": (
+        _render,
+        "features: {mpi: openmpi, gpu: {cuda: '11.8'}}\n",
+        "features: {mpi: openmpi, gpu: {cuda: '11.8', nccl: '2'}}\n",
+    ),
+    "features.onnxruntime": (
+        _render,
+        "features: {onnxruntime: cpu}\n",
+        "features: {onnxruntime: openvino}\n",
+    ),
+    "user_managed": (_render, UM.replace("true", "false"), UM),
+    "runtime.user": (_render, BASE, BASE + "runtime: {user: other}\n"),
+    "runtime.uid": (_render, BASE, BASE + "runtime: {uid: 1234}\n"),
+    "runtime.workdir": (_render, BASE, BASE + "runtime: {workdir: /work}\n"),
+    "runtime.shm_size": (_run, BASE, BASE + "runtime: {shm_size: 2g}\n"),
+    "runtime.python": (_run, UM, UM + "runtime: {python: /opt/venv/bin/python}\n"),
+    "registry.address": (_images, BASE, BASE + "registry: {address: 'registry.example.com'}\n"),
+    "registry.repository": (
+        _images,
+        BASE + "registry: {address: 'registry.example.com'}\n",
+        BASE + "registry: {address: 'registry.example.com', repository: mine/envs}\n",
+    ),
+    "registry.username_env": (
+        _credentials,
+        BASE + "registry: {address: 'registry.example.com', username_env: LK_U1, password_env: LK_P1}\n",
+        BASE + "registry: {address: 'registry.example.com', username_env: LK_U2, password_env: LK_P1}\n",
+    ),
+    "registry.password_env": (
+        _credentials,
+        BASE + "registry: {address: 'registry.example.com', username_env: LK_U1, password_env: LK_P1}\n",
+        BASE + "registry: {address: 'registry.example.com', username_env: LK_U1, password_env: LK_P2}\n",
+    ),
+    "registry.global_registries": (
+        _images,
+        BASE,
+        BASE + "registry: {global_registries: ['shared.example.com']}\n",
+    ),
+    "mirrors.channel_alias": (_lock, FORGE, FORGE + "mirrors: {channel_alias: 'http://mirror.internal/'}\n"),
+    "mirrors.channels": (
+        _lock,
+        FORGE,
+        FORGE + "mirrors: {channels: {conda-forge: 'http://mirror.internal/cf'}}\n",
+    ),
+    "mirrors.pypi_index": (
+        _lock,
+        BASE.replace("[numpy]", "[numpy, pip], pip: [requests]"),
+        BASE.replace("[numpy]", "[numpy, pip], pip: [requests]")
+        + "mirrors: {pypi_index: 'http://pypi.internal/simple'}\n",
+    ),
+    "mirrors.base_registry": (
+        _render,
+        FLAVOUR,
+        FLAVOUR + "mirrors: {base_registry: 'mirror.internal:5000'}\n",
+    ),
+}
+
+
+def _models(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The spec models inside a field's type (through `X | None`, Annotated, tuple[X, ...])."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, tuple, typing.Annotated):
+        for arg in typing.get_args(annotation):
+            yield from _models(arg)
+
+
+def leaf_fields(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
+    for name, info in model.model_fields.items():
+        nested = list(_models(info.annotation))
+        if nested:
+            for sub in nested:
+                yield from leaf_fields(sub, f"{prefix}{name}.")
+        else:
+            yield prefix + name
+
+
+def test_every_field_of_the_spec_model_has_an_observable_effect_listed() -> None:
+    fields = set(leaf_fields(Spec))
+    assert "features.gpu.cuda" in fields and "steps.stage" in fields  # the walk is recursive
+    assert fields - EFFECTS.keys() == set(), "a field without an effect: implement it or remove it"
+    assert EFFECTS.keys() - fields == set(), "an entry for a field the model no longer has"
+
+
+def _rendered(tmp_path: Path, name: str, text: str) -> api.Rendered:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "layer.yaml").write_text("apt: [curl]\n")
+    (folder / "Dockerfile").write_text("FROM ubuntu:24.04\n")
+    spec = folder / "layerkit.yaml"
+    spec.write_text(text if text.startswith("name:") else "name: f\n" + text)
+    return api.render(spec, auto_lock=False)
+
+
+@pytest.mark.parametrize("field", sorted(EFFECTS))
+def test_the_field_changes_what_its_entry_says(
+    field: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var, value in {"LK_U1": "alice", "LK_U2": "bob", "LK_P1": "pw-1", "LK_P2": "pw-2"}.items():
+        monkeypatch.setenv(var, value)
+    observe, a, b = EFFECTS[field]
+    assert a != b
+    assert observe(_rendered(tmp_path, "a", a)) != observe(_rendered(tmp_path, "b", b))
