@@ -115,8 +115,8 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
             bad((key,), V.no_control(value) if key != "description" else None)
     if s.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", s.name):
         bad(("name",), "use letters, digits, '.', '_' and '-' (at most 128)")
-    if s.version is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}", s.version):
-        bad(("version",), "use letters, digits, '.', '_', '+' and '-'")
+    if s.version is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+:-]{0,127}", s.version):
+        bad(("version",), "use letters, digits, '.', '_', '+', ':' and '-'")
     b = s.base
     if b:
         if b.image is not None:
