@@ -281,8 +281,14 @@ def base_registry(reg: Any, out: _Out, rk: Key) -> None:
         raise SpecError("baseImageRegistry.registryIdentity (an Azure managed identity) cannot be used "
                         "outside Azure; log in with `docker login` or set base.registry.username_env",
                         out.loc((*rk, "registryIdentity")))  # fmt: skip
-    if reg.get("address"):
-        out.put(("base", "registry", "address"), reg["address"], (*rk, "address"))
+    address = reg.get("address")
+    if address:
+        out.put(("base", "registry", "address"), address, (*rk, "address"))
+        image = out.data.get("base", {}).get("image")
+        first = image.split("/", 1)[0] if isinstance(image, str) else ""
+        if isinstance(image, str) and not ("." in first or ":" in first or first == "localhost"):
+            # Azure pulls a baseImage that names no registry from baseImageRegistry.address.
+            out.data["base"]["image"] = f"{str(address).rstrip('/')}/{image}"
 
 
 def import_data(
