@@ -63,7 +63,9 @@ def _point_at_context(text: str) -> str:
             continue
         add = head[-1].upper() == "ADD"
         new = [a if _keep(a, add) else prefixed(a) for a in args[:-1]] + args[-1:]
-        lines[ins.first - 1 : ins.last] = [" ".join([*head, *flags, json.dumps(new)])] + [""] * (ins.last - ins.first)
+        lines[ins.first - 1 : ins.last] = [" ".join([*head, *flags, json.dumps(new)])] + [""] * (
+            ins.last - ins.first
+        )
     return "\n".join(lines)
 
 

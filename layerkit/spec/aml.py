@@ -61,7 +61,9 @@ def v2(data: dict[str, Any], out: _Out, base_dir: Path, warnings: list[str]) -> 
         raise SpecError(f"os_type '{os_type}': layerkit builds Linux images only; use os_type: linux",
                         out.loc(("os_type",)))  # fmt: skip
     if data.get("tags") not in (None, {}):
-        warnings.append(f"{out.loc(('tags',))}: warning: 'tags' label the Azure asset, not the image; ignored")
+        warnings.append(
+            f"{out.loc(('tags',))}: warning: 'tags' label the Azure asset, not the image; ignored"
+        )
     image, build = data.get("image"), data.get("build")
     if (image is None) == (build is None):
         raise SpecError("set one of 'image' or 'build' (the v2 schema requires exactly one)", out.loc(()))

@@ -8,6 +8,7 @@ ML keys beside layerkit's) would otherwise be refused as "unknown key ... in the
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from layerkit.errors import Location, SpecError
@@ -67,7 +68,9 @@ def _message(data: dict[str, Any], key: str) -> str:
                 f"'{key}' is an Azure ML v2 environment key, but '{mine}' makes this a layerkit spec; write "
                 "the environment in one format"
             )
-        return f"this looks like an Azure ML v2 environment YAML (it has '{key}'); it needs 'image' or 'build'"
+        return (
+            f"this looks like an Azure ML v2 environment YAML (it has '{key}'); it needs 'image' or 'build'"
+        )
     if key in _AML_INFERENCE:
         if "entryScript" in data and "environment" not in data:
             return (
@@ -92,10 +95,13 @@ def check(data: Any, pos: Positions, source: str) -> None:
     keys = (*ENV_YML, *AML_V2, *_AML_INFERENCE, *_AML_ENV)
     key = _first(data, keys, pos)
     if key is None:
-        if data and not set(data) & set(Spec.model_fields):
+        near = [k for k in data if difflib.get_close_matches(k, list(Spec.model_fields), n=1)]
+        if data and not near and not set(data) & set(Spec.model_fields):
             first = min(data, key=lambda k: pos.get((k,), (0, 0)))
             line, col = pos.get((first,), (1, 1))
-            raise SpecError(f"'{first}': this is not a format layerkit reads ({READS})", Location(source, line, col))
+            raise SpecError(
+                f"unknown key '{first}': not a format layerkit reads ({READS})", Location(source, line, col)
+            )
         return
     line, col = pos.get((key,), (1, 1))
     raise SpecError(_message(data, key), Location(source, line, col))

@@ -15,7 +15,7 @@ from typing import Any
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
 from layerkit.spec import aml, condalock, formats, selectors
-from layerkit.spec.load import Format, Key, Positions, parse_text
+from layerkit.spec.load import Format, Key, Positions
 
 # Names a hosted-platform definition may not use (curated environments live there).
 HOSTED_RESERVED_PREFIXES = ("AzureML-", "Microsoft")

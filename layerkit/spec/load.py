@@ -136,7 +136,13 @@ def detect_format(data: Any) -> Format:
         return "hosted-inference"
     if "environment" in keys and isinstance(data["environment"], dict) and keys & _RUNCONFIG:
         return "aml-runconfig"
-    if keys & {"image", "build", "conda_file"} and not keys & {"conda", "base", "extends", "python", "docker"}:
+    if keys & {"image", "build", "conda_file"} and not keys & {
+        "conda",
+        "base",
+        "extends",
+        "python",
+        "docker",
+    }:
         return "aml-v2"
     hosted = {"python", "docker", "environmentVariables", "inferencingStackVersion", "spark"}
     if keys & hosted and not keys & {"conda", "base", "extends", "features"}:

@@ -132,14 +132,19 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
             for key in ("username_env", "password_env"):
                 value = getattr(b.registry, key)
                 if value is not None and not V.matches(V.ENV_NAME, value):
-                    bad(("base", "registry", key), "must be the NAME of an environment variable, not a credential")
+                    bad(
+                        ("base", "registry", key),
+                        "must be the NAME of an environment variable, not a credential",
+                    )
             if b.registry.address is not None and not re.fullmatch(
                 r"[a-zA-Z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._/-]+)?", b.registry.address
             ):
                 bad(("base", "registry", "address"), "must be host[:port][/path]")
         if b.context is not None:
             if b.dockerfile_file is None:
-                bad(("base", "context"), "is the folder a base.dockerfile_file reads; set dockerfile_file too")
+                bad(
+                    ("base", "context"), "is the folder a base.dockerfile_file reads; set dockerfile_file too"
+                )
             bad(("base", "context"), V.no_control(b.context))
         if b.digest is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", b.digest):
             bad(("base", "digest"), "must be 'sha256:' followed by 64 hex digits")
