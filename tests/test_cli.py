@@ -146,18 +146,26 @@ def test_base_dockerfile_context_sources(text: str, want: list[tuple[int, str]])
     assert context_sources(text) == want
 
 
-def test_a_base_dockerfile_reading_the_build_context_is_refused(cli, tmp_path: Path) -> None:
-    """layerkit sends only its own context: such a COPY would fail in BuildKit, and the hash
-    would not cover the file (one hash, different images)."""
-    (tmp_path / "base.Dockerfile").write_text("FROM debian:12\n\nCOPY requirements.txt /tmp/\n")
+def test_a_base_dockerfile_file_reads_its_folder(cli, tmp_path: Path) -> None:
+    """Its folder is the build context: COPY is pointed at the files layerkit sends, and each
+    file the Dockerfile can read (after .dockerignore) is in the hash; an inline
+    base.dockerfile has no folder, so its COPY is refused."""
+    (tmp_path / "base.Dockerfile").write_text(
+        "FROM debian:12\n\nCOPY requirements.txt \\\n  /tmp/\nRUN true\n"
+    )
+    (tmp_path / "requirements.txt").write_text("six\n")
+    (tmp_path / "notes.log").write_text("x\n")
+    (tmp_path / ".dockerignore").write_text("*.log\n")
     spec = tmp_path / "file.yaml"
     spec.write_text("base:\n  dockerfile_file: base.Dockerfile\nuser_managed: true\n")
-    for command in ("render", "hash"):
-        r = cli(command, spec)
-        assert r.code == 2 and r.out == ""
-        lines = r.err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"{tmp_path / 'base.Dockerfile'}:3: error: "), r.err
-        assert "'requirements.txt'" in lines[0] and "COPY --from" in lines[0]
+    r = cli("render", spec)
+    assert r.code == 0, r.err
+    assert 'COPY ["user-context/requirements.txt", "/tmp/"]\n\nRUN true' in r.out
+    before = cli("hash", spec).out
+    (tmp_path / "notes.log").write_text("ignored\n")
+    assert cli("hash", spec).out == before
+    (tmp_path / "requirements.txt").write_text("seven\n")
+    assert cli("hash", spec).out != before
     inline = tmp_path / "inline.yaml"
     inline.write_text(
         "base:\n  dockerfile: |\n    FROM debian:12\n    ADD app.tar /app\nuser_managed: true\n"

@@ -229,12 +229,12 @@ def test_keys_conda_ignores_are_warned_not_refused() -> None:
             "3:1: 'docker' is an Azure ML environment key, but 'conda' makes this a layerkit spec",
         ),
         (
-            '{"entryScript": "score.py", "runtime": "python", "condaFile": "env.yml"}',
-            "1:17: this looks like an Azure ML v1 CLI inference config",
+            '{"entryScript": "score.py", "runtime": "spark-py"}',
+            "1:40: runtime 'spark-py' is not built by layerkit",
         ),
         (
-            "$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json\nimage: x:1\n",
-            "1:10: this looks like an Azure ML v2 environment YAML (it has '$schema')",
+            "$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json\nimage: x:1\nos_type: windows\n",
+            "3:10: os_type 'windows': layerkit builds Linux images only",
         ),
     ],
 )

@@ -49,6 +49,10 @@ def _credentials(r: api.Rendered) -> object:  # `build`/`run`: the workspace reg
     return credentials_for(r, layout(r, BuildOptions()))("registry.example.com")
 
 
+def _base_credentials(r: api.Rendered) -> object:  # `build`/`lock`: the base registry's login
+    return credentials_for(r, layout(r, BuildOptions()))("base.example.com")
+
+
 def _record(r: api.Rendered) -> object:  # `env register`
     return build_record(r, image="x", version="1").description
 
@@ -84,6 +88,45 @@ EFFECTS: dict[str, tuple[Callable[[api.Rendered], object], str, str]] = {
         _hash,
         BASE,
         BASE.replace("'ubuntu:22.04'", "'ubuntu:22.04', digest: 'sha256:" + "a" * 64 + "'"),
+    ),
+    "base.context": (
+        _hash,
+        UM.replace("{image: 'ubuntu:22.04'}", "{dockerfile_file: Dockerfile.copy}"),
+        UM.replace("{image: 'ubuntu:22.04'}", "{dockerfile_file: Dockerfile.copy, context: ctx}"),
+    ),
+    # The host whose login username_env/password_env give (importers also prefix it to the image).
+    "base.registry.address": (
+        _base_credentials,
+        BASE.replace(
+            "'ubuntu:22.04'}",
+            "'ubuntu:22.04', registry: {address: base.example.com, username_env: LK_U1, password_env: LK_P1}}",
+        ).replace("base.example", "other.example"),
+        BASE.replace(
+            "'ubuntu:22.04'}",
+            "'ubuntu:22.04', registry: {address: base.example.com, username_env: LK_U1, password_env: LK_P1}}",
+        ),
+    ),
+    "base.registry.username_env": (
+        _base_credentials,
+        BASE.replace(
+            "'ubuntu:22.04'}",
+            "'ubuntu:22.04', registry: {address: base.example.com, username_env: LK_U1, password_env: LK_P1}}",
+        ),
+        BASE.replace(
+            "'ubuntu:22.04'}",
+            "'ubuntu:22.04', registry: {address: base.example.com, username_env: LK_U1, password_env: LK_P1}}",
+        ).replace("LK_U1", "LK_U2"),
+    ),
+    "base.registry.password_env": (
+        _base_credentials,
+        BASE.replace(
+            "'ubuntu:22.04'}",
+            "'ubuntu:22.04', registry: {address: base.example.com, username_env: LK_U1, password_env: LK_P1}}",
+        ),
+        BASE.replace(
+            "'ubuntu:22.04'}",
+            "'ubuntu:22.04', registry: {address: base.example.com, username_env: LK_U1, password_env: LK_P1}}",
+        ).replace("LK_P1", "LK_P2"),
     ),
     "platforms": (_hash, BASE, BASE + "platforms: [linux-aarch64]\n"),
     "conda.channels": (_lock, BASE, BASE.replace("{dependencies", "{channels: [bioconda], dependencies")),
@@ -204,6 +247,11 @@ def _rendered(tmp_path: Path, name: str, text: str) -> api.Rendered:
     folder.mkdir()
     (folder / "layer.yaml").write_text("apt: [curl]\n")
     (folder / "Dockerfile").write_text("FROM ubuntu:24.04\n")
+    # base.context: the same COPY reads the spec's folder or ctx/, holding different files.
+    (folder / "Dockerfile.copy").write_text("FROM ubuntu:24.04\nCOPY x.txt /x.txt\n")
+    (folder / "x.txt").write_text("in the spec's folder\n")
+    (folder / "ctx").mkdir()
+    (folder / "ctx" / "x.txt").write_text("in ctx/\n")
     spec = folder / "layerkit.yaml"
     spec.write_text(text if text.startswith("name:") else "name: f\n" + text)
     return api.render(spec, auto_lock=False)

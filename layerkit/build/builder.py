@@ -203,6 +203,8 @@ def _solve_all(
     from layerkit.build.registry import ImageRef
 
     main = plan[0]
+    user = rendered.plan.user_context
+    extra, modes = user.read() if user else ({}, {})
     existing = {t.stage: has_registry and registries.exists(t.ref) for t in plan[1:]}
     # Earlier builds of this environment (same name-version tag) seed the cache too.
     prior = [f"{main.repo}:{t}" for t in main.extra_tags]
@@ -217,7 +219,9 @@ def _solve_all(
 
     with (
         BuildkitClient(opts.addr, tls=opts.tls) as client,
-        BuildContext(client, rendered.files, creds, secrets=build_secrets(rendered)) as ctx,
+        BuildContext(
+            client, {**rendered.files, **extra}, creds, modes=modes, secrets=build_secrets(rendered)
+        ) as ctx,
     ):
         caps = client.capabilities()
         embedded = caps.embedded_in_docker

@@ -33,13 +33,17 @@ class BuildContext:
         *,
         secrets: Mapping[str, bytes] | None = None,
         inline_max: int | None = None,
+        modes: Mapping[str, int] | None = None,
     ) -> None:
         self._client = client
         self._files = {k: v.encode() if isinstance(v, str) else v for k, v in files.items()}
         self._credentials = credentials
         self._secrets = dict(secrets or {})
         limit = INLINE_CONTEXT_MAX if inline_max is None else inline_max
-        self.inline = sum(len(v) for v in self._files.values()) <= limit
+        # Files with their own modes (a base Dockerfile's context) go through FileSync, which
+        # sends each file's mode; inline LLB writes every file 0644.
+        self._modes = dict(modes or {})
+        self.inline = not self._modes and sum(len(v) for v in self._files.values()) <= limit
         self.inputs: dict[str, pb.Definition] | None = None
         self.session_id = ""
         self._dir: Path | None = None
@@ -64,6 +68,7 @@ class BuildContext:
                 path = self._dir / name
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
+                path.chmod(self._modes.get(name, 0o644))
             local_dirs = {"context": self._dir, "dockerfile": self._dir}
         self._session = Session(
             self._client, local_dirs=local_dirs, credentials=self._auth, secrets=self._secrets

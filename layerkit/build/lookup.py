@@ -51,16 +51,26 @@ class Registries:
 
 
 def credentials_lookup(
-    spec_registry: object, workspace_host: str | None
+    spec_registry: object, workspace_host: str | None, base_registry: object = None
 ) -> Callable[[str], Credentials | None]:
-    from layerkit.build.registry import resolve_credentials
+    """Credentials by host: the workspace registry's variables, the base registry's
+    (base.registry, where the base image is pulled from), else the docker config."""
+    from layerkit.build.registry import ImageRef, resolve_credentials
 
     user_env = getattr(spec_registry, "username_env", None)
     pass_env = getattr(spec_registry, "password_env", None)
+    base_address = getattr(base_registry, "address", None)
+    base_host = ImageRef.parse(f"{base_address}/x").registry if base_address else None
 
     def lookup(host: str) -> Credentials | None:
         if host == workspace_host:
             return resolve_credentials(host, username_env=user_env, password_env=pass_env)
+        if host == base_host:
+            return resolve_credentials(
+                host,
+                username_env=getattr(base_registry, "username_env", None),
+                password_env=getattr(base_registry, "password_env", None),
+            )
         return resolve_credentials(host)
 
     return lookup
@@ -105,7 +115,8 @@ def layout(rendered: Rendered, opts: BuildOptions) -> Layout:
 
 
 def credentials_for(rendered: Rendered, lay: Layout) -> Callable[[str], Credentials | None]:
-    return credentials_lookup(rendered.checked.resolved.spec.registry, lay.workspace_host)
+    spec = rendered.checked.resolved.spec
+    return credentials_lookup(spec.registry, lay.workspace_host, spec.base.registry if spec.base else None)
 
 
 def registries_for(

@@ -51,6 +51,8 @@ def _base(checked: Checked, plan: RenderPlan) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if plan.base_dockerfile is not None:
         out["dockerfile_sha256"] = hashlib.sha256(plan.base_dockerfile.encode()).hexdigest()
+        if plan.user_context is not None:  # every file its COPY/ADD can read: (path, mode, sha256)
+            out["context"] = plan.user_context.hash_part()
     elif checked.image is not None:
         out["devel"] = checked.image.devel
         out["runtime"] = checked.image.runtime

@@ -43,7 +43,8 @@ def _client(checked: Checked, timeout: float) -> RegistryClient:
 
     reg = checked.resolved.spec.registry
     host = ImageRef.parse(f"{reg.address}/x").registry if reg and reg.address else None
-    return RegistryClient(credentials_lookup(reg, host), timeout=timeout)
+    base = checked.resolved.spec.base
+    return RegistryClient(credentials_lookup(reg, host, base.registry if base else None), timeout=timeout)
 
 
 def current_digests(checked: Checked, refs: list[str], timeout: float = 5.0) -> dict[str, str | Exception]:

@@ -17,6 +17,7 @@ from layerkit.render import envinstall
 from layerkit.render.cuda_apt import CudaAptPlan, cuda_apt_plan
 from layerkit.render.envinstall import EnvInstall
 from layerkit.render.envvars import env_values
+from layerkit.render.usercontext import UserContext
 from layerkit.render.userfile import user_base
 from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
@@ -90,6 +91,7 @@ class RenderPlan(_Model):
     context_files: tuple[tuple[str, str], ...]  # (name, content), sorted
     image_pip: tuple[str, ...]  # pip packages the flavour brings (ONNX Runtime)
     cuda_apt: CudaAptPlan | None = None  # CUDA installed in the base stage (render/cuda_apt.py)
+    user_context: UserContext | None = None  # files the base Dockerfile's COPY/ADD read
 
 
 def _steps(checked: Checked, stage: str) -> tuple[CommandStep, ...]:
@@ -180,9 +182,11 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
         raise SpecError(f"platform {platform} is not in the spec's platforms {list(plats)}")
     hub_mirror = spec.mirrors.base_registry if spec.mirrors else None
     digest = base.digest if base else None
-    base_dockerfile = None
+    base_dockerfile: tuple[str, str] | None = None
+    user_context = None
     if base and (base.dockerfile or base.dockerfile_file):
-        base_dockerfile = user_base(checked)
+        text, alias, user_context = user_base(checked)
+        base_dockerfile = (text, alias)
         base_ref, runtime_ref = None, None
     elif base and base.image and image is None:
         base_ref, runtime_ref = with_digest(mirror(base.image, hub_mirror), digest), None
@@ -249,6 +253,7 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
         context_files=tuple(sorted(files)),
         image_pip=image_pip,
         cuda_apt=cuda_apt_plan(image) if base_dockerfile is None else None,
+        user_context=user_context,
     )
 
 

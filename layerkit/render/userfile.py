@@ -1,9 +1,10 @@
 """A user's base Dockerfile (base.dockerfile or base.dockerfile_file), made into the `base`
-stage's parent: read, its last stage named, and refused when it reads the build context.
+stage's parent: read, its last stage named, and its COPY/ADD pointed at its build context.
 
-layerkit sends only the context it renders (Dockerfile, lock, installer), so a COPY or ADD
-of a local path would fail in BuildKit, and the environment hash would not cover the files
-it meant: the same hash could name different images. Such a base is refused at render time.
+A `dockerfile_file` reads its folder (or `base.context`): render/usercontext.py lists those
+files into the hash and the build sends them under `user-context/`, so each COPY/ADD source
+is rewritten to that folder here. An inline `base.dockerfile` has no folder, so a COPY or
+ADD of a local path there is refused.
 """
 
 from __future__ import annotations
@@ -16,15 +17,82 @@ from pathlib import Path
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
 from layerkit.render.instructions import instructions, parse
+from layerkit.render.usercontext import UserContext, collect, prefixed
 from layerkit.spec.validate import Checked
 
 # A URL (any scheme) or an scp-like git address: BuildKit fetches it, it is no local file.
 _REMOTE = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 
 
-def user_base(checked: Checked) -> tuple[str, str]:
-    """(the Dockerfile text with its last stage named, that name)."""
-    return _alias_last_stage(checked_text(checked), checked)
+def user_base(checked: Checked) -> tuple[str, str, UserContext | None]:
+    """(the Dockerfile text with its last stage named, that name, the context it reads)."""
+    text = checked_text(checked)
+    context = None
+    sources = context_sources(text)
+    if sources:
+        root, loc = context_root(checked)
+        context = collect(root, loc)
+        text = _point_at_context(text)
+    aliased, name = _alias_last_stage(text, checked)
+    return aliased, name, context
+
+
+def context_root(checked: Checked) -> tuple[Path, Location]:
+    """The folder a dockerfile_file reads: base.context, else the Dockerfile's own folder."""
+    r = checked.resolved
+    base = r.spec.base
+    assert base and base.dockerfile_file
+    key = ("base", "context") if base.context else ("base", "dockerfile_file")
+    loc = r.loc(key)
+    layer = next((lay for lay in reversed(r.layers) if lay.source == loc.file), r.root)
+    assert layer.path is not None  # _read_dockerfile refused a dockerfile_file without a file
+    rel = base.context if base.context else str(Path(base.dockerfile_file).parent)
+    return layer.path.parent / rel, loc
+
+
+def _point_at_context(text: str) -> str:
+    """Rewrite each COPY/ADD that reads the context to read it under usercontext.PREFIX; one
+    instruction stays on its first line (blank lines keep the later numbering)."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    for ins in instructions(text):
+        parts = _copy_parts(ins.text)
+        if parts is None:
+            continue
+        head, flags, args = parts
+        if any(f.lower().startswith("--from=") for f in flags):
+            continue
+        add = head[-1].upper() == "ADD"
+        new = [a if _keep(a, add) else prefixed(a) for a in args[:-1]] + args[-1:]
+        lines[ins.first - 1 : ins.last] = [" ".join([*head, *flags, json.dumps(new)])] + [""] * (
+            ins.last - ins.first
+        )
+    return "\n".join(lines)
+
+
+def _keep(source: str, add: bool) -> bool:
+    return source.startswith("<<") or (add and (_REMOTE.match(source) is not None or source.startswith("$")))
+
+
+def _copy_parts(text: str) -> tuple[list[str], list[str], list[str]] | None:
+    """(["ONBUILD"?, "COPY"|"ADD"], flags, sources + destination) of a COPY/ADD, else None."""
+    words = text.split(None, 1)
+    head: list[str] = []
+    if len(words) == 2 and words[0].upper() == "ONBUILD":  # runs in layerkit's `base` stage
+        head.append(words[0])
+        words = words[1].split(None, 1)
+    if len(words) < 2 or words[0].upper() not in ("COPY", "ADD"):
+        return None
+    head.append(words[0])
+    rest, flags = words[1].strip(), []
+    while rest.startswith("--"):
+        flag, *tail = rest.split(None, 1)
+        flags.append(flag)
+        rest = tail[0] if tail else ""
+    args: list[str] = []
+    if rest.startswith("["):
+        with contextlib.suppress(ValueError):
+            args = [str(a) for a in json.loads(rest)]
+    return head, flags, args or rest.split()
 
 
 def check_base_dockerfile(checked: Checked) -> None:
@@ -59,17 +127,13 @@ def checked_text(checked: Checked) -> str:
                 checked.resolved.loc(("base", "dockerfile")),
             )
         raise SpecError(problem.message, Location(str(path), problem.line, problem.col))
-    for number, source in context_sources(text):
-        what = (
-            f"the base Dockerfile copies {source!r} from the build context, which layerkit does not "
-            "send (nor hash); use COPY --from=IMAGE or ADD of a URL, or build that base yourself and "
-            "set base.image"
-        )
+    for number, source in context_sources(text)[:1]:
         if path is None:
             raise SpecError(
-                f"line {number} of base.dockerfile: {what}", checked.resolved.loc(("base", "dockerfile"))
+                f"line {number} of base.dockerfile copies {source!r} from a build context, and an inline "
+                "Dockerfile has none; write it to a file next to its files and set base.dockerfile_file",
+                checked.resolved.loc(("base", "dockerfile")),
             )
-        raise SpecError(what, Location(str(path), number))
     return text
 
 
@@ -87,28 +151,14 @@ def context_sources(text: str) -> list[tuple[int, str]]:
     """(line, source) of each COPY/ADD that reads the build context (not --from, not a URL)."""
     found = []
     for ins in instructions(text):
-        words = ins.text.split(None, 1)
-        if len(words) == 2 and words[0].upper() == "ONBUILD":  # runs in layerkit's `base` stage
-            words = words[1].split(None, 1)
-        if len(words) < 2 or words[0].upper() not in ("COPY", "ADD"):
+        parts = _copy_parts(ins.text)
+        if parts is None:
             continue
-        add = words[0].upper() == "ADD"
-        rest, flags = words[1].strip(), []
-        while rest.startswith("--"):
-            flag, *tail = rest.split(None, 1)
-            flags.append(flag.lower())
-            rest = tail[0] if tail else ""
-        if any(f.startswith("--from=") for f in flags):
+        head, flags, args = parts
+        if any(f.lower().startswith("--from=") for f in flags):
             continue
-        args: list[str] = []
-        if rest.startswith("["):
-            with contextlib.suppress(ValueError):
-                args = [str(a) for a in json.loads(rest)]
-        args = args or rest.split()
-        for source in args[:-1]:
-            if source.startswith("<<") or (add and (_REMOTE.match(source) or source.startswith("$"))):
-                continue  # heredoc content is in the Dockerfile; BuildKit fetches a URL
-            found.append((ins.first, source))
+        add = head[-1].upper() == "ADD"
+        found += [(ins.first, source) for source in args[:-1] if not _keep(source, add)]
     return found
 
 

@@ -8,6 +8,7 @@ ML keys beside layerkit's) would otherwise be refused as "unknown key ... in the
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from layerkit.errors import Location, SpecError
@@ -32,6 +33,10 @@ _AML_ENV = ("python", "docker", "environmentVariables", "inferencingStackVersion
             "databricks", "r", "assetId", "tags", "properties")  # fmt: skip
 _AML_INFERENCE = ("entryScript", "environment", "sourceDirectory", "enableGpu", "condaFile",
                   "extraDockerfileSteps", "baseImage", "baseImageRegistry")  # fmt: skip
+READS = (
+    "a layerkit spec; a conda environment.yml; Azure ML's v2 environment YAML; its v1 environment JSON "
+    "(or a folder saved by Environment.save_to_directory); a v1 .runconfig; a v1 inference config"
+)
 AML_V2 = ("$schema", "image", "conda_file", "build", "os_type", "inference_config")
 AML_V2_PREVIEW = (
     "this looks like the Azure ML v2 preview environment YAML (docker.image, conda_file), which the "
@@ -58,16 +63,19 @@ def _message(data: dict[str, Any], key: str) -> str:
             "list the packages under 'dependencies:' (conda requires that list too)"
         )
     if key in AML_V2:
+        if mine is not None:
+            return (
+                f"'{key}' is an Azure ML v2 environment key, but '{mine}' makes this a layerkit spec; write "
+                "the environment in one format"
+            )
         return (
-            f"this looks like an Azure ML v2 environment YAML (it has '{key}'), which layerkit does not "
-            "read yet; write its image as base.image and give its conda_file to layerkit as an environment.yml"
+            f"this looks like an Azure ML v2 environment YAML (it has '{key}'); it needs 'image' or 'build'"
         )
     if key in _AML_INFERENCE:
         if "entryScript" in data and "environment" not in data:
             return (
-                "this looks like an Azure ML v1 CLI inference config (entryScript without 'environment'), "
-                "which layerkit does not read; give its condaFile to layerkit as an environment.yml, or "
-                "write the inference config with an 'environment' mapping"
+                "this looks like an Azure ML v1 inference config, but it says nothing about the image; add "
+                "'environment' (or condaFile and baseImage)"
             )
         if "environment" in data and "entryScript" not in data:
             return "this looks like an Azure ML inference config without 'entryScript'; add it"
@@ -87,6 +95,13 @@ def check(data: Any, pos: Positions, source: str) -> None:
     keys = (*ENV_YML, *AML_V2, *_AML_INFERENCE, *_AML_ENV)
     key = _first(data, keys, pos)
     if key is None:
+        near = [k for k in data if difflib.get_close_matches(k, list(Spec.model_fields), n=1)]
+        if data and not near and not set(data) & set(Spec.model_fields):
+            first = min(data, key=lambda k: pos.get((k,), (0, 0)))
+            line, col = pos.get((first,), (1, 1))
+            raise SpecError(
+                f"unknown key '{first}': not a format layerkit reads ({READS})", Location(source, line, col)
+            )
         return
     line, col = pos.get((key,), (1, 1))
     raise SpecError(_message(data, key), Location(source, line, col))

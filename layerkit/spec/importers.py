@@ -14,8 +14,8 @@ from typing import Any
 
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
-from layerkit.spec import condalock, formats, selectors
-from layerkit.spec.load import Format, Key, Positions, parse_text
+from layerkit.spec import aml, condalock, formats, selectors
+from layerkit.spec.load import Format, Key, Positions
 
 # Names a hosted-platform definition may not use (curated environments live there).
 HOSTED_RESERVED_PREFIXES = ("AzureML-", "Microsoft")
@@ -132,7 +132,8 @@ def _env_yml(data: dict[str, Any], out: _Out, warnings: list[str], text: str | N
     condalock.import_keys(data, out, warnings)
 
 
-def _hosted(data: dict[str, Any], out: _Out, prefix: Key, base_dir: Path, warnings: list[str]) -> None:
+def hosted(data: dict[str, Any], out: _Out, prefix: Key, base_dir: Path, warnings: list[str]) -> None:
+    """The v1 environment JSON (azureml-core Environment's keys), at `prefix` in the file."""
     v2 = next((k for k in data if k in formats.AML_V2), None)
     if v2 is not None:
         raise SpecError(formats.AML_V2_PREVIEW, out.loc((*prefix, v2)))
@@ -147,21 +148,21 @@ def _hosted(data: dict[str, Any], out: _Out, prefix: Key, base_dir: Path, warnin
         if data.get(key) is not None:
             out.put((key,), data[key], (*prefix, key))
     for key in sorted(_HOSTED_IGNORED & set(data)):
-        if data[key] not in (None, {}, [], ""):
+        if not _sdk_default(data[key]):
             warnings.append(f"{out.loc((*prefix, key))}: warning: '{key}' is not supported and was ignored")
     if data.get("environmentVariables") is not None:
         out.put(("env",), data["environmentVariables"], (*prefix, "environmentVariables"))
     if data.get("inferencingStackVersion") is not None:
-        raise SpecError("layerkit does not add the platform's inference stack; remove "
-                        "'inferencingStackVersion' and list the server (azureml-inference-server-http) "
-                        "in the pip dependencies", out.loc((*prefix, "inferencingStackVersion")))  # fmt: skip
+        raise SpecError(
+            "inferencingStackVersion is not built by layerkit (it adds Azure's own serving stack); remove it "
+            "and list the web server your entry script needs (e.g. azureml-inference-server-http) as a pip package",
+            out.loc((*prefix, "inferencingStackVersion")),
+        )
     py = data.get("python") or {}
     if not isinstance(py, dict):
         raise SpecError("'python' must be a mapping", out.loc((*prefix, "python")))
     _check_keys(py, _PYTHON_KEYS, (*prefix, "python"), out)
     pk: Key = (*prefix, "python")
-    if py.get("userManagedDependencies") is not None:
-        out.put(("user_managed",), py["userManagedDependencies"], (*pk, "userManagedDependencies"))
     if py.get("interpreterPath") not in (None, "python"):
         if py.get("userManagedDependencies"):
             out.put(("runtime", "python"), py["interpreterPath"], (*pk, "interpreterPath"))
@@ -176,7 +177,7 @@ def _hosted(data: dict[str, Any], out: _Out, prefix: Key, base_dir: Path, warnin
         if cd is not None:
             raise SpecError("set condaDependencies or condaDependenciesFile, not both",
                             out.loc((*pk, "condaDependenciesFile")))  # fmt: skip
-        _conda_file(py["condaDependenciesFile"], base_dir, out, (*pk, "condaDependenciesFile"))
+        conda_file(py["condaDependenciesFile"], base_dir, out, (*pk, "condaDependenciesFile"))
     elif isinstance(cd, dict):
         _check_keys(cd, {"name", "channels", "dependencies"}, (*pk, "condaDependencies"), out)
         if "channels" in cd:
@@ -185,28 +186,66 @@ def _hosted(data: dict[str, Any], out: _Out, prefix: Key, base_dir: Path, warnin
             _split_pip(cd["dependencies"], out, (*pk, "condaDependencies", "dependencies"), ("conda",))
     elif cd is not None:
         raise SpecError("'condaDependencies' must be a mapping", out.loc((*pk, "condaDependencies")))
+    elif prefix == () and (base_dir / SAVED_CONDA).is_file():
+        # Environment.save_to_directory writes the conda spec beside the JSON, and
+        # Environment.load_from_directory reads it back from there.
+        conda_file(SAVED_CONDA, base_dir, out, (*pk, "condaDependenciesFile") if py else (), SAVED_CONDA)
+    if py.get("userManagedDependencies") is not None:
+        out.put(("user_managed",), py["userManagedDependencies"], (*pk, "userManagedDependencies"))
+        if py["userManagedDependencies"] is True and ("conda" in out.data or "extends" in out.data):
+            out.data.pop("conda", None)  # Azure installs none of them; neither does layerkit
+            out.data.pop("extends", None)
+            warnings.append(
+                f"{out.loc((*pk, 'userManagedDependencies'))}: warning: userManagedDependencies is true, so "
+                "the conda dependencies are not installed (Azure ignores them too); set it to false to install them"
+            )
     _hosted_docker(data.get("docker"), out, (*prefix, "docker"), warnings)
 
 
-def _conda_file(rel: Any, base_dir: Path, out: _Out, old: Key) -> None:
+SAVED_CONDA = "conda_dependencies.yml"
+
+
+def _sdk_default(value: Any) -> bool:
+    """Empty, or only the empty lists and flags the v1 SDK writes for an unused section."""
+    if isinstance(value, dict):
+        return all(_sdk_default(v) or isinstance(v, bool) for v in value.values())
+    return value in (None, [], "")
+
+
+def read_beside(rel: Any, base_dir: Path, out: _Out, old: Key) -> str:
+    """The text of a file a key names, relative to the file that names it."""
     if not isinstance(rel, str):
-        raise SpecError("'condaDependenciesFile' must be a path", out.loc(old))
+        raise SpecError(f"'{old[-1]}' must be a path", out.loc(old))
     path = base_dir / rel
     inputs.note(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        raise SpecError(f"cannot read conda dependencies file {path}", out.loc(old)) from None
-    data, _ = parse_text(text, str(path))
-    if not isinstance(data, dict):
-        raise SpecError("conda dependencies file must be a mapping", Location(str(path), 1, 1))
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise SpecError(f"cannot read {path} as UTF-8 text", out.loc(old)) from None
+
+
+def conda_file(rel: Any, base_dir: Path, out: _Out, old: Key, what: str = "condaDependenciesFile") -> None:
+    """A conda environment file named at `old`: read as a layer of its own (an `extends`), so
+    its values merge under this file's and keep their own file:line:col."""
+    if isinstance(rel, dict):  # a v2 conda_file may hold the environment inline
+        _split_into(rel, out, old, old)
+        return
+    if not isinstance(rel, str) or not rel:
+        raise SpecError(f"'{what}' must be a path", out.loc(old))
+    rel = rel.removeprefix("file:")
+    path = base_dir / rel
+    inputs.note(path)
+    if not path.is_file():
+        raise SpecError(f"{what}: no such file {path}", out.loc(old))
+    out.put(("extends",), [rel], old, children=False)
+    out.copy_positions(("extends", 0), old)
+
+
+def _split_into(data: dict[str, Any], out: _Out, chan: Key, deps: Key) -> None:
     if "channels" in data:
-        out.put(("conda", "channels"), data["channels"], old)
+        out.put(("conda", "channels"), data["channels"], (*chan, "channels"))
     if "dependencies" in data:
-        inner = _Out({}, str(path))
-        _split_pip(data["dependencies"], inner, ("dependencies",), ("conda",))
-        for key, value in inner.data.get("conda", {}).items():
-            out.put(("conda", key), value, old)
+        _split_pip(data["dependencies"], out, (*deps, "dependencies"), ("conda",))
 
 
 def _hosted_docker(docker: Any, out: _Out, dk: Key, warnings: list[str]) -> None:
@@ -225,17 +264,35 @@ def _hosted_docker(docker: Any, out: _Out, dk: Key, warnings: list[str]) -> None
         warnings.append(
             f"{out.loc((*dk, 'arguments'))}: warning: docker run arguments are not part of an image; ignored"
         )
-    reg = docker.get("baseImageRegistry")
-    if isinstance(reg, dict):
-        for secret in ("username", "password"):
-            if reg.get(secret):
-                raise SpecError(
-                    f"baseImageRegistry.{secret} holds a literal credential; remove it and set "
-                    f"registry.{secret}_env to the NAME of an environment variable instead",
-                    out.loc((*dk, "baseImageRegistry", secret)),
-                )
-        if reg.get("address"):
-            out.put(("registry", "address"), reg["address"], (*dk, "baseImageRegistry", "address"))
+    base_registry(docker.get("baseImageRegistry"), out, (*dk, "baseImageRegistry"))
+
+
+def base_registry(reg: Any, out: _Out, rk: Key) -> None:
+    """baseImageRegistry: where the base image is pulled from (not where layerkit pushes)."""
+    if reg is None:
+        return
+    if not isinstance(reg, dict):
+        raise SpecError("'baseImageRegistry' must be a mapping", out.loc(rk))
+    _check_keys(reg, {"address", "username", "password", "registryIdentity"}, rk, out)
+    for secret in ("username", "password"):
+        if reg.get(secret):
+            raise SpecError(
+                f"baseImageRegistry.{secret} holds a literal credential; remove it and, in a layerkit spec "
+                f"that extends this file, set base.registry.{secret}_env to the NAME of an environment variable",
+                out.loc((*rk, secret)),
+            )
+    if reg.get("registryIdentity") is not None:
+        raise SpecError("baseImageRegistry.registryIdentity (an Azure managed identity) cannot be used "
+                        "outside Azure; log in with `docker login` or set base.registry.username_env",
+                        out.loc((*rk, "registryIdentity")))  # fmt: skip
+    address = reg.get("address")
+    if address:
+        out.put(("base", "registry", "address"), address, (*rk, "address"))
+        image = out.data.get("base", {}).get("image")
+        first = image.split("/", 1)[0] if isinstance(image, str) else ""
+        if isinstance(image, str) and not ("." in first or ":" in first or first == "localhost"):
+            # Azure pulls a baseImage that names no registry from baseImageRegistry.address.
+            out.data["base"]["image"] = f"{str(address).rstrip('/')}/{image}"
 
 
 def import_data(
@@ -261,14 +318,15 @@ def import_data(
     if fmt == "environment.yml":
         _env_yml(data, out, warnings, text)
     elif fmt == "hosted-environment":
-        _hosted(data, out, (), base_dir, warnings)
+        hosted(data, out, (), base_dir, warnings)
+    elif fmt == "aml-v2":
+        aml.v2(data, out, base_dir, warnings)
+    elif fmt == "aml-runconfig":
+        job = sorted(k for k in data if k != "environment")
+        if job:
+            warnings.append(f"{out.loc((job[0],))}: warning: {', '.join(job)}: job settings, not part of the "
+                            "image; layerkit reads only the runconfig's 'environment' section")  # fmt: skip
+        hosted(data["environment"], out, ("environment",), base_dir, warnings)
     else:
-        env = data["environment"]
-        if not isinstance(env, dict):
-            raise SpecError("'environment' must be a mapping", out.loc(("environment",)))
-        _check_keys(data, {"entryScript", "environment", "sourceDirectory", "enableGpu"}, (), out)
-        _hosted(env, out, ("environment",), base_dir, warnings)
-        # The scoring script belongs to a deployment, not to the environment layerkit builds.
-        warnings.append(f"{out.loc(('entryScript',))}: warning: 'entryScript' is the deployment's scoring "
-                        "script; layerkit builds the environment only and does not use it")  # fmt: skip
+        aml.inference(data, out, base_dir, warnings)
     return out.data, out.new_pos, warnings

@@ -18,7 +18,9 @@ from layerkit.spec.models import Spec
 
 Key = tuple[str | int, ...]
 Positions = dict[Key, tuple[int, int]]
-Format = Literal["layerkit", "environment.yml", "hosted-environment", "hosted-inference"]
+Format = Literal[
+    "layerkit", "environment.yml", "hosted-environment", "hosted-inference", "aml-v2", "aml-runconfig"
+]
 
 MAX_BYTES = 4 * 1024 * 1024  # a spec is small; refuse to parse anything huge
 
@@ -120,13 +122,28 @@ def parse_text(text: str, source: str) -> tuple[Any, Positions]:
     return _plain(data, (), pos, source), pos
 
 
+_RUNCONFIG = {"script", "command", "framework", "communicator", "target"}
+
+
 def detect_format(data: Any) -> Format:
     """Tell the input kinds apart by their keys, never by file name."""
     if not isinstance(data, dict):
         return "layerkit"
     keys = set(data)
-    if "entryScript" in keys and "environment" in keys:
+    if "$schema" in keys and "environment.schema.json" in str(data["$schema"]):
+        return "aml-v2"
+    if "entryScript" in keys and ("environment" in keys or keys & {"condaFile", "runtime", "baseImage"}):
         return "hosted-inference"
+    if "environment" in keys and isinstance(data["environment"], dict) and keys & _RUNCONFIG:
+        return "aml-runconfig"
+    if keys & {"image", "build", "conda_file"} and not keys & {
+        "conda",
+        "base",
+        "extends",
+        "python",
+        "docker",
+    }:
+        return "aml-v2"
     hosted = {"python", "docker", "environmentVariables", "inferencingStackVersion", "spark"}
     if keys & hosted and not keys & {"conda", "base", "extends", "features"}:
         return "hosted-environment"

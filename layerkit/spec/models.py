@@ -45,6 +45,14 @@ class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class BaseRegistry(Model):
+    """The registry the base image is pulled from (Azure ML's baseImageRegistry)."""
+
+    address: str | None = None  # host[:port][/path]; prefixed to a base.image that names no host
+    username_env: str | None = None  # NAME of the env var holding the user, never the value
+    password_env: str | None = None
+
+
 class Base(Model):
     """Where the image starts: exactly one of image, dockerfile, dockerfile_file or flavour."""
 
@@ -57,6 +65,9 @@ class Base(Model):
     flavour: str | None = None
     distro: str | None = None  # e.g. "ubuntu22.04"; picks a catalog flavour with features
     digest: str | None = None  # sha256:... pin of the base image
+    # Folder a dockerfile_file's COPY/ADD read (relative to the spec); default: the file's folder
+    context: str | None = None
+    registry: BaseRegistry | None = None  # where base.image is pulled from, and with whose credentials
 
 
 class Conda(Model):

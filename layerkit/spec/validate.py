@@ -115,8 +115,8 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
             bad((key,), V.no_control(value) if key != "description" else None)
     if s.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", s.name):
         bad(("name",), "use letters, digits, '.', '_' and '-' (at most 128)")
-    if s.version is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}", s.version):
-        bad(("version",), "use letters, digits, '.', '_', '+' and '-'")
+    if s.version is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+:-]{0,127}", s.version):
+        bad(("version",), "use letters, digits, '.', '_', '+', ':' and '-'")
     b = s.base
     if b:
         if b.image is not None:
@@ -128,6 +128,24 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
                 )
             elif ref and ref.tag == "latest" and not ref.digest:
                 warn.append(f"{r.loc(('base', 'image'))}: warning: ':latest' moves; pin a tag or a digest")
+        if b.registry is not None:
+            for key in ("username_env", "password_env"):
+                value = getattr(b.registry, key)
+                if value is not None and not V.matches(V.ENV_NAME, value):
+                    bad(
+                        ("base", "registry", key),
+                        "must be the NAME of an environment variable, not a credential",
+                    )
+            if b.registry.address is not None and not re.fullmatch(
+                r"[a-zA-Z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._/-]+)?", b.registry.address
+            ):
+                bad(("base", "registry", "address"), "must be host[:port][/path]")
+        if b.context is not None:
+            if b.dockerfile_file is None:
+                bad(
+                    ("base", "context"), "is the folder a base.dockerfile_file reads; set dockerfile_file too"
+                )
+            bad(("base", "context"), V.no_control(b.context))
         if b.digest is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", b.digest):
             bad(("base", "digest"), "must be 'sha256:' followed by 64 hex digits")
         if b.distro is not None and not re.fullmatch(r"(ubuntu|debian)[0-9.]+", b.distro):

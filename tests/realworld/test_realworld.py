@@ -39,6 +39,7 @@ class Case:
     # ok to validate and show, but render refuses with this text at `at` (a capability missing)
     render_refused: str = ""
     absent: tuple[str, ...] = ()  # ok: package names the rendered environment must not list
+    installs: bool = True  # ok: False for an image used as it is (no environment rendered)
 
 
 AML_EX = "Azure/azureml-examples"
@@ -55,20 +56,19 @@ CASES = {
     "aml-v2-image-plus-conda": Case(
         "aml-v2-image-plus-conda/docker-image-plus-conda.yml",
         f"{AML_EX} @ 35579b49, cli/assets/environment/docker-image-plus-conda.yml (+ conda-yamls/pydata.yml @ 17e8241d)",
-        today="refused: this looks like an Azure ML v2 environment YAML (it has '$schema'), which "
-        "layerkit does not read yet",
-        at="3:10",
-        want="ok: base mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest; conda_file read relative "
-        "to the YAML (python=3.8, pip, 17 pinned pip packages); $schema/description accepted",
+        today="ok",  # conda_file is read relative to the YAML, as a layer of its own
+        base="mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest",
+        channels=("conda-forge",),
+        conda=("python=3.8", "pip"),
+        pip=("numpy==1.21.2", "papermill==2.3.3"),
     ),
     "aml-v2-docker-image": Case(
         "aml-v2-docker-image/docker-image.yml",
         f"{AML_EX} @ 4133e7cf, cli/assets/environment/docker-image.yml",
-        today="refused: this looks like an Azure ML v2 environment YAML (it has '$schema'), which "
-        "layerkit does not read yet",
-        at="3:10",
-        want="ok: base pytorch/pytorch:latest and nothing installed on it (Azure runs an image-only "
-        "environment as is, i.e. user-managed)",
+        # Azure runs an image-only environment as it is: user-managed, nothing installed.
+        today="ok",
+        base="pytorch/pytorch:latest",
+        installs=False,
     ),
     "aml-v2-preview-docker-key": Case(
         "aml-v2-preview-docker-key/python-ml-basic-cpu.yml",
@@ -82,20 +82,11 @@ CASES = {
         "aml-v1-saved-env/azureml_environment.json",
         "kuko6/glioma-segmentation @ faeb17ee, azureml_environment.json (SDK save_to_directory output)",
         today="ok",
+        # conda_dependencies.yml beside the JSON is read, as Environment.load_from_directory does
         base="mcr.microsoft.com/azureml/openmpi3.1.2-ubuntu18.04:20220208.v1",
-        channels=("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r"),
-        absent=("python",),  # issue 19: the user's base image brings its own Python
-        warns=(
-            "'spark' is not supported and was ignored",
-            "'databricks' is not supported and was ignored",
-            "no channels listed, so conda's 'defaults' is used (https://repo.anaconda.com/pkgs/main "
-            "and https://repo.anaconda.com/pkgs/r)",
-        ),
-        want="ok, reading conda_dependencies.yml beside the JSON as Environment.load_from_directory does: "
-        "channels anaconda, conda-forge; python=3.8, pip=20.2.4 and 10 pip packages (issue 12). Today "
-        "they are dropped: the JSON alone gets conda's defaults and an injected python=3.11, each with "
-        "a warning (whether to inject Python on a BYO base: issue 19), and spark/databricks holding "
-        "only the SDK's defaults draw warnings (issue 12)",
+        channels=("anaconda", "conda-forge"),
+        conda=("python=3.8", "pip=20.2.4"),
+        pip=("azureml-defaults", "keras~=2.6.0", "azureml-core~=1.39.0"),
     ),
     "aml-v1-saved-env-conda": Case(
         "aml-v1-saved-env/conda_dependencies.yml",
@@ -109,17 +100,19 @@ CASES = {
     "aml-v1-automl-env": Case(
         "aml-v1-automl-env/azureml_environment.json",
         "czofficial/nd00333-capstone @ f254062d, azureml_environment.json",
-        today="refused: version: use letters, digits",
-        at="3:16",
-        want="ok: the version 'Autosave_2021-04-20T12:00:05Z_955f33e7' was written by Azure ML itself; "
-        "version is identity, not part of the hash, so a ':' in it must not refuse the file",
+        # The version Azure ML wrote ('Autosave_2021-04-20T12:00:05Z_955f33e7') is identity only.
+        today="ok",
+        base="mcr.microsoft.com/azureml/intelmpi2018.3-ubuntu16.04:20210301.v1",
+        channels=("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r"),
     ),
     "aml-cli-inferenceconfig": Case(
         "aml-cli-inferenceconfig/inferenceconfig.json",
         f"{MLN} @ de9ce83f, how-to-use-azureml/azureml-cli/.azureml/inferenceconfig.json",
-        today="refused: this looks like an Azure ML v1 CLI inference config (entryScript without "
-        "'environment'), which layerkit does not read; give its condaFile to layerkit as an environment.yml",
-        at="2:20",
+        today="ok",  # runtime "python", condaFile read relative to the JSON, entryScript kept
+        base="ubuntu:22.04",
+        channels=("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r"),
+        conda=("python=3.6.2",),
+        pip=("azureml-defaults", "scikit-learn", "pandas"),
     ),
     "aml-cli-conda-deps-no-channels": Case(
         "aml-cli-conda-deps-no-channels/conda_dependencies.yml",
@@ -378,6 +371,9 @@ def test_realworld(cli, name: str) -> None:
     files = json.loads(rendered.out)["files"]
     froms = [line for line in files["Dockerfile"].splitlines() if line.startswith("FROM ")]
     assert froms[0] == f"FROM {case.base} AS base", froms
+    if not case.installs:
+        assert "environment.yml" not in files and not case.channels
+        return
     env = json.loads(files["environment.yml"])
     assert tuple(env["channels"]) == case.channels
     missing = [spec for spec in case.conda if spec not in env["dependencies"]]
@@ -413,7 +409,7 @@ def test_every_input_has_a_case_and_a_source() -> None:
         if case.today.startswith("refused: ") or case.render_refused:
             assert case.at, name
         if not case.today.startswith("refused: "):
-            assert case.base and case.channels, name
+            assert case.base and (case.channels or not case.installs), name
 
 
 def test_position_of_a_conda_dependency_after_the_pip_item(cli) -> None:
