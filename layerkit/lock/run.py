@@ -23,6 +23,7 @@ from layerkit.atomic import write_text
 from layerkit.errors import CheckFailed, EnvironmentFailure, SolveError, SpecError
 from layerkit.hashing.content import digest
 from layerkit.lock.model import Lock
+from layerkit.lock.pypimap import mapping_file
 from layerkit.lock.unified import BASE_DIGESTS_KEY, SPEC_HASH_KEY, read_unified
 from layerkit.render.plan import effective_dependencies
 from layerkit.spec import matchspec as M
@@ -184,6 +185,21 @@ def _solver_error(output: str) -> tuple[str, str] | None:
     return name.group(1), "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
+_CHANNEL_HINT = (
+    "check conda.channels, or lock from a local channel or mirror with mirrors.channels "
+    "({name: url} map) or mirrors.channel_alias (base URL for bare channel names); "
+    "see README 'Local channels and mirrors'"
+)
+_PYPI_HINT = "to lock pip packages from a local index set mirrors.pypi_index (a simple-index URL)"
+
+
+def _mirror_hint(detail: str) -> str:
+    """The settings that route the unreachable host through a mirror."""
+    if re.search(r"(?i)pypi|/simple\b|files\.pythonhosted", detail):
+        return _PYPI_HINT
+    return "unreachable channel: " + _CHANNEL_HINT
+
+
 def _classify(output: str) -> Exception:
     solver = _solver_error(output)
     tail = [ln for ln in output.strip().splitlines() if ln.strip()][-12:]
@@ -197,9 +213,12 @@ def _classify(output: str) -> Exception:
         r"(?i)connection refused|timed out|dns error|name or service not known|temporary failure|tcp connect",
         detail,
     ):
-        return EnvironmentFailure(f"network failure while locking: {detail}")
+        url = re.search(r"https?://[^\s)'\"]+", output)
+        if url and url.group(0) not in detail:
+            detail = f"{url.group(0)}: {detail}"
+        return EnvironmentFailure(f"network failure while locking: {detail}; {_mirror_hint(detail)}")
     if re.search(r"(?i)\b404\b|not found|unknown channel|UnavailableInvalidChannel", detail):
-        return SpecError(f"a channel could not be found (check conda.channels and mirrors): {detail}")
+        return SpecError(f"a channel could not be found: {detail}; {_CHANNEL_HINT}")
     return EnvironmentFailure("conda-lock failed: " + detail)
 
 
@@ -227,17 +246,15 @@ def lock(
         if base_digests:
             meta[BASE_DIGESTS_KEY] = json.dumps(base_digests, sort_keys=True, separators=(",", ":"))
         (work / "metadata.json").write_text(json.dumps(meta))
-        (work / "pypi-mapping.json").write_text("{}")
         target = work / "conda-lock.yml"
         cmd = [sys.executable, "-m", "conda_lock", "lock", "--conda", exe, "-f", "environment.yml",
                "--lockfile", str(target), "--virtual-package-spec", "virtual-packages.yml",
                "--metadata-json", "metadata.json", "--log-level", "ERROR"]  # fmt: skip
         for p in inputs.platforms:
             cmd += ["-p", p]
-        if inputs.pip_index or not inputs.pypi:
-            # The default PyPI<->conda name mapping is downloaded from GitHub: not air-gapped
-            # (a site mirror), nor only the indexes named (allow-pypi-requests: false).
-            cmd += ["--pypi_to_conda_lookup_file", "pypi-mapping.json"]
+        # conda-lock's default PyPI<->conda name mapping is downloaded from GitHub: use the
+        # shipped copy, so locking pip packages reaches only the channels and indexes named.
+        cmd += ["--pypi_to_conda_lookup_file", str(mapping_file(cache))]
         if update:
             if not lockfile.is_file():
                 raise SpecError(f"--update needs an existing lockfile; {lockfile} does not exist")

@@ -1,0 +1,109 @@
+"""Issue 12 §3, "the first hour": each wall a new user hit, reproduced and fixed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from layerkit.errors import SpecError
+from layerkit.lock import run as lockrun
+from layerkit.lock.pypimap import mapping_file, packaged_mapping
+from layerkit.spec.load import load_text
+from layerkit.spec.merge import resolve
+from layerkit.spec.validate import Checked, check
+
+
+def checked(text: str, name: str = "environment.yml") -> Checked:
+    return check(resolve(load_text(text, name)))
+
+
+PIP_ENV = "name: p\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n    - torch\n"
+
+
+# --- the PyPI -> conda name mapping ships with layerkit ----------------------------------
+
+
+def _lock_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str) -> list[str]:
+    seen: list[list[str]] = []
+
+    def fake_run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        seen.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "stop here")
+
+    monkeypatch.setattr(lockrun.subprocess, "run", fake_run)
+    with pytest.raises(Exception, match="stop here"):
+        lockrun.lock(
+            checked(text), tmp_path / "x.conda-lock.yml", solver="/bin/true", cache_dir=tmp_path / "c"
+        )
+    return seen[0]
+
+
+def test_pip_locking_hands_conda_lock_the_shipped_mapping(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without a lookup file conda-lock downloads grayskull_pypi_mapping.json from GitHub."""
+    cmd = _lock_command(monkeypatch, tmp_path, PIP_ENV)
+    assert "--pypi_to_conda_lookup_file" in cmd
+    path = Path(cmd[cmd.index("--pypi_to_conda_lookup_file") + 1])
+    assert path.is_absolute() and path.is_relative_to(tmp_path / "c")
+    table = json.loads(path.read_text())
+    assert table["torch"]["conda_name"] == "pytorch"  # the real table, not an empty stand-in
+    assert table["build"]["conda_name"] == "python-build"
+
+
+def test_the_shipped_mapping_is_what_conda_lock_reads(tmp_path: Path) -> None:
+    from conda_lock.lookup import conda_name_to_pypi_name, pypi_name_to_conda_name
+
+    table = packaged_mapping()
+    assert len(table) > 10000
+    url = str(mapping_file(tmp_path))
+    assert pypi_name_to_conda_name("PyYAML", mapping_url=url) == "pyyaml"
+    assert pypi_name_to_conda_name("torch", mapping_url=url) == "pytorch"
+    assert conda_name_to_pypi_name("pytorch", mapping_url=url) == "torch"
+    assert mapping_file(tmp_path) == mapping_file(tmp_path)  # written once
+
+
+# --- local channels and mirrors ----------------------------------------------------------
+
+SEEN_OFFLINE = (  # conda-lock's output when conda.anaconda.org cannot be resolved (issue 12)
+    "error sending request for url (https://conda.anaconda.org/conda-forge/noarch/repodata_shards.msgpack.zst)\n"
+    "Caused by: dns error\nCaused by: failed to lookup address information: Name or service not known\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "line"),
+    [("\n    - http://mirror.internal/conda-forge", 3), ("\n    conda-forge: [http://m/conda-forge]", 4)],
+)
+def test_mirrors_channels_of_the_wrong_shape_say_the_form(value: str, line: int) -> None:
+    with pytest.raises(SpecError) as exc:
+        checked(f"base: {{image: debian:12}}\nmirrors:\n  channels:{value}\n", "s.yaml")
+    text = str(exc.value)
+    assert text.startswith(f"s.yaml:{line}:")
+    assert "channels: {conda-forge: 'http://mirror.internal/conda-forge'}" in text
+    assert "mirrors.channel_alias" in text
+
+
+def test_a_mirrors_map_is_accepted() -> None:
+    c = checked(
+        "base: {image: debian:12}\nconda:\n  channels: [conda-forge]\n  dependencies: [numpy]\n"
+        "mirrors:\n  channels: {conda-forge: 'http://127.0.0.1:8/conda-forge'}\n",
+        "s.yaml",
+    )
+    assert lockrun.lock_inputs(c).channels == ("http://127.0.0.1:8/conda-forge",)
+
+
+def test_an_unreachable_channel_names_the_mirror_settings() -> None:
+    err = lockrun._classify(SEEN_OFFLINE)
+    text = str(err)
+    assert "conda.anaconda.org" in text and "\n" not in text
+    assert "mirrors.channels" in text and "mirrors.channel_alias" in text
+
+
+def test_an_unreachable_index_names_the_pypi_mirror() -> None:
+    err = lockrun._classify("error: https://pypi.org/simple/torch/: connection refused\n")
+    assert "mirrors.pypi_index" in str(err)
