@@ -107,3 +107,34 @@ def test_an_unreachable_channel_names_the_mirror_settings() -> None:
 def test_an_unreachable_index_names_the_pypi_mirror() -> None:
     err = lockrun._classify("error: https://pypi.org/simple/torch/: connection refused\n")
     assert "mirrors.pypi_index" in str(err)
+
+
+# --- a pip: section on a channel without pip ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nopip_channel(tmp_path_factory: pytest.TempPathFactory):
+    import fixtures_channels as fx
+
+    pkgs = [p for p in fx.default_packages() if p.name != "pip"]
+    root = fx.make_channel(tmp_path_factory.mktemp("nopip") / "channel", pkgs)
+    url, stop = fx.serve_channel(root)
+    yield url
+    stop()
+
+
+@pytest.mark.integration
+def test_pip_on_a_channel_without_pip_names_the_line_and_the_fix(
+    cli, nopip_channel: str, tmp_path: Path
+) -> None:
+    spec = tmp_path / "env.yaml"
+    spec.write_text(
+        f"name: p\nconda:\n  channels: ['{nopip_channel}']\n  dependencies:\n    - python=3.11\n"
+        "  pip:\n    - tinypip\n"
+    )
+    r = cli("lock", spec, "--no-pin-base")
+    assert r.code == 2, r.err
+    line = next(ln for ln in r.err.splitlines() if "error:" in ln)
+    assert line.startswith(f"{spec}:6:3: error: "), line  # the pip: section
+    assert "No candidates were found for pip" in line
+    assert nopip_channel in line and "conda-forge" in line and "mirrors.channels" in line

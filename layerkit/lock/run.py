@@ -222,6 +222,30 @@ def _classify(output: str) -> Exception:
     return EnvironmentFailure("conda-lock failed: " + detail)
 
 
+def _placed(err: Exception, checked: Checked, inputs: LockInputs) -> Exception:
+    """A solve error about one missing package, at the spec line that asks for it, with the fix."""
+    missing = re.search(r"No candidates were found for ([A-Za-z0-9_.\-]+)", str(err))
+    if not isinstance(err, SolveError) or not missing:
+        return err
+    r, name = checked.resolved, missing.group(1).lower()
+    conda = r.spec.conda
+    deps = (conda.dependencies or ()) if conda else ()
+    index = next((i for i, d in enumerate(deps) if M.name_of(d) == name), None)
+    channels = ", ".join(inputs.channels) or "none"
+    if name == "pip" and conda and conda.pip:
+        where = r.loc(("conda", "pip")) if index is None else r.loc(("conda", "dependencies", index))
+        what = (f"the pip: section needs 'pip' from a conda channel, and none of the channels ({channels}) "
+                "has it: add a channel that has pip (conda-forge or defaults) to conda.channels, put pip "
+                "in your local channel, or map conda-forge to your mirror with mirrors.channels")  # fmt: skip
+    elif index is not None:
+        where = r.loc(("conda", "dependencies", index))
+        what = (f"'{deps[index]}' is in none of the channels ({channels}): check the name, add the "
+                "channel that has it to conda.channels, or map that channel to your mirror with mirrors.channels")  # fmt: skip
+    else:
+        return err
+    return SolveError(f"{what}; {err}", where)
+
+
 def lock(
     checked: Checked, lockfile: Path, *, update: list[str] | None = None, solver: str | None = None,
     cache_dir: Path | None = None, base_digests: dict[str, str] | None = None,
@@ -264,7 +288,7 @@ def lock(
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not target.is_file():
-            raise _classify(proc.stdout + "\n" + proc.stderr)
+            raise _placed(_classify(proc.stdout + "\n" + proc.stderr), checked, inputs)
         lk = read_unified(target)  # refuse to install a lock we cannot read back
         os.replace(target, lockfile)
     return lk.model_copy(update={"source": str(lockfile)})
