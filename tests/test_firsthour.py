@@ -138,3 +138,35 @@ def test_pip_on_a_channel_without_pip_names_the_line_and_the_fix(
     assert line.startswith(f"{spec}:6:3: error: "), line  # the pip: section
     assert "No candidates were found for pip" in line
     assert nopip_channel in line and "conda-forge" in line and "mirrors.channels" in line
+
+
+# --- env list --registry R reads what registry.address R holds --------------------------
+
+
+@pytest.mark.integration
+def test_env_list_with_only_the_address_finds_a_named_repository(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fixtures_services import registry
+    from test_envs import _write
+
+    monkeypatch.setenv("LAYERKIT_CACHE", str(tmp_path / "machine-a"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    monkeypatch.delenv("LAYERKIT_REGISTRY", raising=False)
+    with registry(tmp_path / "reg") as reg:
+        spec = _write(tmp_path / "p", reg.address)
+        spec.write_text(spec.read_text() + "  repository: mine/layerkit\n")
+        assert cli("env", "register", spec).code == 0
+        listed = cli("env", "list", "--registry", reg.address)
+        assert listed.code == 0, listed.err
+        assert "train" in listed.out
+        shown = cli("env", "show", "train", "--registry", reg.address, "--json")
+        assert shown.code == 0, shown.err
+        assert json.loads(shown.out)["name"] == "train"
+        # a second repository under the same address: the address alone is ambiguous
+        other = _write(tmp_path / "q", reg.address, name="other")
+        other.write_text(other.read_text() + "  repository: theirs/layerkit\n")
+        assert cli("env", "register", other).code == 0
+        amb = cli("env", "list", "--registry", reg.address)
+        assert amb.code == 2 and "mine/layerkit, theirs/layerkit" in amb.err and "--spec" in amb.err
+        assert "other" in cli("env", "list", "--registry", reg.address, "--spec", other).out
