@@ -170,3 +170,42 @@ def test_env_list_with_only_the_address_finds_a_named_repository(
         amb = cli("env", "list", "--registry", reg.address)
         assert amb.code == 2 and "mine/layerkit, theirs/layerkit" in amb.err and "--spec" in amb.err
         assert "other" in cli("env", "list", "--registry", reg.address, "--spec", other).out
+
+
+# --- the README's pre-commit snippet works as written -------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_readmes_pre_commit_config_works_as_written(
+    channel: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import os
+    import re
+    import sys
+
+    from check_project import GIT_ENV, git, locked_template, new_repo
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    snippet = re.search(r"```yaml\n(# \.pre-commit-config\.yaml\n.*?)```", readme, re.DOTALL)
+    assert snippet and "rev: v0.1.0" not in snippet.group(1)
+    project = new_repo(locked_template(channel[1], tmp_path_factory), tmp_path / "project")
+    (project / ".pre-commit-config.yaml").write_text(snippet.group(1))
+    home = tmp_path / "pre-commit-home"
+    here = str(Path(__file__).resolve().parent.parent)  # this checkout's layerkit, as installed
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, **GIT_ENV, "PRE_COMMIT_HOME": str(home), "HOME": str(tmp_path), "PATH": path,
+           "PYTHONPATH": here, "LAYERKIT_CACHE": str(tmp_path / "lk-cache")}  # fmt: skip
+    subprocess.run([sys.executable, "-m", "pre_commit", "install"], cwd=project, env=env, check=True)
+    git(project, "add", ".")
+    done = subprocess.run(["git", "commit", "-m", "hooks"], cwd=project, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout
+    assert re.search(r"^layerkit check\.+Passed$", done.stdout, re.MULTILINE), done.stdout
+    team = project / "envs" / "team.yaml"
+    team.write_text(team.read_text().replace("[python=3.11]", "[python=3.11, toolz=0.12]"))
+    git(project, "add", "envs/team.yaml")
+    stale = subprocess.run(["git", "commit", "-m", "x"], cwd=project, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    assert stale.returncode == 1 and "stale:" in stale.stdout, stale.stdout
