@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from layerkit.spec.models import Registry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DEFAULT_PREFIX = "layerkit-envs"  # <registry.repository's default>-envs
 T = TypeVar("T")
 
 
@@ -247,6 +248,7 @@ def open_store(
     *,
     from_env: bool = True,
     timeout: float = 10.0,
+    repository: str | None = None,
 ) -> EnvStore:
     """The store of the registry `layerkit build` pushes to: `address` (--registry) or the
     spec's registry.address, then (`from_env`, for reads) $LAYERKIT_REGISTRY; credentials
@@ -263,9 +265,34 @@ def open_store(
             else "--registry HOST[:PORT][/PATH] or set registry.address in the spec"
         )
         raise SpecError(f"environment versions live in a registry: pass {how}")
-    loc = locate(addr, registry.repository if registry else None)
+    named = repository or (registry.repository if registry else None)
+    loc = locate(addr, named)
     hint = ""
     if registry and (registry.username_env or registry.password_env):
         hint = f" (credentials from ${registry.username_env} / ${registry.password_env})"
     client = OciClient(credentials_lookup(registry, loc.host), timeout=timeout)
+    if named is None and from_env:  # a read with only an address: find the repository in use
+        loc = _discover(loc, client)
     return EnvStore(loc, client, LocalIndex(cache_dir() / "envs", loc), warn, hint)
+
+
+def _discover(default: Location, client: OciClient) -> Location:
+    """With --registry ADDRESS alone, the environments registered under any registry.repository
+    of that address: the default one if it has any, else the only one that does."""
+    try:
+        repos = client.catalog(default.host)
+    except RegistryError:  # unreachable or no catalog: the default, read as before
+        return default
+    base = default.prefix.removesuffix(DEFAULT_PREFIX)
+    found = sorted(
+        {r.rsplit("/", 1)[0] for r in repos if r.startswith(base) and r.rsplit("/", 1)[0].endswith("-envs")}
+    )
+    if not found or default.prefix in found:
+        return default
+    if len(found) > 1:
+        repos_named = ", ".join(p.removeprefix(base).removesuffix("-envs") for p in found)
+        raise SpecError(
+            f"{default.host}/{base} holds environments of several repositories ({repos_named}): "
+            "pass --spec SPEC, a spec whose registry section names the repository"
+        )
+    return Location(default.host, found[0])

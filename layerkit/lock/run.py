@@ -23,6 +23,7 @@ from layerkit.atomic import write_text
 from layerkit.errors import CheckFailed, EnvironmentFailure, SolveError, SpecError
 from layerkit.hashing.content import digest
 from layerkit.lock.model import Lock
+from layerkit.lock.pypimap import mapping_file
 from layerkit.lock.unified import BASE_DIGESTS_KEY, SPEC_HASH_KEY, read_unified
 from layerkit.render.plan import effective_dependencies
 from layerkit.spec import channelvars as CV
@@ -185,6 +186,21 @@ def _solver_error(output: str) -> tuple[str, str] | None:
     return name.group(1), "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
+_CHANNEL_HINT = (
+    "check conda.channels, or lock from a local channel or mirror with mirrors.channels "
+    "({name: url} map) or mirrors.channel_alias (base URL for bare channel names); "
+    "see README 'Local channels and mirrors'"
+)
+_PYPI_HINT = "to lock pip packages from a local index set mirrors.pypi_index (a simple-index URL)"
+
+
+def _mirror_hint(detail: str) -> str:
+    """The settings that route the unreachable host through a mirror."""
+    if re.search(r"(?i)pypi|/simple\b|files\.pythonhosted", detail):
+        return _PYPI_HINT
+    return "unreachable channel: " + _CHANNEL_HINT
+
+
 def _classify(output: str) -> Exception:
     solver = _solver_error(output)
     tail = [ln for ln in output.strip().splitlines() if ln.strip()][-12:]
@@ -198,10 +214,37 @@ def _classify(output: str) -> Exception:
         r"(?i)connection refused|timed out|dns error|name or service not known|temporary failure|tcp connect",
         detail,
     ):
-        return EnvironmentFailure(f"network failure while locking: {detail}")
+        url = re.search(r"https?://[^\s)'\"]+", output)
+        if url and url.group(0) not in detail:
+            detail = f"{url.group(0)}: {detail}"
+        return EnvironmentFailure(f"network failure while locking: {detail}; {_mirror_hint(detail)}")
     if re.search(r"(?i)\b404\b|not found|unknown channel|UnavailableInvalidChannel", detail):
-        return SpecError(f"a channel could not be found (check conda.channels and mirrors): {detail}")
+        return SpecError(f"a channel could not be found: {detail}; {_CHANNEL_HINT}")
     return EnvironmentFailure("conda-lock failed: " + detail)
+
+
+def _placed(err: Exception, checked: Checked, inputs: LockInputs) -> Exception:
+    """A solve error about one missing package, at the spec line that asks for it, with the fix."""
+    missing = re.search(r"No candidates were found for ([A-Za-z0-9_.\-]+)", str(err))
+    if not isinstance(err, SolveError) or not missing:
+        return err
+    r, name = checked.resolved, missing.group(1).lower()
+    conda = r.spec.conda
+    deps = (conda.dependencies or ()) if conda else ()
+    index = next((i for i, d in enumerate(deps) if M.name_of(d) == name), None)
+    channels = ", ".join(inputs.channels) or "none"
+    if name == "pip" and conda and conda.pip:
+        where = r.loc(("conda", "pip")) if index is None else r.loc(("conda", "dependencies", index))
+        what = (f"the pip: section needs 'pip' from a conda channel, and none of the channels ({channels}) "
+                "has it: add a channel that has pip (conda-forge or defaults) to conda.channels, put pip "
+                "in your local channel, or map conda-forge to your mirror with mirrors.channels")  # fmt: skip
+    elif index is not None:
+        where = r.loc(("conda", "dependencies", index))
+        what = (f"'{deps[index]}' is in none of the channels ({channels}): check the name, add the "
+                "channel that has it to conda.channels, or map that channel to your mirror with mirrors.channels")  # fmt: skip
+    else:
+        return err
+    return SolveError(f"{what}; {err}", where)
 
 
 def lock(
@@ -232,17 +275,15 @@ def lock(
         if base_digests:
             meta[BASE_DIGESTS_KEY] = json.dumps(base_digests, sort_keys=True, separators=(",", ":"))
         (work / "metadata.json").write_text(json.dumps(meta))
-        (work / "pypi-mapping.json").write_text("{}")
         target = work / "conda-lock.yml"
         cmd = [sys.executable, "-m", "conda_lock", "lock", "--conda", exe, "-f", "environment.yml",
                "--lockfile", str(target), "--virtual-package-spec", "virtual-packages.yml",
                "--metadata-json", "metadata.json", "--log-level", "ERROR"]  # fmt: skip
         for p in inputs.platforms:
             cmd += ["-p", p]
-        if inputs.pip_index or not inputs.pypi:
-            # The default PyPI<->conda name mapping is downloaded from GitHub: not air-gapped
-            # (a site mirror), nor only the indexes named (allow-pypi-requests: false).
-            cmd += ["--pypi_to_conda_lookup_file", "pypi-mapping.json"]
+        # conda-lock's default PyPI<->conda name mapping is downloaded from GitHub: use the
+        # shipped copy, so locking pip packages reaches only the channels and indexes named.
+        cmd += ["--pypi_to_conda_lookup_file", str(mapping_file(cache))]
         if update:
             if not lockfile.is_file():
                 raise SpecError(f"--update needs an existing lockfile; {lockfile} does not exist")
@@ -254,7 +295,7 @@ def lock(
             env["RATTLER_CACHE_DIR"] = str(work / "rattler-cache")
         proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not target.is_file():
-            raise _classify(CV.mask(proc.stdout + "\n" + proc.stderr, secrets))
+            raise _placed(_classify(CV.mask(proc.stdout + "\n" + proc.stderr, secrets)), checked, inputs)
         if secrets and CV.mask(text := target.read_text(encoding="utf-8"), secrets) != text:
             raise EnvironmentFailure(
                 "conda-lock wrote a channel credential into the lock instead of its ${NAME}; "

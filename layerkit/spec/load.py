@@ -194,7 +194,16 @@ def _message(err: Any, model: type[BaseModel]) -> str:
         suggestion = f"; did you mean '{hint[0]}'?" if hint else f"; allowed: {', '.join(allowed)}"
         return f"unknown key '{key}' in {parent}{suggestion}"
     msg = str(err["msg"])
-    return f"{where}: {msg[0].lower()}{msg[1:]}"
+    key = ".".join(str(p) for p in loc[:2])
+    form = _FORMS.get(key) if err["type"] in ("dict_type", "string_type") else None
+    return f"{where}: {msg[0].lower()}{msg[1:]}" + (f"; {form}" if form else "")
+
+
+# What a mapping-valued setting looks like, for the message when it is given another shape.
+_FORMS = {
+    "mirrors": "write a mapping: mirrors: {channel_alias: URL, channels: {NAME: URL}, pypi_index: URL, base_registry: HOST}",
+    "mirrors.channels": "write a map of channel name (or URL) to mirror URL, e.g. channels: {conda-forge: 'http://mirror.internal/conda-forge'}; to redirect every bare channel name use mirrors.channel_alias: URL",
+}
 
 
 _TYPE_TAGS = {"str", "int", "float", "bool", "tuple", "list", "dict", "function-before"}
