@@ -172,7 +172,7 @@ def test_a_base_dockerfile_reading_the_build_context_is_refused(cli, tmp_path: P
         r = cli(command, spec)
         assert r.code == 2 and r.out == ""
         lines = r.err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"{tmp_path / 'base.Dockerfile'}:3: error: "), r.err
+        assert len(lines) == 1 and lines[0].startswith(f"{tmp_path / 'base.Dockerfile'}:3:1: error: "), r.err
         assert "'requirements.txt'" in lines[0] and "COPY --from" in lines[0]
     inline = tmp_path / "inline.yaml"
     inline.write_text(
