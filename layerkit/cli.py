@@ -123,14 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     if module_run is not None:
         return int(module_run(args))
     if args.command == "validate":
-        report = []
-        for spec in args.spec:
-            checked = api.check_spec(spec)
-            _warn(args, checked.warnings)
-            report.append({"spec": str(spec), "ok": True, "warnings": list(checked.warnings)})
-        if args.json:
-            _out(json.dumps(report, indent=2) + "\n")
-        return EXIT_OK
+        return _validate(args)
     if args.command == "show":
         from layerkit.spec.show import as_json, as_yaml
 
@@ -191,6 +184,26 @@ def _run(args: argparse.Namespace) -> int:
     else:
         _out(rendered.dockerfile)
     return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """Every spec is checked: each bad one is reported (one line), then exit 2."""
+    from layerkit import api
+
+    report: list[dict[str, object]] = []
+    for spec in args.spec:
+        try:
+            checked = api.check_spec(spec)
+        except SpecError as exc:
+            line = f"{exc.location or 'layerkit'}: error: {exc.message}"
+            print(line, file=sys.stderr)
+            report.append({"spec": str(spec), "ok": False, "error": line})
+            continue
+        _warn(args, checked.warnings)
+        report.append({"spec": str(spec), "ok": True, "warnings": list(checked.warnings)})
+    if args.json:
+        _out(json.dumps(report, indent=2) + "\n")
+    return EXIT_OK if all(r["ok"] for r in report) else SpecError.exit_code
 
 
 def _lock(args: argparse.Namespace) -> int:

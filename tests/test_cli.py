@@ -71,6 +71,22 @@ def test_validate_warns_on_stderr(cli) -> None:
     assert r.err == ""
 
 
+def test_validate_reports_every_bad_spec_then_exits_2(cli, tmp_path: Path) -> None:
+    """Issue 12 §4: `validate A B C` stopped at the first bad spec."""
+    bad = Path(__file__).parent / "bad"
+    a, c = bad / "01-unknown-key.yaml", bad / "72-dockerfile-no-from.yaml"
+    r = cli("validate", a, SPECS / "gpu-cuda11.8.yaml", c)
+    assert r.code == 2 and r.out == ""
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 2, r.err
+    assert lines[0].startswith(f"{a}:") and lines[1].startswith(f"{c}:")
+    assert all(": error: " in ln for ln in lines)
+    j = cli("validate", "--json", a, SPECS / "gpu-cuda11.8.yaml", c)
+    assert j.code == 2
+    assert [e["ok"] for e in json.loads(j.out)] == [False, True, False]
+    assert cli("validate", SPECS / "gpu-cuda11.8.yaml", SPECS / "environment.yml").code == 0
+
+
 def test_latest_tag_warns(cli, tmp_path: Path) -> None:
     spec = tmp_path / "s.yaml"
     spec.write_text("base:\n  image: ubuntu\nuser_managed: true\n")

@@ -57,12 +57,21 @@ def new_repo_in_place(root: Path) -> None:
     git(root, "commit", "-q", "-m", "specs")
 
 
-def run_make(root: Path) -> list[str]:
+def run_make(root: Path, *goals: str) -> list[str]:
     """The commands make ran (its echo of each recipe line), in order."""
-    proc = subprocess.run(["make", "-j2", "all"], cwd=root, capture_output=True, text=True,
+    proc = subprocess.run(["make", "-j2", *(goals or ["all"])], cwd=root, capture_output=True, text=True,
                           env={**os.environ, "LAYERKIT_NO_CACHE": "1"})  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return [ln for ln in proc.stdout.splitlines() if not ln.startswith("make")]
+
+
+def regenerated(commands: list[str]) -> bool:
+    """Only the fragment was remade: a lock solved by the last call changed the hashes."""
+    return len(commands) == 1 and " make -o layerkit.mk" in commands[0]
+
+
+def solved(commands: list[str]) -> bool:
+    return any(re.search(r" lock( |$)", c) for c in commands)
 
 
 def ran(commands: list[str], verb: str) -> set[str]:
@@ -119,6 +128,8 @@ def test_make_redoes_only_what_a_layer_change_affects(
             == 0
         )
 
+    # The locks solved after the fragment was written: the next call rewrites it, no more.
+    assert regenerated(run_make(root))
     before = mtimes(root)
     assert run_make(root) == []  # nothing to do
 
@@ -145,7 +156,53 @@ def test_make_redoes_only_what_a_layer_change_affects(
     for name, spec in (("a", SPECS[0]), ("b", SPECS[1])):
         assert new_stamps[name] - old_stamps[name] == {api.hash_spec(Path(spec)).hash}
     assert new_stamps["c"] == old_stamps["c"] and len(old_stamps["c"]) == 1
+    assert regenerated(run_make(root))
     assert run_make(root) == []
+
+
+def test_a_stale_lock_is_solved_only_for_its_own_targets(
+    channel: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12 §4: including layerkit.mk solved every stale lock on every make call (the
+    locks were prerequisites of the fragment), for an unrelated target and under `make -n`."""
+    monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler"))
+    monkeypatch.setenv("LAYERKIT_CACHE", str(tmp_path / "lk-cache"))
+    root = project(tmp_path / "proj", channel[1])
+    with (root / "Makefile").open("a") as fh:
+        fh.write("\nhello:\n\t@echo hello from an unrelated target\n")
+    run_make(root, "layerkit-locks")
+    # a's lock goes stale: a new dependency in a's own spec.
+    spec_a = root / SPECS[0]
+    spec_a.write_text(spec_a.read_text().replace("[datakit=1.0]", "[datakit=1.0, toolz=0.12]"))
+    bump(spec_a, root)
+    lock_a = root / LOCKS[0]
+    stale = (lock_a.read_text(), lock_a.stat().st_mtime_ns)
+
+    def untouched() -> bool:
+        return (lock_a.read_text(), lock_a.stat().st_mtime_ns) == stale
+
+    unrelated = run_make(root, "hello")
+    assert unrelated[-1] == "hello from an unrelated target" and not solved(unrelated), unrelated
+    assert untouched()
+
+    dry = subprocess.run(["make", "-n", "a-image"], cwd=root, capture_output=True, text=True,
+                         env={**os.environ, "LAYERKIT_NO_CACHE": "1"})  # fmt: skip
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "lock --check envs/a/layerkit.yaml" in dry.stdout  # printed, not run
+    assert untouched()
+
+    other = run_make(root, "b-image")
+    assert ran(other, "build") == {SPECS[1]} and not ran(other, "lock")
+    assert untouched()
+
+    # a's own target solves it, and the image stamp is named by the hash it was built with.
+    own = run_make(root, "a-image")
+    assert ran(own, "lock") == {SPECS[0]} and "toolz" in lock_a.read_text()
+    monkeypatch.chdir(root)
+    h = api.hash_spec(Path(SPECS[0])).hash
+    assert (root / ".layerkit" / "images" / "a" / h).read_text().strip() == h
+    assert regenerated(run_make(root, "a-image"))
+    assert run_make(root, "a-image") == []
 
 
 def test_make_paths_are_escaped_or_refused() -> None:

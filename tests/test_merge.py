@@ -120,3 +120,20 @@ def test_conda_key(spec: str, key: str) -> None:
 )
 def test_pip_key(spec: str, key: str) -> None:
     assert pip_key(spec) == key
+
+
+def test_a_package_twice_in_one_list_is_an_error_but_a_later_layer_replaces_it(tmp_path: Path) -> None:
+    """Issue 12 §4: `numpy=1.18.1` and `numpy=1.19` in one list named no error."""
+    from layerkit.errors import SpecError
+    from layerkit.spec.merge import resolve
+
+    (tmp_path / "base.yaml").write_text("conda:\n  dependencies: [numpy=1.18.1, python=3.11]\n")
+    top = tmp_path / "top.yaml"
+    top.write_text("extends: [base.yaml]\nconda:\n  dependencies: [numpy=1.19]\n")
+    assert resolve(top).spec.conda.dependencies == ("numpy=1.19", "python=3.11")  # type: ignore[union-attr]
+    top.write_text("extends: [base.yaml]\nconda:\n  dependencies: [numpy=1.19, conda-forge::numpy>=1.20]\n")
+    with pytest.raises(
+        SpecError,
+        match=r"'conda-forge::numpy>=1.20' names the package 'numpy' again \(line 3: 'numpy=1.19'\)",
+    ):
+        resolve(top)

@@ -21,6 +21,7 @@ from layerkit.render.usercontext import UserContext, collect, prefixed
 from layerkit.spec.validate import Checked
 
 # A URL (any scheme) or an scp-like git address: BuildKit fetches it, it is no local file.
+_MAX_BYTES = 1 << 20  # a Dockerfile is text; /dev/zero or a stray binary must not hang the read
 _REMOTE = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 
 
@@ -95,11 +96,23 @@ def _copy_parts(text: str) -> tuple[list[str], list[str], list[str]] | None:
     return head, flags, args or rest.split()
 
 
+def _where(checked: Checked, line: int) -> tuple[str, Location]:
+    """How to name line ``line`` of the base Dockerfile: a prefix for an inline one (located
+    at its block in the spec), or its file's own position."""
+    base = checked.resolved.spec.base
+    assert base is not None
+    if base.dockerfile is not None or line == 0:
+        key = "dockerfile" if base.dockerfile is not None else "dockerfile_file"
+        prefix = f"line {line} of base.dockerfile: " if base.dockerfile is not None and line else ""
+        return prefix, checked.resolved.loc(("base", key))
+    return "", Location(str(_dockerfile_path(checked)), line, 1)
+
+
 def check_base_dockerfile(checked: Checked) -> None:
     """Raise SpecError when the spec's base Dockerfile (if any) cannot be inlined as is."""
     base = checked.resolved.spec.base
     if base is not None and (base.dockerfile is not None or base.dockerfile_file is not None):
-        checked_text(checked)
+        user_base(checked)  # every check render makes, so validate and render agree
 
 
 def checked_text(checked: Checked) -> str:
@@ -114,7 +127,7 @@ def checked_text(checked: Checked) -> str:
     escape = _escape_directive(text)
     if escape not in (None, "\\"):
         # Inlined below layerkit's header, a parser directive is an ordinary comment.
-        loc = Location(str(path), 0) if path else checked.resolved.loc(("base", "dockerfile"))
+        loc = Location(str(path), 1, 1) if path else checked.resolved.loc(("base", "dockerfile"))
         raise SpecError(
             f"the base Dockerfile sets `# escape={escape}`, which has no effect once layerkit inlines it; "
             "use the default backslash",
@@ -162,7 +175,7 @@ def context_sources(text: str) -> list[tuple[int, str]]:
     return found
 
 
-def _read_dockerfile(checked: Checked) -> tuple[str, Path]:
+def _dockerfile_path(checked: Checked) -> Path:
     r = checked.resolved
     base = r.spec.base
     assert base and base.dockerfile_file
@@ -170,31 +183,53 @@ def _read_dockerfile(checked: Checked) -> tuple[str, Path]:
     layer = next((lay for lay in reversed(r.layers) if lay.source == loc.file), r.root)
     if layer.path is None:
         raise SpecError("dockerfile_file needs a spec file to be relative to", loc)
-    path = layer.path.parent / base.dockerfile_file
+    return layer.path.parent / base.dockerfile_file
+
+
+def _read_dockerfile(checked: Checked) -> tuple[str, Path]:
+    loc = checked.resolved.loc(("base", "dockerfile_file"))
+    path = _dockerfile_path(checked)
     inputs.note(path)
     try:
-        return path.read_text(encoding="utf-8"), path
+        if path.exists() and not path.is_file():
+            raise SpecError(f"base Dockerfile {path} is not a regular file; name a Dockerfile", loc)
+        with path.open("rb") as fh:
+            data = fh.read(_MAX_BYTES + 1)
+        if len(data) > _MAX_BYTES:
+            raise SpecError(f"base Dockerfile {path} is over {_MAX_BYTES >> 20} MiB; name a Dockerfile", loc)
+        return data.decode("utf-8"), path
     except OSError as exc:
-        raise SpecError(f"cannot read base Dockerfile {path}: {exc.strerror}", loc) from None
+        raise SpecError(
+            f"cannot read base Dockerfile {path}: {exc.strerror}; fix base.dockerfile_file "
+            "(relative to the file that sets it)",
+            loc,
+        ) from None
     except UnicodeDecodeError:
-        raise SpecError(f"base Dockerfile {path} is not UTF-8 text", loc) from None
+        raise SpecError(f"base Dockerfile {path} is not UTF-8 text; save it as UTF-8", loc) from None
 
 
 def _alias_last_stage(text: str, checked: Checked) -> tuple[str, str]:
     """Name the user's last stage so later stages can build FROM it."""
     lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")
     froms = [ins for ins in instructions(text) if re.match(r"(?i)^\s*FROM\s", ins.text)]
-    loc = checked.resolved.loc(("base",))
     if not froms:
-        raise SpecError("the base Dockerfile has no FROM instruction", loc)
+        prefix, loc = _where(checked, 0)
+        raise SpecError("the base Dockerfile has no FROM instruction; start it with `FROM IMAGE`", loc)
     last = froms[-1]
+    prefix, loc = _where(checked, last.first)
     m = re.match(r"(?i)^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?\s*$", last.text)
     if not m:
-        raise SpecError(f"cannot read the base Dockerfile's last FROM line: {last.text.strip()[:80]!r}", loc)
+        raise SpecError(
+            f"{prefix}cannot read the base Dockerfile's last FROM line {last.text.strip()[:80]!r}; "
+            "write it as `FROM [--platform=P] IMAGE [AS NAME]`",
+            loc,
+        )
     if m.group(2):
         alias = m.group(2).lower()
         if alias in ("base", "env", "runtime"):
-            raise SpecError(f"the base Dockerfile's stage name '{alias}' is used by layerkit; rename it", loc)
+            raise SpecError(
+                f"{prefix}the base Dockerfile's stage name '{alias}' is used by layerkit; rename it", loc
+            )
         return "\n".join(lines), alias
     lines[last.first - 1 : last.last] = [" ".join(last.text.split()) + " AS user-base"]
     return "\n".join(lines), "user-base"

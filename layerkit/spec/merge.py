@@ -66,6 +66,41 @@ class Resolved:
         return tuple(w for layer in self.layers for w in layer.warnings)
 
 
+_PIP_NAMED = re.compile(r"^\s*[A-Za-z0-9][A-Za-z0-9._-]*\s*($|[\[<>=!~;@ ])")
+
+
+def _check_keyed_lists(value: Any, key: Key, layer: Layer) -> None:
+    """Every keyed list (dependencies, pip) of one layer, before it merges."""
+    if not isinstance(value, BaseModel):
+        return
+    for name, info in type(value).model_fields.items():
+        field = getattr(value, name)
+        marker = next((m for m in info.metadata if isinstance(m, KeyedBy)), None)
+        if marker is not None and isinstance(field, tuple):
+            _no_duplicates(field, KEY_FUNCS[marker.key], marker.key, (*key, name), layer)
+        else:
+            _check_keyed_lists(field, (*key, name), layer)
+
+
+def _no_duplicates(new: tuple[Any, ...], fn: Callable[[str], str], kind: str, key: Key, layer: Layer) -> None:
+    """One list naming a package twice is an error (a later layer replacing it is merging)."""
+    from layerkit.spec.pip import option
+
+    seen: dict[str, int] = {}
+    for j, v in enumerate(new):
+        if not isinstance(v, str) or (kind == "pip" and (option(v) is not None or not _PIP_NAMED.match(v))):
+            continue  # options (a repeated index is the same index), local paths (refused later)
+        k = fn(v)
+        if k in seen and new[seen[k]].strip() != v.strip():  # the same line twice says one thing
+            first = seen[k]
+            raise SpecError(
+                f"'{v}' names the package '{k}' again (line {layer.loc((*key, first)).line}: "
+                f"'{new[first]}'); keep one of them",
+                layer.loc((*key, j)),
+            )
+        seen[k] = j
+
+
 def _merge_list(old: tuple[Any, ...], new: tuple[Any, ...], marker: object, key: Key,
                 prov: Provenance, layer: Layer) -> tuple[Any, ...]:  # fmt: skip
     old_prov = {i: prov.pop((*key, i)) for i in range(len(old)) if (*key, i) in prov}
@@ -159,6 +194,7 @@ def merge_layers(layers: list[Layer]) -> Resolved:
     spec = Spec()
     prov: Provenance = {}
     for layer in layers:
+        _check_keyed_lists(layer.spec, (), layer)
         spec = _merge(spec, layer.spec.model_copy(update={"extends": None}), None, (), prov, layer)
     root = layers[-1].spec
     spec = spec.model_copy(update={"extends": root.extends})

@@ -1,0 +1,2 @@
+# escape=`
+FROM ubuntu:22.04

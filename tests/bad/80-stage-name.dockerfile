@@ -1,0 +1,1 @@
+FROM ubuntu:22.04 AS runtime
