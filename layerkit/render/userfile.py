@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
-from layerkit.render.instructions import instructions, parse
+from layerkit.render.instructions import Instruction, instructions, parse
 from layerkit.render.usercontext import UserContext, collect, prefixed
 from layerkit.spec.validate import Checked
 
@@ -55,13 +56,7 @@ def _point_at_context(text: str) -> str:
     """Rewrite each COPY/ADD that reads the context to read it under usercontext.PREFIX; one
     instruction stays on its first line (blank lines keep the later numbering)."""
     lines = text.replace("\r\n", "\n").split("\n")
-    for ins in instructions(text):
-        parts = _copy_parts(ins.text)
-        if parts is None:
-            continue
-        head, flags, args = parts
-        if any(f.lower().startswith("--from=") for f in flags):
-            continue
+    for ins, head, flags, args in _context_copies(text):
         add = head[-1].upper() == "ADD"
         new = [a if _keep(a, add) else prefixed(a) for a in args[:-1]] + args[-1:]
         lines[ins.first - 1 : ins.last] = [" ".join([*head, *flags, json.dumps(new)])] + [""] * (
@@ -163,16 +158,21 @@ def _escape_directive(text: str) -> str | None:
 def context_sources(text: str) -> list[tuple[int, str]]:
     """(line, source) of each COPY/ADD that reads the build context (not --from, not a URL)."""
     found = []
+    for ins, head, _, args in _context_copies(text):
+        add = head[-1].upper() == "ADD"
+        found += [(ins.first, source) for source in args[:-1] if not _keep(source, add)]
+    return found
+
+
+def _context_copies(text: str) -> Iterator[tuple[Instruction, list[str], list[str], list[str]]]:
+    """Each COPY/ADD not from another stage or image: (instruction, head, flags, args)."""
     for ins in instructions(text):
         parts = _copy_parts(ins.text)
         if parts is None:
             continue
         head, flags, args = parts
-        if any(f.lower().startswith("--from=") for f in flags):
-            continue
-        add = head[-1].upper() == "ADD"
-        found += [(ins.first, source) for source in args[:-1] if not _keep(source, add)]
-    return found
+        if not any(f.lower().startswith("--from=") for f in flags):
+            yield ins, head, flags, args
 
 
 def _dockerfile_path(checked: Checked) -> Path:

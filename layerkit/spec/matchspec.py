@@ -228,13 +228,19 @@ def resolved_channels(conda: Conda | None, mirrors: Mirrors | None) -> tuple[str
     return tuple(out)
 
 
-def qualified(spec: str, mirrors: Mirrors | None) -> str:
-    """`pkgs/main::numpy` with its channel as a URL on the right host (mirrors applied)."""
+def _channel_qualified(spec: str) -> CondaSpec | None:
+    """The parsed spec when it names a channel (`chan::rest`), else None."""
     try:
         p = parse(spec)
     except ValueError:
-        return spec
-    if p.channel is None or p.rest is None:
+        return None
+    return p if p.channel is not None and p.rest is not None else None
+
+
+def qualified(spec: str, mirrors: Mirrors | None) -> str:
+    """`pkgs/main::numpy` with its channel as a URL on the right host (mirrors applied)."""
+    p = _channel_qualified(spec)
+    if p is None or p.channel is None or p.rest is None:
         return spec
     urls = channel_urls(p.channel, mirrors) if not p.channel_is_url else (p.channel,)
     url = urls[0]
@@ -250,11 +256,8 @@ def bind_channel(spec: str, urls: list[str]) -> str:
     `defaults::x`, and `https://host/path/chan::x` to `chan::x` (its vendored conda's
     Channel.canonical_name); rattler would read those names against conda.anaconda.org.
     `defaults` binds to the first of its members given (pkgs/main before pkgs/r)."""
-    try:
-        p = parse(spec)
-    except ValueError:
-        return spec
-    if p.channel is None or p.rest is None:
+    p = _channel_qualified(spec)
+    if p is None or p.channel is None or p.rest is None:
         return spec
     given = [u.rstrip("/") for u in urls]
     if p.channel_is_url and p.channel in given:
