@@ -2,10 +2,11 @@
 PYTHON ?= python3
 STAMP := .cache/installed.stamp
 
-.PHONY: install test lint unit demo bench golden protos clean
+.PHONY: install test lint unit demo bench golden protos clean services services-stop
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m pip install --quiet -e '.[lock,build,dev]'
+	@echo "installing layerkit and its dependencies with pip (first time: a few minutes)" >&2
+	$(PYTHON) -m pip install --progress-bar off -e '.[lock,build,dev]' 1>&2
 	@mkdir -p .cache && touch $(STAMP)
 
 install: $(STAMP)
@@ -28,10 +29,20 @@ golden: $(STAMP)
 demo: $(STAMP)
 	bash scripts/demo.sh
 
+# Your own dockerd + registry + base image on 127.0.0.1 (state under SERVICES_DIR); prints
+# DOCKER_HOST, REGISTRY, BASE_REGISTRY, BASE_IMAGE and the PIDs on stdout. README: "Local services".
+SERVICES_DIR ?= .cache/services
+REGISTRY_PORT ?=
+services:
+	@bash scripts/services/up.sh start $(SERVICES_DIR) $(REGISTRY_PORT)
+
+services-stop:
+	@bash scripts/services/up.sh stop $(SERVICES_DIR)
+
 bench: $(STAMP)
 	$(PYTHON) bench/run.py
 
-clean:
+clean: services-stop
 	rm -rf .cache out dist build
 
 protos: $(STAMP)

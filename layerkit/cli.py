@@ -6,6 +6,7 @@ stdout carries machine output only (Dockerfile, hash, JSON); messages go to stde
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import os
@@ -104,7 +105,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c = spec_cmd("show", "print the merged spec with the origin of each value")
     c.add_argument("--json", action="store_true")
-    c = sub.add_parser("flavours", help="list the curated base flavours")
+    c = sub.add_parser("flavours", help="list the curated base flavours (--layers: the built-in layers)")
+    c.add_argument(
+        "--layers", action="store_true", help="list the built-in layers (extends: [layerkit:NAME])"
+    )
     c.add_argument("--json", action="store_true")
     for name in MODULE_COMMANDS:
         mod = importlib.import_module(f"layerkit.commands.{name.replace('-', '_')}")
@@ -134,14 +138,7 @@ def _run(args: argparse.Namespace) -> int:
         _out(as_json(resolved) if args.json else as_yaml(resolved))
         return EXIT_OK
     if args.command == "flavours":
-        from layerkit.spec.catalog import load_catalog
-
-        images = load_catalog().images
-        if args.json:
-            _out(json.dumps([i.model_dump(mode="json", exclude_none=True) for i in images], indent=2) + "\n")
-        else:
-            _out("".join(f"{i.id:48} {i.description}\n" for i in images))
-        return EXIT_OK
+        return _flavours(args)
     if args.command == "lock":
         return _lock(args)
     if args.command == "build":
@@ -276,6 +273,26 @@ def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str] | None]:
         i = argv.index("--")
         return argv[:i], argv[i + 1 :]
     return argv, None
+
+
+def _flavours(args: argparse.Namespace) -> int:
+    from layerkit.spec.catalog import load_catalog
+    from layerkit.spec.merge import builtin_layers
+
+    if args.layers:
+        layers = builtin_layers()
+        if args.json:
+            _out(json.dumps([dataclasses.asdict(x) for x in layers], indent=2) + "\n")
+        else:
+            _out("".join(f"{x.extends:26} {x.description}\n" for x in layers))
+        return EXIT_OK
+    images = load_catalog().images
+    if args.json:
+        _out(json.dumps([i.model_dump(mode="json", exclude_none=True) for i in images], indent=2) + "\n")
+    else:
+        _out("".join(f"{i.id:48} {i.description}\n" for i in images))
+        print("built-in layers (extends: [layerkit:NAME]): layerkit flavours --layers", file=sys.stderr)
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,15 @@ def layerkit(*args: str) -> str:
     return proc.stdout
 
 
+def site_yaml(site: fb.Site, registry: str) -> str:
+    """The scratch copy's site.yaml: where this run's services are. The base and installer
+    images are named `debian:bookworm` and pulled through `mirrors.base_registry` (this run's
+    registry, which holds it as library/debian:bookworm): mirrors stay out of the hash, so the
+    random port does too and every run shows the same environment hash."""
+    layer = fb.site_layer(site, "debian:bookworm", registry)
+    return layer.replace("mirrors:\n", f"mirrors:\n  base_registry: {registry}\n") + "  repository: demo/layerkit\n"
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="layerkit-demo-"))
     try:
@@ -37,11 +46,10 @@ def main() -> None:
             "starting dockerd, a registry and the base image (first run: debootstrap, ~1 min)",
             file=sys.stderr,
         )
-        with fs.dockerd_with_registry() as svc, fb.airgap_site(work / "site") as site:
+        with fs.dockerd_with_registry(base_repo="library/debian:bookworm") as svc, fb.airgap_site(work / "site") as site:
             spec_dir = work / "spec"
             shutil.copytree(ROOT / "examples" / "demo", spec_dir)
-            layer = fb.site_layer(site, svc.base_image, svc.registry)
-            (spec_dir / "site.yaml").write_text(layer + "  repository: demo/layerkit\n")
+            (spec_dir / "site.yaml").write_text(site_yaml(site, svc.registry))
             spec = str(spec_dir / "layerkit.yaml")
             addr = f"docker://{svc.docker_host}"
             layerkit("validate", spec)

@@ -76,7 +76,9 @@ def registry(root: Path, *, auth: bool = False) -> Iterator[AuthRegistry]:
 
 
 @contextmanager
-def dockerd_with_registry() -> Iterator[Services]:
+def dockerd_with_registry(base_repo: str = "debian:bookworm") -> Iterator[Services]:
+    """base_repo: where the base is pushed in the registry; "library/debian:bookworm" makes the
+    registry a Docker Hub mirror for `debian:bookworm` (mirrors.base_registry)."""
     require_root()
     # Short path under /tmp: containerd's sockets live below --exec-root and unix
     # socket paths are limited to 108 bytes.
@@ -86,7 +88,9 @@ def dockerd_with_registry() -> Iterator[Services]:
         try:
             with registry(base / "r") as reg:
                 port = reg.address.rsplit(":", 1)[1]
-                image = run_script(SERVICES / "base-image.sh", docker_host, f"127.0.0.1:{port}", timeout=900)
+                image = run_script(
+                    SERVICES / "base-image.sh", docker_host, f"127.0.0.1:{port}", base_repo, timeout=900
+                )
                 yield Services(docker_host, reg.address, image, base)
         finally:
             subprocess.run([SERVICES / "dockerd.sh", "stop", base / "d"], check=False, timeout=60)

@@ -122,6 +122,22 @@ def test_flavours_lists_the_catalog(cli) -> None:
     } <= ids
 
 
+def test_flavours_lists_the_built_in_layers(cli, tmp_path: Path) -> None:
+    names = sorted(p.stem for p in (Path(__file__).parent.parent / "base-images" / "layers").glob("*.yaml"))
+    doc = json.loads(cli("flavours", "--layers", "--json").out)
+    assert [d["extends"] for d in doc] == [f"layerkit:{n}" for n in names]
+    assert all(d["description"] and d["keys"] for d in doc)
+    text = cli("flavours", "--layers").out
+    assert [line.split()[0] for line in text.splitlines()] == [f"layerkit:{n}" for n in names]
+    assert "fuse" in text  # layerkit:datasets says what it adds
+    # The plain listing points at them (stderr: stdout stays the catalog).
+    assert "flavours --layers" in cli("flavours").err
+    # Every listed name works as written in extends.
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"name: s\nextends: [{doc[0]['extends']}]\nconda:\n  dependencies: [python=3.11]\n")
+    assert cli("validate", str(spec)).code == 0
+
+
 def test_unreadable_inputs_are_bad_input_not_tracebacks(cli, tmp_path: Path) -> None:
     binary = tmp_path / "bin.Dockerfile"
     binary.write_bytes(b"\xff\xfe")
@@ -204,3 +220,9 @@ def test_the_last_stage_is_found_by_instruction_not_by_line(cli, tmp_path: Path)
     assert r.code == 0, r.err
     assert "FROM debian:12 AS user-base\nFROM user-base AS base" in r.out
     assert "from the other side" in r.out
+
+
+def test_the_readme_lists_every_built_in_layer(cli) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for layer in json.loads(cli("flavours", "--layers", "--json").out):
+        assert f"| `{layer['extends']}` |" in readme

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,42 @@ def test_inline_pinned_digest() -> None:
 
 def test_false_feature_equals_unset() -> None:
     assert h(extra="features:\n  datasets: false\n") == h()
+
+
+def _pip_spec(line: str) -> str:
+    return BASE.format(
+        name="e", version="1", description="d", channels="conda-forge", deps="python=3.11"
+    ).replace("requests==2.32.3", json.dumps(line))
+
+
+@pytest.mark.parametrize("line", ["Requests==2.32.3", "REQUESTS==2.32.3", "requests==2.32.3"])
+def test_pip_names_are_compared_normalised(line: str) -> None:
+    """PEP 503: a change of case in a pip name is the same project, so the same hash and lock."""
+    from layerkit.lock.run import lock_inputs
+
+    ref, other = (check(resolve(load_text(_pip_spec(t), "s.yaml"))) for t in ("requests==2.32.3", line))
+    assert api.hash_spec(other, auto_lock=False).hash == api.hash_spec(ref, auto_lock=False).hash
+    assert lock_inputs(other).spec_hash() == lock_inputs(ref).spec_hash()
+    assert lock_inputs(other).pip == (line,)  # the line installed and locked stays as written
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("zope.interface==6.0", "Zope_Interface==6.0"),
+        ("typing-extensions>=4", "typing_extensions>=4"),
+        ("torch @ https://h.example/Torch-2.0.whl", "Torch @ https://h.example/Torch-2.0.whl"),
+        ("Flask[Async]==3.0", "flask[Async]==3.0"),
+    ],
+)
+def test_pip_name_separators_are_normalised_not_the_rest(a: str, b: str) -> None:
+    ca, cb = (check(resolve(load_text(_pip_spec(t), "s.yaml"))) for t in (a, b))
+    assert api.hash_spec(ca, auto_lock=False).hash == api.hash_spec(cb, auto_lock=False).hash
+
+
+def test_pip_versions_and_urls_keep_their_case() -> None:
+    ca, cb = (
+        check(resolve(load_text(_pip_spec(t), "s.yaml")))
+        for t in ("torch @ https://h.example/Torch-2.0.whl", "torch @ https://h.example/torch-2.0.whl")
+    )
+    assert api.hash_spec(ca, auto_lock=False).hash != api.hash_spec(cb, auto_lock=False).hash

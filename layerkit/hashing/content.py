@@ -79,7 +79,7 @@ def _packages(checked: Checked, lock: Lock | None) -> dict[str, Any]:
         # as conda reads them (no channels means defaults; nodefaults is no channel), before mirrors
         "channels": list(M.channels_of(conda)[0]),
         "dependencies": sorted(effective_dependencies(checked)),
-        "pip": sorted(pip.requirements),
+        "pip": sorted(P.canonical(r) for r in pip.requirements),
     }
     if checked.cuda:  # the solve's __cuda (CONDA_OVERRIDE_CUDA): CUDA builds, not CPU ones
         unlocked["cuda"] = checked.cuda

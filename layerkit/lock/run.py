@@ -53,6 +53,8 @@ class LockInputs:
         fields = dict(self.__dict__)
         if not self.pip_repositories and self.pypi:  # as before these fields existed
             del fields["pip_repositories"], fields["pypi"]
+        # PEP 503: a pip name's case or separators name the same project (locked as written).
+        fields["pip"] = tuple(sorted(P.canonical(r) for r in self.pip))
         return digest({"schema": LOCK_SCHEMA, **fields})
 
 

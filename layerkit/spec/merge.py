@@ -24,6 +24,28 @@ BUILTIN_PREFIX = "layerkit:"
 Provenance = dict[Key, Location]
 
 
+@dataclass(frozen=True)
+class BuiltinLayer:
+    extends: str  # as written in `extends:` ("layerkit:cpu")
+    description: str  # the layer file's header comment
+    keys: tuple[str, ...]  # the top-level spec keys it sets
+
+
+def builtin_layers() -> list[BuiltinLayer]:
+    """The layers shipped in base-images/layers/, by name."""
+    from layerkit.resources import data_dir
+
+    out = []
+    files = [p for p in (data_dir("base-images") / "layers").iterdir() if p.name.endswith(".yaml")]
+    for path in sorted(files, key=lambda p: p.name):
+        text = path.read_text(encoding="utf-8")
+        header = [line[1:].strip() for line in text.splitlines() if line.startswith("#")]
+        about = " ".join(header).split(" — ", 1)[-1]
+        keys = tuple(re.findall(r"^([a-z_]+):", text, re.MULTILINE))  # block-style top-level keys
+        out.append(BuiltinLayer(f"{BUILTIN_PREFIX}{path.name[:-5]}", about, keys))
+    return out
+
+
 def conda_key(spec: str) -> str:
     """Package name of a conda MatchSpec ("conda-forge::numpy>=1" -> "numpy")."""
     from layerkit.spec.matchspec import name_of

@@ -210,6 +210,18 @@ def line_key(line: str) -> str:
     return re.sub(r"[-_.]+", "-", m.group(1)).lower()
 
 
+def canonical(line: str) -> str:
+    """A requirement as hashed and compared: its project name PEP 503-normalised (case and
+    runs of `-_.` do not name another project); the rest, URLs and versions, as written."""
+    text = normalized(line)
+    if option(text) is not None or text.startswith(_VCS):
+        return text
+    m = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)", text)
+    if not m or "://" in text.split("@", 1)[0]:
+        return text
+    return re.sub(r"[-_.]+", "-", m.group(1)).lower() + text[m.end() :]
+
+
 def section(lines: tuple[str, ...] | None) -> PipSection:
     """Split checked `pip:` lines into requirements and options."""
     reqs: list[str] = []

@@ -55,8 +55,17 @@ if [[ ! -s $tarball ]]; then
   mkdir -p "$cache_dir"
   work=$(mktemp -d "$cache_dir/rootfs.XXXXXX")
   trap 'rm -rf "$work"' EXIT
-  debootstrap --variant=minbase --include="$include" "$suite" "$work/root" "$(apt_mirror)" >"$work/debootstrap.log" 2>&1 \
-    || { tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
+  echo "debootstrap $suite minbase (about 2 minutes, once; cached as $tarball)" >&2
+  debootstrap --variant=minbase --include="$include" "$suite" "$work/root" "$(apt_mirror)" >"$work/debootstrap.log" 2>&1 &
+  boot=$!
+  # Progress on stderr: debootstrap's latest step (I: Retrieving/Extracting/Installing ...).
+  last=
+  while kill -0 "$boot" 2>/dev/null; do
+    sleep 2
+    step=$(grep -E '^I: ' "$work/debootstrap.log" 2>/dev/null | tail -n 1 || true)
+    if [[ -n $step && $step != "$last" ]]; then echo "  debootstrap: ${step#I: }" >&2; last=$step; fi
+  done
+  wait "$boot" || { tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
   # apt lists and caches are ~40 MB of noise in every layer built on top.
   rm -rf "$work/root/var/lib/apt/lists/"* "$work/root/var/cache/apt/"*.bin "$work/root/var/cache/apt/archives/"*.deb
   # Sorted, numeric-owner tar so the cached tarball is stable across rebuilds.

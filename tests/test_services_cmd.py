@@ -1,0 +1,96 @@
+"""`make services` / `make services-stop`: the documented way to get your own dockerd,
+registry and base image on 127.0.0.1. Started with the real make, its printed addresses
+must answer, and stopping must leave none of its processes behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import pytest
+from fixtures_services import free_port, require_root
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "-s", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=900, check=False
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
+def docker_ping(host: str) -> bytes:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(host.removeprefix("unix://"))
+        s.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+        return s.recv(64)
+
+
+def test_make_services_prints_addresses_that_answer_and_stops_by_pid() -> None:
+    require_root()
+    state = Path(tempfile.mkdtemp(prefix="lk-svc-", dir="/tmp"))
+    args = (f"SERVICES_DIR={state}", f"REGISTRY_PORT={free_port()}")
+    pids: list[int] = []
+    try:
+        up = make("services", *args)
+        assert up.returncode == 0, up.stderr[-3000:]
+        out = dict(line.split("=", 1) for line in up.stdout.splitlines())
+        assert set(out) == {
+            "DOCKER_HOST",
+            "REGISTRY",
+            "BASE_REGISTRY",
+            "BASE_IMAGE",
+            "DOCKERD_PID",
+            "REGISTRY_PID",
+        }
+        assert "layerkit build --addr docker://" in up.stderr and "make services-stop" in up.stderr
+        assert out["DOCKER_HOST"].startswith(f"unix://{state}/")
+        assert docker_ping(out["DOCKER_HOST"]).startswith(b"HTTP/1.1 200")
+        registry = out["REGISTRY"]
+        host, port = registry.split(":")
+        assert host == "localhost" and out["BASE_REGISTRY"] == registry
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=10) as r:
+            assert r.status == 200
+        # The base is where mirrors.base_registry sends `debian:bookworm`.
+        assert out["BASE_IMAGE"] == f"{registry}/library/debian:bookworm"
+        head = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v2/library/debian/manifests/bookworm",
+            method="HEAD",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
+        with urllib.request.urlopen(head, timeout=10) as r:
+            assert r.status == 200
+        pids = [int(out["DOCKERD_PID"]), int(out["REGISTRY_PID"])]
+        assert all(alive(p) for p in pids)
+
+        again = make("services", *args)  # idempotent: same services, same addresses
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert again.stdout == up.stdout
+    finally:
+        down = make("services-stop", f"SERVICES_DIR={state}")
+        shutil.rmtree(state, ignore_errors=True)
+    assert down.returncode == 0, down.stderr[-3000:]
+    assert not [p for p in pids if alive(p)]
+
+
+def test_a_services_dir_too_long_for_unix_sockets_is_refused_saying_what_to_do(tmp_path: Path) -> None:
+    long_dir = tmp_path / ("x" * 70)
+    proc = make("services", f"SERVICES_DIR={long_dir}")
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert "SERVICES_DIR=/tmp/lk-services" in proc.stderr
+    assert not os.path.exists(long_dir)
