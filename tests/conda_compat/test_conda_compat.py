@@ -76,11 +76,7 @@ CASES: dict[str, Case] = {
     "conda-channels-envvars": Case(),
     "conda-dependent": Case(),
     "conda-docs-sphinx": Case(),
-    "conda-empty-deps": Case(
-        reason="dependencies",
-        today=f"{NO_ITEM}: conda refuses 'dependencies:' with no value (not a list); layerkit "
-        "accepts it and installs only its injected python",
-    ),
+    "conda-empty-deps": Case(reason="dependencies"),
     "conda-empty-env": Case(reason="dependencies"),
     "conda-env-with-deps": Case(),
     "conda-example": Case(),
