@@ -113,7 +113,7 @@ CASES: dict[str, Case] = {
     "condalock-pip-deps-platforms": Case(),
     "condalock-pip-extras-defaults": Case(),
     "condalock-pip-hash": Case(today=f"{PIP_HASH}: 'flit-core === 3.9.0 --hash=sha256:1234'"),
-    "condalock-pip-repositories": Case(today=f"{LOCK_KEYS}: unknown key 'pip-repositories'"),
+    "condalock-pip-repositories": Case(),
     "condalock-pip-selector": Case(),
     "condalock-platform-typo": Case(warns=("platform",)),
     "condalock-source-paths": Case(),
