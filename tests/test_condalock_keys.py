@@ -220,6 +220,11 @@ def test_keys_conda_ignores_are_warned_not_refused() -> None:
             "2:1: this looks like a conda environment.yml (it has 'channels') without 'dependencies'",
         ),
         (
+            # conda's CEP 24 check: "Invalid type for 'dependencies', expected a list"
+            "name: nlp\ndependencies:\nchannels:\n  - anaconda\n",
+            "2:1: 'dependencies' has no value; conda refuses it (expected a list)",
+        ),
+        (
             "base:\n  image: ubuntu:22.04\nchannels: [conda-forge]\n",
             "3:1: 'channels' is a conda environment.yml key, but 'base' makes this a layerkit spec; "
             "there it is conda.channels",

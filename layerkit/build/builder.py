@@ -217,11 +217,10 @@ def _solve_all(
     if not push and has_registry and opts.push:
         result.warnings.append(f"warning: {main.ref} is not pushed: its registry is unreachable")
 
+    secrets = build_secrets(rendered)
     with (
         BuildkitClient(opts.addr, tls=opts.tls) as client,
-        BuildContext(
-            client, {**rendered.files, **extra}, creds, modes=modes, secrets=build_secrets(rendered)
-        ) as ctx,
+        BuildContext(client, {**rendered.files, **extra}, creds, modes=modes, secrets=secrets) as ctx,
     ):
         caps = client.capabilities()
         embedded = caps.embedded_in_docker
@@ -257,6 +256,7 @@ def _solve_all(
                     cache_exports=args.cache_exports,
                     entitlements=args.entitlements,
                     on_status=progress,
+                    masked=secrets,
                 )
                 result.timings[f"solve {target.label}"] = round(time.monotonic() - t0, 3)
                 t0 = time.monotonic()
@@ -282,12 +282,18 @@ def _solve_all(
 
 
 def build_secrets(rendered: Rendered) -> dict[str, bytes]:
-    """The BuildKit secrets the Dockerfile mounts: channel URL variables, from the environment."""
+    """The BuildKit secrets the Dockerfile mounts, from the environment: the variables of the
+    channel URLs (install RUN) and of the pip index URLs (pip RUN)."""
     from layerkit.spec import channelvars
 
-    names = rendered.plan.env_install.secrets if rendered.plan.env_install else ()
-    where = rendered.checked.resolved.loc(("conda", "channels"))
-    return {k: v.encode() for k, v in channelvars.values(names, where, "build").items()}
+    env = rendered.plan.env_install
+    if env is None:
+        return {}
+    loc = rendered.checked.resolved.loc
+    found = channelvars.values(env.secrets, loc(("conda", "channels")), "build")
+    pip = [n for n in env.pip_secrets if n not in found]
+    found |= channelvars.values(pip, loc(("conda", "pip")), "build", uses="a pip index URL")
+    return {k: v.encode() for k, v in found.items()}
 
 
 def _engine(client: BuildkitClient) -> Engine:

@@ -188,11 +188,14 @@ class BuildkitClient:
         session: str = "",
         on_status: StatusCallback | None = None,
         timeout: float | None = None,
+        masked: Mapping[str, bytes] | None = None,
     ) -> SolveResult:
         """Run one build and follow its progress until it ends.
 
         Solve is a unary RPC that returns only when the build is done, so it runs as
-        a future while this thread drains the Status stream for the same Ref.
+        a future while this thread drains the Status stream for the same Ref. Each value in
+        `masked` (the build's secrets) is written as its `${NAME}` in the steps' logs before
+        anything reads them: a tool in a RUN may print one (pip shows an index's user name).
         """
         ref = uuid.uuid4().hex
         req = control.SolveRequest(
@@ -228,6 +231,7 @@ class BuildkitClient:
         solve_future.add_done_callback(stop_status_on_failure)
         try:
             for resp in status_call:
+                _mask_logs(resp, masked)
                 _apply_status(result, resp)
                 if on_status is not None:
                     on_status(resp)
@@ -245,6 +249,15 @@ class BuildkitClient:
             raise DaemonError(f"BuildKit solve {ref} was cancelled") from None
         result.exporter_response = dict(resp.ExporterResponse)
         return result
+
+
+def _mask_logs(resp: control.StatusResponse, masked: Mapping[str, bytes] | None) -> None:
+    if not masked:
+        return
+    for log in resp.logs:
+        for name, value in sorted(masked.items(), key=lambda kv: -len(kv[1])):
+            if value and value in log.msg:
+                log.msg = log.msg.replace(value, f"${{{name}}}".encode())
 
 
 def _apply_status(result: SolveResult, resp: control.StatusResponse) -> None:

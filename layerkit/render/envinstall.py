@@ -68,6 +68,10 @@ class EnvInstall(_Model):
     # Variables of channel URLs (spec/channelvars.py): each a BuildKit secret of that id,
     # mounted into the install RUN only, where install_env.py expands the URLs with it.
     secrets: tuple[str, ...] = ()
+    # Variables of the pip index URLs (`https://${USER}:${PASS}@host/simple`): BuildKit secrets
+    # mounted into the pip RUN only, exported there from /run/secrets; pip expands them in the
+    # requirements file's index lines and takes the credentials from them for that host.
+    pip_secrets: tuple[str, ...] = ()
 
 
 def _glibc_check(checked: Checked, lock: Lock | None, platform: str) -> str | None:
@@ -128,13 +132,6 @@ def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstal
             url=entry.linux_64.url, algorithm="sha256" if tool == "sha256sum" else "md5", digest=value
         )
         version = entry.version
-    secrets = P.section(conda.pip).options.env_names() if conda else ()
-    if secrets:
-        raise SpecError(
-            f"the pip index needs ${{{'}, ${'.join(secrets)}}} while the image builds, and layerkit cannot "
-            "pass build secrets to BuildKit yet; `layerkit lock` works, build with a credential-free mirror",
-            checked.resolved.loc(("conda", "pip")),
-        )
     if lock is not None:
         if platform not in lock.platforms and lock.packages:
             raise SpecError(f"lock {lock.source} has no packages for platform {platform}")
@@ -146,6 +143,7 @@ def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstal
         pip_file = "requirements.txt" if conda and P.section(conda.pip).requirements else None
     ref, hashed = installer_image(checked, lock)
     channel_secrets = _channel_secrets(checked, lock, installer)
+    pip_secrets = _pip_secrets(checked, lock, platform) if pip_file else ()
     return EnvInstall(
         installer=installer,
         installer_download=download,
@@ -164,7 +162,29 @@ def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstal
         cuda_override=quote(checked.cuda) if checked.cuda and lock is None else None,
         glibc_override=quote(solve_glibc(checked.image)) if lock is None else None,
         secrets=channel_secrets,
+        pip_secrets=pip_secrets,
     )
+
+
+def pip_credential_lines(checked: Checked) -> tuple[str, ...]:
+    """The spec's index lines that carry `${NAME}` credentials. A locked requirements file
+    keeps them: conda-lock records each package's URL without the index's user info, and pip
+    sends an index's credentials to every URL on that index's host."""
+    conda = checked.resolved.spec.conda
+    lines = P.section(conda.pip).options.lines() if conda else ()
+    return tuple(ln for ln in lines if ln.startswith(("--index-url", "--extra-index-url")) and "${" in ln)
+
+
+def _pip_secrets(checked: Checked, lock: Lock | None, platform: str) -> tuple[str, ...]:
+    conda = checked.resolved.spec.conda
+    found = list(P.section(conda.pip).options.env_names() if conda else ())
+    if lock is not None:  # a lock that kept `${NAME}` in a URL (pip expands it in the file too)
+        found += CV.channel_names(p.url for p in lock.for_platform(platform, "pip"))
+    names = tuple(dict.fromkeys(found))
+    bad = [n for n in names if not ENV_NAME.fullmatch(n)]
+    if bad:
+        raise SpecError(f"'{bad[0]}' cannot name a build secret", checked.resolved.loc(("conda", "pip")))
+    return names
 
 
 def _channel_secrets(checked: Checked, lock: Lock | None, installer: Installer) -> tuple[str, ...]:

@@ -128,7 +128,8 @@ def _context_files(
     if lock is not None:
         files.append((env.conda_file, lock.explicit(platform)))
         if env.pip_file:
-            files.append((env.pip_file, lock.pip_requirements(platform)))
+            creds = "".join(f"{ln}\n" for ln in envinstall.pip_credential_lines(checked))
+            files.append((env.pip_file, creds + lock.pip_requirements(platform)))
     else:
         conda, mirrors = spec.conda, spec.mirrors
         channels = list(M.resolved_channels(conda, mirrors))

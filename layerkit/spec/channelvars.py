@@ -57,7 +57,11 @@ def channel_names(channels: Iterable[str]) -> tuple[str, ...]:
 
 
 def values(
-    wanted: Iterable[str], where: Location | None, what: str, env: Mapping[str, str] | None = None
+    wanted: Iterable[str],
+    where: Location | None,
+    what: str,
+    env: Mapping[str, str] | None = None,
+    uses: str = "a channel URL",
 ) -> dict[str, str]:
     """Each variable's value from the environment; a missing or empty one is an error."""
     env = os.environ if env is None else env
@@ -66,11 +70,11 @@ def values(
         value = env.get(name, "")
         if not value:
             raise SpecError(
-                f"a channel URL uses ${{{name}}}, which is not set: export {name} before `layerkit {what}`",
+                f"{uses} uses ${{{name}}}, which is not set: export {name} before `layerkit {what}`",
                 where,
             )
         if "\n" in value or "\r" in value:
-            raise SpecError(f"${{{name}}} (used in a channel URL) must be a single line", where)
+            raise SpecError(f"${{{name}}} (used in {uses}) must be a single line", where)
         out[name] = value
     return out
 

@@ -125,6 +125,13 @@ def _env_yml(data: dict[str, Any], out: _Out, warnings: list[str], text: str | N
     if "channels" in data:
         out.put(("conda", "channels"), data["channels"], ("channels",))
     if "dependencies" in data:
+        if data["dependencies"] is None:
+            # conda's CEP 24 check: "Invalid type for 'dependencies', expected a list"
+            raise SpecError(
+                "'dependencies' has no value; conda refuses it (expected a list): list the "
+                "packages, or write 'dependencies: []'",
+                out.loc(("dependencies",)),
+            )
         skip = selectors.dropped(text, data, out.pos, out.source, warnings) if text else frozenset()
         _split_pip(data["dependencies"], out, ("dependencies",), ("conda",), skip)
     if "variables" in data:

@@ -65,8 +65,9 @@ def _plain(node: Any, key: Key, pos: Positions, source: str) -> Any:
             line, col = node.lc.key(k)
             if not isinstance(k, str):
                 raise SpecError(f"keys must be strings, got {k!r}", Location(source, line + 1, col + 1))
-            if not isinstance(v, CommentedMap | CommentedSeq):
-                # A scalar's own position: that is where a bad value is.
+            if v is not None and not isinstance(v, CommentedMap | CommentedSeq):
+                # A scalar's own position: that is where a bad value is. A key with no value
+                # keeps the key's (ruamel puts the missing value at the next token).
                 vpos = node.lc.value(k)
                 if vpos and vpos[0] is not None:
                     line, col = vpos

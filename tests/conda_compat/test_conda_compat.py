@@ -76,11 +76,7 @@ CASES: dict[str, Case] = {
     "conda-channels-envvars": Case(),
     "conda-dependent": Case(),
     "conda-docs-sphinx": Case(),
-    "conda-empty-deps": Case(
-        reason="dependencies",
-        today=f"{NO_ITEM}: conda refuses 'dependencies:' with no value (not a list); layerkit "
-        "accepts it and installs only its injected python",
-    ),
+    "conda-empty-deps": Case(reason="dependencies"),
     "conda-empty-env": Case(reason="dependencies"),
     "conda-env-with-deps": Case(),
     "conda-example": Case(),
@@ -117,7 +113,7 @@ CASES: dict[str, Case] = {
     "condalock-pip-deps-platforms": Case(),
     "condalock-pip-extras-defaults": Case(),
     "condalock-pip-hash": Case(today=f"{PIP_HASH}: 'flit-core === 3.9.0 --hash=sha256:1234'"),
-    "condalock-pip-repositories": Case(today=f"{LOCK_KEYS}: unknown key 'pip-repositories'"),
+    "condalock-pip-repositories": Case(),
     "condalock-pip-selector": Case(),
     "condalock-platform-typo": Case(warns=("platform",)),
     "condalock-source-paths": Case(),

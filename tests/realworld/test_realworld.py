@@ -319,9 +319,6 @@ CASES = {
         pip_options=(
             "--extra-index-url http://${PIP_USER}:${PIP_PASSWORD}@private-pypi.org/api/pypi/simple",
         ),
-        render_refused="the pip index needs ${PIP_PASSWORD}, ${PIP_USER} while the image builds, and "
-        "layerkit cannot pass build secrets to BuildKit yet",
-        at="11:5",
     ),
 }
 
