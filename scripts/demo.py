@@ -21,6 +21,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 import fixtures_build as fb  # noqa: E402
 import fixtures_services as fs  # noqa: E402
 
+from layerkit.resources import cache_dir  # noqa: E402
+
 
 def layerkit(*args: str) -> str:
     print(f"$ layerkit {' '.join(args)}", file=sys.stderr, flush=True)
@@ -36,7 +38,10 @@ def site_yaml(site: fb.Site, registry: str) -> str:
     registry, which holds it as library/debian:bookworm): mirrors stay out of the hash, so the
     random port does too and every run shows the same environment hash."""
     layer = fb.site_layer(site, "debian:bookworm", registry)
-    return layer.replace("mirrors:\n", f"mirrors:\n  base_registry: {registry}\n") + "  repository: demo/layerkit\n"
+    return (
+        layer.replace("mirrors:\n", f"mirrors:\n  base_registry: {registry}\n")
+        + "  repository: demo/layerkit\n"
+    )
 
 
 def main() -> None:
@@ -46,7 +51,14 @@ def main() -> None:
             "starting dockerd, a registry and the base image (first run: debootstrap, ~1 min)",
             file=sys.stderr,
         )
-        with fs.dockerd_with_registry(base_repo="library/debian:bookworm") as svc, fb.airgap_site(work / "site") as site:
+        # The registry's storage is kept between runs: the base image pushed once keeps its
+        # digest (docker import stamps the time into a new one), which the lock pins and the
+        # hash covers, so every run shows the same environment hash.
+        registry_root = cache_dir() / "demo-registry"
+        with (
+            fs.dockerd_with_registry(base_repo="library/debian:bookworm", registry_root=registry_root) as svc,
+            fb.airgap_site(work / "site") as site,
+        ):
             spec_dir = work / "spec"
             shutil.copytree(ROOT / "examples" / "demo", spec_dir)
             (spec_dir / "site.yaml").write_text(site_yaml(site, svc.registry))

@@ -76,9 +76,12 @@ def registry(root: Path, *, auth: bool = False) -> Iterator[AuthRegistry]:
 
 
 @contextmanager
-def dockerd_with_registry(base_repo: str = "debian:bookworm") -> Iterator[Services]:
+def dockerd_with_registry(
+    base_repo: str = "debian:bookworm", registry_root: Path | None = None
+) -> Iterator[Services]:
     """base_repo: where the base is pushed in the registry; "library/debian:bookworm" makes the
-    registry a Docker Hub mirror for `debian:bookworm` (mirrors.base_registry)."""
+    registry a Docker Hub mirror for `debian:bookworm` (mirrors.base_registry). registry_root:
+    keep the registry's storage there across runs (the base image, and so its digest, stays)."""
     require_root()
     # Short path under /tmp: containerd's sockets live below --exec-root and unix
     # socket paths are limited to 108 bytes.
@@ -86,7 +89,7 @@ def dockerd_with_registry(base_repo: str = "debian:bookworm") -> Iterator[Servic
     try:
         docker_host = run_script(SERVICES / "dockerd.sh", "start", base / "d", timeout=600)
         try:
-            with registry(base / "r") as reg:
+            with registry(registry_root or base / "r") as reg:
                 port = reg.address.rsplit(":", 1)[1]
                 image = run_script(
                     SERVICES / "base-image.sh", docker_host, f"127.0.0.1:{port}", base_repo, timeout=900
