@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.build.filesync import GO_DIR, PatternMatcher, to_stat, walk
+from layerkit.build.filesync import GO_DIR, to_stat
+from layerkit.ignorefiles import PatternMatcher, walk
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from layerkit.build.filesync import PatternMatcher
 from layerkit.errors import DaemonError, SpecError
+from layerkit.ignorefiles import PatternMatcher
 
 if TYPE_CHECKING:
     from layerkit.api import Rendered

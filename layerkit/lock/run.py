@@ -261,6 +261,10 @@ def lock(
     secrets = CV.values(
         CV.channel_names(inputs.channels), checked.resolved.loc(("conda", "channels")), "lock"
     )
+    # conda-lock expands pip-repositories' ${NAME}s itself; a resolver error can print them.
+    conda = checked.resolved.spec.conda
+    pip_names = P.section(conda.pip).options.env_names() if conda else ()
+    secrets |= {n: os.environ[n] for n in pip_names if os.environ.get(n)}
     from layerkit.resources import cache_dir as default_cache
 
     cache = cache_dir or default_cache()

@@ -64,6 +64,8 @@ def render_dockerfile(plan: RenderPlan, h: HashResult) -> str:
             names.append("install_env.py")
         if e.pip_file or plan.image_pip:
             names.append(MANYLINUX_FILE)
+        if e.pip_secrets:
+            names.append("expand_secrets.py")
         env_files = " ".join(sorted(names))
     pip_index = f" --index-url {shlex.quote(e.pip_index)}" if e is not None and e.pip_index else ""
     text = (

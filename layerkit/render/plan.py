@@ -151,8 +151,10 @@ def _context_files(
         files.append((MANYLINUX_FILE, MANYLINUX.format(major=major, minor=minor)))
     from layerkit.resources import data_dir
 
-    script = "install_env.py" if env.installer == "rattler" else "fetch_installer.py"
-    files.append((script, (data_dir("templates") / script).read_text(encoding="utf-8")))
+    scripts = ["install_env.py" if env.installer == "rattler" else "fetch_installer.py"]
+    if env.pip_secrets:
+        scripts.append("expand_secrets.py")
+    files += [(name, (data_dir("templates") / name).read_text(encoding="utf-8")) for name in scripts]
     return files
 
 

@@ -56,7 +56,7 @@ class UserContext:
 
 def collect(root: Path, loc: Location) -> UserContext:
     """List the files of `root` that .dockerignore keeps (symlinks and specials refused)."""
-    from layerkit.build.filesync import walk
+    from layerkit.ignorefiles import walk
 
     if not root.is_dir():
         raise SpecError(f"the base Dockerfile's build context {root} is not a folder", loc)

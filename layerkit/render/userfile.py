@@ -57,6 +57,8 @@ def _point_at_context(text: str) -> str:
     instruction stays on its first line (blank lines keep the later numbering)."""
     lines = text.replace("\r\n", "\n").split("\n")
     for ins, head, flags, args in _context_copies(text):
+        if any(a.startswith("<<") for a in args):
+            continue  # a heredoc's body follows on the next lines: refused below if mixed
         add = head[-1].upper() == "ADD"
         new = [a if _keep(a, add) else prefixed(a) for a in args[:-1]] + args[-1:]
         lines[ins.first - 1 : ins.last] = [" ".join([*head, *flags, json.dumps(new)])] + [""] * (
@@ -135,6 +137,25 @@ def checked_text(checked: Checked) -> str:
                 checked.resolved.loc(("base", "dockerfile")),
             )
         raise SpecError(problem.message, Location(str(path), problem.line, problem.col))
+    for ins in instructions(text):
+        words = ins.text.split()
+        where = Location(str(path), ins.first, 1) if path else checked.resolved.loc(("base", "dockerfile"))
+        prefix = "" if path else f"line {ins.first} of base.dockerfile: "
+        mounts = [w for w in words[1:] if w.lower().startswith("--mount=")] if words[:1] == ["RUN"] else []
+        for m in mounts:
+            opts = dict(kv.partition("=")[::2] for kv in m[len("--mount=") :].split(","))
+            kind = opts.get("type", "bind")
+            if kind == "secret":
+                # The build's secrets (channel and pip credentials) are served to whoever asks.
+                raise SpecError(f"{prefix}a base Dockerfile may not mount build secrets; layerkit passes "
+                                "credentials only to its own install steps", where)  # fmt: skip
+            if kind == "bind" and "from" not in opts:
+                raise SpecError(f"{prefix}RUN --mount=type=bind without from= reads a build context that "
+                                "layerkit neither sends nor hashes; COPY the files instead", where)  # fmt: skip
+        parts = _copy_parts(ins.text)
+        if parts and any(a.startswith("<<") for a in parts[2]) and context_sources(ins.text):
+            raise SpecError(f"{prefix}a COPY/ADD with a heredoc may not also read the build context; "
+                            "split it in two", where)  # fmt: skip
     for number, source in context_sources(text)[:1]:
         if path is None:
             raise SpecError(

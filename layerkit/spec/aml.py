@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layerkit.errors import SpecError
+from layerkit.spec.imageref import on_registry
 
 if TYPE_CHECKING:
     from layerkit.spec.importers import _Out
@@ -167,6 +168,10 @@ def _legacy(data: dict[str, Any], out: _Out, base_dir: Path, warnings: list[str]
 
     steps = data.get("extraDockerfileSteps")
     image = data.get("baseImage")
+    reg = data.get("baseImageRegistry")
+    address = reg.get("address") if isinstance(reg, dict) else None
+    if steps is not None and isinstance(image, str) and address:
+        image = on_registry(image, str(address))  # the FROM below is pulled from there too
     if steps is not None:
         text = I.read_beside(steps, base_dir, out, ("extraDockerfileSteps",))
         # Azure ML runs these steps on top of the base image: a base Dockerfile says the same.

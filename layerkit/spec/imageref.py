@@ -64,3 +64,14 @@ def with_digest(ref: str, digest: str | None) -> str:
     if not digest or "@" in ref:
         return ref
     return f"{ref}@{digest}"
+
+
+def on_registry(ref: str, address: str | None) -> str:
+    """`ref` pulled from `address` when it names no registry of its own (Azure ML's
+    baseImageRegistry); a ref with a host, or no address, stays as written."""
+    parsed = parse_image_ref(ref)
+    first = ref.split("/", 1)[0]
+    names_host = parsed is not None and (parsed.registry != "docker.io" or first == "docker.io")
+    if not address or parsed is None or names_host:
+        return ref
+    return f"{address.rstrip('/')}/{ref}"

@@ -15,6 +15,7 @@ from typing import Any
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
 from layerkit.spec import aml, condalock, formats, selectors
+from layerkit.spec.imageref import on_registry
 from layerkit.spec.load import Format, Key, Positions
 
 # Names a hosted-platform definition may not use (curated environments live there).
@@ -296,10 +297,9 @@ def base_registry(reg: Any, out: _Out, rk: Key) -> None:
     if address:
         out.put(("base", "registry", "address"), address, (*rk, "address"))
         image = out.data.get("base", {}).get("image")
-        first = image.split("/", 1)[0] if isinstance(image, str) else ""
-        if isinstance(image, str) and not ("." in first or ":" in first or first == "localhost"):
+        if isinstance(image, str):
             # Azure pulls a baseImage that names no registry from baseImageRegistry.address.
-            out.data["base"]["image"] = f"{str(address).rstrip('/')}/{image}"
+            out.data["base"]["image"] = on_registry(image, str(address))
 
 
 def import_data(

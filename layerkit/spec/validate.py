@@ -182,6 +182,9 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
     for i, step in enumerate(s.steps or ()):
         if isinstance(step.run, str):
             bad(("steps", i, "run"), V.shell_line(step.run))
+            if step.run.lstrip().startswith("--"):
+                # RUN flags: --mount=type=secret would hand a step the build's credentials.
+                bad(("steps", i, "run"), "RUN flags (--mount, --network, ...) are not allowed in a step")
         else:
             if not step.run:
                 bad(("steps", i, "run"), "an exec-form command needs at least one word")
