@@ -26,6 +26,7 @@ def test_a_v2_build_path_context_is_sent_and_hashed(tmp_path: Path, services: Se
         "RUN /opt/app/bin/setup.sh\n"
     )
     (ctx / "requirements.txt").write_text("six==1.16.0\n")
+    (ctx / "requirements.txt").chmod(0o640)  # COPY keeps a file's permission bits, as docker build does
     (ctx / "bin").mkdir()
     script = ctx / "bin" / "setup.sh"
     script.write_text("#!/bin/sh\nwc -l < /opt/app/requirements.txt > /opt/app/lines\n")
@@ -44,9 +45,16 @@ def test_a_v2_build_path_context_is_sent_and_hashed(tmp_path: Path, services: Se
     result = api.build(spec, options=opts)
     client = docker.DockerClient(base_url=services.docker_host)
     out = client.containers.run(
-        result.image, ["sh", "-c", "cat /opt/app/requirements.txt /opt/app/lines; ls /opt/app"], remove=True
+        result.image,
+        [
+            "sh",
+            "-c",
+            "cat /opt/app/requirements.txt /opt/app/lines; ls /opt/app; stat -c %a /opt/app/requirements.txt",
+        ],
+        remove=True,
+        user="0",  # the 0640 file is root's, as `docker build` would leave it
     )
-    assert out.decode() == "six==1.16.0\n1\nbin\nlines\nrequirements.txt\n"
+    assert out.decode() == "six==1.16.0\n1\nbin\nlines\nrequirements.txt\n640\n"
     before = api.hash_spec(spec).hash
     (ctx / "secret.env").write_text("TOKEN=changed\n")  # ignored: not in the hash
     assert api.hash_spec(spec).hash == before

@@ -25,7 +25,7 @@ MAX_BYTES = 512 * 1024 * 1024  # a context this large belongs in an image of its
 @dataclass(frozen=True)
 class ContextFile:
     path: str  # relative to the context folder, "/"-separated
-    mode: int  # 0o755 when any execute bit is set, else 0o644 (what BuildKit keeps)
+    mode: int  # permission bits as on disk: COPY keeps them (a 0600 file stays 0600)
     sha256: str
 
 
@@ -86,7 +86,7 @@ def collect(root: Path, loc: Location) -> UserContext:
             )
         inputs.note(path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        mode = 0o755 if info.st_mode & 0o111 else 0o644
+        mode = st.S_IMODE(info.st_mode) & 0o777
         files.append(ContextFile(rel, mode, digest))
     return UserContext(root, tuple(files))
 
