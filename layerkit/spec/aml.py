@@ -33,21 +33,8 @@ _V2_ROUTES = ("liveness_route", "readiness_route", "scoring_route")
 INFERENCE_KEYS = ("entryScript", "runtime", "condaFile", "extraDockerfileSteps", "sourceDirectory",
                   "enableGpu", "baseImage", "baseImageRegistry", "schemaFile", "description",
                   "environment")  # fmt: skip
-# RunConfiguration keys that say how a job runs, not what its image holds.
-RUNCONFIG_KEYS = ("script", "command", "arguments", "target", "framework", "communicator",
-                  "maxRunDurationSeconds", "nodeCount", "priority", "history", "spark", "hdi",
-                  "tensorflow", "mpi", "pyTorch", "paralleltask", "dataReferences", "data",
-                  "outputData", "datacaches", "sourceDirectoryDataStore", "amlcompute",
-                  "kubernetescompute", "credentialPassthrough", "instanceTypes", "docker",
-                  "services", "parameters", "environmentVariables", "autoPrepareEnvironment")  # fmt: skip
 # Azure ML v1's GPU default was a CUDA image; layerkit's nearest catalog base.
 GPU_FLAVOUR = "cuda12.1-cudnn8-ubuntu22.04"
-
-
-def is_runconfig(data: dict[str, Any]) -> bool:
-    return isinstance(data.get("environment"), dict) and bool(
-        {"script", "command", "framework", "communicator", "target"} & set(data)
-    )
 
 
 def v2(data: dict[str, Any], out: _Out, base_dir: Path, warnings: list[str]) -> None:

@@ -77,9 +77,12 @@ def _message(data: dict[str, Any], key: str) -> str:
                 "this looks like an Azure ML v1 inference config, but it says nothing about the image; add "
                 "'environment' (or condaFile and baseImage)"
             )
-        if "environment" in data and "entryScript" not in data:
-            return "this looks like an Azure ML inference config without 'entryScript'; add it"
-        return f"'{key}' is an Azure ML inference config key, but '{mine}' makes this a layerkit spec"
+        if "entryScript" not in data:
+            return "this looks like an Azure ML v1 inference config without 'entryScript'; add it"
+        return (
+            f"'{key}' is an Azure ML inference config key, but '{mine}' makes this a layerkit spec; write "
+            "the environment in one format"
+        )
     if mine is not None:
         return (
             f"'{key}' is an Azure ML environment key, but '{mine}' makes this a layerkit spec; write the "
