@@ -3,6 +3,8 @@
 # make, gcc (test packages are compiled), Debian's docker.io (dockerd + its BuildKit),
 # docker-registry and debootstrap (the local base image), git (pre-commit and check tests),
 # openssl (test certificates). Installs only what is missing.
+# Then Docker 26 from Debian 13, unpacked into a private prefix under ${LAYERKIT_CACHE:-~/.cache/layerkit}
+# (scripts/services/engine26.sh; nothing installed system-wide, cached after the first run).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
@@ -14,3 +16,4 @@ if ((${#need[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+bash "$(dirname "${BASH_SOURCE[0]}")/services/engine26.sh" >/dev/null

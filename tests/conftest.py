@@ -62,6 +62,15 @@ def services():
 
 
 @pytest.fixture(scope="session")
+def services26():
+    """Docker 26 from Debian 13 (containerd image store), its own registry and base image."""
+    import fixtures_services as fs
+
+    with fs.dockerd26_with_registry() as svc:
+        yield svc
+
+
+@pytest.fixture(scope="session")
 def auth_registry(services):
     """A second loopback registry that needs basic auth (random user and password)."""
     import fixtures_services as fs

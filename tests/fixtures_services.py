@@ -45,9 +45,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_script(*args: str | Path, timeout: float) -> str:
+def run_script(*args: str | Path, timeout: float, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, timeout=timeout, check=False
+        [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **env} if env else None,
     )
     if proc.returncode != 0:
         pytest.fail(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -77,17 +82,19 @@ def registry(root: Path, *, auth: bool = False) -> Iterator[AuthRegistry]:
 
 @contextmanager
 def dockerd_with_registry(
-    base_repo: str = "debian:bookworm", registry_root: Path | None = None
+    base_repo: str = "debian:bookworm", registry_root: Path | None = None, engine: str = "20"
 ) -> Iterator[Services]:
     """base_repo: where the base is pushed in the registry; "library/debian:bookworm" makes the
     registry a Docker Hub mirror for `debian:bookworm` (mirrors.base_registry). registry_root:
-    keep the registry's storage there across runs (the base image, and so its digest, stays)."""
+    keep the registry's storage there across runs (the base image, and so its digest, stays).
+    engine: "20" Debian 12's dockerd 20.10, "26" Docker 26 from Debian 13 (engine26.sh)."""
     require_root()
+    env = {"DOCKERD_ENGINE": engine}
     # Short path under /tmp: containerd's sockets live below --exec-root and unix
     # socket paths are limited to 108 bytes.
     base = Path(tempfile.mkdtemp(prefix="lk-it-", dir="/tmp"))
     try:
-        docker_host = run_script(SERVICES / "dockerd.sh", "start", base / "d", timeout=600)
+        docker_host = run_script(SERVICES / "dockerd.sh", "start", base / "d", timeout=600, env=env)
         try:
             with registry(registry_root or base / "r") as reg:
                 port = reg.address.rsplit(":", 1)[1]
@@ -99,3 +106,10 @@ def dockerd_with_registry(
             subprocess.run([SERVICES / "dockerd.sh", "stop", base / "d"], check=False, timeout=60)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def dockerd26_with_registry() -> Iterator[Services]:
+    """Docker 26 (containerd image store, BuildKit's containerd worker) and a registry."""
+    with dockerd_with_registry(engine="26") as svc:
+        yield svc

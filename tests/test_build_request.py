@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from layerkit.build.client import DaemonInfo, WorkerInfo, capabilities_of
 from layerkit.build.request import Target, is_local_registry, name_tag, repository, solve_args, targets
 from layerkit.errors import SpecError
 
@@ -110,3 +111,31 @@ def test_buildkitd_without_push_exports_no_registry_cache() -> None:
     assert args.exporter_attrs["push"] == "false"
     assert "registry.insecure" not in args.exporter_attrs
     assert all(kind != "registry" for kind, _ in args.cache_exports)
+
+
+def _worker(wid: str, **labels: str) -> WorkerInfo:
+    return WorkerInfo(
+        wid, ("linux/amd64",), {f"org.mobyproject.buildkit.worker.{k}": v for k, v in labels.items()}
+    )
+
+
+def test_capabilities_come_from_the_daemons_workers_not_its_version() -> None:
+    # Docker 20.10 (classic store): its own "moby" worker; moby exporter, inline cache only.
+    old = capabilities_of([_worker("moby", executor="oci")], None, via_docker=True)
+    assert old.embedded_in_docker and not old.pushes_images and old.default_exporter == "moby"
+    # Docker 26 with the containerd store (Debian 13's build reports version v0.0.0+unknown):
+    # BuildKit's containerd worker, which pushes through the image exporter.
+    labels = {"executor": "containerd", "containerd.namespace": "moby", "moby.host-gateway-ip": "<nil>"}
+    new = capabilities_of(
+        [_worker("vddaq664", **labels)], DaemonInfo("", "v0.0.0+unknown", ""), via_docker=True
+    )
+    assert new.embedded_in_docker and new.pushes_images
+    assert "registry" in new.cache_exports and "image" in new.exporters
+    # Docker 26 on the classic store (overlay2): no containerd worker, same as 20.10.
+    classic = capabilities_of(
+        [_worker("moby", executor="oci", **{"moby.host-gateway-ip": "x"})], None, via_docker=True
+    )
+    assert not classic.pushes_images
+    # A standalone buildkitd, whatever its executor.
+    alone = capabilities_of([_worker("w1", executor="oci")], None, via_docker=False)
+    assert not alone.embedded_in_docker and alone.pushes_images

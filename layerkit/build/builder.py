@@ -223,11 +223,13 @@ def _solve_all(
         BuildContext(client, {**rendered.files, **extra}, creds, modes=modes, secrets=secrets) as ctx,
     ):
         caps = client.capabilities()
-        embedded = caps.embedded_in_docker
-        if not embedded and not has_registry:
+        if not caps.embedded_in_docker and not has_registry:
             raise SpecError(
                 "building on a standalone buildkitd needs a registry: set registry.address or --registry"
             )
+        # moby exporter + an Engine API push, unless the daemon's builder pushes itself (buildkitd,
+        # or dockerd's containerd worker when there is a registry to push to).
+        embedded = caps.embedded_in_docker and not (caps.pushes_images and push)
         base_hash = rendered.hash.stages.get("base", main.hash)
         cache_ref = f"{main.repo}-cache:{base_hash}" if has_registry and not embedded else None
         engine = _engine(client) if embedded else None

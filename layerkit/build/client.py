@@ -24,6 +24,7 @@ from layerkit.errors import DaemonError
 LABEL_EXECUTOR = "org.mobyproject.buildkit.worker.executor"
 LABEL_SNAPSHOTTER = "org.mobyproject.buildkit.worker.snapshotter"
 _MOBY_LABEL_PREFIX = "org.mobyproject.buildkit.worker.moby."
+_CONTAINERD_NAMESPACE = "org.mobyproject.buildkit.worker.containerd.namespace"
 
 
 class SolveFailed(DaemonError):
@@ -68,6 +69,12 @@ class Capabilities:
     version: str | None  # None when the daemon predates the Info RPC (< 0.11)
 
     @property
+    def pushes_images(self) -> bool:
+        """The image exporter pushes and the cache goes to a registry (mode=max): buildkitd,
+        and dockerd whose builder is BuildKit's containerd worker (the containerd image store)."""
+        return "image" in self.exporters and "registry" in self.cache_exports
+
+    @property
     def default_exporter(self) -> str:
         # "moby" writes straight into dockerd's image store; buildkitd has no store
         # of its own and pushes/loads through "image".
@@ -77,6 +84,13 @@ class Capabilities:
 # dockerd's classic (graphdriver) image store: only the moby exporter plus the
 # client-side ones; cache can be imported from registries but exported inline only.
 _EMBEDDED = (frozenset({"moby", "local", "tar"}), frozenset({"inline"}), frozenset({"registry"}))
+# dockerd with the containerd image store (the containerd-snapshotter feature): its
+# builder is BuildKit's containerd worker, which has the image exporter and the registry cache.
+_EMBEDDED_CONTAINERD = (
+    frozenset({"moby", "image", "local", "tar"}),
+    frozenset({"inline", "registry", "local"}),
+    frozenset({"registry", "local"}),
+)
 _STANDALONE = (
     frozenset({"image", "oci", "docker", "local", "tar"}),
     frozenset({"inline", "registry", "local"}),
@@ -106,6 +120,27 @@ class SolveResult:
 
 
 StatusCallback = Callable[[control.StatusResponse], None]
+
+
+def capabilities_of(workers: list[WorkerInfo], info: DaemonInfo | None, *, via_docker: bool) -> Capabilities:
+    """What the daemon's own answers (ListWorkers, Info) say it can do; no version guesses."""
+    # Through /grpc we can only ever reach dockerd's own builder; dockerd's worker
+    # is also recognisable directly (id "moby", or worker.moby.* labels in 23+).
+    embedded = via_docker or any(
+        w.id == "moby" or any(k.startswith(_MOBY_LABEL_PREFIX) for k in w.labels) for w in workers
+    )
+    if not embedded:
+        exporters, cache_out, cache_in = _STANDALONE
+    elif workers and all(_containerd_worker(w) for w in workers):
+        exporters, cache_out, cache_in = _EMBEDDED_CONTAINERD
+    else:
+        exporters, cache_out, cache_in = _EMBEDDED
+    return Capabilities(embedded, exporters, cache_out, cache_in, info.version if info else None)
+
+
+def _containerd_worker(w: WorkerInfo) -> bool:
+    """BuildKit's containerd worker (dockerd 20.10's own worker is "moby", executor oci)."""
+    return w.id != "moby" and w.executor == "containerd" and _CONTAINERD_NAMESPACE in w.labels
 
 
 def _platform_str(p: pb.Platform) -> str:
@@ -163,15 +198,9 @@ class BuildkitClient:
         return DaemonInfo(package=v.package, version=v.version, revision=v.revision)
 
     def capabilities(self) -> Capabilities:
-        workers = self.list_workers()
-        info = self.info()
-        # Through /grpc we can only ever reach dockerd's own builder; dockerd's worker
-        # is also recognisable directly (id "moby", or worker.moby.* labels in 23+).
-        embedded = self.transport.address.kind == "docker" or any(
-            w.id == "moby" or any(k.startswith(_MOBY_LABEL_PREFIX) for k in w.labels) for w in workers
+        return capabilities_of(
+            self.list_workers(), self.info(), via_docker=self.transport.address.kind == "docker"
         )
-        exporters, cache_out, cache_in = _EMBEDDED if embedded else _STANDALONE
-        return Capabilities(embedded, exporters, cache_out, cache_in, info.version if info else None)
 
     def solve(
         self,

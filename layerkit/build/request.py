@@ -2,10 +2,12 @@
 
 Pure decisions (no I/O), so each backend's request is unit-tested without a daemon:
 
-- dockerd's embedded BuildKit: ``moby`` exporter (then a push through the Engine API),
+- dockerd's embedded BuildKit on the classic image store: ``moby`` exporter (then a push through the Engine API),
   ``inline`` cache export, cache import through the frontend attr ``cache-from``;
-- standalone buildkitd: ``image`` exporter with ``push=true``, ``registry`` cache export
-  with ``mode=max`` (every intermediate layer) and registry cache imports.
+- standalone buildkitd, and dockerd whose builder is BuildKit's containerd worker (the
+  containerd image store, Docker 24+) when there is a registry to push to: ``image`` exporter
+  with ``push=true``, ``registry`` cache export with ``mode=max`` (every intermediate layer)
+  and registry cache imports. ``embedded`` below means the first kind of request.
 
 Images: ``<address>/<repository>:<hash>`` is the environment; each shareable stage is
 ``<address>/<repository>-<stage>:<stage hash>``, so another environment on the same base

@@ -9,6 +9,11 @@
 # instances can coexist and a test session can throw the whole thing away.
 # Networking is off (no bridge, no iptables): the sandbox has no NAT and tests
 # only need `--network none` containers and a loopback registry.
+#
+# DOCKERD_ENGINE=26: Docker 26 from Debian 13, unpacked by engine26.sh into a private prefix,
+# with the containerd image store (containerd-snapshotter) on overlayfs; the prefix's managed
+# containerd comes first on PATH; the prefix has no runc, so `runc` on PATH is Debian 12's.
+# Unset (or 20): Debian 12's dockerd 20.10, unchanged.
 set -euo pipefail
 
 usage() { echo "usage: $0 start|stop|status DIR" >&2; exit 2; }
@@ -46,6 +51,9 @@ PY
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+engine=${DOCKERD_ENGINE:-20}
+case $engine in 20|26) ;; *) echo "dockerd.sh: DOCKERD_ENGINE must be 20 or 26, not $engine" >&2; exit 2 ;; esac
+
 case $cmd in
   start)
     need_root
@@ -55,10 +63,20 @@ case $cmd in
     rm -f "$pidfile" "$sock"
     # setsid: detach from the caller's process group so a Ctrl-C in the test
     # runner does not kill the daemon mid-write; stop is explicit.
-    setsid dockerd \
-      --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
-      --data-root "$dir/data" --exec-root "$dir/exec" \
-      -H "unix://$sock" --pidfile "$pidfile" >"$log" 2>&1 </dev/null &
+    if [[ $engine == 26 ]]; then
+      prefix=$("$(dirname "${BASH_SOURCE[0]}")/engine26.sh")
+      echo '{"features": {"containerd-snapshotter": true}}' >"$dir/daemon.json"
+      PATH="$prefix/usr/bin:$prefix/usr/sbin:$PATH" setsid "$prefix/usr/sbin/dockerd" \
+        --config-file "$dir/daemon.json" \
+        --iptables=false --ip6tables=false --bridge=none --storage-driver=overlayfs \
+        --data-root "$dir/data" --exec-root "$dir/exec" \
+        -H "unix://$sock" --pidfile "$pidfile" >"$log" 2>&1 </dev/null &
+    else
+      setsid dockerd \
+        --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+        --data-root "$dir/data" --exec-root "$dir/exec" \
+        -H "unix://$sock" --pidfile "$pidfile" >"$log" 2>&1 </dev/null &
+    fi
     deadline=$((SECONDS + start_timeout))
     until answers; do
       if ! kill -0 $! 2>/dev/null; then
