@@ -18,15 +18,22 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fixtures_channels as fx
 
 from layerkit.render.envinstall import RATTLER_VERSION
 from layerkit.resources import cache_dir
+
+if TYPE_CHECKING:
+    from fixtures_services import Services
+
+    from layerkit.build.builder import BuildResult
+    from layerkit.build.progress import Progress
 
 CORELIB_C = """
 const char *corelib_version(void) { return "%s"; }
@@ -190,3 +197,48 @@ def site_layer(site: Site, base_image: str, registry: str | None, installer_imag
     if registry:
         lines.append(f"registry:\n  address: {registry}\n")
     return "".join(lines)
+
+
+# What the build tests install: a program linked against a library, from the site's channel.
+DEPS = ("python=3.11", "datakit=1.0", "mlkit=1.0")
+
+
+def site_spec(
+    folder: Path,
+    site: Site,
+    services: Services,
+    *,
+    repo: str,
+    deps: Sequence[str] = DEPS,
+    registry: str | None = None,
+    extra: str = "",
+    lock: bool = True,
+    base: str | None = None,
+) -> Path:
+    """A spec on the site (its channel, mirror, base and registry), locked unless lock=False."""
+    folder.mkdir(parents=True, exist_ok=True)
+    layer = site_layer(site, base or services.base_image, registry or services.registry)
+    (folder / "site.yaml").write_text(layer + f"  repository: {repo}\n" + extra)
+    spec = folder / "layerkit.yaml"
+    spec.write_text(
+        "name: demo-train\nversion: '1'\nextends: [site.yaml]\n"
+        f"conda:\n  dependencies: {json.dumps(list(deps))}\n"
+        "steps:\n  - run: ['mlkit', '12']\n    stage: final\n"
+    )
+    if lock:
+        proc = subprocess.run(
+            [sys.executable, "-m", "layerkit", "-q", "lock", str(spec)], capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+    return spec
+
+
+def build_spec(spec: Path, services: Services, **kw: object) -> tuple[BuildResult, Progress]:
+    """`api.build` on the services' dockerd, host network (the site is on 127.0.0.1), quiet."""
+    from layerkit import api
+    from layerkit.build.builder import BuildOptions
+    from layerkit.build.progress import Progress
+
+    progress = Progress("quiet")
+    opts = BuildOptions(addr=f"docker://{services.docker_host}", network="host", **kw)  # type: ignore[arg-type]
+    return api.build(spec, options=opts, progress=progress), progress

@@ -18,56 +18,21 @@ from pathlib import Path
 import docker
 import fixtures_build as fb
 import pytest
+from fixtures_build import build_spec as build
+from fixtures_build import site_spec as make_spec
 from fixtures_services import AuthRegistry, Services, free_port
 
 from layerkit import api
-from layerkit.build.builder import BuildOptions, BuildResult
+from layerkit.build.builder import BuildOptions
 from layerkit.build.progress import Progress
 
 pytestmark = pytest.mark.integration
-
-DEPS = ["python=3.11", "datakit=1.0", "mlkit=1.0"]
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fb.Site]:
     with fb.airgap_site(tmp_path_factory.mktemp("site")) as s:
         yield s
-
-
-def make_spec(
-    folder: Path,
-    site: fb.Site,
-    services: Services,
-    *,
-    repo: str,
-    deps: list[str] = DEPS,
-    registry: str | None = None,
-    extra: str = "",
-    lock: bool = True,
-    base: str | None = None,
-) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    layer = fb.site_layer(site, base or services.base_image, registry or services.registry)
-    (folder / "site.yaml").write_text(layer + f"  repository: {repo}\n" + extra)
-    spec = folder / "layerkit.yaml"
-    spec.write_text(
-        "name: demo-train\nversion: '1'\nextends: [site.yaml]\n"
-        f"conda:\n  dependencies: {json.dumps(deps)}\n"
-        "steps:\n  - run: ['mlkit', '12']\n    stage: final\n"
-    )
-    if lock:
-        proc = subprocess.run(
-            [sys.executable, "-m", "layerkit", "-q", "lock", str(spec)], capture_output=True, text=True
-        )
-        assert proc.returncode == 0, proc.stderr
-    return spec
-
-
-def build(spec: Path, services: Services, **kw: object) -> tuple[BuildResult, Progress]:
-    progress = Progress("quiet")
-    opts = BuildOptions(addr=f"docker://{services.docker_host}", network="host", **kw)  # type: ignore[arg-type]
-    return api.build(spec, options=opts, progress=progress), progress
 
 
 def engine(services: Services) -> docker.DockerClient:

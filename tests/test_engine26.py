@@ -7,9 +7,6 @@ exports the registry cache with mode=max. The air-gapped site is the one of test
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -18,45 +15,19 @@ from pathlib import Path
 import docker
 import fixtures_build as fb
 import pytest
+from fixtures_build import build_spec as build
 from fixtures_services import Services
 
-from layerkit import api
-from layerkit.build.builder import BuildOptions, BuildResult
 from layerkit.build.client import BuildkitClient
 from layerkit.build.progress import Progress, is_build_step
 
 pytestmark = pytest.mark.integration
-
-DEPS = ["python=3.11", "datakit=1.0", "mlkit=1.0"]
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fb.Site]:
     with fb.airgap_site(tmp_path_factory.mktemp("site")) as s:
         yield s
-
-
-def make_spec(folder: Path, site: fb.Site, services: Services, repo: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    layer = fb.site_layer(site, services.base_image, services.registry)
-    (folder / "site.yaml").write_text(layer + f"  repository: {repo}\n")
-    spec = folder / "layerkit.yaml"
-    spec.write_text(
-        "name: demo-train\nversion: '1'\nextends: [site.yaml]\n"
-        f"conda:\n  dependencies: {json.dumps(DEPS)}\n"
-        "steps:\n  - run: ['mlkit', '12']\n    stage: final\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "layerkit", "-q", "lock", str(spec)], capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stderr
-    return spec
-
-
-def build(spec: Path, services: Services, **kw: object) -> tuple[BuildResult, Progress]:
-    progress = Progress("quiet")
-    opts = BuildOptions(addr=f"docker://{services.docker_host}", network="host", **kw)  # type: ignore[arg-type]
-    return api.build(spec, options=opts, progress=progress), progress
 
 
 def step_states(progress: Progress) -> dict[str, bool]:
@@ -91,7 +62,7 @@ def test_build_pushes_through_the_image_exporter_then_rebuilds_from_the_registry
     tmp_path: Path, site: fb.Site, services26: Services
 ) -> None:
     repo = f"t/{uuid.uuid4().hex[:8]}"
-    spec = make_spec(tmp_path, site, services26, repo)
+    spec = fb.site_spec(tmp_path, site, services26, repo=repo)
     cold, progress = build(spec, services26)
     assert cold.action == "built" and cold.pushed, cold
     assert cold.digest and cold.digest.startswith("sha256:"), cold
