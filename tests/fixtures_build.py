@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import subprocess
@@ -22,12 +23,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import fixtures_channels as fx
 
 from layerkit.render.envinstall import RATTLER_VERSION
-from layerkit.resources import cache_dir
+from layerkit.resources import cache_dir, data_dir
 
 if TYPE_CHECKING:
     from fixtures_services import Services
@@ -242,3 +244,12 @@ def build_spec(spec: Path, services: Services, **kw: object) -> tuple[BuildResul
     progress = Progress("quiet")
     opts = BuildOptions(addr=f"docker://{services.docker_host}", network="host", **kw)  # type: ignore[arg-type]
     return api.build(spec, options=opts, progress=progress), progress
+
+
+def install_env_module() -> ModuleType:
+    """templates/install_env.py (shipped into the env stage) imported here, to test its functions."""
+    spec = importlib.util.spec_from_file_location("install_env", data_dir("templates") / "install_env.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -5,14 +5,13 @@ as a BuildKit secret (the session's Secrets service, read by install_env.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import grpc
 import pytest
+from fixtures_build import install_env_module
 
 from layerkit import api
 from layerkit.build import session as S
@@ -22,7 +21,6 @@ from layerkit.errors import SpecError
 from layerkit.lock.explicit import parse_explicit
 from layerkit.lock.model import Lock, LockedPackage
 from layerkit.lock.run import lock as run_lock
-from layerkit.resources import data_dir
 from layerkit.spec import channelvars as CV
 from layerkit.spec.load import load_text
 from layerkit.spec.merge import resolve
@@ -163,16 +161,8 @@ def test_the_session_serves_secrets_by_id_and_announces_getsecret() -> None:
     assert ctx.code == grpc.StatusCode.NOT_FOUND
 
 
-def _install_env() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("install_env", data_dir("templates") / "install_env.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_install_env_reads_the_secret_file_and_puts_the_placeholder_back(tmp_path: Path) -> None:
-    ie = _install_env()
+    ie = install_env_module()
     ie.SECRETS_DIR = str(tmp_path / "secrets")
     with pytest.raises(SystemExit, match="no secret CONDA_TOKEN"):
         ie.expand(URL)

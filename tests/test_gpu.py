@@ -5,21 +5,19 @@ asks for GPUs); an engine without GPUs is a clear one-line error."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from fixtures_build import install_env_module
 
 from layerkit import api
 from layerkit.build.runner import RunOptions, run_in_image
 from layerkit.errors import EXIT_ENVIRONMENT, DaemonError
 from layerkit.lock.run import lock_inputs
-from layerkit.resources import data_dir
 from layerkit.spec.load import load_text
 from layerkit.spec.merge import resolve
 from layerkit.spec.validate import Checked, check
@@ -89,14 +87,6 @@ def test_the_unlocked_hash_names_the_cuda_it_solves_for() -> None:
     assert "cuda" not in cpu.parts["packages"]
 
 
-def _install_env() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("install_env", data_dir("templates") / "install_env.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.usefixtures("lock_sandbox")
 def test_the_installer_solves_for_cuda_builds_with_the_override(
     channel: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -112,7 +102,7 @@ def test_the_installer_solves_for_cuda_builds_with_the_override(
     env_file.write_text(rendered.files["environment.yml"])
     e = rendered.plan.env_install
     assert e is not None and e.cuda_override is not None
-    install_env = _install_env()
+    install_env = install_env_module()
 
     def solved_mlkit() -> str:
         records = asyncio.run(install_env._solve(str(env_file), "linux-64"))
