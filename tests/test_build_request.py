@@ -59,7 +59,13 @@ def test_local_registry_detection() -> None:
 def test_dockerd_request_uses_moby_inline_cache_and_cache_from_attr() -> None:
     t = Target(None, H, "localhost:5000/layerkit", ("demo-1",))
     args = solve_args(
-        t, embedded=True, cache_from=["r/b:2", "r/a:1", "r/a:1"], network="host", push=True, cache_ref=None
+        t,
+        embedded=True,
+        cache_from=["r/b:2", "r/a:1", "r/a:1"],
+        network="host",
+        push=True,
+        registry_caches=["r/x-cache:image-1"],
+        export_cache=True,
     )
     assert args.exporter == "moby"
     assert args.exporter_attrs == {"name": f"localhost:5000/layerkit:{H},localhost:5000/layerkit:demo-1"}
@@ -80,7 +86,6 @@ def test_stage_target_and_default_network() -> None:
         cache_from=[],
         network="default",
         push=True,
-        cache_ref=None,
     )
     assert args.frontend_attrs["target"] == "base"
     assert args.frontend_attrs["label:io.layerkit.stage-hash"] == B
@@ -89,28 +94,54 @@ def test_stage_target_and_default_network() -> None:
     assert args.entitlements == ()
 
 
-def test_buildkitd_request_pushes_with_registry_cache_mode_max() -> None:
-    t = Target(None, H, "localhost:5000/layerkit")
-    cache = "localhost:5000/layerkit-cache:" + B
-    args = solve_args(t, embedded=False, cache_from=["localhost:5000/layerkit-base:" + B], network="none",
-                      push=True, cache_ref=cache)  # fmt: skip
-    assert args.exporter == "image"
-    assert args.exporter_attrs == {"name": t.ref, "push": "true", "registry.insecure": "true"}
-    assert ("registry", {"ref": cache, "mode": "max"}) in args.cache_exports
-    assert [a["ref"] for _, a in args.cache_imports] == ["localhost:5000/layerkit-base:" + B, cache]
-    assert json.loads(args.frontend_attrs["cache-imports"])[1] == {
-        "Type": "registry",
-        "Attrs": {"ref": cache},
-    }
-    assert args.entitlements == ()
+def test_targets_name_each_registry_cache_by_its_own_hash() -> None:
+    plan = targets("localhost:5000/team/layerkit", H, {"base": B, "env": E})
+    assert [t.cache_ref for t in plan] == [
+        f"localhost:5000/team/layerkit-cache:image-{H}",
+        f"localhost:5000/team/layerkit-cache:base-{B}",
+        f"localhost:5000/team/layerkit-cache:env-{E}",
+    ]
+    # Another environment on the same base: the base stage's cache is the same one.
+    other = targets("localhost:5000/team/layerkit", "d" * 64, {"base": B, "env": "e" * 64})
+    assert other[1].cache_ref == plan[1].cache_ref and other[2].cache_ref != plan[2].cache_ref
+
+
+def test_buildkitd_request_pushes_with_its_own_registry_cache_mode_max() -> None:
+    plan = targets("localhost:5000/layerkit", H, {"base": B, "env": E})
+    caches = [t.cache_ref for t in plan]
+    stage_image = "localhost:5000/layerkit-base:" + B
+    for t in plan:
+        args = solve_args(t, embedded=False, cache_from=[stage_image], network="none", push=True,
+                          registry_caches=caches, export_cache=True)  # fmt: skip
+        assert args.exporter == "image"
+        assert args.exporter_attrs == {"name": t.ref, "push": "true", "registry.insecure": "true"}
+        # Each solve writes only its own cache, and reads every target's.
+        assert [a for k, a in args.cache_exports if k == "registry"] == [{"ref": t.cache_ref, "mode": "max"}]
+        assert [a["ref"] for _, a in args.cache_imports] == [stage_image, *sorted(caches)]
+        assert json.loads(args.frontend_attrs["cache-imports"])[1] == {
+            "Type": "registry",
+            "Attrs": {"ref": sorted(caches)[0]},
+        }
+        assert args.entitlements == ()
 
 
 def test_buildkitd_without_push_exports_no_registry_cache() -> None:
-    t = Target(None, H, "registry.example.com/layerkit")
-    args = solve_args(t, embedded=False, cache_from=[], network="default", push=False, cache_ref="x/c:1")
+    t = targets("registry.example.com/layerkit", H, {})[0]
+    args = solve_args(t, embedded=False, cache_from=[], network="default", push=False,
+                      registry_caches=[t.cache_ref], export_cache=True)  # fmt: skip
     assert args.exporter_attrs["push"] == "false"
     assert "registry.insecure" not in args.exporter_attrs
     assert all(kind != "registry" for kind, _ in args.cache_exports)
+    assert args.cache_imports == (("registry", {"ref": t.cache_ref}),)
+
+
+def test_dockerd_moby_request_ignores_registry_caches() -> None:
+    # dockerd 20.10 (moby exporter) can neither export nor be handed registry caches.
+    t = targets("localhost:5000/layerkit", H, {})[0]
+    args = solve_args(t, embedded=True, cache_from=[], network="default", push=True,
+                      registry_caches=[t.cache_ref], export_cache=True)  # fmt: skip
+    assert args.cache_imports == () and args.cache_exports == (("inline", {}),)
+    assert "cache-from" not in args.frontend_attrs
 
 
 def _worker(wid: str, **labels: str) -> WorkerInfo:
@@ -139,3 +170,12 @@ def test_capabilities_come_from_the_daemons_workers_not_its_version() -> None:
     # A standalone buildkitd, whatever its executor.
     alone = capabilities_of([_worker("w1", executor="oci")], None, via_docker=False)
     assert not alone.embedded_in_docker and alone.pushes_images
+
+
+def test_copy_link_comes_from_the_info_answer_or_the_probe() -> None:
+    moby = [_worker("moby", executor="oci")]
+    # A daemon that answers Info (BuildKit 0.11+) has a frontend with COPY --link (0.10+).
+    assert capabilities_of(moby, DaemonInfo("", "v0.0.0+unknown", ""), via_docker=True).copy_link
+    # Without Info the probe solve decides: Docker 20.10's frontend refuses the flag.
+    assert not capabilities_of(moby, None, via_docker=True, copy_link=False).copy_link
+    assert capabilities_of(moby, None, via_docker=True, copy_link=True).copy_link

@@ -18,6 +18,7 @@ import pytest
 from fixtures_build import build_spec as build
 from fixtures_services import Services
 
+from layerkit.build.builder import BuildResult
 from layerkit.build.client import BuildkitClient
 from layerkit.build.progress import Progress, is_build_step
 
@@ -34,20 +35,46 @@ def step_states(progress: Progress) -> dict[str, bool]:
     return {s.name: s.cached for s in progress.steps.values() if s.phase == "image" and is_build_step(s.name)}
 
 
-def in_registry(services: Services, ref: str) -> bool:
-    repo_tag = ref.split("/", 1)[1]
-    repo, tag = repo_tag.rsplit(":", 1)
-    req = urllib.request.Request(
-        f"http://{services.registry}/v2/{repo}/manifests/{tag}",
-        method="HEAD",
-        headers={"Accept": "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
-                 "application/vnd.docker.distribution.manifest.v2+json"},
-    )  # fmt: skip
+MANIFESTS = (
+    "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.v2+json"
+)
+
+
+def _manifest(services: Services, ref: str, method: str, reference: str | None = None) -> str | None:
+    """The digest the registry answers for `ref` (HEAD), or after DELETE by `reference`."""
+    repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
+    url = f"http://{services.registry}/v2/{repo}/manifests/{reference or tag}"
+    req = urllib.request.Request(url, method=method, headers={"Accept": MANIFESTS})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
-            return int(resp.status) == 200
+            return str(resp.headers.get("Docker-Content-Digest") or reference)
     except urllib.error.HTTPError:
-        return False
+        return None
+
+
+def in_registry(services: Services, ref: str) -> bool:
+    return _manifest(services, ref, "HEAD") is not None
+
+
+def delete_from_registry(services: Services, ref: str) -> None:
+    digest = _manifest(services, ref, "HEAD")
+    assert digest and _manifest(services, ref, "DELETE", digest), ref
+    assert not in_registry(services, ref), ref
+
+
+def cache_refs(services: Services, repo: str, result: BuildResult) -> dict[str, str]:
+    """Each target's registry cache: `<repo>-cache:<image|base|env>-<that target's hash>`."""
+    hashes = {"image": result.hash} | {s: ref.rsplit(":", 1)[1] for s, ref in result.stages.items()}
+    return {label: f"{services.registry}/{repo}-cache:{label}-{h}" for label, h in hashes.items()}
+
+
+def empty_engine(services: Services) -> None:
+    """No image and no BuildKit cache record left in the engine."""
+    client = docker.DockerClient(base_url=services.docker_host)
+    for image in client.images.list():
+        client.images.remove(image.id, force=True)
+    client.api.prune_builds(all=True)
 
 
 def test_docker26_builder_pushes_images_and_registry_cache(services26: Services) -> None:
@@ -69,18 +96,43 @@ def test_build_pushes_through_the_image_exporter_then_rebuilds_from_the_registry
     # The image exporter pushed: no Engine API push round trip was timed.
     assert not [k for k in cold.timings if k.startswith("push ")], cold.timings
     assert not any(step_states(progress).values()), step_states(progress)
-    base_hash = cold.stages["base"].rsplit(":", 1)[1]
-    for ref in (cold.image, *cold.stages.values(), f"{services26.registry}/{repo}-cache:{base_hash}"):
+    for ref in (cold.image, *cold.stages.values(), *cache_refs(services26, repo, cold)):
         assert in_registry(services26, ref), ref
     client = docker.DockerClient(base_url=services26.docker_host)
     ran = client.containers.run(cold.image, ["mlkit", "12"], remove=True, network_mode="none")
     assert "fib(12) = 144" in bytes(ran).decode()
 
-    # Nothing left in the engine: no image, no BuildKit cache record.
-    for image in client.images.list():
-        client.images.remove(image.id, force=True)
-    client.api.prune_builds(all=True)
+    empty_engine(services26)
     warm, progress = build(spec, services26, force=True)
     states = step_states(progress)
     assert states and all(states.values()), states
     assert warm.hash == cold.hash and warm.pushed
+
+
+def test_a_base_only_change_finds_the_env_steps_in_the_env_stage_registry_cache(
+    tmp_path: Path, site: fb.Site, services26: Services
+) -> None:
+    repo = f"t/{uuid.uuid4().hex[:8]}"
+    first, _ = build(fb.site_spec(tmp_path / "a", site, services26, repo=repo), services26)
+    caches = cache_refs(services26, repo, first)
+    assert set(caches) == {"image", "base", "env"}
+    for ref in caches.values():
+        assert in_registry(services26, ref), ref
+    # Only the base changes: a step of its own. The env stage keeps its hash, so its cache.
+    own = f"steps:\n  - run: ['sh', '-c', 'echo {uuid.uuid4().hex} > /etc/base-marker']\n    stage: base\n"
+    spec = fb.site_spec(tmp_path / "b", site, services26, repo=repo, extra=own)
+    # The env stage image goes too (its inline cache would also hold the env steps), and the
+    # engine keeps nothing: the env stage's registry cache is the only place they can come from.
+    delete_from_registry(services26, first.stages["env"])
+    empty_engine(services26)
+    second, progress = build(spec, services26)
+    assert second.stages["base"] != first.stages["base"] and second.stages["env"] == first.stages["env"]
+    states = step_states(progress)
+    env = {n: c for n, c in states.items() if n.startswith("[env ")}
+    assert len(env) >= 4 and all(env.values()), states
+    assert not states[next(n for n in states if "base-marker" in n)], "the new base step ran"
+    client = docker.DockerClient(base_url=services26.docker_host)
+    ran = client.containers.run(second.image, ["mlkit", "12"], remove=True, network_mode="none")
+    assert "fib(12) = 144" in bytes(ran).decode()
+    # The env stage image was made again from its cache and pushed under the same name.
+    assert in_registry(services26, first.stages["env"])

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from layerkit.build.compat import without_copy_link
 from layerkit.build.lookup import Registries, credentials_for, layout, locate, registries_for
 from layerkit.build.request import Network, Target, solve_args
 from layerkit.errors import RegistryError, SpecError
@@ -218,65 +219,75 @@ def _solve_all(
         result.warnings.append(f"warning: {main.ref} is not pushed: its registry is unreachable")
 
     secrets = build_secrets(rendered)
-    with (
-        BuildkitClient(opts.addr, tls=opts.tls) as client,
-        BuildContext(client, {**rendered.files, **extra}, creds, modes=modes, secrets=secrets) as ctx,
-    ):
+    files: dict[str, str | bytes] = {**rendered.files, **extra}
+    with BuildkitClient(opts.addr, tls=opts.tls) as client:
         caps = client.capabilities()
         if not caps.embedded_in_docker and not has_registry:
             raise SpecError(
                 "building on a standalone buildkitd needs a registry: set registry.address or --registry"
             )
+        if not caps.copy_link:
+            files["Dockerfile"], removed = without_copy_link(rendered.dockerfile)
+            if removed:
+                progress.message(
+                    "note: this engine's Dockerfile frontend has no COPY --link (BuildKit < 0.10): "
+                    "building without it; a base change then also re-copies the environment"
+                )
         # moby exporter + an Engine API push, unless the daemon's builder pushes itself (buildkitd,
         # or dockerd's containerd worker when there is a registry to push to).
         embedded = caps.embedded_in_docker and not (caps.pushes_images and push)
-        base_hash = rendered.hash.stages.get("base", main.hash)
-        cache_ref = f"{main.repo}-cache:{base_hash}" if has_registry and not embedded else None
+        # Every target's registry cache that exists: a base-only change still finds the env
+        # stage's (its hash did not move), a rebuild of this hash finds the image's.
+        caches = [
+            t.cache_ref for t in plan if has_registry and not embedded and registries.exists(t.cache_ref)
+        ]
         engine = _engine(client) if embedded else None
-        try:
-            for target in plan:
-                if target.stage and (existing[target.stage] or not push):
-                    continue  # stage images only matter in a registry
-                progress.phase(target.label)
-                t0 = time.monotonic()
-                args = solve_args(
-                    target,
-                    embedded=embedded,
-                    cache_from=cache_from,
-                    network=opts.network,
-                    push=push,
-                    cache_ref=cache_ref,
-                )
-                res = client.solve(
-                    frontend="dockerfile.v0",
-                    frontend_attrs=args.frontend_attrs,
-                    frontend_inputs=ctx.inputs,
-                    session=ctx.session_id,
-                    exporter=args.exporter,
-                    exporter_attrs=args.exporter_attrs,
-                    cache_imports=args.cache_imports,
-                    cache_exports=args.cache_exports,
-                    entitlements=args.entitlements,
-                    on_status=progress,
-                    masked=secrets,
-                )
-                result.timings[f"solve {target.label}"] = round(time.monotonic() - t0, 3)
-                t0 = time.monotonic()
-                if target.stage is None:
-                    result.digest = res.exporter_response.get("containerimage.digest")
-                if engine is not None and push:
-                    for ref in target.refs:
-                        progress.message(f"pushing {ref}")
-                        engine.push(ref, creds(ImageRef.parse(ref).registry))
-                    result.timings[f"push {target.label}"] = round(time.monotonic() - t0, 3)
-                if target.stage:
-                    result.stages[target.stage] = target.ref
-            if engine is not None and not push:
-                info = engine.image(main.ref)
-                result.size = int(info["Size"]) if info else None
-        finally:
-            if engine is not None:
-                engine.close()
+        with BuildContext(client, files, creds, modes=modes, secrets=secrets) as ctx:
+            try:
+                for target in plan:
+                    if target.stage and (existing[target.stage] or not push):
+                        continue  # stage images only matter in a registry
+                    progress.phase(target.label)
+                    t0 = time.monotonic()
+                    args = solve_args(
+                        target,
+                        embedded=embedded,
+                        cache_from=cache_from,
+                        network=opts.network,
+                        push=push,
+                        registry_caches=caches,
+                        export_cache=has_registry and not embedded,
+                    )
+                    res = client.solve(
+                        frontend="dockerfile.v0",
+                        frontend_attrs=args.frontend_attrs,
+                        frontend_inputs=ctx.inputs,
+                        session=ctx.session_id,
+                        exporter=args.exporter,
+                        exporter_attrs=args.exporter_attrs,
+                        cache_imports=args.cache_imports,
+                        cache_exports=args.cache_exports,
+                        entitlements=args.entitlements,
+                        on_status=progress,
+                        masked=secrets,
+                    )
+                    result.timings[f"solve {target.label}"] = round(time.monotonic() - t0, 3)
+                    t0 = time.monotonic()
+                    if target.stage is None:
+                        result.digest = res.exporter_response.get("containerimage.digest")
+                    if engine is not None and push:
+                        for ref in target.refs:
+                            progress.message(f"pushing {ref}")
+                            engine.push(ref, creds(ImageRef.parse(ref).registry))
+                        result.timings[f"push {target.label}"] = round(time.monotonic() - t0, 3)
+                    if target.stage:
+                        result.stages[target.stage] = target.ref
+                if engine is not None and not push:
+                    info = engine.image(main.ref)
+                    result.size = int(info["Size"]) if info else None
+            finally:
+                if engine is not None:
+                    engine.close()
     for t in plan[1:]:
         if existing[t.stage] and t.stage:
             result.stages[t.stage] = t.ref

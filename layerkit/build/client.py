@@ -67,6 +67,8 @@ class Capabilities:
     cache_exports: frozenset[str]
     cache_imports: frozenset[str]
     version: str | None  # None when the daemon predates the Info RPC (< 0.11)
+    # Its built-in Dockerfile frontend takes `COPY --link` (Docker 20.10's refuses the flag).
+    copy_link: bool
 
     @property
     def pushes_images(self) -> bool:
@@ -120,10 +122,16 @@ class SolveResult:
 
 
 StatusCallback = Callable[[control.StatusResponse], None]
+_LINK_PROBE = "FROM scratch\nCOPY --link probe /probe\n"
+_NO_LINK = "unknown flag: link"  # BuildKit 0.8's parser: "dockerfile parse error line 2: Unknown flag: link"
 
 
-def capabilities_of(workers: list[WorkerInfo], info: DaemonInfo | None, *, via_docker: bool) -> Capabilities:
-    """What the daemon's own answers (ListWorkers, Info) say it can do; no version guesses."""
+def capabilities_of(
+    workers: list[WorkerInfo], info: DaemonInfo | None, *, via_docker: bool, copy_link: bool | None = None
+) -> Capabilities:
+    """What the daemon's own answers (ListWorkers, Info, a probe solve) say it can do; no
+    version guesses. ``copy_link``: the probe's answer, asked only of a daemon without Info:
+    one that answers Info (BuildKit 0.11+) has a frontend that takes `COPY --link` (0.10+)."""
     # Through /grpc we can only ever reach dockerd's own builder; dockerd's worker
     # is also recognisable directly (id "moby", or worker.moby.* labels in 23+).
     embedded = via_docker or any(
@@ -135,7 +143,8 @@ def capabilities_of(workers: list[WorkerInfo], info: DaemonInfo | None, *, via_d
         exporters, cache_out, cache_in = _EMBEDDED_CONTAINERD
     else:
         exporters, cache_out, cache_in = _EMBEDDED
-    return Capabilities(embedded, exporters, cache_out, cache_in, info.version if info else None)
+    link = info is not None or bool(copy_link)
+    return Capabilities(embedded, exporters, cache_out, cache_in, info.version if info else None, link)
 
 
 def _containerd_worker(w: WorkerInfo) -> bool:
@@ -198,9 +207,30 @@ class BuildkitClient:
         return DaemonInfo(package=v.package, version=v.version, revision=v.revision)
 
     def capabilities(self) -> Capabilities:
+        workers, info = self.list_workers(), self.info()
         return capabilities_of(
-            self.list_workers(), self.info(), via_docker=self.transport.address.kind == "docker"
+            workers,
+            info,
+            via_docker=self.transport.address.kind == "docker",
+            copy_link=None if info is not None else self.takes_copy_link(),
         )
+
+    def takes_copy_link(self) -> bool:
+        """Whether the built-in Dockerfile frontend accepts `COPY --link`: a solve of a
+        two-line Dockerfile (FROM scratch, one linked empty file), exported nowhere."""
+        from layerkit.build.llb import dockerfile_inputs
+
+        try:
+            self.solve(
+                frontend="dockerfile.v0",
+                frontend_inputs=dockerfile_inputs(_LINK_PROBE, {"probe": b""}),
+                timeout=self._timeout,
+            )
+        except SolveFailed as exc:
+            if _NO_LINK in str(exc).lower():
+                return False
+            raise
+        return True
 
     def solve(
         self,

@@ -65,6 +65,12 @@ def is_build_step(name: str) -> bool:
     return not name.split("] ", 1)[1].startswith("FROM ")
 
 
+def step_of(name: str) -> str:
+    """The Dockerfile step a build-step vertex belongs to (``[env 3/7]``): `COPY --link` is two
+    vertexes (the copy, then ``LINK COPY …`` laying it over the layers below) and one step."""
+    return name.split("] ", 1)[0] + "]"
+
+
 class Progress:
     """Callback for ``BuildkitClient.solve(on_status=...)``; one per build, across solves."""
 
@@ -177,9 +183,13 @@ class Progress:
 
     # -- counts for the result -------------------------------------------------------------
     def counts(self, phase: str) -> tuple[int, int]:
-        """(cached, total) over the Dockerfile steps of one solve."""
-        build = [s for s in self.steps.values() if s.phase == phase and is_build_step(s.name)]
-        return sum(1 for s in build if s.cached), len(build)
+        """(cached, total) over the Dockerfile steps of one solve; a step is cached when all
+        of its vertexes are."""
+        cached: dict[str, bool] = {}
+        for s in self.steps.values():
+            if s.phase == phase and is_build_step(s.name):
+                cached[step_of(s.name)] = cached.get(step_of(s.name), True) and s.cached
+        return sum(cached.values()), len(cached)
 
     def _print(self, text: str) -> None:
         if self._live is not None:

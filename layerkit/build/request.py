@@ -9,6 +9,11 @@ Pure decisions (no I/O), so each backend's request is unit-tested without a daem
   with ``push=true``, ``registry`` cache export with ``mode=max`` (every intermediate layer)
   and registry cache imports. ``embedded`` below means the first kind of request.
 
+Registry caches are per target: each solve exports to its own ``<repository>-cache:<label>-<hash>``
+(label ``image``, ``base`` or ``env``; hash that target's content hash) and imports those of
+every target of the build. A base-only change leaves the env stage's hash, so its cache, as it
+was; a name never moves to other content, so no export can feed a later build wrong layers.
+
 Images: ``<address>/<repository>:<hash>`` is the environment; each shareable stage is
 ``<address>/<repository>-<stage>:<stage hash>``, so another environment on the same base
 (same stage hash) finds it in the registry. Without a registry address, images stay in
@@ -41,6 +46,7 @@ class Target:
     hash: str
     repo: str  # "localhost:5000/team/layerkit" or, registry-less, "layerkit"
     extra_tags: tuple[str, ...] = ()
+    cache_repo: str = ""  # where registry caches go: "<environment's repository>-cache"
 
     @property
     def ref(self) -> str:
@@ -53,6 +59,11 @@ class Target:
     @property
     def label(self) -> str:
         return self.stage or "image"
+
+    @property
+    def cache_ref(self) -> str:
+        """This target's registry cache (mode=max), named by its own hash."""
+        return f"{self.cache_repo or self.repo + '-cache'}:{self.label}-{self.hash}"
 
 
 @dataclass(frozen=True)
@@ -85,10 +96,11 @@ def targets(
     repo: str, env_hash: str, stage_hashes: dict[str, str], extra_tags: Sequence[str] = ()
 ) -> list[Target]:
     """The environment first (its solve shows what really ran), then its shared stages."""
-    out = [Target(None, env_hash, repo, tuple(extra_tags))]
+    cache = f"{repo}-cache"
+    out = [Target(None, env_hash, repo, tuple(extra_tags), cache)]
     for stage in SHARED_STAGES:
         if stage in stage_hashes:
-            out.append(Target(stage, stage_hashes[stage], f"{repo}-{stage}"))
+            out.append(Target(stage, stage_hashes[stage], f"{repo}-{stage}", cache_repo=cache))
     return out
 
 
@@ -104,12 +116,14 @@ def solve_args(
     cache_from: Sequence[str],
     network: Network,
     push: bool,
-    cache_ref: str | None,
+    registry_caches: Sequence[str] = (),
+    export_cache: bool = False,
 ) -> SolveArgs:
     """Frontend, exporter and cache settings for one ``dockerfile.v0`` solve.
 
-    ``cache_from``: image refs known to exist (stage images, a previous build); with
-    buildkitd also ``cache_ref``, the registry cache (mode=max) to import and export.
+    ``cache_from``: image refs known to exist (stage images, a previous build). Without the
+    moby exporter also ``registry_caches``, the registry caches known to exist (imported),
+    and with ``export_cache`` and a push, this target's own (``Target.cache_ref``, mode=max).
     """
     attrs = {"filename": "Dockerfile"}
     if target.stage:
@@ -136,10 +150,9 @@ def solve_args(
         exp_attrs = {"name": ",".join(target.refs), "push": "true" if push else "false"}
         if push and is_local_registry(target.repo):
             exp_attrs["registry.insecure"] = "true"
-        if cache_ref:
-            imports.append(("registry", {"ref": cache_ref}))
-            if push:
-                exports.append(("registry", {"ref": cache_ref, "mode": "max"}))
+        imports += [("registry", {"ref": ref}) for ref in sorted(set(registry_caches) - set(cache_from))]
+        if export_cache and push:
+            exports.append(("registry", {"ref": target.cache_ref, "mode": "max"}))
         exports.append(("inline", {}))
         if imports:
             # Newer dockerfile frontends read the imports from this attr for their own solves.

@@ -11,7 +11,7 @@ import jinja2
 from layerkit import __version__
 from layerkit.hashing.content import HASH_SCHEMA, HashResult
 from layerkit.render.envvars import quote
-from layerkit.render.plan import ENV_PREFIX, MANYLINUX_FILE, RenderPlan
+from layerkit.render.plan import ENV_PREFIX, RenderPlan
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
@@ -57,16 +57,6 @@ def labels(plan: RenderPlan, h: HashResult) -> list[tuple[str, str]]:
 
 def render_dockerfile(plan: RenderPlan, h: HashResult) -> str:
     e = plan.env_install
-    env_files = ""
-    if e is not None:
-        names = [e.conda_file] + ([e.pip_file] if e.pip_file else [])
-        if e.installer == "rattler":
-            names.append("install_env.py")
-        if e.pip_file or plan.image_pip:
-            names.append(MANYLINUX_FILE)
-        if e.pip_secrets:
-            names.append("expand_secrets.py")
-        env_files = " ".join(sorted(names))
     pip_index = f" --index-url {shlex.quote(e.pip_index)}" if e is not None and e.pip_index else ""
     text = (
         _env()
@@ -79,7 +69,6 @@ def render_dockerfile(plan: RenderPlan, h: HashResult) -> str:
             hash_schema=HASH_SCHEMA,
             base_alias=plan.base_alias,
             prefix=ENV_PREFIX,
-            env_files=env_files,
             pip_index_opt=pip_index,
             labels=labels(plan, h),
         )

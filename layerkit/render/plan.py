@@ -29,6 +29,8 @@ from layerkit.spec.models import Features, Runtime
 from layerkit.spec.validate import Checked
 
 ENV_PREFIX = "/opt/env"
+MPI_PREFIX = "/opt/mpi"
+FETCH_INSTALLER = "fetch_installer.py"
 # PEP 600 hook, on PYTHONPATH for the env stage's pip: which manylinux wheels run on the base.
 MANYLINUX_FILE = "_manylinux.py"
 MANYLINUX = """\
@@ -58,6 +60,18 @@ class _Model(BaseModel):
 class CommandStep(_Model):
     instruction: Literal["RUN"]
     text: str  # shell line (validated) or exec-form JSON array
+
+
+class CopyStep(_Model):
+    """A COPY of layerkit's: context files, or a path of stage ``from_stage``, to ``dest``."""
+
+    sources: tuple[str, ...]
+    dest: str
+    from_stage: str | None = None
+    # --link: the layer is made on its own and laid over the layers below, so it survives a
+    # change there (the same blob, not re-copied). A linked copy writes dest's parent folders
+    # itself (root, 0755) and cannot follow a symlink among them: so only into /opt.
+    link: bool
 
 
 class RenderPlan(_Model):
@@ -90,6 +104,12 @@ class RenderPlan(_Model):
     features: Features
     context_files: tuple[tuple[str, str], ...]  # (name, content), sorted
     image_pip: tuple[str, ...]  # pip packages the flavour brings (ONNX Runtime)
+    # The env stage's COPYs (_env_copies): conda/micromamba's fetch_installer.py, then the
+    # installer's own files, then the lock and requirements.
+    installer_copy: CopyStep | None
+    env_copies: tuple[CopyStep, ...]
+    env_copy: CopyStep | None  # the finished prefix into the runtime stage
+    mpi_copy: CopyStep | None  # /opt/mpi, built in the base stage, into a runtime image
     cuda_apt: CudaAptPlan | None = None  # CUDA installed in the base stage (render/cuda_apt.py)
     user_context: UserContext | None = None  # files the base Dockerfile's COPY/ADD read
 
@@ -151,11 +171,45 @@ def _context_files(
         files.append((MANYLINUX_FILE, MANYLINUX.format(major=major, minor=minor)))
     from layerkit.resources import data_dir
 
-    scripts = ["install_env.py" if env.installer == "rattler" else "fetch_installer.py"]
-    if env.pip_secrets:
-        scripts.append("expand_secrets.py")
+    scripts = [n for n in _env_scripts(env, image_pip) if n != MANYLINUX_FILE]
+    if env.installer != "rattler":
+        scripts.append(FETCH_INSTALLER)
     files += [(name, (data_dir("templates") / name).read_text(encoding="utf-8")) for name in scripts]
     return files
+
+
+def _env_scripts(env: EnvInstall, image_pip: bool) -> tuple[str, ...]:
+    """The env stage's own files: the same for every lock of a layerkit version and base."""
+    names = ["install_env.py"] if env.installer == "rattler" else []
+    if env.pip_file or image_pip:
+        names.append(MANYLINUX_FILE)
+    if env.pip_secrets:
+        names.append("expand_secrets.py")
+    return tuple(sorted(names))
+
+
+def _env_copies(
+    env: EnvInstall | None, image_pip: bool, mpi_to_runtime: bool
+) -> tuple[CopyStep | None, tuple[CopyStep, ...], CopyStep | None, CopyStep | None]:
+    """(installer_copy, env_copies, env_copy, mpi_copy) of the RenderPlan.
+
+    The installer's own files come before the lock, so a lock change re-copies only the lock.
+    Those copies go to the env stage's work folder under /tmp and are not linked: a linked
+    copy would re-create /tmp as 0755 (losing its sticky bit), and the install RUN after them
+    re-runs on any change below anyway. The copies into /opt are linked: a base change then
+    re-copies neither the environment nor MPI.
+    """
+    mpi = CopyStep(sources=(MPI_PREFIX,), dest=MPI_PREFIX, from_stage="base", link=True)
+    if env is None:
+        return None, (), None, mpi if mpi_to_runtime else None
+    fetch = (
+        CopyStep(sources=(FETCH_INSTALLER,), dest="./", link=False) if env.installer != "rattler" else None
+    )
+    scripts = _env_scripts(env, image_pip)
+    inputs = (env.conda_file, *((env.pip_file,) if env.pip_file else ()))
+    copies = tuple(CopyStep(sources=names, dest="./", link=False) for names in (scripts, inputs) if names)
+    prefix = CopyStep(sources=(ENV_PREFIX,), dest=ENV_PREFIX, from_stage="env", link=True)
+    return fetch, copies, prefix, mpi if mpi_to_runtime else None
 
 
 def _hashes_all_or_none(checked: Checked, requirements: tuple[str, ...]) -> None:
@@ -228,6 +282,9 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
     env = env_values(dict(image.env) if image else {}, fronts, spec.env or {})
     image_pip = tuple(sorted(image.pip)) if image and managed else ()
     files = _context_files(checked, env_install, lock, platform, bool(image_pip))
+    installer_copy, env_copies, env_copy, mpi_copy = _env_copies(
+        env_install, bool(image_pip), bool(mpi and runtime_ref)
+    )
     return RenderPlan(
         managed=managed,
         sources=tuple(_rel_sources(checked)),
@@ -255,6 +312,10 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
         features=feats,
         context_files=tuple(sorted(files)),
         image_pip=image_pip,
+        installer_copy=installer_copy,
+        env_copies=env_copies,
+        env_copy=env_copy,
+        mpi_copy=mpi_copy,
         cuda_apt=cuda_apt_plan(image) if base_dockerfile is None else None,
         user_context=user_context,
     )

@@ -58,7 +58,8 @@ FROM python:3.12-slim-bookworm@sha256:0f5b26b9518d002b6173fd61daad821fa340635ebf
 WORKDIR /tmp/layerkit
 RUN python3 -m venv /opt/installer \
     && /opt/installer/bin/pip install --no-cache-dir py-rattler==0.28.0
-COPY environment.yml install_env.py ./
+COPY install_env.py ./
+COPY environment.yml ./
 ENV CONDA_OVERRIDE_CUDA="10.1.105" CONDA_OVERRIDE_GLIBC="2.27"
 RUN --mount=type=cache,id=layerkit-rattler-pkgs-linux-64,target=/var/cache/layerkit/rattler /opt/installer/bin/python install_env.py --prefix /opt/env --spec environment.yml --platform linux-64 --cache-dir /var/cache/layerkit/rattler \
     && find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
@@ -66,7 +67,7 @@ RUN --mount=type=cache,id=layerkit-rattler-pkgs-linux-64,target=/var/cache/layer
     && chmod -R a+rX /opt/env/conda-meta
 
 FROM base AS runtime
-COPY --from=env /opt/env /opt/env
+COPY --link --from=env /opt/env /opt/env
 ENV PATH="/opt/env/bin:${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"
 LABEL io.layerkit.hash="909fc20e44dabdfe1388737b190d411c596766fe70b21f4bfb1074c581b2e934" \
       io.layerkit.hash-schema="1" \

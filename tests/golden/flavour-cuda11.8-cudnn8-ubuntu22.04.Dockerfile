@@ -14,7 +14,8 @@ FROM python:3.12-slim-bookworm@sha256:0f5b26b9518d002b6173fd61daad821fa340635ebf
 WORKDIR /tmp/layerkit
 RUN python3 -m venv /opt/installer \
     && /opt/installer/bin/pip install --no-cache-dir py-rattler==0.28.0
-COPY environment.yml install_env.py ./
+COPY install_env.py ./
+COPY environment.yml ./
 ENV CONDA_OVERRIDE_CUDA="11.8.0" CONDA_OVERRIDE_GLIBC="2.35"
 RUN --mount=type=cache,id=layerkit-rattler-pkgs-linux-64,target=/var/cache/layerkit/rattler /opt/installer/bin/python install_env.py --prefix /opt/env --spec environment.yml --platform linux-64 --cache-dir /var/cache/layerkit/rattler \
     && find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
@@ -28,7 +29,7 @@ RUN (getent group 1000 >/dev/null || groupadd --gid 1000 app) \
     && (id -u app >/dev/null 2>&1 || useradd --uid 1000 --gid 1000 --create-home --shell /bin/sh app) \
     && mkdir -p /app \
     && chown 1000:1000 /app
-COPY --from=env /opt/env /opt/env
+COPY --link --from=env /opt/env /opt/env
 ENV PATH="/opt/env/bin:${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"
 LABEL io.layerkit.hash="288f3b91c93da705685c0bb8e666202f84a06c55e7edb3242a5e528695c88c89" \
       io.layerkit.hash-schema="1" \

@@ -28,7 +28,8 @@ FROM python:3.12-slim-bookworm@sha256:0f5b26b9518d002b6173fd61daad821fa340635ebf
 WORKDIR /tmp/layerkit
 RUN python3 -m venv /opt/installer \
     && /opt/installer/bin/pip install --no-cache-dir py-rattler==0.28.0
-COPY environment.yml install_env.py ./
+COPY install_env.py ./
+COPY environment.yml ./
 ENV CONDA_OVERRIDE_GLIBC="2.23"
 RUN --mount=type=cache,id=layerkit-rattler-pkgs-linux-64,target=/var/cache/layerkit/rattler /opt/installer/bin/python install_env.py --prefix /opt/env --spec environment.yml --platform linux-64 --cache-dir /var/cache/layerkit/rattler \
     && find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
@@ -36,7 +37,7 @@ RUN --mount=type=cache,id=layerkit-rattler-pkgs-linux-64,target=/var/cache/layer
     && chmod -R a+rX /opt/env/conda-meta
 
 FROM base AS runtime
-COPY --from=env /opt/env /opt/env
+COPY --link --from=env /opt/env /opt/env
 ENV I_MPI_ROOT="/opt/mpi/compilers_and_libraries_2018.3.222/linux/mpi" \
     LD_LIBRARY_PATH="/opt/mpi/lib:/opt/mpi/compilers_and_libraries_2018.3.222/linux/mpi/intel64/lib${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}" \
     PATH="/opt/env/bin:/opt/mpi/compilers_and_libraries_2018.3.222/linux/mpi/intel64/bin:${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"

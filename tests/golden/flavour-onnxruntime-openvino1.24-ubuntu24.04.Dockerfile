@@ -14,7 +14,8 @@ FROM python:3.12-slim-bookworm@sha256:0f5b26b9518d002b6173fd61daad821fa340635ebf
 WORKDIR /tmp/layerkit
 RUN python3 -m venv /opt/installer \
     && /opt/installer/bin/pip install --no-cache-dir py-rattler==0.28.0
-COPY _manylinux.py environment.yml install_env.py ./
+COPY _manylinux.py install_env.py ./
+COPY environment.yml ./
 ENV CONDA_OVERRIDE_GLIBC="2.39"
 RUN --mount=type=cache,id=layerkit-rattler-pkgs-linux-64,target=/var/cache/layerkit/rattler /opt/installer/bin/python install_env.py --prefix /opt/env --spec environment.yml --platform linux-64 --cache-dir /var/cache/layerkit/rattler
 RUN PYTHONPATH=/tmp/layerkit /opt/env/bin/python -m pip install --no-cache-dir onnxruntime-openvino==1.24.1 \
@@ -23,7 +24,7 @@ RUN PYTHONPATH=/tmp/layerkit /opt/env/bin/python -m pip install --no-cache-dir o
     && chmod -R a+rX /opt/env/conda-meta
 
 FROM base AS runtime
-COPY --from=env /opt/env /opt/env
+COPY --link --from=env /opt/env /opt/env
 ENV OPENVINO_DEVICE_TYPE="CPU" \
     PATH="/opt/env/bin:${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"
 LABEL io.layerkit.hash="af367d8ec290242996b38b95cb2a4e0ded74ac3c3dd0f3d7c3eee53f696e3eef" \

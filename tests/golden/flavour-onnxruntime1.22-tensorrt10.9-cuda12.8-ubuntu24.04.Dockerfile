@@ -21,7 +21,8 @@ FROM python:3.12-slim-bookworm@sha256:0f5b26b9518d002b6173fd61daad821fa340635ebf
 WORKDIR /tmp/layerkit
 RUN python3 -m venv /opt/installer \
     && /opt/installer/bin/pip install --no-cache-dir py-rattler==0.28.0
-COPY _manylinux.py environment.yml install_env.py ./
+COPY _manylinux.py install_env.py ./
+COPY environment.yml ./
 ENV CONDA_OVERRIDE_CUDA="12.8.1" CONDA_OVERRIDE_GLIBC="2.39"
 RUN --mount=type=cache,id=layerkit-rattler-pkgs-linux-64,target=/var/cache/layerkit/rattler /opt/installer/bin/python install_env.py --prefix /opt/env --spec environment.yml --platform linux-64 --cache-dir /var/cache/layerkit/rattler
 RUN PYTHONPATH=/tmp/layerkit /opt/env/bin/python -m pip install --no-cache-dir onnxruntime-gpu==1.22.0 \
@@ -43,7 +44,7 @@ RUN (getent group 1000 >/dev/null || groupadd --gid 1000 app) \
     && (id -u app >/dev/null 2>&1 || useradd --uid 1000 --gid 1000 --create-home --shell /bin/sh app) \
     && mkdir -p /app \
     && chown 1000:1000 /app
-COPY --from=env /opt/env /opt/env
+COPY --link --from=env /opt/env /opt/env
 ENV PATH="/opt/env/bin:${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"
 LABEL io.layerkit.hash="0c731a4a577a2e898adef235f156ee014b81267e6686d4970327a81df6225b1f" \
       io.layerkit.hash-schema="1" \

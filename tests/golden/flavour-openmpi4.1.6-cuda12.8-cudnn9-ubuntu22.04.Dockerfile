@@ -29,7 +29,8 @@ FROM python:3.12-slim-bookworm@sha256:0f5b26b9518d002b6173fd61daad821fa340635ebf
 WORKDIR /tmp/layerkit
 RUN python3 -m venv /opt/installer \
     && /opt/installer/bin/pip install --no-cache-dir py-rattler==0.28.0
-COPY environment.yml install_env.py ./
+COPY install_env.py ./
+COPY environment.yml ./
 ENV CONDA_OVERRIDE_CUDA="12.8.1" CONDA_OVERRIDE_GLIBC="2.35"
 RUN --mount=type=cache,id=layerkit-rattler-pkgs-linux-64,target=/var/cache/layerkit/rattler /opt/installer/bin/python install_env.py --prefix /opt/env --spec environment.yml --platform linux-64 --cache-dir /var/cache/layerkit/rattler \
     && find /opt/env -name __pycache__ -type d -prune -exec rm -rf {} + \
@@ -39,12 +40,12 @@ RUN --mount=type=cache,id=layerkit-rattler-pkgs-linux-64,target=/var/cache/layer
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04 AS runtime
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV LANG=C.UTF-8 LC_ALL=C.UTF-8
-COPY --from=base /opt/mpi /opt/mpi
+COPY --link --from=base /opt/mpi /opt/mpi
 RUN (getent group 1000 >/dev/null || groupadd --gid 1000 app) \
     && (id -u app >/dev/null 2>&1 || useradd --uid 1000 --gid 1000 --create-home --shell /bin/sh app) \
     && mkdir -p /app \
     && chown 1000:1000 /app
-COPY --from=env /opt/env /opt/env
+COPY --link --from=env /opt/env /opt/env
 ENV LD_LIBRARY_PATH="/opt/mpi/lib${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}" \
     PATH="/opt/env/bin:/opt/mpi/bin:${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"
 LABEL io.layerkit.hash="14e2dd073e62161603a73ca6a40599a6c9967c61c226502303e8ecfa5b5b282a" \

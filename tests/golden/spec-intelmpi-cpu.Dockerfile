@@ -39,7 +39,7 @@ RUN /opt/conda/bin/conda env create --prefix /opt/env --file environment.yml \
     && chmod -R a+rX /opt/env/conda-meta
 
 FROM base AS runtime
-COPY --from=env /opt/env /opt/env
+COPY --link --from=env /opt/env /opt/env
 ENV I_MPI_ROOT="/opt/mpi/compilers_and_libraries_2018.3.222/linux/mpi" \
     LD_LIBRARY_PATH="/opt/mpi/lib:/opt/mpi/compilers_and_libraries_2018.3.222/linux/mpi/intel64/lib${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}" \
     PATH="/opt/env/bin:/opt/mpi/compilers_and_libraries_2018.3.222/linux/mpi/intel64/bin:${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"
