@@ -96,7 +96,7 @@ def test_build_pushes_through_the_image_exporter_then_rebuilds_from_the_registry
     # The image exporter pushed: no Engine API push round trip was timed.
     assert not [k for k in cold.timings if k.startswith("push ")], cold.timings
     assert not any(step_states(progress).values()), step_states(progress)
-    for ref in (cold.image, *cold.stages.values(), *cache_refs(services26, repo, cold)):
+    for ref in (cold.image, *cold.stages.values(), *cache_refs(services26, repo, cold).values()):
         assert in_registry(services26, ref), ref
     client = docker.DockerClient(base_url=services26.docker_host)
     ran = client.containers.run(cold.image, ["mlkit", "12"], remove=True, network_mode="none")
