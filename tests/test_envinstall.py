@@ -51,7 +51,7 @@ def test_the_env_stage_starts_from_the_pinned_installer_image_not_the_base() -> 
         assert f"FROM {INSTALLER.pinned} AS env\n" in r.dockerfile
         env = stage(r.dockerfile, "env")
         assert "apt-get" not in env and "python3 -m venv /opt/installer" in env
-        assert "COPY --from=env /opt/env /opt/env" in stage(r.dockerfile, "runtime")
+        assert "COPY --link --from=env /opt/env /opt/env" in stage(r.dockerfile, "runtime")
 
 
 def test_the_installer_image_is_mirrored_and_a_floating_one_is_pinned_by_the_lock() -> None:
@@ -100,7 +100,7 @@ def test_a_base_the_catalog_does_not_know_gets_its_glibc_checked_by_the_build() 
         checked("base: {image: 'registry.example/ml/own:1'}\n" + DEPS), lock("2.28"), auto_lock=False
     )
     runtime = stage(r.dockerfile, "runtime")
-    check_at, copy_at = runtime.index("getconf GNU_LIBC_VERSION"), runtime.index("COPY --from=env")
+    check_at, copy_at = runtime.index("getconf GNU_LIBC_VERSION"), runtime.index("COPY --link --from=env")
     assert check_at < copy_at and "need glibc >= 2.28" in runtime
     # The requirement is part of the lock, so the hash already names it: a lock needing
     # another glibc is another lock.
