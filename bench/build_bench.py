@@ -62,7 +62,7 @@ def _reran(events: str) -> list[str]:
         if ev.get("event") == "step" and ev.get("phase") == "image" and is_build_step(ev["name"]):
             state[ev["name"]] = ev["state"] if state.get(ev["name"]) != "CACHED" else "CACHED"
     # One name per Dockerfile step (a COPY --link is two vertexes, the copy and its LINK).
-    steps = {step_of(name): name for name in sorted(state, key=lambda n: "LINK " in n)}
+    steps = {step_of(name): name for name in sorted(state, key=lambda n: "LINK " not in n)}
     return sorted({steps[step_of(name)] for name, st in state.items() if st != "CACHED"})
 
 

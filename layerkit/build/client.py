@@ -221,10 +221,9 @@ class BuildkitClient:
         from layerkit.build.llb import dockerfile_inputs
 
         try:
+            # No deadline, like every solve: a loaded daemon is slow, not wrong.
             self.solve(
-                frontend="dockerfile.v0",
-                frontend_inputs=dockerfile_inputs(_LINK_PROBE, {"probe": b""}),
-                timeout=self._timeout,
+                frontend="dockerfile.v0", frontend_inputs=dockerfile_inputs(_LINK_PROBE, {"probe": b""})
             )
         except SolveFailed as exc:
             if _NO_LINK in str(exc).lower():
