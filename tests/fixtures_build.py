@@ -229,11 +229,16 @@ def site_spec(
         "steps:\n  - run: ['mlkit', '12']\n    stage: final\n"
     )
     if lock:
-        proc = subprocess.run(
-            [sys.executable, "-m", "layerkit", "-q", "lock", str(spec)], capture_output=True, text=True
-        )
-        assert proc.returncode == 0, proc.stderr
+        lock_spec(spec)
     return spec
+
+
+def lock_spec(spec: Path) -> None:
+    """`layerkit lock SPEC`, which must succeed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "layerkit", "-q", "lock", str(spec)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
 
 
 def build_spec(spec: Path, services: Services, **kw: object) -> tuple[BuildResult, Progress]:

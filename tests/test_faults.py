@@ -205,3 +205,23 @@ def test_interrupt_during_image_export(proxied: Case, hold: ff.Hold) -> None:
 
     doc = recovers(proxied)
     assert doc["action"] == "built" and doc["pushed"], doc
+
+
+def test_a_failing_step_is_named_not_the_cold_cache_import(
+    tmp_path: Path, site: fb.Site, services26: fs.Services
+) -> None:
+    # Not a fault but its neighbour: on a registry with no cache yet BuildKit shows the cache
+    # import as an errored step and builds on; the error names the step that failed, with its
+    # log tail, whichever of the two BuildKit reported first.
+    spec = fb.site_spec(tmp_path, site, services26, repo=f"t/{uuid.uuid4().hex[:8]}", lock=False)
+    spec.write_text(spec.read_text().replace("['mlkit', '12']", "['sh', '-c', 'mlkit 12 && exit 7']"))
+    fb.lock_spec(spec)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    code, out, err = ff.LayerkitBuild(spec, f"docker://{services26.docker_host}", tmpdir).finish()
+    assert (code, out) == (3, ""), err[-3000:]
+    assert "Traceback" not in err
+    *_, tail, last = err.rstrip("\n").splitlines()
+    assert last.startswith('layerkit: error: BuildKit step \'[runtime 2/3] RUN ["sh", "-c"'), last
+    assert "exit code: 7" in last, last
+    assert MLKIT_OUT in tail, err[-3000:]  # the step's log tail comes first
