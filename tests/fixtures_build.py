@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,11 +174,12 @@ class Site:
 
 
 @contextmanager
-def airgap_site(root: Path) -> Iterator[Site]:
+def airgap_site(root: Path, on_get: Callable[[str], None] | None = None) -> Iterator[Site]:
+    """``on_get(path)``: called before the channel serves each GET (it may block)."""
     channel = runnable_packages(root / "channel")
     index = wheelhouse(root / "pypi")
     requests: list[str] = []
-    chan_url, stop_chan = fx.serve_directory(channel, requests)
+    chan_url, stop_chan = fx.serve_directory(channel, requests, on_get=on_get)
     pypi_url, stop_pypi = fx.serve_directory(index)
     try:
         yield Site(chan_url, f"{pypi_url}/simple", requests)
@@ -228,11 +229,16 @@ def site_spec(
         "steps:\n  - run: ['mlkit', '12']\n    stage: final\n"
     )
     if lock:
-        proc = subprocess.run(
-            [sys.executable, "-m", "layerkit", "-q", "lock", str(spec)], capture_output=True, text=True
-        )
-        assert proc.returncode == 0, proc.stderr
+        lock_spec(spec)
     return spec
+
+
+def lock_spec(spec: Path) -> None:
+    """`layerkit lock SPEC`, which must succeed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "layerkit", "-q", "lock", str(spec)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
 
 
 def build_spec(spec: Path, services: Services, **kw: object) -> tuple[BuildResult, Progress]:

@@ -192,6 +192,9 @@ def make_pypi_index(root: Path, wheels: Sequence[WheelDef]) -> Path:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     requests: list[str] | None = None
     token: str | None = None  # serve only under /t/<token>/, as anaconda.org and Quetz do
+    # Called with each GET path before it is served; may block (test_faults holds a download
+    # there to catch a build mid-step).
+    on_get: Callable[[str], None] | None = None
 
     def log_message(self, format: str, *args: object) -> None:  # "format": the stdlib signature
         pass  # one line per request would drown test output
@@ -209,6 +212,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.requests is not None:
             self.requests.append(self.path)
+        if self.on_get is not None:
+            self.on_get(self.path)
         if self._allowed():
             super().do_GET()
 
@@ -218,14 +223,18 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def serve_directory(
-    root: Path, requests: list[str] | None = None, *, token: str | None = None
+    root: Path,
+    requests: list[str] | None = None,
+    *,
+    token: str | None = None,
+    on_get: Callable[[str], None] | None = None,
 ) -> tuple[str, Callable[[], None]]:
     """Serve ``root`` over HTTP on 127.0.0.1 (ephemeral port); return (base url, stop).
     GET paths are appended to ``requests`` when given (what a build downloaded). With
-    ``token``, only ``/t/<token>/...`` is served (403 elsewhere): a tokenized channel."""
-    handler = functools.partial(
-        type("_Handler", (_QuietHandler,), {"requests": requests, "token": token}), directory=str(root)
-    )
+    ``token``, only ``/t/<token>/...`` is served (403 elsewhere): a tokenized channel.
+    ``on_get(path)`` runs before each GET is served."""
+    attrs = {"requests": requests, "token": token, "on_get": staticmethod(on_get) if on_get else None}
+    handler = functools.partial(type("_Handler", (_QuietHandler,), attrs), directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name=f"serve:{root}", daemon=True)

@@ -9,8 +9,10 @@ Order of work, cheapest first:
 4. solve the image (its Status stream says what really ran), then solve each shared stage
    not yet in the registry (all steps cached by then) and push them as their own images.
 
-A registry that cannot be reached is not fatal: the build goes on without cache or push,
-with a warning. Credentials reach BuildKit only through the session's auth service and
+A registry that cannot be reached at the start is not fatal: the build goes on without cache
+or push, with a warning. One that fails during the push or the cache export fails the build
+(exit 3): nothing half-pushed is ever found, since a registry shows an image or cache only once
+its manifest (uploaded last) is in. Credentials reach BuildKit only through the session's auth service and
 the engine only per push call.
 """
 

@@ -18,7 +18,7 @@ from layerkit.build._proto import buildkit_control_pb2 as control
 from layerkit.build._proto import buildkit_control_pb2_grpc as control_grpc
 from layerkit.build._proto import buildkit_ops_pb2 as pb
 from layerkit.build.tls import TLSConfig
-from layerkit.build.transport import NO_BRIDGE, Transport, open_transport
+from layerkit.build.transport import NO_BRIDGE, BuildkitAddress, Transport, open_transport
 from layerkit.errors import DaemonError
 
 LABEL_EXECUTOR = "org.mobyproject.buildkit.worker.executor"
@@ -302,7 +302,7 @@ class BuildkitClient:
         try:
             resp = solve_future.result()
         except grpc.RpcError as exc:
-            raise _solve_error(exc, result) from None
+            raise _solve_error(exc, result, self.transport.address) from None
         except grpc.FutureCancelledError:
             raise DaemonError(f"BuildKit solve {ref} was cancelled") from None
         result.exporter_response = dict(resp.ExporterResponse)
@@ -332,17 +332,34 @@ def _apply_status(result: SolveResult, resp: control.StatusResponse) -> None:
         result.logs.setdefault(log.vertex, bytearray()).extend(log.msg)
 
 
-def _solve_error(exc: grpc.RpcError, result: SolveResult) -> SolveFailed:
-    failed = next((v for v in result.vertexes.values() if v.error), None)
+# BuildKit shows a registry cache it cannot import (none exported yet) as an errored step and
+# builds on without it: such a step is never why a solve failed.
+_NOT_FATAL = ("importing cache manifest from ",)
+_EXPORTS = ("exporting ",)  # "exporting to image", "exporting cache to registry": the pushes
+
+
+def _solve_error(exc: grpc.RpcError, result: SolveResult, address: BuildkitAddress) -> SolveFailed:
+    why = f"{exc.code().name}: {' '.join(str(exc.details()).split())}"
+    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        # The connection itself went away mid-solve: the daemon died or restarted.
+        return SolveFailed(
+            f"lost BuildKit at {address} during the build ({why}); "
+            "is the daemon running? Start it and build again"
+        )
+    failed = next(
+        (v for v in result.vertexes.values() if v.error and not v.name.startswith(_NOT_FATAL)), None
+    )
     if failed is None:
-        return SolveFailed(f"BuildKit solve failed: {exc.code().name}: {exc.details()}")
+        return SolveFailed(f"BuildKit solve failed: {why}")
     tail = bytes(result.logs.get(failed.digest, b""))[-4000:].decode("utf-8", "replace")
-    why = failed.error
+    why = " ".join(failed.error.split())  # the last line of stderr is the whole error
     if NO_BRIDGE in why:  # an engine without a bridge (dockerd --bridge=none) and the default network
         why += (
             "; this engine has no bridge network: build with --network host (steps use the host's "
             "network) or --network none (steps that need none)"
         )
+    if failed.name.startswith(_EXPORTS):
+        why += "; no half-pushed image or cache is used later: building again pushes it"
     return SolveFailed(f"BuildKit step {failed.name!r} failed: {why}", vertex=failed.name, logs=tail)
 
 

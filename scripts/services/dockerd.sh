@@ -2,7 +2,7 @@
 # Private dockerd for integration tests and local BuildKit work.
 #
 #   dockerd.sh start  DIR   start (idempotent); prints the DOCKER_HOST url
-#   dockerd.sh stop   DIR   stop by pidfile (idempotent)
+#   dockerd.sh stop   DIR   stop by pidfile (idempotent), then unmount what is left under DIR
 #   dockerd.sh status DIR   exit 0 and print DOCKER_HOST if the socket answers
 #
 # Everything (data-root, exec-root, socket, pidfile, log) lives under DIR so several
@@ -90,15 +90,22 @@ case $cmd in
     echo "unix://$sock"
     ;;
   stop)
-    pid=$(running_pid) || { rm -f "$pidfile"; exit 0; }
-    kill "$pid"
-    # dockerd stops its containers and containerd first; give it time, then force.
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "dockerd $pid ignored SIGTERM for 15s; sending SIGKILL" >&2
-      kill -9 "$pid" 2>/dev/null || true
+    if pid=$(running_pid); then
+      kill "$pid"
+      # dockerd stops its containers and containerd first; give it time, then force.
+      for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      if kill -0 "$pid" 2>/dev/null; then
+        echo "dockerd $pid ignored SIGTERM for 15s; sending SIGKILL" >&2
+        kill -9 "$pid" 2>/dev/null || true
+      fi
     fi
     rm -f "$pidfile"
+    # A daemon that was killed (tests/test_faults.py does) leaves its build mounts (BuildKit's
+    # executor rootfs, cache mounts) and its data-root bind mount behind, and a restarted one
+    # does not take them back: unmount everything under DIR, deepest first.
+    awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done
     ;;
   status)
     if running_pid >/dev/null && answers; then echo "unix://$sock"; else echo "not running" >&2; exit 1; fi
