@@ -1,9 +1,10 @@
 """`make demo`: the main job on the embedded example, on an air-gapped site made here.
 
-Starts a private dockerd and registry on 127.0.0.1 (scripts/services/), a local conda
-channel and PyPI mirror, then runs layerkit as a user would: validate, lock, render,
-build (pushing to the registry), build again (found by hash: no solve), and runs a
-program of the environment inside the image. Prints the hash and the image size.
+Starts a private dockerd (Docker 26 with the containerd image store; DOCKERD_ENGINE=20: Debian
+12's dockerd 20.10) and registry on 127.0.0.1 (scripts/services/), a local conda channel and
+PyPI mirror, then runs layerkit as a user would: validate, lock, render, build (pushing to the
+registry), build again (found by hash: no solve), and runs a program of the environment inside
+the image. Prints the engine, the hash and the image size.
 """
 
 from __future__ import annotations
@@ -44,7 +45,28 @@ def site_yaml(site: fb.Site, registry: str) -> str:
     )
 
 
-def main() -> None:
+def engine_line(docker_host: str) -> str:
+    """Which engine the demo runs on, as the daemon reports it."""
+    import docker
+
+    api = docker.APIClient(base_url=docker_host)
+    try:
+        version, info = api.version()["Version"], api.info()
+    finally:
+        api.close()
+    containerd = ["driver-type", "io.containerd.snapshotter.v1"] in (info.get("DriverStatus") or [])
+    return f"Docker {version} ({'containerd image store' if containerd else info.get('Driver')})"
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--registry-dir", type=Path, default=cache_dir() / "demo-registry",
+        help="the registry's storage, kept between runs (default: %(default)s)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="layerkit-demo-"))
     try:
         print(
@@ -54,9 +76,10 @@ def main() -> None:
         # The registry's storage is kept between runs: the base image pushed once keeps its
         # digest (docker import stamps the time into a new one), which the lock pins and the
         # hash covers, so every run shows the same environment hash.
-        registry_root = cache_dir() / "demo-registry"
         with (
-            fs.dockerd_with_registry(base_repo="library/debian:bookworm", registry_root=registry_root) as svc,
+            fs.dockerd_with_registry(
+                base_repo="library/debian:bookworm", registry_root=args.registry_dir
+            ) as svc,
             fb.airgap_site(work / "site") as site,
         ):
             spec_dir = work / "spec"
@@ -77,7 +100,8 @@ def main() -> None:
             engine = docker.DockerClient(base_url=svc.docker_host)
             out = engine.containers.run(first["image"], ["mlkit", "40"], remove=True, network_mode="none")
             print(f"\n$ docker run {first['image']} mlkit 40\n{bytes(out).decode().strip()}")
-            print(f"\nenvironment hash: {first['hash']}")
+            print(f"\nengine:           {engine_line(svc.docker_host)}")
+            print(f"environment hash: {first['hash']}")
             print(f"image:            {first['image']}")
             print(f"image size:       {first['size'] / 1e6:.1f} MB compressed in the registry")
             print(f"first build:      {first['action']} in {first['seconds']:.1f}s")

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # System packages the build tests and `make demo` need on a fresh Debian 12 machine:
-# make, gcc (test packages are compiled), Debian's docker.io (dockerd + its BuildKit),
-# docker-registry and debootstrap (the local base image), git (pre-commit and check tests),
-# openssl (test certificates). Installs only what is missing.
-# Then Docker 26 from Debian 13, unpacked into a private prefix under ${LAYERKIT_CACHE:-~/.cache/layerkit}
+# make, gcc (test packages are compiled), Debian 12's docker.io (dockerd 20.10 for the smoke
+# test, and the runc and docker CLI that Docker 26 uses too), docker-registry and debootstrap
+# (the local base image), git (pre-commit and check tests), openssl (test certificates).
+# Installs only what is missing.
+# Then Docker 26 from Debian 13, the engine of the demo, `make services` and the e2e tests,
+# unpacked into a private prefix under ${LAYERKIT_CACHE:-~/.cache/layerkit}
 # (scripts/services/engine26.sh; nothing installed system-wide, cached after the first run).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive

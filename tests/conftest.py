@@ -54,19 +54,21 @@ def channel(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def services():
-    """A private dockerd, an anonymous loopback registry and the Debian base image in it."""
+    """Docker 26 from Debian 13 (containerd image store), an anonymous loopback registry and
+    the Debian base image in it: the engine every e2e test runs on."""
     import fixtures_services as fs
 
-    with fs.dockerd_with_registry() as svc:
+    with fs.dockerd_with_registry(engine="26") as svc:
         yield svc
 
 
 @pytest.fixture(scope="session")
-def services26():
-    """Docker 26 from Debian 13 (containerd image store), its own registry and base image."""
+def services20():
+    """Debian 12's dockerd 20.10 (vfs, BuildKit v0.8), its own registry and base image: the
+    compatibility smoke test (tests/test_engine20.py)."""
     import fixtures_services as fs
 
-    with fs.dockerd26_with_registry() as svc:
+    with fs.dockerd_with_registry(engine="20") as svc:
         yield svc
 
 

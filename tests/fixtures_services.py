@@ -82,14 +82,15 @@ def registry(root: Path, *, auth: bool = False) -> Iterator[AuthRegistry]:
 
 @contextmanager
 def dockerd_with_registry(
-    base_repo: str = "debian:bookworm", registry_root: Path | None = None, engine: str = "20"
+    base_repo: str = "debian:bookworm", registry_root: Path | None = None, engine: str | None = None
 ) -> Iterator[Services]:
     """base_repo: where the base is pushed in the registry; "library/debian:bookworm" makes the
     registry a Docker Hub mirror for `debian:bookworm` (mirrors.base_registry). registry_root:
     keep the registry's storage there across runs (the base image, and so its digest, stays).
-    engine: "20" Debian 12's dockerd 20.10, "26" Docker 26 from Debian 13 (engine26.sh)."""
+    engine: "26" Docker 26 from Debian 13 (engine26.sh, containerd image store), "20" Debian 12's
+    dockerd 20.10; by default $DOCKERD_ENGINE, else 26 (as scripts/services/dockerd.sh)."""
     require_root()
-    env = {"DOCKERD_ENGINE": engine}
+    env = {"DOCKERD_ENGINE": engine or os.environ.get("DOCKERD_ENGINE") or "26"}
     # Short path under /tmp: containerd's sockets live below --exec-root and unix
     # socket paths are limited to 108 bytes.
     base = Path(tempfile.mkdtemp(prefix="lk-it-", dir="/tmp"))
@@ -106,10 +107,3 @@ def dockerd_with_registry(
             subprocess.run([SERVICES / "dockerd.sh", "stop", base / "d"], check=False, timeout=60)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-
-
-@contextmanager
-def dockerd26_with_registry() -> Iterator[Services]:
-    """Docker 26 (containerd image store, BuildKit's containerd worker) and a registry."""
-    with dockerd_with_registry(engine="26") as svc:
-        yield svc

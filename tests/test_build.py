@@ -1,4 +1,4 @@
-"""`layerkit build` end to end: real dockerd (BuildKit 0.8), real registries, real locks.
+"""`layerkit build` end to end: real dockerd 26 (conftest `services`), real registries, real locks.
 
 The environment is locked with conda-lock against a local channel of packages that really
 run (tests/fixtures_build.py) and installed in the image by py-rattler from a local PyPI
@@ -127,7 +127,7 @@ def test_pruned_builder_rebuilds_from_the_registry_cache(
     warm, progress = build(spec, services, force=True)
     states = step_states(progress)
     cached = [n for n, c in states.items() if c]
-    # Every step of the environment is found in the registry's inline cache.
+    # Every step of the environment is found in the registry's cache.
     assert len(cached) == len(states), states
     assert warm.hash == cold.hash
 

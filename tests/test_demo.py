@@ -1,14 +1,20 @@
-"""`make demo` (scripts/demo.py): its environment hash does not depend on the random ports of
-the services it starts, so two runs show the same hash."""
+"""`make demo` (scripts/demo.py): it runs end to end on the default engine (Docker 26), and its
+environment hash does not depend on the random ports of the services it starts, so two runs
+show the same hash."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
 import fixtures_build as fb
+import pytest
+from fixtures_services import require_root
 
 from layerkit import api
 
@@ -41,3 +47,32 @@ def test_the_demo_hash_does_not_name_the_random_registry_port(tmp_path: Path) ->
     for port, dockerfile in ((41001, d1), (52002, d2)):
         froms = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
         assert froms == [f"localhost:{port}/library/debian:bookworm"] * 2 + ["base"]  # base, env, runtime
+
+
+@pytest.mark.integration
+def test_the_demo_builds_pushes_finds_and_runs_on_docker_26(tmp_path: Path) -> None:
+    """What `make demo` runs after installing (scripts/demo.sh), with its own registry storage
+    (the default one, kept between runs, may be another run's)."""
+    require_root()
+    env = {k: v for k, v in os.environ.items() if k != "DOCKERD_ENGINE"}  # the default engine
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--registry-dir", str(tmp_path / "registry")],
+        capture_output=True, text=True, env=env, timeout=1800, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def summary(name: str) -> str:
+        found = [
+            line.split(":", 1)[1].strip() for line in proc.stdout.splitlines() if line.startswith(f"{name}:")
+        ]
+        assert len(found) == 1, proc.stdout[-3000:]
+        return found[0]
+
+    assert summary("engine").startswith("Docker 26.") and "containerd image store" in summary("engine")
+    assert summary("first build").startswith("built in ")
+    assert summary("second build").startswith("found in ")
+    assert summary("image").startswith("localhost:") and summary("image").endswith(
+        ":" + summary("environment hash")
+    )
+    # mlkit, a program of the locked environment, ran in the image: fib(40).
+    assert ": fib(40) = 102334155" in proc.stdout

@@ -1,4 +1,5 @@
-"""`layerkit build` on Docker 26 (Debian 13's docker.io, containerd image store).
+"""`layerkit build` on Docker 26 (Debian 13's docker.io, containerd image store): the engine of
+conftest's `services`, which every e2e test runs on. These tests are about what it adds.
 
 Its builder is BuildKit's containerd worker: layerkit's own gRPC client asks it which
 exporters it has, then uses the image exporter with push=true (no Engine API push) and
@@ -77,8 +78,8 @@ def empty_engine(services: Services) -> None:
     client.api.prune_builds(all=True)
 
 
-def test_docker26_builder_pushes_images_and_registry_cache(services26: Services) -> None:
-    with BuildkitClient(f"docker://{services26.docker_host}") as client:
+def test_docker26_builder_pushes_images_and_registry_cache(services: Services) -> None:
+    with BuildkitClient(f"docker://{services.docker_host}") as client:
         caps = client.capabilities()
     assert caps.embedded_in_docker
     assert caps.pushes_images, caps
@@ -86,53 +87,54 @@ def test_docker26_builder_pushes_images_and_registry_cache(services26: Services)
 
 
 def test_build_pushes_through_the_image_exporter_then_rebuilds_from_the_registry_cache(
-    tmp_path: Path, site: fb.Site, services26: Services
+    tmp_path: Path, site: fb.Site, services: Services
 ) -> None:
     repo = f"t/{uuid.uuid4().hex[:8]}"
-    spec = fb.site_spec(tmp_path, site, services26, repo=repo)
-    cold, progress = build(spec, services26)
+    spec = fb.site_spec(tmp_path, site, services, repo=repo)
+    empty_engine(services)  # a cold build: nothing of earlier tests' builds to reuse
+    cold, progress = build(spec, services)
     assert cold.action == "built" and cold.pushed, cold
     assert cold.digest and cold.digest.startswith("sha256:"), cold
     # The image exporter pushed: no Engine API push round trip was timed.
     assert not [k for k in cold.timings if k.startswith("push ")], cold.timings
     assert not any(step_states(progress).values()), step_states(progress)
-    for ref in (cold.image, *cold.stages.values(), *cache_refs(services26, repo, cold).values()):
-        assert in_registry(services26, ref), ref
-    client = docker.DockerClient(base_url=services26.docker_host)
+    for ref in (cold.image, *cold.stages.values(), *cache_refs(services, repo, cold).values()):
+        assert in_registry(services, ref), ref
+    client = docker.DockerClient(base_url=services.docker_host)
     ran = client.containers.run(cold.image, ["mlkit", "12"], remove=True, network_mode="none")
     assert "fib(12) = 144" in bytes(ran).decode()
 
-    empty_engine(services26)
-    warm, progress = build(spec, services26, force=True)
+    empty_engine(services)
+    warm, progress = build(spec, services, force=True)
     states = step_states(progress)
     assert states and all(states.values()), states
     assert warm.hash == cold.hash and warm.pushed
 
 
 def test_a_base_only_change_finds_the_env_steps_in_the_env_stage_registry_cache(
-    tmp_path: Path, site: fb.Site, services26: Services
+    tmp_path: Path, site: fb.Site, services: Services
 ) -> None:
     repo = f"t/{uuid.uuid4().hex[:8]}"
-    first, _ = build(fb.site_spec(tmp_path / "a", site, services26, repo=repo), services26)
-    caches = cache_refs(services26, repo, first)
+    first, _ = build(fb.site_spec(tmp_path / "a", site, services, repo=repo), services)
+    caches = cache_refs(services, repo, first)
     assert set(caches) == {"image", "base", "env"}
     for ref in caches.values():
-        assert in_registry(services26, ref), ref
+        assert in_registry(services, ref), ref
     # Only the base changes: a step of its own. The env stage keeps its hash, so its cache.
     own = f"steps:\n  - run: ['sh', '-c', 'echo {uuid.uuid4().hex} > /etc/base-marker']\n    stage: base\n"
-    spec = fb.site_spec(tmp_path / "b", site, services26, repo=repo, extra=own)
+    spec = fb.site_spec(tmp_path / "b", site, services, repo=repo, extra=own)
     # The env stage image goes too (its inline cache would also hold the env steps), and the
     # engine keeps nothing: the env stage's registry cache is the only place they can come from.
-    delete_from_registry(services26, first.stages["env"])
-    empty_engine(services26)
-    second, progress = build(spec, services26)
+    delete_from_registry(services, first.stages["env"])
+    empty_engine(services)
+    second, progress = build(spec, services)
     assert second.stages["base"] != first.stages["base"] and second.stages["env"] == first.stages["env"]
     states = step_states(progress)
     env = {n: c for n, c in states.items() if n.startswith("[env ")}
     assert len(env) >= 4 and all(env.values()), states
     assert not states[next(n for n in states if "base-marker" in n)], "the new base step ran"
-    client = docker.DockerClient(base_url=services26.docker_host)
+    client = docker.DockerClient(base_url=services.docker_host)
     ran = client.containers.run(second.image, ["mlkit", "12"], remove=True, network_mode="none")
     assert "fib(12) = 144" in bytes(ran).decode()
     # The env stage image was made again from its cache and pushed under the same name.
-    assert in_registry(services26, first.stages["env"])
+    assert in_registry(services, first.stages["env"])

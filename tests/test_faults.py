@@ -208,17 +208,17 @@ def test_interrupt_during_image_export(proxied: Case, hold: ff.Hold) -> None:
 
 
 def test_a_failing_step_is_named_not_the_cold_cache_import(
-    tmp_path: Path, site: fb.Site, services26: fs.Services
+    tmp_path: Path, site: fb.Site, services: fs.Services
 ) -> None:
     # Not a fault but its neighbour: on a registry with no cache yet BuildKit shows the cache
     # import as an errored step and builds on; the error names the step that failed, with its
     # log tail, whichever of the two BuildKit reported first.
-    spec = fb.site_spec(tmp_path, site, services26, repo=f"t/{uuid.uuid4().hex[:8]}", lock=False)
+    spec = fb.site_spec(tmp_path, site, services, repo=f"t/{uuid.uuid4().hex[:8]}", lock=False)
     spec.write_text(spec.read_text().replace("['mlkit', '12']", "['sh', '-c', 'mlkit 12 && exit 7']"))
     fb.lock_spec(spec)
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    code, out, err = ff.LayerkitBuild(spec, f"docker://{services26.docker_host}", tmpdir).finish()
+    code, out, err = ff.LayerkitBuild(spec, f"docker://{services.docker_host}", tmpdir).finish()
     assert (code, out) == (3, ""), err[-3000:]
     assert "Traceback" not in err
     *_, tail, last = err.rstrip("\n").splitlines()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -23,6 +24,8 @@ def test_wheel_carries_data_and_renders(tmp_path: Path) -> None:
     assert "layerkit/_data/templates/install_env.py" in names
     assert "layerkit/_data/base-images/images/cpu-ubuntu22.04.yaml" in names
     assert "layerkit/_data/base-images/compat.yaml" in names
+    # The installed wheel, not a source tree a caller's PYTHONPATH (a worktree) puts first.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     py = venv / "bin" / "python"
@@ -30,12 +33,16 @@ def test_wheel_carries_data_and_renders(tmp_path: Path) -> None:
                    check=True, capture_output=True)  # fmt: skip
     code = "import layerkit.resources as r; print(r.data_dir('templates')); print(r.data_dir('base-images'))"
     out = subprocess.run(
-        [str(py), "-c", code], cwd=tmp_path, check=True, capture_output=True, text=True
+        [str(py), "-c", code], cwd=tmp_path, check=True, capture_output=True, text=True, env=env
     ).stdout
     assert all("site-packages/layerkit/_data/" in line for line in out.splitlines()), out
     spec = ROOT / "tests" / "specs" / "gpu-cuda11.8.yaml"
     r = subprocess.run(
-        [str(py), "-m", "layerkit", "render", str(spec)], cwd=tmp_path, capture_output=True, text=True
+        [str(py), "-m", "layerkit", "render", str(spec)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert r.returncode == 0, r.stderr
     assert "FROM nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04 AS runtime" in r.stdout

@@ -12,6 +12,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+import docker
 import pytest
 from fixtures_services import free_port, require_root
 
@@ -20,8 +21,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def make(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DOCKERD_ENGINE"}  # the default engine
     return subprocess.run(
-        ["make", "-s", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=900, check=False
+        ["make", "-s", "-C", str(ROOT), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env=env,
     )
 
 
@@ -39,6 +46,20 @@ def docker_ping(host: str) -> bytes:
         s.connect(host.removeprefix("unix://"))
         s.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
         return s.recv(64)
+
+
+def manifest_digest(port: str) -> str:
+    """The digest the registry serves for library/debian:bookworm (an OCI manifest from
+    Docker 26, a Docker v2 one from 20.10)."""
+    head = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v2/library/debian/manifests/bookworm",
+        method="HEAD",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
+                 "application/vnd.docker.distribution.manifest.v2+json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(head, timeout=10) as r:
+        assert r.status == 200
+        return str(r.headers["Docker-Content-Digest"])
 
 
 def test_make_services_prints_addresses_that_answer_and_stops_by_pid() -> None:
@@ -61,6 +82,11 @@ def test_make_services_prints_addresses_that_answer_and_stops_by_pid() -> None:
         assert "layerkit build --addr docker://" in up.stderr and "make services-stop" in up.stderr
         assert out["DOCKER_HOST"].startswith(f"unix://{state}/")
         assert docker_ping(out["DOCKER_HOST"]).startswith(b"HTTP/1.1 200")
+        # The default engine: Docker 26 with the containerd image store (DOCKERD_ENGINE=20: 20.10).
+        engine = docker.APIClient(base_url=out["DOCKER_HOST"])
+        assert engine.version()["Version"].startswith("26."), engine.version()
+        assert ["driver-type", "io.containerd.snapshotter.v1"] in engine.info()["DriverStatus"]
+        engine.close()
         registry = out["REGISTRY"]
         host, port = registry.split(":")
         assert host == "localhost" and out["BASE_REGISTRY"] == registry
@@ -68,19 +94,14 @@ def test_make_services_prints_addresses_that_answer_and_stops_by_pid() -> None:
             assert r.status == 200
         # The base is where mirrors.base_registry sends `debian:bookworm`.
         assert out["BASE_IMAGE"] == f"{registry}/library/debian:bookworm"
-        head = urllib.request.Request(
-            f"http://127.0.0.1:{port}/v2/library/debian/manifests/bookworm",
-            method="HEAD",
-            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
-        )
-        with urllib.request.urlopen(head, timeout=10) as r:
-            assert r.status == 200
+        base_digest = manifest_digest(port)
         pids = [int(out["DOCKERD_PID"]), int(out["REGISTRY_PID"])]
         assert all(alive(p) for p in pids)
 
         again = make("services", *args)  # idempotent: same services, same addresses
         assert again.returncode == 0, again.stderr[-3000:]
         assert again.stdout == up.stdout
+        assert manifest_digest(port) == base_digest  # the base was not pushed again
     finally:
         down = make("services-stop", f"SERVICES_DIR={state}")
         shutil.rmtree(state, ignore_errors=True)

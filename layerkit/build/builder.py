@@ -64,7 +64,9 @@ class BuildResult:
     source: str | None = None  # where an existing image was found
     pushed: bool = False
     digest: str | None = None
-    size: int | None = None  # compressed bytes in the registry, or the engine's image size
+    # Compressed bytes in the registry; unpushed, the engine's image size: its compressed
+    # content on the containerd image store (Docker 26), unpacked on the classic one (20.10).
+    size: int | None = None
     stages: dict[str, str] = field(default_factory=dict)  # stage -> image ref
     cached_steps: int = 0
     total_steps: int = 0

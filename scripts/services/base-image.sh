@@ -80,8 +80,12 @@ repo_tag=${ref#*/}
 if python3 - "$registry" "${repo_tag%%:*}" "${repo_tag##*:}" <<'PY' 2>/dev/null
 import sys, urllib.request
 host, repo, tag = sys.argv[1:]
+# Docker 26 (containerd image store) pushes an OCI manifest; the registry answers 404 to a
+# HEAD that does not accept its media type.
 req = urllib.request.Request(f"http://{host}/v2/{repo}/manifests/{tag}", method="HEAD", headers={
-    "Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    "Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "
+              "application/vnd.docker.distribution.manifest.v2+json, "
+              "application/vnd.docker.distribution.manifest.list.v2+json"})
 urllib.request.urlopen(req, timeout=5)
 PY
 then echo "$ref"; exit 0; fi

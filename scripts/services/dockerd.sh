@@ -10,10 +10,10 @@
 # Networking is off (no bridge, no iptables): the sandbox has no NAT and tests
 # only need `--network none` containers and a loopback registry.
 #
-# DOCKERD_ENGINE=26: Docker 26 from Debian 13, unpacked by engine26.sh into a private prefix,
-# with the containerd image store (containerd-snapshotter) on overlayfs; the prefix's managed
-# containerd comes first on PATH; the prefix has no runc, so `runc` on PATH is Debian 12's.
-# Unset (or 20): Debian 12's dockerd 20.10, unchanged.
+# DOCKERD_ENGINE=26 (the default): Docker 26 from Debian 13, unpacked by engine26.sh into a
+# private prefix, with the containerd image store (containerd-snapshotter) on overlayfs; the
+# prefix's managed containerd comes first on PATH; the prefix has no runc, so `runc` on PATH is
+# Debian 12's (docker.io). DOCKERD_ENGINE=20: Debian 12's dockerd 20.10 on vfs.
 set -euo pipefail
 
 usage() { echo "usage: $0 start|stop|status DIR" >&2; exit 2; }
@@ -51,7 +51,7 @@ PY
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-engine=${DOCKERD_ENGINE:-20}
+engine=${DOCKERD_ENGINE:-26}
 case $engine in 20|26) ;; *) echo "dockerd.sh: DOCKERD_ENGINE must be 20 or 26, not $engine" >&2; exit 2 ;; esac
 
 case $cmd in

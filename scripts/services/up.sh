@@ -12,8 +12,10 @@
 #   up.sh stop DIR           stop both by the PIDs recorded under DIR (idempotent)
 #
 # PORT: the registry's; default 5000 when free, else any free port (kept in DIR/registry.port
-# so a restart reuses it). Needs root (dockerd). The first start debootstraps the base (~2 min,
-# cached under ${LAYERKIT_CACHE:-~/.cache/layerkit}).
+# so a restart reuses it). The engine: Docker 26 with the containerd image store, or Debian 12's
+# dockerd 20.10 with DOCKERD_ENGINE=20 (dockerd.sh). Needs root (dockerd). The first start
+# debootstraps the base (~2 min) and fetches Docker 26, both cached under
+# ${LAYERKIT_CACHE:-~/.cache/layerkit}.
 set -euo pipefail
 
 usage() { echo "usage: $0 start DIR [PORT] | stop DIR" >&2; exit 2; }
@@ -51,7 +53,7 @@ case $cmd in
     fi
     [[ $port =~ ^[0-9]+$ ]] || usage
     echo "$port" >"$dir/registry.port"
-    echo "starting dockerd (state in $dir/d)" >&2
+    echo "starting dockerd ${DOCKERD_ENGINE:-26} (state in $dir/d)" >&2
     docker_host=$("$here/dockerd.sh" start "$dir/d")
     echo "starting a registry on 127.0.0.1:$port (state in $dir/r)" >&2
     "$here/registry.sh" start "$port" "$dir/r" >/dev/null
