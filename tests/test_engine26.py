@@ -16,7 +16,7 @@ import docker
 import fixtures_build as fb
 import pytest
 from fixtures_build import build_spec as build
-from fixtures_services import Services
+from fixtures_services import Services, container_output
 
 from layerkit.build.builder import BuildResult
 from layerkit.build.client import BuildkitClient
@@ -47,7 +47,7 @@ def _manifest(services: Services, ref: str, method: str, reference: str | None =
     url = f"http://{services.registry}/v2/{repo}/manifests/{reference or tag}"
     req = urllib.request.Request(url, method=method, headers={"Accept": MANIFESTS})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=60) as resp:
             return str(resp.headers.get("Docker-Content-Digest") or reference)
     except urllib.error.HTTPError:
         return None
@@ -99,8 +99,8 @@ def test_build_pushes_through_the_image_exporter_then_rebuilds_from_the_registry
     for ref in (cold.image, *cold.stages.values(), *cache_refs(services26, repo, cold).values()):
         assert in_registry(services26, ref), ref
     client = docker.DockerClient(base_url=services26.docker_host)
-    ran = client.containers.run(cold.image, ["mlkit", "12"], remove=True, network_mode="none")
-    assert "fib(12) = 144" in bytes(ran).decode()
+    ran = container_output(client, cold.image, ["mlkit", "12"])
+    assert "fib(12) = 144" in ran.decode()
 
     empty_engine(services26)
     warm, progress = build(spec, services26, force=True)
@@ -132,7 +132,7 @@ def test_a_base_only_change_finds_the_env_steps_in_the_env_stage_registry_cache(
     assert len(env) >= 4 and all(env.values()), states
     assert not states[next(n for n in states if "base-marker" in n)], "the new base step ran"
     client = docker.DockerClient(base_url=services26.docker_host)
-    ran = client.containers.run(second.image, ["mlkit", "12"], remove=True, network_mode="none")
-    assert "fib(12) = 144" in bytes(ran).decode()
+    ran = container_output(client, second.image, ["mlkit", "12"])
+    assert "fib(12) = 144" in ran.decode()
     # The env stage image was made again from its cache and pushed under the same name.
     assert in_registry(services26, first.stages["env"])
