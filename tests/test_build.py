@@ -95,11 +95,15 @@ def test_one_package_change_reuses_base_steps_and_unchanged_build_does_not_solve
     site.channel_requests.clear()
     second, progress = build(spec, services)
     assert second.hash != first.hash and second.action == "built"
-    # The builder's package cache (a cache mount, not a layer) served what did not change.
-    fetched = sorted(
-        p.rsplit("/", 1)[-1] for p in site.channel_requests if p.endswith((".conda", ".tar.bz2"))
-    )
-    assert [f.rsplit("-", 1)[0] for f in fetched] == ["corelib-2.1", "datakit-1.1"], fetched
+    # The builder's package cache (a cache mount, not a layer) served what did not change. It
+    # is shared by every build on the engine, so whether it already held a changed package
+    # depends on the tests that ran before: only the unchanged ones are pinned down.
+    fetched = {
+        p.rsplit("/", 1)[-1].rsplit("-", 1)[0]
+        for p in site.channel_requests
+        if p.endswith((".conda", ".tar.bz2"))
+    }
+    assert fetched <= {"corelib-2.1", "datakit-1.1"}, fetched
     states = step_states(progress)
     base_steps = {n: c for n, c in states.items() if n.startswith("[base ")}
     assert base_steps and all(base_steps.values()), states
