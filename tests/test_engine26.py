@@ -89,10 +89,10 @@ def test_build_pushes_through_the_image_exporter_then_rebuilds_from_the_registry
     tmp_path: Path, site: fb.Site, services26: Services
 ) -> None:
     repo = f"t/{uuid.uuid4().hex[:8]}"
-    # A base step of its own: no build before this one on the engine (another module's, with
-    # the same base) can have cached any step, so the first build is cold whatever ran first.
-    own = f"steps:\n  - run: ['echo', '{uuid.uuid4().hex}']\n    stage: base\n"
-    spec = fb.site_spec(tmp_path, site, services26, repo=repo, extra=own)
+    spec = fb.site_spec(tmp_path, site, services26, repo=repo)
+    # Cold whatever ran before on this engine: another module's builds share steps with this
+    # one (the base stage's user, the env stage's WORKDIR).
+    empty_engine(services26)
     cold, progress = build(spec, services26)
     assert cold.action == "built" and cold.pushed, cold
     assert cold.digest and cold.digest.startswith("sha256:"), cold
