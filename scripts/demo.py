@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> None:
             import docker
 
             engine = docker.DockerClient(base_url=svc.docker_host)
-            out = engine.containers.run(first["image"], ["mlkit", "40"], remove=True, network_mode="none")
-            print(f"\n$ docker run {first['image']} mlkit 40\n{bytes(out).decode().strip()}")
+            out = fs.container_output(engine, first["image"], ["mlkit", "40"])
+            print(f"\n$ docker run {first['image']} mlkit 40\n{out.decode().strip()}")
             print(f"\nengine:           {engine_line(svc.docker_host)}")
             print(f"environment hash: {first['hash']}")
             print(f"image:            {first['image']}")

@@ -215,11 +215,26 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         if self.on_get is not None:
             self.on_get(self.path)
         if self._allowed():
+            self._unconditional()
             super().do_GET()
 
     def do_HEAD(self) -> None:
         if self._allowed():
+            self._unconditional()
             super().do_HEAD()
+
+    def _unconditional(self) -> None:
+        # Always the content: a port is served again later (another module, another engineer's
+        # run) with other files, and a 304 against a solver's cached Last-Modified (1 s steps)
+        # would hand it the earlier server's repodata.
+        del self.headers["If-Modified-Since"]
+        del self.headers["If-None-Match"]
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    # A solver opens many connections at once; on a loaded machine the accept loop lags, and
+    # past the default backlog of 5 each extra connection waits out a SYN retransmit.
+    request_queue_size = 128
 
 
 def serve_directory(
@@ -235,7 +250,7 @@ def serve_directory(
     ``on_get(path)`` runs before each GET is served."""
     attrs = {"requests": requests, "token": token, "on_get": staticmethod(on_get) if on_get else None}
     handler = functools.partial(type("_Handler", (_QuietHandler,), attrs), directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name=f"serve:{root}", daemon=True)
     thread.start()

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -263,7 +264,32 @@ class ServiceDirs:
         run_script(SERVICES / "dockerd.sh", "start", self.dockerd, timeout=600, env={"DOCKERD_ENGINE": "26"})
 
     def start_registry(self) -> None:
-        run_script(SERVICES / "registry.sh", "start", str(self.registry_port), self.registry, timeout=600)
+        """Again on its old port: the base image and the spec name it. Between the kill and now
+        another process may have taken the port for a while (the ephemeral end of one of its
+        connections), so a start that found it in use is tried again once the port is free;
+        WAIT only bounds a port taken for good."""
+        deadline = time.monotonic() + WAIT
+        cmd = [str(SERVICES / "registry.sh"), "start", str(self.registry_port), str(self.registry)]
+        while True:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT, check=False)
+            if proc.returncode == 0:
+                return
+            why = proc.stderr[-3000:]
+            assert "address already in use" in why and time.monotonic() < deadline, why
+            _wait_port_free(self.registry_port, deadline)
+
+
+def _wait_port_free(port: int, deadline: float) -> None:
+    """Until a listener could bind 127.0.0.1:port (as the registry does: SO_REUSEADDR)."""
+    while True:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+                return
+            except OSError:
+                assert time.monotonic() < deadline, f"127.0.0.1:{port} stayed in use"
+        time.sleep(0.05)
 
 
 def _kill(pidfile: Path) -> int:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker
 import pytest
 
 SERVICES = Path(__file__).resolve().parent.parent / "scripts" / "services"
@@ -39,10 +40,36 @@ class AuthRegistry:
     password: str = field(repr=False)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_HELD: list[socket.socket] = []
+
+
+def refused_port() -> int:
+    """A loopback port that refuses connections for the rest of the session: bound here and
+    never listened on, so no other process (another engineer's registry) can take it, as one
+    could a port merely found free. For addresses where nothing must answer."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD.append(s)
+    return int(s.getsockname()[1])
+
+
+def container_output(
+    client: docker.DockerClient, image: str, command: list[str], *, user: str | None = None,
+    network_mode: str | None = "none",
+) -> bytes:  # fmt: skip
+    """A container's stdout, read as `docker run` reads it: attached before it starts, to the
+    end of its stream. docker-py's run() follows the log file instead, which dockerd 20.10 can
+    end before the last line is in it."""
+    container = client.containers.create(image, command, user=user, network_mode=network_mode)
+    try:
+        stream = container.attach(stdout=True, stderr=False, stream=True, logs=True)
+        container.start()
+        out = b"".join(stream)
+        code = container.wait()["StatusCode"]
+    finally:
+        container.remove(force=True)
+    assert code == 0, f"{command} exited {code} in {image}: {out[-2000:]!r}"
+    return out
 
 
 def run_script(*args: str | Path, timeout: float, env: dict[str, str] | None = None) -> str:
@@ -66,18 +93,19 @@ def require_root() -> None:
 
 @contextmanager
 def registry(root: Path, *, auth: bool = False) -> Iterator[AuthRegistry]:
-    """A docker-registry on 127.0.0.1; with auth=True, basic auth for a random user."""
-    port = free_port()
+    """A docker-registry on 127.0.0.1; with auth=True, basic auth for a random user. It binds
+    a free port itself (port 0): no other process can take the port between a pick and the bind."""
     user, password = ("", "")
     extra: list[str] = []
     if auth:
         user, password = "lk-" + secrets.token_hex(3), secrets.token_urlsafe(18)
         extra = ["--htpasswd", str(root / "htpasswd"), "--user", f"{user}:{password}"]
-    run_script(SERVICES / "registry.sh", "start", str(port), root, *extra, timeout=600)
+    address = run_script(SERVICES / "registry.sh", "start", "0", root, *extra, timeout=600)
+    port = address.rsplit(":", 1)[1]
     try:
         yield AuthRegistry(f"localhost:{port}", user, password)
     finally:
-        subprocess.run([SERVICES / "registry.sh", "stop", str(port), root], check=False, timeout=60)
+        subprocess.run([SERVICES / "registry.sh", "stop", "0", root], check=False, timeout=60)
 
 
 @contextmanager

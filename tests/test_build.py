@@ -21,7 +21,7 @@ import fixtures_build as fb
 import pytest
 from fixtures_build import build_spec as build
 from fixtures_build import site_spec as make_spec
-from fixtures_services import AuthRegistry, Services, free_port
+from fixtures_services import AuthRegistry, Services, container_output, refused_port
 
 from layerkit import api
 from layerkit.build.builder import BuildOptions
@@ -42,8 +42,7 @@ def engine(services: Services) -> docker.DockerClient:
 
 
 def run_in(services: Services, image: str, *cmd: str) -> str:
-    out = engine(services).containers.run(image, list(cmd), remove=True, network_mode="none")
-    return bytes(out).decode()
+    return container_output(engine(services), image, list(cmd)).decode()
 
 
 def step_states(progress: Progress, phase: str = "image") -> dict[str, bool]:
@@ -96,11 +95,15 @@ def test_one_package_change_reuses_base_steps_and_unchanged_build_does_not_solve
     site.channel_requests.clear()
     second, progress = build(spec, services)
     assert second.hash != first.hash and second.action == "built"
-    # The builder's package cache (a cache mount, not a layer) served what did not change.
-    fetched = sorted(
-        p.rsplit("/", 1)[-1] for p in site.channel_requests if p.endswith((".conda", ".tar.bz2"))
-    )
-    assert [f.rsplit("-", 1)[0] for f in fetched] == ["corelib-2.1", "datakit-1.1"], fetched
+    # The builder's package cache (a cache mount, not a layer) served what did not change. It
+    # is shared by every build on the engine, so whether it already held a changed package
+    # depends on the tests that ran before: only the unchanged ones are pinned down.
+    fetched = {
+        p.rsplit("/", 1)[-1].rsplit("-", 1)[0]
+        for p in site.channel_requests
+        if p.endswith((".conda", ".tar.bz2"))
+    }
+    assert fetched <= {"corelib-2.1", "datakit-1.1"}, fetched
     states = step_states(progress)
     base_steps = {n: c for n, c in states.items() if n.startswith("[base ")}
     assert base_steps and all(base_steps.values()), states
@@ -192,7 +195,7 @@ def test_private_registry_with_auth_and_no_secret_anywhere(
 def test_daemon_down_is_exit_3_and_registry_down_only_warns(
     tmp_path: Path, site: fb.Site, services: Services, cli: object
 ) -> None:
-    dead_registry = f"localhost:{free_port()}"
+    dead_registry = f"localhost:{refused_port()}"
     spec = make_spec(tmp_path, site, services, repo="t/down", registry=dead_registry)
     dead = f"unix:///tmp/{uuid.uuid4().hex}.sock"
     res = cli("build", "--addr", dead, "--progress", "plain", spec)  # type: ignore[operator]
@@ -217,7 +220,7 @@ def test_concurrent_builds_of_one_hash_build_once(tmp_path: Path, site: fb.Site,
     ]
     docs = []
     for p in procs:
-        out, err = p.communicate(timeout=600)
+        out, err = p.communicate(timeout=1800)  # bounds a hang only
         assert p.returncode == 0, err
         docs.append(json.loads(out))
     assert sorted(d["action"] for d in docs) == ["built", "found"]
@@ -259,25 +262,30 @@ def test_large_context_goes_through_filesync(
 
 def test_ctrl_c_cancels_the_solve(tmp_path: Path, site: fb.Site, services: Services) -> None:
     import signal
-    import time
+    import threading
 
     spec = make_spec(tmp_path, site, services, repo=f"t/{uuid.uuid4().hex[:8]}")
-    spec.write_text(spec.read_text() + f"  - run: 'sleep 120 # {uuid.uuid4().hex}'\n    stage: final\n")
+    # A step that would outlast the test's own bound: the build can only end early if cancelled.
+    spec.write_text(spec.read_text() + f"  - run: 'sleep 86400 # {uuid.uuid4().hex}'\n    stage: final\n")
     subprocess.run([sys.executable, "-m", "layerkit", "-q", "lock", str(spec)], check=True)
     cmd = [sys.executable, "-m", "layerkit", "build", "--progress", "json", "--network", "host",
            "--addr", f"docker://{services.docker_host}", str(spec)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    for line in proc.stderr:  # wait until BuildKit runs the sleep
-        if line.startswith("{") and "sleep 120" in line and '"RUNNING"' in line:
-            break
-    else:
-        pytest.fail(f"the build ended before the sleep step ran (exit {proc.wait()})")
-    t0 = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    rest = proc.stderr.read()
-    assert proc.wait(timeout=60) == 130, rest
-    assert time.monotonic() - t0 < 30  # the 120 s step was cancelled, not waited for
+    watchdog = threading.Timer(1800, proc.kill)  # bounds a hang only: kills a build Ctrl-C left running
+    watchdog.start()
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # wait until BuildKit runs the sleep
+            if line.startswith("{") and "sleep 86400" in line and '"RUNNING"' in line:
+                break
+        else:
+            pytest.fail(f"the build ended before the sleep step ran (exit {proc.wait()})")
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        code = proc.wait()
+    finally:
+        watchdog.cancel()
+    assert code == 130, f"exit {code}: the sleep was not cancelled\n{rest}"
     assert "interrupted" in rest and "Traceback" not in rest
 
 
@@ -359,7 +367,7 @@ def test_make_builds_the_image_and_redoes_only_what_changed(
     )
 
     def make() -> tuple[str, list[Path]]:
-        proc = subprocess.run(["make", "-j2", "all"], cwd=root, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(["make", "-j2", "all"], cwd=root, capture_output=True, text=True, timeout=1800)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc.stdout, sorted((root / ".layerkit" / "images" / "demo-train").iterdir())
 

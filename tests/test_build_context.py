@@ -10,7 +10,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from fixtures_services import Services
+from fixtures_services import Services, container_output
 
 from layerkit import api
 from layerkit.build.builder import BuildOptions
@@ -44,14 +44,14 @@ def test_a_v2_build_path_context_is_sent_and_hashed(tmp_path: Path, services: Se
     opts = BuildOptions(addr=f"docker://{services.docker_host}", network="host")
     result = api.build(spec, options=opts)
     client = docker.DockerClient(base_url=services.docker_host)
-    out = client.containers.run(
+    out = container_output(
+        client,
         result.image,
         [
             "sh",
             "-c",
             "cat /opt/app/requirements.txt /opt/app/lines; ls /opt/app; stat -c %a /opt/app/requirements.txt",
         ],
-        remove=True,
         user="0",  # the 0640 file is root's, as `docker build` would leave it
     )
     assert out.decode() == "six==1.16.0\n1\nbin\nlines\nrequirements.txt\n640\n"

@@ -8,7 +8,6 @@ client's TLS: CA verification, server-name override, mutual TLS and the error me
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -109,7 +108,7 @@ def tls_daemon(pki: Pki) -> Iterator[str]:
 
 def test_mutual_tls_connects_and_detects_a_standalone_daemon(mtls_daemon: str, pki: Pki) -> None:
     tls = TLSConfig(pki.ca, pki.client[0], pki.client[1], "buildkitd.test")
-    with BuildkitClient(mtls_daemon, tls=tls, timeout=5) as client:
+    with BuildkitClient(mtls_daemon, tls=tls, timeout=60) as client:
         assert [w.id for w in client.list_workers()] == ["w1"]
         caps = client.capabilities()
     assert not caps.embedded_in_docker
@@ -118,7 +117,7 @@ def test_mutual_tls_connects_and_detects_a_standalone_daemon(mtls_daemon: str, p
 
 
 def test_server_only_tls_needs_no_client_certificate(tls_daemon: str, pki: Pki) -> None:
-    with BuildkitClient(tls_daemon, tls=TLSConfig(ca=pki.ca, server_name="buildkitd.test"), timeout=5) as c:
+    with BuildkitClient(tls_daemon, tls=TLSConfig(ca=pki.ca, server_name="buildkitd.test"), timeout=60) as c:
         assert [w.id for w in c.list_workers()] == ["w1"]
 
 
@@ -138,13 +137,11 @@ def test_tls_failures_are_reported_at_once_with_the_reason(
         "wrong name": TLSConfig(pki.ca, pki.client[0], pki.client[1], "elsewhere.test"),
         "no client certificate": TLSConfig(pki.ca, server_name="buildkitd.test"),
     }[case]
-    started = time.monotonic()
     with pytest.raises(DaemonError) as err:
-        BuildkitClient(mtls_daemon, tls=tls, timeout=10)
+        BuildkitClient(mtls_daemon, tls=tls, timeout=60)
+    # The probe's own message, not grpc's "did not become ready" after the deadline.
     assert expected in str(err.value)
-    assert "--tls-ca" in str(err.value)
-    # The handshake probe answers before grpc's 10 s readiness deadline would.
-    assert time.monotonic() - started < 5
+    assert "--tls-ca" in str(err.value) and "did not become ready" not in str(err.value)
 
 
 def test_tls_options_from_environment_and_flags(tmp_path: Path) -> None:

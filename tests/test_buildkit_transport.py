@@ -12,14 +12,13 @@ import hashlib
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
-from fixtures_services import Services, free_port
+from fixtures_services import Services, container_output, refused_port
 
 from layerkit.build._proto import buildkit_ops_pb2 as pb
 from layerkit.build.client import BuildkitClient
@@ -70,7 +69,7 @@ def test_dockerfile_solve_without_session_exports_to_dockerd(
             frontend_inputs=dockerfile_inputs(dockerfile),
             exporter="moby",
             exporter_attrs={"name": tag},
-            timeout=300,
+            timeout=1800,  # bounds a hang only
         )
         assert result.exporter_response.get("containerimage.digest", "").startswith("sha256:")
         return {v.name: v.cached for v in result.vertexes.values()}
@@ -84,7 +83,7 @@ def test_dockerfile_solve_without_session_exports_to_dockerd(
     engine = docker.DockerClient(base_url=services.docker_host)
     try:
         engine.images.get(tag)
-        out = engine.containers.run(tag, ["cat", "/x"], network_mode="none", remove=True)
+        out = container_output(engine, tag, ["cat", "/x"])
         assert out == b"hi\n"
     finally:
         engine.images.remove(tag, force=True)
@@ -100,11 +99,10 @@ def test_dockerfile_solve_without_session_exports_to_dockerd(
     ],
 )
 def test_unreachable_daemon_fails_fast_with_clear_error(addr: str) -> None:
-    addr = addr.format(port=free_port())  # nothing listens on a just-freed port
-    start = time.monotonic()
+    addr = addr.format(port=refused_port())
+    # Fails on the refusal itself, not on the deadline (that would read "timed out").
     with pytest.raises(DaemonError, match=r"cannot reach .*(No such file|refused)"):
         open_transport(addr, timeout=10)
-    assert time.monotonic() - start < 2
 
 
 def test_docker_engine_without_grpc_endpoint_is_reported(tmp_path: Path) -> None:
@@ -166,7 +164,7 @@ def test_bridge_forwards_early_bytes_and_pumps_both_ways(tmp_path: Path) -> None
     try:
         assert oct(os.stat(os.path.dirname(bridge.path)).st_mode & 0o777) == "0o700"
         with socket.socket(socket.AF_UNIX) as client:
-            client.settimeout(5)
+            client.settimeout(60)  # bounds a hang only
             client.connect(bridge.path)
             assert client.recv(5) == b"EARLY"
             client.sendall(b"ping")

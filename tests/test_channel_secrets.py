@@ -25,7 +25,7 @@ import docker
 import fixtures_build as fb
 import fixtures_channels as fx
 import pytest
-from fixtures_services import Services
+from fixtures_services import Services, container_output
 
 from layerkit import api
 from layerkit.build.client import BuildkitClient
@@ -140,11 +140,10 @@ def test_a_tokenized_channel_locks_and_builds_without_the_token_anywhere(
         assert needle not in _saved(engine, ref), f"the token is in image {ref}"
         history = json.dumps(engine.api.history(ref)) + json.dumps(engine.images.get(ref).attrs)
         assert TOKEN not in history, f"the token is in the history or config of {ref}"
-    meta = engine.containers.run(
+    meta = container_output(
+        engine,
         result["image"],
         ["sh", "-c", "cat /opt/env/conda-meta/mlkit-*.json"],
-        remove=True,
-        network_mode="none",
         user="0",  # rattler writes conda-meta records 0600 (root's), whatever the channel
     ).decode()
     assert "/t/${CONDA_TOKEN}/linux-64/mlkit-1.0-h0_0.tar.bz2" in meta  # recorded as written
@@ -200,7 +199,7 @@ def test_an_unlocked_build_solves_with_the_secret_and_masks_a_wrong_one(
     image = json.loads(built.stdout)["image"]
     engine = docker.DockerClient(base_url=services.docker_host)
     assert TOKEN.encode() not in _saved(engine, image)
-    out = engine.containers.run(image, ["mlkit", "3"], remove=True, network_mode="none").decode()
+    out = container_output(engine, image, ["mlkit", "3"]).decode()
     assert out.strip()
 
 

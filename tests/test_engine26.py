@@ -17,7 +17,7 @@ import docker
 import fixtures_build as fb
 import pytest
 from fixtures_build import build_spec as build
-from fixtures_services import Services
+from fixtures_services import Services, container_output
 
 from layerkit.build.builder import BuildResult
 from layerkit.build.client import BuildkitClient
@@ -48,7 +48,7 @@ def _manifest(services: Services, ref: str, method: str, reference: str | None =
     url = f"http://{services.registry}/v2/{repo}/manifests/{reference or tag}"
     req = urllib.request.Request(url, method=method, headers={"Accept": MANIFESTS})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=60) as resp:
             return str(resp.headers.get("Docker-Content-Digest") or reference)
     except urllib.error.HTTPError:
         return None
@@ -91,7 +91,9 @@ def test_build_pushes_through_the_image_exporter_then_rebuilds_from_the_registry
 ) -> None:
     repo = f"t/{uuid.uuid4().hex[:8]}"
     spec = fb.site_spec(tmp_path, site, services, repo=repo)
-    empty_engine(services)  # a cold build: nothing of earlier tests' builds to reuse
+    # Cold whatever ran before on this engine: another module's builds share steps with this
+    # one (the base stage's user, the env stage's WORKDIR).
+    empty_engine(services)
     cold, progress = build(spec, services)
     assert cold.action == "built" and cold.pushed, cold
     assert cold.digest and cold.digest.startswith("sha256:"), cold
@@ -101,8 +103,8 @@ def test_build_pushes_through_the_image_exporter_then_rebuilds_from_the_registry
     for ref in (cold.image, *cold.stages.values(), *cache_refs(services, repo, cold).values()):
         assert in_registry(services, ref), ref
     client = docker.DockerClient(base_url=services.docker_host)
-    ran = client.containers.run(cold.image, ["mlkit", "12"], remove=True, network_mode="none")
-    assert "fib(12) = 144" in bytes(ran).decode()
+    ran = container_output(client, cold.image, ["mlkit", "12"])
+    assert "fib(12) = 144" in ran.decode()
 
     empty_engine(services)
     warm, progress = build(spec, services, force=True)
@@ -134,7 +136,7 @@ def test_a_base_only_change_finds_the_env_steps_in_the_env_stage_registry_cache(
     assert len(env) >= 4 and all(env.values()), states
     assert not states[next(n for n in states if "base-marker" in n)], "the new base step ran"
     client = docker.DockerClient(base_url=services.docker_host)
-    ran = client.containers.run(second.image, ["mlkit", "12"], remove=True, network_mode="none")
-    assert "fib(12) = 144" in bytes(ran).decode()
+    ran = container_output(client, second.image, ["mlkit", "12"])
+    assert "fib(12) = 144" in ran.decode()
     # The env stage image was made again from its cache and pushed under the same name.
     assert in_registry(services, first.stages["env"])

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures_services import AuthRegistry, free_port, registry
+from fixtures_services import AuthRegistry, refused_port, registry
 
 from layerkit import api
 from layerkit.build.registry import Credentials, ImageRef
@@ -274,7 +274,7 @@ def test_registry_down_register_fails_show_falls_back_to_the_local_index(cli, tm
     assert d.code == 0 and "numpy 1.26.4 py311h0_0 -> 1.26.6 py311h0_0" in d.out
     missing = cli("env", "show", "offline@9", "--registry", reg.address)
     assert missing.code == 2 and "only the local index" in missing.err
-    nowhere = cli("env", "show", "offline", "--registry", f"localhost:{free_port()}")
+    nowhere = cli("env", "show", "offline", "--registry", f"localhost:{refused_port()}")
     assert nowhere.code == 2 and "no environment 'offline'" in nowhere.err
 
 

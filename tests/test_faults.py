@@ -149,7 +149,7 @@ def recovers(case: Case) -> dict[str, object]:
             client.images.remove(img.id, force=True)
         client.images.pull(str(doc["image"]))
         cmd = ["sh", "-c", "mlkit 12 && ls /opt/env/conda-meta"]
-        out = bytes(client.containers.run(str(doc["image"]), cmd, remove=True, network_mode="none")).decode()
+        out = fs.container_output(client, str(doc["image"]), cmd).decode()
     finally:
         client.close()
     assert MLKIT_OUT in out, out

@@ -40,7 +40,7 @@ def test_structured_input_never_crashes(value: object) -> None:
     _load(json.dumps(value))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=200))
 def test_arbitrary_text_never_crashes(text: str) -> None:
     _load(text)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import fixtures_channels as fx
 import pytest
-from fixtures_services import free_port
+from fixtures_services import refused_port
 
 from layerkit import api
 
@@ -237,7 +237,7 @@ def test_python_api_lock_returns_the_lock_and_its_explicit_files(
     channel: tuple[Path, str], tmp_path: Path
 ) -> None:
     _, url = channel
-    down = f"127.0.0.1:{free_port()}/nowhere/base:1"
+    down = f"127.0.0.1:{refused_port()}/nowhere/base:1"
     spec = spec_file(tmp_path, url, ["python=3.11", "datakit=1.0"], f"base: {{image: '{down}'}}\n")
     warnings: list[str] = []
     lk, explicit = api.lock(spec, on_warning=warnings.append)

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,10 +95,22 @@ def mtimes(root: Path) -> dict[str, int]:
 
 
 def bump(path: Path, root: Path) -> None:
-    """Newer than everything make made, however long that took (a loaded machine's make can
-    outlast any fixed offset); 2 s past the newest file, for file systems with coarse times."""
+    """Touch `path` so it is newer than every file make made, however long that took. It gets
+    the file system's own current time, never a future one: make would take a time stamp ahead
+    of the clock as newer than whatever it writes next and remake the fragment until the clock
+    caught up. Touched again until the time stamp is past the newest file's (a coarse time
+    stamp can equal it); the deadline only bounds a clock that stands still."""
     newest = max(mtimes(root).values())
-    os.utime(path, ns=(path.stat().st_atime_ns, newest + 2_000_000_000))
+    deadline = time.monotonic() + 60
+    os.utime(path)
+    while path.stat().st_mtime_ns <= newest:
+        assert time.monotonic() < deadline, f"{path}'s time stamp stays at or before {newest} ns"
+        time.sleep(0.01)
+        os.utime(path)
+
+
+def fragment_runs(commands: list[str]) -> int:
+    return sum(" make -o layerkit.mk" in c for c in commands)
 
 
 def stamps(root: Path) -> dict[str, set[str]]:
@@ -136,6 +149,7 @@ def test_make_redoes_only_what_a_layer_change_affects(
     # Touch the shared layer: only a and b run their chains, and their locks stay (fresh).
     bump(root / "envs" / "team.yaml", root)
     touched = run_make(root)
+    assert fragment_runs(touched) == 1, touched  # the layer is not ahead of make's clock
     assert ran(touched, "lock") == ran(touched, "render") == {SPECS[0], SPECS[1]}
     after = mtimes(root)
     assert [f for f in LOCKS if after[f] != before[f]] == list(LOCKS[:2])

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fixtures_services import Services, free_port
+from fixtures_services import Services, refused_port
 
 from layerkit.build.registry import ImageRef, RegistryClient
 
@@ -109,7 +109,7 @@ def test_unpinned_and_unreachable_bases(
     assert r.out.startswith("unpinned ")
     assert "records no digest" in r.err
 
-    down = f"127.0.0.1:{free_port()}/nowhere/base:1"
+    down = f"127.0.0.1:{refused_port()}/nowhere/base:1"
     spec = _spec(tmp_path, down, url)
     r = cli("lock", spec)
     assert r.code == 0, r.err  # an air-gapped lock still locks; the base stays floating

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from fixtures_services import Services, free_port, registry
+from fixtures_services import Services, refused_port, registry
 
 from layerkit.build.buildplan import dockerfile_steps
 from layerkit.build.registry import ImageRef, RegistryClient
@@ -118,7 +118,7 @@ def test_plan_reports_build_cache_found_and_copy_without_changing_anything(
 
 
 def test_unreachable_registry_leaves_the_answer_open(cli, tmp_path: Path) -> None:
-    spec = _spec(tmp_path, "localhost:5000/debian:bookworm", f"127.0.0.1:{free_port()}")
+    spec = _spec(tmp_path, "localhost:5000/debian:bookworm", f"127.0.0.1:{refused_port()}")
     r = cli("plan", spec, "--json")
     assert r.code == 0
     (env,) = _validated(r.out)["environments"]

@@ -17,7 +17,7 @@ import docker
 import fixtures_bases as fbases
 import fixtures_build as fb
 import pytest
-from fixtures_services import Services
+from fixtures_services import Services, container_output
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ def _spec(folder: Path, site: fb.Site, services: Services, base: str) -> Path:
 
 def _layerkit(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "layerkit", *args], capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "layerkit", *args], capture_output=True, text=True, timeout=1800
     )
 
 
@@ -97,15 +97,9 @@ def test_env_builds_and_runs_on_a_real_shaped_base_and_keeps_its_paths(
         assert [p for p in path if p in base_path] == base_path
 
     # The image's own user (uid 1000) reads the environment's package records.
-    out = docker.DockerClient(base_url=services.docker_host).containers.run(
-        image,
-        # The trailing echo: dockerd 20.10 can drop a last log line that has no newline.
-        ["sh", "-c", "cat /opt/env/conda-meta/pykit-*.json; echo"],
-        user="1000",
-        remove=True,
-        network_mode="none",
-    )
-    assert json.loads(bytes(out))["name"] == "pykit"
+    engine = docker.DockerClient(base_url=services.docker_host)
+    out = container_output(engine, image, ["sh", "-c", "cat /opt/env/conda-meta/pykit-*.json"], user="1000")
+    assert json.loads(out)["name"] == "pykit"
 
     # `python` is the env's, not the base's Miniconda or /usr/bin one.
     r = run("sh", "-c", "command -v python")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from pathlib import Path
 
 import pytest
-from fixtures_services import AuthRegistry, Services, free_port
+from fixtures_services import AuthRegistry, Services, refused_port
 
 from layerkit.build.registry import Credentials, ImageRef, RegistryClient, resolve_credentials
 from layerkit.errors import RegistryError, RegistryUnreachable, SpecError
@@ -55,11 +54,10 @@ def test_credentials_from_named_env_vars_and_docker_config(tmp_path: Path) -> No
 
 
 def test_unreachable_registry_fails_fast() -> None:
+    # Fails on the refusal itself, not on the deadline (that would read "timed out").
     client = RegistryClient(timeout=3)
-    t0 = time.monotonic()
-    with pytest.raises(RegistryUnreachable, match="unreachable"):
-        client.head_manifest(ImageRef.parse(f"localhost:{free_port()}/x:1"))
-    assert time.monotonic() - t0 < 3
+    with pytest.raises(RegistryUnreachable, match=r"is unreachable: .*refused"):
+        client.head_manifest(ImageRef.parse(f"localhost:{refused_port()}/x:1"))
 
 
 @pytest.mark.integration

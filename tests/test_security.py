@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from layerkit import api
@@ -112,7 +112,8 @@ def test_base_dockerfile_is_the_users_own_but_its_stage_names_are_checked() -> N
         )
 
 
-@settings(max_examples=200, deadline=None)
+# No deadline nor speed check: a loaded machine is slow, not wrong.
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=30))
 def test_fuzzed_values_never_add_instructions(value: str) -> None:
     for doc in places(value):

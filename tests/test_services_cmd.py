@@ -14,7 +14,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from fixtures_services import free_port, require_root
+from fixtures_services import require_root
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ def make(*args: str) -> subprocess.CompletedProcess[str]:
         ["make", "-s", "-C", str(ROOT), *args],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
         check=False,
         env=env,
     )
@@ -42,10 +42,13 @@ def alive(pid: int) -> bool:
 
 def docker_ping(host: str) -> bytes:
     with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(10)
+        s.settimeout(60)
         s.connect(host.removeprefix("unix://"))
         s.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
-        return s.recv(64)
+        head = b""
+        while len(head) < 12 and (chunk := s.recv(64)):  # a reply may come in pieces
+            head += chunk
+        return head
 
 
 def manifest_digest(port: str) -> str:
@@ -57,7 +60,7 @@ def manifest_digest(port: str) -> str:
         headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
                  "application/vnd.docker.distribution.manifest.v2+json"},
     )  # fmt: skip
-    with urllib.request.urlopen(head, timeout=10) as r:
+    with urllib.request.urlopen(head, timeout=60) as r:
         assert r.status == 200
         return str(r.headers["Docker-Content-Digest"])
 
@@ -65,7 +68,8 @@ def manifest_digest(port: str) -> str:
 def test_make_services_prints_addresses_that_answer_and_stops_by_pid() -> None:
     require_root()
     state = Path(tempfile.mkdtemp(prefix="lk-svc-", dir="/tmp"))
-    args = (f"SERVICES_DIR={state}", f"REGISTRY_PORT={free_port()}")
+    # Port 0: the registry binds a free port itself, which no other process can take first.
+    args = (f"SERVICES_DIR={state}", "REGISTRY_PORT=0")
     pids: list[int] = []
     try:
         up = make("services", *args)
@@ -90,7 +94,7 @@ def test_make_services_prints_addresses_that_answer_and_stops_by_pid() -> None:
         registry = out["REGISTRY"]
         host, port = registry.split(":")
         assert host == "localhost" and out["BASE_REGISTRY"] == registry
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=10) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=60) as r:
             assert r.status == 200
         # The base is where mirrors.base_registry sends `debian:bookworm`.
         assert out["BASE_IMAGE"] == f"{registry}/library/debian:bookworm"

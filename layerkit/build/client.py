@@ -7,6 +7,7 @@ them, so capability checks decide which exporter and cache backends to ask for.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ from layerkit.build.tls import TLSConfig
 from layerkit.build.transport import NO_BRIDGE, BuildkitAddress, Transport, open_transport
 from layerkit.errors import DaemonError
 
+# How long a failed job's last statuses may take to arrive. BuildKit ends the Status stream
+# itself when it drops the job; this bounds only a daemon that never does.
+STATUS_DRAIN_LIMIT = 60.0
 LABEL_EXECUTOR = "org.mobyproject.buildkit.worker.executor"
 LABEL_SNAPSHOTTER = "org.mobyproject.buildkit.worker.snapshotter"
 _MOBY_LABEL_PREFIX = "org.mobyproject.buildkit.worker.moby."
@@ -280,15 +284,28 @@ class BuildkitClient:
         solve_future = self._stub.Solve.future(req, timeout=timeout)
         status_call = self._stub.Status(control.StatusRequest(Ref=ref), timeout=timeout)
 
+        seen = threading.Event()  # a status arrived: the job exists
+        drains: list[threading.Timer] = []
+
         def stop_status_on_failure(fut: grpc.Future) -> None:
-            # A request rejected before the job exists would leave Status waiting
-            # for a job that never appears.
-            if fut.cancelled() or fut.exception() is not None:
+            if not fut.cancelled() and fut.exception() is None:
+                return
+            if fut.cancelled() or not seen.is_set():
+                # A request rejected before the job exists would leave Status waiting
+                # for a job that never appears.
                 status_call.cancel()
+                return
+            # The failed step's error and log may still be on their way (Solve's answer can
+            # overtake them); cancelling now would lose them. BuildKit ends the stream itself.
+            drain = threading.Timer(STATUS_DRAIN_LIMIT, status_call.cancel)
+            drain.daemon = True
+            drain.start()
+            drains.append(drain)
 
         solve_future.add_done_callback(stop_status_on_failure)
         try:
             for resp in status_call:
+                seen.set()
                 _mask_logs(resp, masked)
                 _apply_status(result, resp)
                 if on_status is not None:
@@ -299,6 +316,9 @@ class BuildkitClient:
             solve_future.cancel()
             status_call.cancel()
             raise
+        finally:
+            for drain in drains:
+                drain.cancel()
         try:
             resp = solve_future.result()
         except grpc.RpcError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import ssl
@@ -13,6 +12,9 @@ from pathlib import Path
 import grpc
 
 from layerkit.errors import DaemonError, SpecError
+
+# What an HTTP/2 client sends first: the connection preface and an empty SETTINGS frame.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 TLS_ENV = {
     "ca": "LAYERKIT_TLS_CA",
@@ -75,10 +77,10 @@ class TLSConfig:
             certificate_chain=self._read(self.cert, "certificate file"),
         )
 
-    def probe(self, sock: socket.socket, host: str, what: str) -> None:
+    def probe(self, sock: socket.socket, host: str, what: str, timeout: float) -> None:
         """One TLS handshake on ``sock`` (connected, closed here) before gRPC: a bad CA, name
         or client certificate is reported at once with OpenSSL's reason, where grpc would
-        only retry until its deadline."""
+        only retry until its deadline. ``timeout`` bounds the wait for the daemon's answer."""
         try:
             ctx = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
             if self.cert and self.key:
@@ -87,15 +89,21 @@ class TLSConfig:
             sock.close()
             raise SpecError(f"TLS files for {what} are unusable: {exc}") from None
         ctx.set_alpn_protocols(["h2"])
+        sock.settimeout(timeout)  # connected: the handshake's answer gets the whole budget
         try:
             with ctx.wrap_socket(sock, server_hostname=self.server_name or host) as tls:
-                # With TLS 1.3 the server judges our certificate after the handshake; a refusal
-                # shows as an alert or a closed connection on the first read. A gRPC server that
-                # accepted us waits for our HTTP/2 preface instead: the read times out.
-                tls.settimeout(0.5)
+                # With TLS 1.3 the server judges our certificate after the handshake. So speak
+                # first and wait for the verdict itself, however slow the machine: a gRPC server
+                # that accepted us answers the HTTP/2 preface with its SETTINGS; a refusal is an
+                # alert or a closed connection. No answer within `timeout`: grpc's wait decides.
                 closed = False
-                with contextlib.suppress(TimeoutError, ssl.SSLWantReadError):
+                try:
+                    tls.sendall(_H2_PREFACE)
                     closed = tls.recv(1) == b""
+                except (ConnectionResetError, BrokenPipeError):
+                    closed = True
+                except TimeoutError:
+                    pass
                 if closed:
                     raise DaemonError(
                         f"TLS handshake with {what} failed: the daemon closed the connection after the "

@@ -345,7 +345,8 @@ def open_transport(
         if tls is None:
             dial((host.strip("[]"), int(port)), min(timeout, 5.0), what).close()
         else:
-            tls.probe(dial((host.strip("[]"), int(port)), min(timeout, 5.0), what), host.strip("[]"), what)
+            sock = dial((host.strip("[]"), int(port)), min(timeout, 5.0), what)
+            tls.probe(sock, host.strip("[]"), what, timeout)
         target = address.target
     options: list[tuple[str, int | str]] = [
         ("grpc.max_send_message_length", MAX_SEND_BYTES),

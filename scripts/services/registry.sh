@@ -5,7 +5,10 @@
 #   registry.sh stop   PORT DIR
 #   registry.sh status PORT DIR
 #
-# Listens on 127.0.0.1:PORT only; blobs, config, pidfile and log live under DIR.
+# Listens on 127.0.0.1:PORT only; blobs, config, pidfile and log live under DIR. start prints
+# 127.0.0.1:PORT. PORT 0: the registry binds a free port itself (read back from its log and
+# kept in DIR/registry.port), so no other process can take the port between a pick and the
+# bind; status and a repeated start with 0 use the kept one.
 # --htpasswd FILE enables basic auth from FILE; with --user the FILE is (re)written
 # with a bcrypt entry for that user first (distribution accepts bcrypt only).
 set -euo pipefail
@@ -27,6 +30,8 @@ done
 pidfile="$dir/registry.pid"
 log="$dir/registry.log"
 config="$dir/config.yml"
+portfile="$dir/registry.port"
+start_timeout=${REGISTRY_START_TIMEOUT:-300}
 
 apt_install() {
   export DEBIAN_FRONTEND=noninteractive
@@ -47,9 +52,12 @@ PY
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# Port 0 names the running registry's own port, if one runs.
+if [[ $port == 0 && -s $portfile ]] && running_pid >/dev/null; then port=$(cat "$portfile"); fi
+
 case $cmd in
   start)
-    if running_pid >/dev/null && answers; then echo "127.0.0.1:$port"; exit 0; fi
+    if [[ $port != 0 ]] && running_pid >/dev/null && answers; then echo "127.0.0.1:$port"; exit 0; fi
     command -v docker-registry >/dev/null || apt_install docker-registry
     mkdir -p "$dir/data"
     auth=""
@@ -80,26 +88,40 @@ http:
   secret: layerkit-test-only
 $auth
 YML
+    rm -f "$portfile"
     setsid docker-registry serve "$config" >"$log" 2>&1 </dev/null &
-    echo $! >"$pidfile"
-    for _ in $(seq 1 200); do
-      answers && { echo "127.0.0.1:$port"; exit 0; }
-      kill -0 "$(cat "$pidfile")" 2>/dev/null || break
+    pid=$!
+    echo "$pid" >"$pidfile"
+    # Ready when /v2/ answers; with port 0, once its log names the port it bound. The deadline
+    # only bounds a registry that hangs: a loaded machine merely takes longer.
+    deadline=$((SECONDS + start_timeout))
+    until [[ $port != 0 ]] && answers; do
+      if exited "$pid"; then
+        echo "registry exited during start; last log lines:" >&2; tail -n 20 "$log" >&2; exit 1
+      fi
+      if ((SECONDS > deadline)); then
+        echo "registry did not answer within ${start_timeout}s; last log lines:" >&2; tail -n 20 "$log" >&2; exit 1
+      fi
+      if [[ $port == 0 ]]; then
+        port=$(sed -n 's/.*msg="listening on 127\.0\.0\.1:\([0-9][0-9]*\)".*/\1/p' "$log" | head -n 1)
+        port=${port:-0}
+      fi
       sleep 0.05
     done
-    echo "registry did not come up on 127.0.0.1:$port; last log lines:" >&2
-    tail -n 20 "$log" >&2
-    exit 1
+    echo "$port" >"$portfile"
+    echo "127.0.0.1:$port"
     ;;
   stop)
-    pid=$(running_pid) || { rm -f "$pidfile"; exit 0; }
+    pid=$(running_pid) || { rm -f "$pidfile" "$portfile"; exit 0; }
     kill "$pid"
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$pidfile"
+    if ! wait_exited "$pid" 10; then
+      kill -9 "$pid" 2>/dev/null || true
+      wait_exited "$pid" 20 || { echo "registry $pid survived SIGKILL for 20s" >&2; exit 1; }
+    fi
+    rm -f "$pidfile" "$portfile"
     ;;
   status)
-    if running_pid >/dev/null && answers; then echo "127.0.0.1:$port"; else echo "not running" >&2; exit 1; fi
+    if [[ $port != 0 ]] && running_pid >/dev/null && answers; then echo "127.0.0.1:$port"; else echo "not running" >&2; exit 1; fi
     ;;
   *) usage ;;
 esac

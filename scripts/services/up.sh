@@ -11,8 +11,9 @@
 #       DOCKERD_PID, REGISTRY_PID
 #   up.sh stop DIR           stop both by the PIDs recorded under DIR (idempotent)
 #
-# PORT: the registry's; default 5000 when free, else any free port (kept in DIR/registry.port
-# so a restart reuses it). The engine: Docker 26 with the containerd image store, or Debian 12's
+# PORT: the registry's; default 5000 when free, else any free port; 0: any free port, bound by
+# the registry itself (no other process can take it first). Kept in DIR/registry.port so a
+# restart reuses it. The engine: Docker 26 with the containerd image store, or Debian 12's
 # dockerd 20.10 with DOCKERD_ENGINE=20 (dockerd.sh). Needs root (dockerd). The first start
 # debootstraps the base (~2 min) and fetches Docker 26, both cached under
 # ${LAYERKIT_CACHE:-~/.cache/layerkit}.
@@ -24,18 +25,16 @@ cmd=$1
 dir=$(realpath -m "$2")
 here=$(dirname "${BASH_SOURCE[0]}")
 
-free_port() {
-  python3 - "${1:-}" <<'PY'
+# PORT if it is free now, else 0 (the registry then binds a free port itself).
+free_or_any() {
+  python3 - "$1" <<'PY'
 import socket, sys
-want = int(sys.argv[1]) if sys.argv[1] else 0
-for port in ([want] if want else []) + [0]:
-    try:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", port))
-            print(s.getsockname()[1])
-            break
-    except OSError:
-        continue
+try:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", int(sys.argv[1])))
+    print(sys.argv[1])
+except OSError:
+    print(0)
 PY
 }
 
@@ -49,14 +48,15 @@ case $cmd in
     mkdir -p "$dir"
     if [[ -n ${3:-} ]]; then port=$3
     elif [[ -s $dir/registry.port ]]; then port=$(cat "$dir/registry.port")
-    else port=$(free_port 5000)
+    else port=$(free_or_any 5000)
     fi
     [[ $port =~ ^[0-9]+$ ]] || usage
-    echo "$port" >"$dir/registry.port"
     echo "starting dockerd ${DOCKERD_ENGINE:-26} (state in $dir/d)" >&2
     docker_host=$("$here/dockerd.sh" start "$dir/d")
-    echo "starting a registry on 127.0.0.1:$port (state in $dir/r)" >&2
-    "$here/registry.sh" start "$port" "$dir/r" >/dev/null
+    echo "starting a registry (state in $dir/r)" >&2
+    addr=$("$here/registry.sh" start "$port" "$dir/r")
+    port=${addr##*:}
+    echo "$port" >"$dir/registry.port"
     echo "pushing the base image (first time: debootstrap, about 2 minutes)" >&2
     base=$("$here/base-image.sh" "$docker_host" "127.0.0.1:$port" library/debian:bookworm)
     echo "DOCKER_HOST=$docker_host"
