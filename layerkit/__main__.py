@@ -1,3 +1,3 @@
-from layerkit.memo import entry
+from layerkit.cli import entry
 
 entry()

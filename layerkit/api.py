@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from layerkit import atomic, inputs
+from layerkit import atomic
 
 # Environment versions in the registry: their own module, named here as part of the API.
 from layerkit.api_envs import env_diff, env_list, env_register, env_show
@@ -136,10 +136,7 @@ def default_lock_path(spec: Path) -> Path:
 
 def find_lock(spec: Path) -> Path | None:
     path = default_lock_path(spec)
-    if path.is_file():
-        return path
-    inputs.note_absent(path)
-    return None
+    return path if path.is_file() else None
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,7 @@ MODULE_COMMANDS: tuple[str, ...] = ("plan", "outdated", "run", "check", "env", "
 
 
 class _Parser(argparse.ArgumentParser):
-    # No prefix matching (`--out` for `--output`): options mean what they spell, for
-    # scripts and for layerkit.memo, which must tell `render -o` from a pure render.
+    # No prefix matching (`--out` for `--output`): options mean what they spell, for scripts.
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -248,7 +247,7 @@ def _lock(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from layerkit import api, inputs
+    from layerkit import api
     from layerkit.build.summary import render as render_summary
 
     opts = build_options(args)
@@ -257,8 +256,6 @@ def _build(args: argparse.Namespace) -> int:
         args.spec, lock, args.platform, not args.no_lock, options=opts, on_warning=lambda w: _warn(args, (w,))
     )
     doc = result.to_json()
-    if result.action == "found":
-        inputs.note_result(doc, args.json)  # layerkit.memo replays it after a fresh HEAD
     stdout, summary = render_summary(doc, args.json)
     sys.stderr.write(summary)
     _out(stdout)
@@ -318,9 +315,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    from layerkit.memo import entry as memo_entry
-
-    memo_entry()
+    """Console entry point."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -60,8 +60,7 @@ def new_repo_in_place(root: Path) -> None:
 
 def run_make(root: Path, *goals: str) -> list[str]:
     """The commands make ran (its echo of each recipe line), in order."""
-    proc = subprocess.run(["make", "-j2", *(goals or ["all"])], cwd=root, capture_output=True, text=True,
-                          env={**os.environ, "LAYERKIT_NO_CACHE": "1"})  # fmt: skip
+    proc = subprocess.run(["make", "-j2", *(goals or ["all"])], cwd=root, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return [ln for ln in proc.stdout.splitlines() if not ln.startswith("make")]
 
@@ -199,8 +198,7 @@ def test_a_stale_lock_is_solved_only_for_its_own_targets(
     assert unrelated[-1] == "hello from an unrelated target" and not solved(unrelated), unrelated
     assert untouched()
 
-    dry = subprocess.run(["make", "-n", "a-image"], cwd=root, capture_output=True, text=True,
-                         env={**os.environ, "LAYERKIT_NO_CACHE": "1"})  # fmt: skip
+    dry = subprocess.run(["make", "-n", "a-image"], cwd=root, capture_output=True, text=True)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "lock --check envs/a/layerkit.yaml" in dry.stdout  # printed, not run
     assert untouched()

@@ -146,13 +146,6 @@ def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress
     if lookup():
         progress.message(f"{result.image}: {result.action} ({result.source}); nothing to build")
         _describe(result, registries, (address is not None and result.action != "found") or bool(address))
-        if (
-            result.action == "found"
-            and result.source == main.ref
-            and result.digest
-            and result.size is not None
-        ):
-            _note_found(rendered, main.ref, result.digest)
         result.seconds = time.monotonic() - started
         return result
 
@@ -166,16 +159,6 @@ def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress
     _describe(result, registries, result.pushed)
     result.seconds = time.monotonic() - started
     return result
-
-
-def _note_found(rendered: Rendered, ref: str, digest: str) -> None:
-    """A workspace hit stays true while the registry serves this digest (layerkit.memo)."""
-    from layerkit import inputs
-
-    reg = rendered.checked.resolved.spec.registry
-    user_env = reg.username_env if reg else None
-    pass_env = reg.password_env if reg else None
-    inputs.note_manifest(inputs.Manifest(ref, digest, user_env, pass_env))
 
 
 def _describe(result: BuildResult, registries: Registries, in_registry: bool) -> None:

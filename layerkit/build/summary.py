@@ -1,7 +1,6 @@
 """How a build result is printed (stdout and the one-line summary on stderr).
 
-Shared by the CLI and by layerkit.memo's replay of a found image, so it imports nothing
-heavy: a replay must stay a fraction of a second.
+Kept apart from the builder so that printing a result imports nothing heavy.
 """
 
 from __future__ import annotations

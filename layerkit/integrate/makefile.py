@@ -78,7 +78,7 @@ def env_targets(spec: Path, stamps: Path) -> tuple[EnvTargets, str | None]:
     resolved = rendered.checked.resolved
     layers = {display(layer.path) for layer in resolved.layers if layer.path is not None}
     lockfile = api.default_lock_path(spec)
-    seen = {display(Path(p)) for p, stat in read.files.items() if stat is not None}
+    seen = {display(Path(p)) for p in read.files}
     name = _env_name(spec, resolved.spec.name)
     env = EnvTargets(
         name=name,

@@ -1,4 +1,8 @@
-"""Format a RenderPlan with the Jinja templates (StrictUndefined: a missing value is a bug)."""
+"""Format a RenderPlan with the Jinja templates (StrictUndefined: a missing value is a bug).
+
+Templates compile in memory, once a process: nothing compiled is read from a cache on disk,
+where another writer could plant code that runs with our rights.
+"""
 
 from __future__ import annotations
 
@@ -14,18 +18,6 @@ from layerkit.render.envvars import quote
 from layerkit.render.plan import ENV_PREFIX, RenderPlan
 
 
-def _bytecode_cache() -> jinja2.BytecodeCache | None:
-    """Compiled templates cached on disk (keyed by source checksum): saves ~30 ms a run."""
-    from layerkit.resources import cache_dir
-
-    root = cache_dir() / "jinja"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return jinja2.FileSystemBytecodeCache(str(root))
-
-
 @cache
 def _env() -> jinja2.Environment:
     from layerkit.resources import data_dir
@@ -37,7 +29,6 @@ def _env() -> jinja2.Environment:
 
     return jinja2.Environment(
         loader=jinja2.FunctionLoader(load),
-        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # Dockerfile, not HTML: values are validated/quoted in the plan
         keep_trailing_newline=True,
