@@ -45,43 +45,60 @@ def _profile(p: dict[str, Any]) -> list[str]:
     return lines
 
 
-def table(r: dict[str, Any]) -> str:
-    out: list[str] = [
-        f"layerkit benchmark  (python {r['python']}, {r['cpus']} cpus, median of {r['runs']} runs "
-        "after 1 warm-up unless noted; wall-clock seconds)",
+def _row(name: str, t: dict[str, Any]) -> list[str]:
+    note = "" if t["exit_codes"] == [0] else f"exit {t['exit_codes']} {t.get('error', '')}"
+    return [name, _s(t["median_s"]), f"{_s(t['min_s'])} - {_s(t['max_s'])}", note]
+
+
+def _goal(label: str, t: dict[str, Any], goal: float) -> str:
+    m = t["median_s"]
+    miss = "" if m <= goal else f" by {_s(m - goal)} ({_ratio(m, goal)} the goal)"
+    return f"   {label}: median {_s(m)} (min-max {_s(t['min_s'])} - {_s(t['max_s'])}); goal <= {goal} s: {_verdict(m, goal)}{miss}"
+
+
+def _peers(r: dict[str, Any]) -> list[str]:
+    out = [
         "",
-        "1. Whole process: python -m layerkit -q CMD SPEC (cold: memo off; memo hit: inputs unchanged)",
+        "   Peers (same run, in turn, same protocol; installed into .cache/peers, not layerkit's env):",
     ]
     rows = []
-    for name, t in r["cli"].items():
-        note = "" if t["exit_codes"] == [0] else f"exit {t['exit_codes']} {t.get('error', '')}"
-        rows.append([name, _s(t["median_s"]), _s(t["min_s"]), _s(t["max_s"]), note])
-    out += _grid(["command", "median", "min", "max", "note"], rows)
+    for name, p in r["peers"].items():
+        if name == "floor":
+            continue
+        if "median_s" not in p:
+            rows.append([name, "-", "-", f"not measured: {p['why']}"])
+            continue
+        rows.append(_row(f"{name} {p['version']}", p))
+    out += ["   " + ln for ln in _grid(["peer", "median", "min - max", "note"], rows)]
+    for name, p in r["peers"].items():
+        if "command" in p:
+            out.append(f"     {name}: {p['command']}")
+    if "floor" in r["peers"]:
+        out.append(
+            f"     the peers' interpreter alone (python -c pass): median {_s(r['peers']['floor']['median_s'])}"
+        )
+    out += ["", "   Ratio layerkit / peer (medians; below 1.00x: layerkit is faster):"]
+    rows = []
+    for cmd, t in r["cli"].items():
+        row = [cmd]
+        for name, p in r["peers"].items():
+            if name != "floor":
+                row.append(_ratio(t["median_s"], p["median_s"]) if "median_s" in p else "n/a")
+        rows.append(row)
+    names = [n for n in r["peers"] if n != "floor"]
+    out += ["   " + ln for ln in _grid(["layerkit command", *names], rows)]
+    return out
 
-    ref = r["hpccm_reference_s"]
-    hp = r["hpccm"]
-    out += ["", "   Goal: a single render faster than hpccm's whole-process render of a comparable recipe"]
-    for label, key in (("cold", ""), ("memo hit", " (memo hit)")):
-        render = r["cli"][f"render tests/specs/full-cpu.yaml{key}"]["median_s"]
-        out.append(
-            f"   render full-cpu.yaml, {label}: {_s(render)} vs reference {_s(ref)}: ratio "
-            f"{_ratio(render, ref)} -> {_verdict(render, ref)}"
-        )
-        if hp.get("available"):
-            out.append(
-                f"     vs hpccm measured this run: render/hpccm ratio {_ratio(render, hp['median_s'])} "
-                f"-> {_verdict(render, hp['median_s'])}"
-            )
-    if hp.get("available"):
-        hps = hp["median_s"]
-        out.append(
-            f"   hpccm {hp.get('version', '?')} measured this run ({hp['install']}): `hpccm --recipe` "
-            f"median {_s(hps)} (min {_s(hp['min_s'])})"
-        )
-        if hp["exit_codes"] != [0]:
-            out.append(f"   hpccm exited {hp['exit_codes']}: {hp.get('error', '')}")
-    else:
-        out.append(f"   hpccm not measured: {hp['why']}")
+
+def table(r: dict[str, Any]) -> str:
+    out: list[str] = [
+        f"layerkit benchmark  (python {r['python']}, {r['cpus']} cpus; every figure: {r['runs']} whole-process "
+        f"runs after 1 warm-up, fresh HOME and cache dir each run, timed by {r['timer']}; wall-clock seconds)",
+        "",
+        "1. python -m layerkit -q CMD SPEC, cold",
+    ]
+    out += _grid(["command", "median", "min - max", "note"], [_row(k, t) for k, t in r["cli"].items()])
+    out += _peers(r)
 
     st = r["startup"]
     base = st["python -c pass"]["median_s"]
@@ -93,21 +110,12 @@ def table(r: dict[str, Any]) -> str:
             [[k, _s(v["median_s"]), _s(v["median_s"] - base)] for k, v in st.items()],
         )
     ]
-    imp = st["python -c 'import layerkit.cli'"]["median_s"]
-    ver = st["python -m layerkit --version"]["median_s"]
-    out.append(f"   import layerkit.cli / --version ratio: {_ratio(imp, ver)}")
-    out += ["", "   Imports of `render full-cpu.yaml` (-X importtime, one run):"]
+    out += ["", "   Imports of `render full-cpu.yaml` (-X importtime, one cold run):"]
     out += _profile(r["render_imports"])
 
     m = r["many"]
-    out += [
-        "",
-        f"2. {m['specs']} generated specs rendered in one process (api.render(path, auto_lock=False))",
-        f"   import layerkit.api {_s(m['import_api_s'])}; total {_s(m['total_s'])}; per spec {_ms(m['per_spec_s'])} "
-        f"(first {_ms(m['first_s'])}, median {_ms(m['median_s'])}, max {_ms(m['max_s'])})",
-    ]
-    if m["failures"]:
-        out.append(f"   {len(m['failures'])} failed, e.g. {m['failures'][0]}")
+    out += ["", f"2. python -m layerkit -q validate on {m['specs']} generated specs, one process, cold"]
+    out += _grid(["command", "median", "min - max", "note"], [_row(f"validate x{m['specs']}", m)])
 
     lk = r.get("lock")
     if lk is None:
@@ -127,17 +135,29 @@ def table(r: dict[str, Any]) -> str:
             for s in lk["sizes"]
         ]
         out += ["   " + ln for ln in _grid(["packages", "make_channel", "lock", "result"], rows)]
-        c = lk.get("check")
-        if c:
+        if "lock_check" in lk:
+            c, k = lk["lock_check"], lk["check"]
             out += [
                 "",
-                f"   lock --check on {c['specs']} locked specs (whole process, one run each, channels stopped):",
-                f"   median {_s(c['median_s'])}, max {_s(c['max_s'])}, min {_s(c['min_s'])}, exit codes {c['exit_codes']}; "
-                f"goal <= {c['goal_s']} s: median {_verdict(c['median_s'], c['goal_s'])}, "
-                f"max {_verdict(c['max_s'], c['goal_s'])} (max/goal {_ratio(c['max_s'], c['goal_s'])})",
-                "   Imports of `lock --check` (-X importtime, one run):",
+                "   channels stopped; exit codes: lock --check "
+                f"{c['exit_codes']}, check {k['exit_codes']} {k.get('error', '')}",
+                _goal("lock --check SPEC (the largest locked spec)", c, c["goal_s"]),
+                _goal(f"check SPEC x{k['specs']} (one process)", k, k["goal_s"]),
+                "   Imports of `lock --check` (-X importtime, one cold run):",
             ]
             out += _profile(lk["check_imports"])
+    sk = r.get("skip")
+    if sk is None:
+        out += ["", "4. skip by hash: skipped (--no-skip)"]
+    elif not sk["available"]:
+        out += ["", f"4. skip by hash: not measured: {sk['why']}"]
+    else:
+        out += [
+            "",
+            "4. skip by hash: python -m layerkit build --addr <no daemon> SPEC, image in a real registry "
+            f"on loopback (action: {sk['action']})",
+            _goal("build (found)", sk, sk["goal_s"]),
+        ]
     if "build" in r:
         import build_bench
 

@@ -3,14 +3,17 @@
     python3 bench/run.py            # readable table on stdout (progress on stderr)
     python3 bench/run.py --json     # the same figures as JSON on stdout
 
-Sections:
-  1. whole-process `layerkit render|hash SPEC` (median of 7) vs hpccm's whole-process render
-     (measured here when `pip install hpccm` works, else the reference 0.11 s);
-  2. 100 generated specs rendered in one process with `api.render(path, auto_lock=False)`;
+Every figure is a whole process started cold: a fresh HOME and cache dir for each run
+(bench/cold.py; hyperfine times it when installed). Sections:
+  1. `layerkit render|hash SPEC` against hpccm, `repo2docker --no-build` and neurodocker on
+     comparable inputs (bench/peers.py), measured in turn in this run, with ratios;
+  2. `layerkit validate` of 100 generated specs in one process;
   3. `layerkit lock` against synthetic local channels of 5, 50 and 500 packages, then
-     `layerkit lock --check` on 10 locked specs (goal <= 0.3 s each);
+     `layerkit lock --check` (goal <= 0.15 s) and `layerkit check` of 10 locked specs
+     (goal <= 0.3 s);
+  4. the skip-by-hash decision: `layerkit build` of an image the registry has (goal <= 0.3 s);
   5. `layerkit build` cold / warm / pruned / skip-by-hash and image size (bench/build_bench.py);
-  plus interpreter/import start-up figures and the imports that dominate `lock --check`.
+  plus interpreter/import start-up figures and the imports that dominate render and lock --check.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -34,13 +37,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(BENCH))
 
+import cold  # noqa: E402  (bench/cold.py: cold whole-process timings)
+import peers  # noqa: E402  (bench/peers.py: hpccm, repo2docker, neurodocker)
 import report  # noqa: E402  (bench/report.py: table formatting)
 import specgen  # noqa: E402  (bench/specgen.py: generated specs, channels and recipes)
 
 PY = sys.executable
-RUNS = 7
-HPCCM_REFERENCE_S = 0.11  # hpccm whole-process render of a comparable recipe, measured earlier
 CHECK_GOAL_S = 0.3
+LOCK_CHECK_GOAL_S = 0.15
+SPECS = ("tests/specs/full-cpu.yaml", "tests/specs/gpu-cuda11.8.yaml")
 CHANNEL_SIZES = (5, 50, 500)
 CHECK_SPECS = 10
 
@@ -63,109 +68,45 @@ def run_once(cmd: Sequence[str], env: dict[str, str], cwd: Path = ROOT) -> tuple
     return time.perf_counter() - t0, p.returncode, p.stderr
 
 
-def timed(cmd: Sequence[str], env: dict[str, str], runs: int = RUNS, warmup: int = 1) -> dict[str, Any]:
-    """Median/min/max wall time of `runs` whole-process runs, after `warmup` untimed ones."""
-    for _ in range(warmup):
-        run_once(cmd, env)
-    times, codes, err = [], set(), ""
-    for _ in range(runs):
-        t, code, stderr = run_once(cmd, env)
-        times.append(t)
-        codes.add(code)
-        if code:
-            err = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {code}"
-    return {
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "max_s": max(times),
-        "runs": runs,
-        "exit_codes": sorted(codes),
-        **({"error": err} if err else {}),
-    }
+# --------------------------------------------------------------------------- 1. render / hash vs peers
 
 
-# --------------------------------------------------------------------------- 1. render / hash
-
-
-def bench_cli(env: dict[str, str], tmp: Path) -> dict[str, Any]:
-    """Each command twice: cold (memo off: the whole computation) and as a memo hit (the
-    untimed warm-up run stores the result; layerkit/memo.py re-checks its inputs and replays)."""
+def bench_cli(env: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    cold_env = {**env, "LAYERKIT_NO_CACHE": "1"}
-    warm_env = {k: v for k, v in env.items() if k != "LAYERKIT_NO_CACHE"}
-    warm_env["LAYERKIT_CACHE"] = str(tmp / "memo-cache")
-    for spec in ("tests/specs/full-cpu.yaml", "tests/specs/gpu-cuda11.8.yaml"):
+    for spec in SPECS:
         for cmd in ("render", "hash"):
-            log(f"{cmd} {spec} x{RUNS} cold, x{RUNS} memo hit")
-            out[f"{cmd} {spec}"] = timed([PY, "-m", "layerkit", "-q", cmd, spec], cold_env)
-            out[f"{cmd} {spec} (memo hit)"] = timed([PY, "-m", "layerkit", "-q", cmd, spec], warm_env)
+            log(f"{cmd} {spec} x{cold.RUNS} cold")
+            out[f"{cmd} {spec}"] = cold.timed([PY, "-m", "layerkit", "-q", cmd, spec], env, ROOT)
     return out
 
 
-def hpccm_install(cache: Path) -> tuple[Path | None, str]:
-    """pip install hpccm into a private --target dir (reused across runs); never into this env."""
-    target = cache / "hpccm"
-    if (target / "hpccm" / "cli.py").is_file():
-        return target, "cached"
-    log(f"pip install hpccm --target {target}")
-    p = subprocess.run(
-        [
-            PY,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--target",
-            str(target),
-            "hpccm",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if p.returncode or not (target / "hpccm" / "cli.py").is_file():
-        lines = [ln for ln in p.stderr.splitlines() if ln.startswith("ERROR")] or ["pip failed"]
-        return None, lines[-1]
-    return target, "installed"
-
-
-def bench_hpccm(tmp: Path, cache: Path, skip: bool) -> dict[str, Any]:
+def bench_peers(tmp: Path, skip: bool) -> dict[str, Any]:
     if skip:
-        return {"available": False, "why": "skipped (--no-hpccm)"}
-    target, how = hpccm_install(cache)
-    if target is None:
-        return {"available": False, "why": f"pip install hpccm failed: {how}"}
-    recipe = tmp / "hpccm-recipe.py"
-    recipe.write_text(specgen.HPCCM_RECIPE)
-    script = target / "bin" / "hpccm"  # the console script, as a user runs it
-    cmd = (
-        [PY, str(script)]
-        if script.is_file()
-        else [PY, "-c", "import sys; from hpccm.cli import main; sys.exit(main())"]
-    )
-    env = dict(os.environ, PYTHONPATH=str(target))
-    log(f"hpccm --recipe x{RUNS}")
-    res = timed([*cmd, "--recipe", str(recipe)], env)
-    version = subprocess.run(
-        [PY, "-c", "import hpccm; print(hpccm.__version__)"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    return {"available": True, "install": how, "version": version, **res}
+        return {p: {"why": "skipped (--no-peers)"} for p in peers.PEERS}
+    venv = ROOT / ".cache" / "peers"
+    found = peers.install(venv, log)
+    cmds = peers.commands(venv, tmp / "peers", specgen.HPCCM_RECIPE)
+    env = dict(os.environ)
+    for name, info in found.items():
+        if "version" in info:
+            log(f"{name} x{cold.RUNS} cold")
+            info.update(cold.timed(cmds[name], env, tmp, runs=cold.RUNS))
+            info["command"] = shlex.join([Path(cmds[name][0]).name, *cmds[name][1:]])
+    python = venv / "bin" / "python"
+    if python.is_file():
+        found["floor"] = cold.floor(str(python), env, tmp)
+    return found
 
 
 # --------------------------------------------------------------------------- imports
 
 
 def bench_imports(env: dict[str, str]) -> dict[str, Any]:
-    log(f"start-up figures x{RUNS}")
+    log(f"start-up figures x{cold.RUNS}")
     return {
-        "python -c pass": timed([PY, "-c", "pass"], env),
-        "python -c 'import layerkit.cli'": timed([PY, "-c", "import layerkit.cli"], env),
-        "python -m layerkit --version": timed([PY, "-m", "layerkit", "--version"], env),
+        "python -c pass": cold.floor(PY, env, ROOT),
+        "python -c 'import layerkit.cli'": cold.timed([PY, "-c", "import layerkit.cli"], env, ROOT),
+        "python -m layerkit --version": cold.timed([PY, "-m", "layerkit", "--version"], env, ROOT),
     }
 
 
@@ -190,8 +131,8 @@ def import_profile(cmd: Sequence[str], env: dict[str, str], top: int = 6) -> dic
     total: every import; layerkit_self: layerkit's own modules (module bodies, model classes);
     entries: packages layerkit imports directly, each with its whole subtree (disjoint).
     """
-    run_once([PY, *cmd], env)
-    _, _, stderr = run_once([PY, "-X", "importtime", *cmd], env)
+    with tempfile.TemporaryDirectory(prefix="lk-cold-") as d:
+        _, _, stderr = run_once([PY, "-X", "importtime", *cmd], cold.cold_env(env, Path(d)))
     roots = parse_importtime(stderr)
     entries: dict[str, dict[str, Any]] = {}
     own = 0
@@ -236,34 +177,11 @@ def import_profile(cmd: Sequence[str], env: dict[str, str], top: int = 6) -> dic
 # --------------------------------------------------------------------------- 2. 100 specs
 
 
-def bench_many(tmp: Path) -> dict[str, Any]:
+def bench_many(env: dict[str, str], tmp: Path) -> dict[str, Any]:
     specs = specgen.write_variants(tmp / "variants", 100)
-    log(f"api.render on {len(specs)} generated specs, one process")
-    t0 = time.perf_counter()
-    from layerkit import api
-
-    import_s = time.perf_counter() - t0
-    per: list[float] = []
-    failures: list[str] = []
-    t_all = time.perf_counter()
-    for spec in specs:
-        t = time.perf_counter()
-        try:
-            api.render(spec, auto_lock=False)
-        except Exception as e:  # a failure is a result to report, not a crash of the benchmark
-            failures.append(f"{spec.name}: {type(e).__name__}: {e}")
-        per.append(time.perf_counter() - t)
-    total = time.perf_counter() - t_all
-    return {
-        "specs": len(specs),
-        "import_api_s": import_s,
-        "total_s": total,
-        "per_spec_s": total / len(specs),
-        "first_s": per[0],
-        "median_s": statistics.median(per),
-        "max_s": max(per),
-        "failures": failures,
-    }
+    log(f"validate {len(specs)} generated specs in one process x{cold.RUNS} cold")
+    res = cold.timed([PY, "-m", "layerkit", "-q", "validate", *map(str, specs)], env, ROOT)
+    return {"specs": len(specs), **res}
 
 
 # --------------------------------------------------------------------------- 3. lock
@@ -272,7 +190,7 @@ def bench_many(tmp: Path) -> dict[str, Any]:
 def bench_lock(tmp: Path) -> dict[str, Any]:
     import fixtures_channels as fx
 
-    results: dict[str, Any] = {"sizes": [], "check": {}}
+    results: dict[str, Any] = {"sizes": []}
     locked: list[Path] = []
     stops: list[Callable[[], None]] = []
     urls: dict[int, str] = {}
@@ -317,24 +235,21 @@ def bench_lock(tmp: Path) -> dict[str, Any]:
     finally:
         for stop in stops:
             stop()  # --check must not need the channels
-    env = base_env(RATTLER_CACHE_DIR=str(tmp / "rattler-check"), LAYERKIT_CACHE=str(tmp / "lk-check"))
+    env = base_env()
     if locked:
-        log(f"lock --check on {len(locked)} locked specs (one warm-up, then one run each)")
-        run_once([PY, "-m", "layerkit", "lock", "--check", str(locked[0])], env)
-        times, codes = [], []
-        for spec in locked:
-            t, code, _ = run_once([PY, "-m", "layerkit", "lock", "--check", str(spec)], env)
-            times.append(t)
-            codes.append(code)
+        last = str(locked[-1])
+        log(f"lock --check {Path(last).parent.name} x{cold.RUNS} cold")
+        results["lock_check"] = {
+            **cold.timed([PY, "-m", "layerkit", "lock", "--check", last], env, ROOT),
+            "goal_s": LOCK_CHECK_GOAL_S,
+        }
+        log(f"check of {len(locked)} locked specs x{cold.RUNS} cold")
         results["check"] = {
             "specs": len(locked),
-            "median_s": statistics.median(times),
-            "max_s": max(times),
-            "min_s": min(times),
-            "exit_codes": sorted(set(codes)),
+            **cold.timed([PY, "-m", "layerkit", "check", *map(str, locked)], env, ROOT),
             "goal_s": CHECK_GOAL_S,
         }
-        results["check_imports"] = import_profile(["-m", "layerkit", "lock", "--check", str(locked[-1])], env)
+        results["check_imports"] = import_profile(["-m", "layerkit", "lock", "--check", last], env)
     return results
 
 
@@ -344,32 +259,33 @@ def bench_lock(tmp: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
-    ap.add_argument("--no-hpccm", action="store_true", help="do not install or time hpccm")
+    ap.add_argument("--no-peers", action="store_true", help="do not install or time the peers")
     ap.add_argument("--no-lock", action="store_true", help="skip the lock section")
+    ap.add_argument("--no-skip", action="store_true", help="skip the skip-by-hash section (needs a registry)")
     ap.add_argument("--no-build", action="store_true", help="skip the build section (needs root)")
     args = ap.parse_args(argv)
 
     env = base_env()
-    cache = Path(tempfile.gettempdir()) / "layerkit-bench-cache"
-    cache.mkdir(exist_ok=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="layerkit-bench-") as d:
         tmp = Path(d)
         result: dict[str, Any] = {
             "python": sys.version.split()[0],
             "cpus": os.cpu_count(),
-            "runs": RUNS,
-            "hpccm_reference_s": HPCCM_REFERENCE_S,
+            "runs": cold.RUNS,
+            "timer": cold.tool(),
         }
-        result["cli"] = bench_cli(env, tmp)
-        result["hpccm"] = bench_hpccm(tmp, cache, args.no_hpccm)
+        result["cli"] = bench_cli(env)
+        result["peers"] = bench_peers(tmp, args.no_peers)
         result["startup"] = bench_imports(env)
-        result["render_imports"] = import_profile(
-            ["-m", "layerkit", "-q", "render", "tests/specs/full-cpu.yaml"], {**env, "LAYERKIT_NO_CACHE": "1"}
-        )
-        result["many"] = bench_many(tmp)
+        result["render_imports"] = import_profile(["-m", "layerkit", "-q", "render", SPECS[0]], env)
+        result["many"] = bench_many(env, tmp)
         if not args.no_lock:
             result["lock"] = bench_lock(tmp)
+        if not args.no_skip:
+            import skip  # bench/skip.py: a real registry on loopback
+
+            result["skip"] = skip.run(ROOT, tmp, env, log)
         if not args.no_build:
             import build_bench  # bench/build_bench.py: real dockerd + registry
 
