@@ -2,7 +2,7 @@
 PYTHON ?= python3
 STAMP := .cache/installed.stamp
 
-.PHONY: install test lint unit demo bench golden protos clean services services-stop
+.PHONY: install test lint unit demo bench golden protos precompile clean services services-stop
 
 $(STAMP): pyproject.toml
 	@echo "installing layerkit and its dependencies with pip (first time: a few minutes)" >&2
@@ -44,6 +44,11 @@ bench: $(STAMP)
 
 clean: services-stop
 	rm -rf .cache out dist build
+
+# layerkit/_generated/: the compiled Dockerfile template and the parsed catalog (a stale one
+# is ignored at run time, only slower; tests/test_precompiled.py fails until this is re-run).
+precompile: $(STAMP)
+	$(PYTHON) scripts/precompile.py
 
 protos: $(STAMP)
 	bash scripts/gen_protos.sh

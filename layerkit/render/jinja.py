@@ -35,6 +35,18 @@ def _env() -> jinja2.Environment:
     )
 
 
+@cache
+def template() -> jinja2.Template:
+    """Dockerfile.j2: the shipped compiled module when it matches the template's source and
+    this Jinja (layerkit/precompiled.py), else compiled in memory, once a process."""
+    from layerkit import precompiled
+    from layerkit.resources import data_dir
+
+    env = _env()
+    source = (data_dir("templates") / precompiled.TEMPLATE).read_text(encoding="utf-8")
+    return precompiled.compiled_template(env, source) or env.get_template(precompiled.TEMPLATE)
+
+
 def labels(plan: RenderPlan, h: HashResult) -> list[tuple[str, str]]:
     items = {
         "io.layerkit.hash": h.hash,
@@ -49,19 +61,15 @@ def labels(plan: RenderPlan, h: HashResult) -> list[tuple[str, str]]:
 def render_dockerfile(plan: RenderPlan, h: HashResult) -> str:
     e = plan.env_install
     pip_index = f" --index-url {shlex.quote(e.pip_index)}" if e is not None and e.pip_index else ""
-    text = (
-        _env()
-        .get_template("Dockerfile.j2")
-        .render(
-            plan=plan,
-            version=__version__,
-            sources=json.dumps(list(plan.sources)),
-            hash=h.hash,
-            hash_schema=HASH_SCHEMA,
-            base_alias=plan.base_alias,
-            prefix=ENV_PREFIX,
-            pip_index_opt=pip_index,
-            labels=labels(plan, h),
-        )
+    text = template().render(
+        plan=plan,
+        version=__version__,
+        sources=json.dumps(list(plan.sources)),
+        hash=h.hash,
+        hash_schema=HASH_SCHEMA,
+        base_alias=plan.base_alias,
+        prefix=ENV_PREFIX,
+        pip_index_opt=pip_index,
+        labels=labels(plan, h),
     )
     return text.rstrip("\n") + "\n"

@@ -217,30 +217,37 @@ def _load_yaml(text: str, source: str) -> object:
         ) from None
 
 
+def catalog_documents() -> dict[str, object]:
+    """Each base-images/ YAML file (relative path) parsed: from the shipped JSON parse of
+    exactly these bytes when there is one (layerkit/precompiled.py), else from the YAML."""
+    from layerkit import precompiled
+    from layerkit.resources import data_dir
+
+    files = precompiled.catalog_files(data_dir("base-images"))
+    parsed = precompiled.parsed_catalog(files)
+    if parsed is not None:
+        return parsed
+    return {name: _load_yaml(data.decode("utf-8"), f"base-images/{name}") for name, data in files}
+
+
 @cache
 def load_catalog() -> Catalog:
     """Read base-images/: images/*.yaml, compat.yaml, installers.yaml, digests.yaml."""
-    from layerkit.resources import data_dir
-
-    root = data_dir("base-images")
+    docs = catalog_documents()
     images = []
-    for entry in sorted((root / "images").iterdir(), key=lambda p: p.name):
-        if not entry.name.endswith(".yaml"):
-            continue
-        data = _load_yaml(entry.read_text(encoding="utf-8"), f"base-images/images/{entry.name}")
+    for name in sorted(n for n in docs if n.startswith("images/")):
+        entry = name.removeprefix("images/")
         try:
-            image = CatalogImage.model_validate(data)
+            image = CatalogImage.model_validate(docs[name])
         except ValidationError as exc:
-            raise SpecError(f"bad catalog entry: {exc.errors()[0]['msg']}", Location(entry.name)) from None
-        if image.id != entry.name[:-5]:
-            raise SpecError(f"catalog id {image.id!r} does not match its file name", Location(entry.name))
+            raise SpecError(f"bad catalog entry: {exc.errors()[0]['msg']}", Location(entry)) from None
+        if image.id != entry[:-5]:
+            raise SpecError(f"catalog id {image.id!r} does not match its file name", Location(entry))
         images.append(image)
-    compat = _load_yaml((root / "compat.yaml").read_text(encoding="utf-8"), "compat.yaml")
-    installers = _load_yaml((root / "installers.yaml").read_text(encoding="utf-8"), "installers.yaml")
-    installer_image = _load_yaml(
-        (root / "installer-image.yaml").read_text(encoding="utf-8"), "installer-image.yaml"
-    )
-    digests = _load_yaml((root / "digests.yaml").read_text(encoding="utf-8"), "digests.yaml")
+    compat = docs.get("compat.yaml")
+    installers = docs.get("installers.yaml")
+    installer_image = docs.get("installer-image.yaml")
+    digests = docs.get("digests.yaml")
     catalog = Catalog.model_validate(
         {
             "images": images,
