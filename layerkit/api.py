@@ -161,15 +161,27 @@ class Rendered:
 def _prepare(
     spec: Path | Checked, lock: Path | Lock | None, platform: str | None, auto_lock: bool
 ) -> tuple[Checked, Lock | None, RenderPlan, HashResult]:
-    checked = spec if isinstance(spec, Checked) else check_spec(spec)
+    checked = spec if isinstance(spec, Checked) else check_spec(spec, solver_grammar=False)
     if lock is None and auto_lock and checked.resolved.root.path is not None:
         found = find_lock(checked.resolved.root.path)
         lock = found
     lk = read_lock(lock) if isinstance(lock, Path) else lock
     if lk is not None and checked.resolved.spec.user_managed:
         raise SpecError("user_managed environments install nothing, so they take no lock")
+    if not isinstance(spec, Checked) and not _fresh(checked, lk):
+        check_grammar(checked)
     plan = build_plan(checked, lk, platform)
     return checked, lk, plan, compute(checked, plan, lk)
+
+
+def _fresh(checked: Checked, lk: Lock | None) -> bool:
+    """A lock made from exactly these specs: they went through the solver's parser then, so
+    the grammar check (and importing the solver, ~30 ms) is skipped, as `lock --check` does."""
+    if lk is None or lk.spec_hash is None:
+        return False
+    from layerkit.lock.run import lock_inputs
+
+    return lk.spec_hash == lock_inputs(checked).spec_hash()
 
 
 def hash_spec(

@@ -200,6 +200,20 @@ def test_check_loads_no_solver(channel: tuple[Path, str], tmp_path: Path) -> Non
     assert r.returncode == 0, r.stderr
     assert "conda_lock" not in r.stderr and "rattler" not in r.stderr
 
+    def imports(*args: str) -> str:
+        p = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "layerkit", *args], capture_output=True, text=True
+        )
+        assert p.returncode == 0, p.stderr
+        return p.stderr
+
+    # render and hash of a fresh lock's spec skip the solver's grammar as --check does ...
+    assert "rattler" not in imports("render", str(spec)) and "rattler" not in imports("hash", str(spec))
+    # ... and hold the spec to it once the lock no longer vouches for its specs.
+    assert "rattler" in imports("render", "--no-lock", str(spec))
+    spec_file(tmp_path, channel[1], ["python=3.11", "toolz"])
+    assert "rattler" in imports("hash", str(spec))
+
 
 def test_render_warns_on_stale_lock(cli, channel: tuple[Path, str], tmp_path: Path) -> None:
     spec = spec_file(tmp_path, channel[1], ["python=3.11"])

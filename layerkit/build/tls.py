@@ -8,10 +8,12 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import grpc
+from typing import TYPE_CHECKING
 
 from layerkit.errors import DaemonError, SpecError
+
+if TYPE_CHECKING:
+    import grpc  # imported where a channel is made: a build that finds its image needs none
 
 # What an HTTP/2 client sends first: the connection preface and an empty SETTINGS frame.
 _H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
@@ -71,6 +73,8 @@ class TLSConfig:
             raise SpecError(f"TLS {what} {path}: {exc.strerror or exc}") from None
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
+        import grpc
+
         return grpc.ssl_channel_credentials(
             root_certificates=self._read(self.ca, "CA file"),
             private_key=self._read(self.key, "key file"),
