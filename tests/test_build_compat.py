@@ -63,3 +63,9 @@ def test_only_copy_and_add_flags_go_not_words_elsewhere() -> None:
 def test_a_dockerfile_without_link_is_returned_as_it_was() -> None:
     dockerfile = "FROM a\nCOPY x /x\n"
     assert without_copy_link(dockerfile) == (dockerfile, 0)
+
+
+def test_a_comment_inside_a_continuation_keeps_its_words_and_the_flag_goes() -> None:
+    # Review finding: the word was taken out of the comment and the real flag stayed.
+    dockerfile = "FROM a\nCOPY \\\n# uses --link\n--link x /x\n"
+    assert without_copy_link(dockerfile) == ("FROM a\nCOPY \\\n# uses --link\nx /x\n", 1)

@@ -43,6 +43,8 @@ def without_copy_link(dockerfile: str) -> tuple[str, int]:
         # The flag stands among the instruction's first words, on one of its physical lines.
         word = re.compile(rf"(?<![^\t\v\f\r ]){re.escape(flag)}(?=[\t\v\f\r \\]|$)[\t\v\f\r ]*")
         for i in range(ins.first - 1, ins.last):
+            if lines[i].lstrip().startswith("#"):
+                continue  # a comment line inside the continuation is not part of the instruction
             new, n = word.subn("", lines[i], count=1)
             if n:
                 lines[i] = new
