@@ -1,7 +1,9 @@
 """The render plan: every decision about the Dockerfile, as typed data.
 
-Templates only format a plan. Every string here is either validated (spec/values.py) or
-already quoted for its Dockerfile position, so no spec value can start an instruction.
+The Dockerfile itself is laid out here too, by the building blocks of render/blocks/, as
+typed instructions per stage: templates only print them. Every string here is either
+validated (spec/values.py) or already quoted for its Dockerfile position, so no spec value
+can start an instruction.
 """
 
 from __future__ import annotations
@@ -161,16 +163,6 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
     cuda_plan = cuda_apt_plan(image) if base_dockerfile is None else None
     user, uid, workdir = rt.user or "app", rt.uid or 1000, rt.workdir or "/app"
     base_steps, final_steps = _steps(checked, "base"), _steps(checked, "final")
-    base_from: tuple[Instruction, ...]
-    if base_dockerfile is not None:
-        base_from = (
-            Comment("--- base: the user's Dockerfile ---"),
-            Raw(base_dockerfile[0]),
-            From(base_dockerfile[1], "base"),
-        )
-    else:
-        assert base_ref is not None
-        base_from = (From(base_ref, "base"),)
     blocks = (
         cuda(cuda_plan),
         system.shell_and_locale(managed),
@@ -183,7 +175,7 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
         system.environment(env),
         system.steps((s.text for s in base_steps), (s.text for s in final_steps)),
     )
-    laid_out, closing = stages(base_from, runtime_ref, blocks)
+    laid_out, closing = stages(_base_from(base_dockerfile, base_ref), runtime_ref, blocks)
     return RenderPlan(
         managed=managed,
         sources=tuple(_rel_sources(checked)),
@@ -209,6 +201,15 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
         stages=laid_out,
         closing=closing,
     )
+
+
+def _base_from(base_dockerfile: tuple[str, str] | None, base_ref: str | None) -> tuple[Instruction, ...]:
+    """The base stage's start: its image, or the user's Dockerfile whose last stage it takes."""
+    if base_dockerfile is not None:
+        text, alias = base_dockerfile
+        return Comment("--- base: the user's Dockerfile ---"), Raw(text), From(alias, "base")
+    assert base_ref is not None  # build_plan sets one of the two
+    return (From(base_ref, "base"),)
 
 
 def _rel_sources(checked: Checked) -> list[str]:
