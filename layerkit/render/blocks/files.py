@@ -86,9 +86,9 @@ def _env_scripts(env: EnvInstall, image_pip: bool) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def fetch_copy(env: EnvInstall) -> Copy | None:
+def fetch_copy() -> Copy:
     """conda's and micromamba's download script, before anything else of the env stage."""
-    return Copy((FETCH_INSTALLER,), "./") if env.installer != "rattler" else None
+    return Copy((FETCH_INSTALLER,), "./")
 
 
 def env_copies(env: EnvInstall, image_pip: bool) -> tuple[Copy, ...]:

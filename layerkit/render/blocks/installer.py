@@ -47,8 +47,7 @@ def _bootstrap(env: EnvInstall) -> tuple[Instruction, ...]:
     d = env.installer_download
     assert d is not None  # envinstall.py downloads every installer but rattler
     fetch = f'python3 {files.FETCH_INSTALLER} "{d.url}" {d.algorithm} {d.digest}'
-    copy = files.fetch_copy(env)
-    assert copy is not None
+    copy = files.fetch_copy()
     if env.installer == "micromamba":
         return copy, run(f"{fetch} micromamba.tar.bz2 bin/micromamba /usr/local/bin/micromamba")
     return copy, run(f"{fetch} miniconda.sh", "bash miniconda.sh -b -p /opt/conda", "rm miniconda.sh")
