@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import shlex
 from functools import cache
 
 import jinja2
 
 from layerkit import __version__
 from layerkit.hashing.content import HASH_SCHEMA, HashResult
+from layerkit.render.blocks.dockerfile import Label
 from layerkit.render.envvars import quote
-from layerkit.render.plan import ENV_PREFIX, RenderPlan
+from layerkit.render.plan import RenderPlan
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
@@ -44,7 +44,7 @@ def _env() -> jinja2.Environment:
     )
 
 
-def labels(plan: RenderPlan, h: HashResult) -> list[tuple[str, str]]:
+def labels(plan: RenderPlan, h: HashResult) -> Label:
     items = {
         "io.layerkit.hash": h.hash,
         "io.layerkit.hash-schema": str(HASH_SCHEMA),
@@ -52,12 +52,10 @@ def labels(plan: RenderPlan, h: HashResult) -> list[tuple[str, str]]:
         "io.layerkit.version": __version__,
     }
     items.update({f"io.layerkit.stage.{k}": v for k, v in h.stages.items()})
-    return sorted((k, quote(v)) for k, v in items.items())
+    return Label(tuple(sorted((k, quote(v)) for k, v in items.items())))
 
 
 def render_dockerfile(plan: RenderPlan, h: HashResult) -> str:
-    e = plan.env_install
-    pip_index = f" --index-url {shlex.quote(e.pip_index)}" if e is not None and e.pip_index else ""
     text = (
         _env()
         .get_template("Dockerfile.j2")
@@ -67,9 +65,6 @@ def render_dockerfile(plan: RenderPlan, h: HashResult) -> str:
             sources=json.dumps(list(plan.sources)),
             hash=h.hash,
             hash_schema=HASH_SCHEMA,
-            base_alias=plan.base_alias,
-            prefix=ENV_PREFIX,
-            pip_index_opt=pip_index,
             labels=labels(plan, h),
         )
     )
