@@ -16,8 +16,9 @@ from layerkit import atomic, inputs
 
 # Environment versions in the registry: their own module, named here as part of the API.
 from layerkit.api_envs import env_diff, env_list, env_register, env_show
+from layerkit.digest import HashResult
 from layerkit.errors import SpecError
-from layerkit.hashing.content import HashResult, compute
+from layerkit.hashing.content import compute
 from layerkit.lock.model import Lock
 from layerkit.render.plan import RenderPlan, build_plan
 from layerkit.spec.merge import Resolved, resolve

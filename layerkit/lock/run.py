@@ -20,17 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.atomic import write_text
+from layerkit.digest import digest
 from layerkit.errors import CheckFailed, EnvironmentFailure, SolveError, SpecError
-from layerkit.hashing.content import digest
 from layerkit.lock.model import Lock
 from layerkit.lock.pypimap import mapping_file
 from layerkit.lock.unified import BASE_DIGESTS_KEY, SPEC_HASH_KEY, read_unified
-from layerkit.render.plan import effective_dependencies
 from layerkit.spec import channelvars as CV
 from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
 from layerkit.spec.catalog import solve_glibc
-from layerkit.spec.validate import Checked
+from layerkit.spec.validate import Checked, effective_dependencies
 
 LOCK_SCHEMA = 1
 _HASH_LINE = re.compile(rf"^\s*{SPEC_HASH_KEY}:\s*['\"]?([0-9a-f]{{64}})", re.MULTILINE)

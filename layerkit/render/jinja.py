@@ -9,7 +9,7 @@ from functools import cache
 import jinja2
 
 from layerkit import __version__
-from layerkit.hashing.content import HASH_SCHEMA, HashResult
+from layerkit.digest import HASH_SCHEMA, HashResult
 from layerkit.render.envvars import quote
 from layerkit.render.plan import ENV_PREFIX, RenderPlan
 

@@ -24,9 +24,9 @@ from layerkit.spec import pip as P
 from layerkit.spec import values as V
 from layerkit.spec.catalog import load_catalog, solve_glibc
 from layerkit.spec.imageref import mirror, with_digest
-from layerkit.spec.implied import DEFAULT_FLAVOUR, PIP, adds_pip
+from layerkit.spec.implied import DEFAULT_FLAVOUR
 from layerkit.spec.models import Features, Runtime
-from layerkit.spec.validate import Checked
+from layerkit.spec.validate import Checked, effective_dependencies
 
 ENV_PREFIX = "/opt/env"
 MPI_PREFIX = "/opt/mpi"
@@ -124,18 +124,6 @@ def _steps(checked: Checked, stage: str) -> tuple[CommandStep, ...]:
             raise SpecError(f"unsafe step: {V.shell_line(step.run)}")
         out.append(CommandStep(instruction="RUN", text=text))
     return tuple(out)
-
-
-def effective_dependencies(checked: Checked) -> tuple[str, ...]:
-    """Conda dependencies as installed (spec/implied.py): the spec's in the form solvers read
-    (matchspec.solver_form), plus `pip` when conda would add it and the injected Python."""
-    conda = checked.resolved.spec.conda
-    deps = [M.solver_form(d) for d in conda.dependencies or ()] if conda else []
-    if adds_pip(conda):
-        deps.append(PIP)
-    if checked.injected_python:
-        deps.append(checked.injected_python)
-    return tuple(sorted(deps))
 
 
 def _context_files(
