@@ -33,12 +33,12 @@ from layerkit.build.request import Network, Target, solve_args
 from layerkit.errors import RegistryError, SpecError
 
 if TYPE_CHECKING:
-    from layerkit.api import Rendered
     from layerkit.build.client import BuildkitClient
     from layerkit.build.engine import Engine
     from layerkit.build.progress import Mode, Progress
     from layerkit.build.registry import Credentials
     from layerkit.build.tls import TLSConfig
+    from layerkit.pipeline import Rendered
 
 Action = Literal["built", "found", "copied"]
 
