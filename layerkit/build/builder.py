@@ -30,31 +30,20 @@ from typing import TYPE_CHECKING, Literal
 
 from layerkit.build.compat import without_copy_link
 from layerkit.build.lookup import Registries, credentials_for, layout, locate, registries_for
-from layerkit.build.request import Network, Target, solve_args
+
+# Its own module so lookup.py, which builder.py uses, can take it; callers import it here.
+from layerkit.build.options import BuildOptions as BuildOptions
+from layerkit.build.request import Target, solve_args
 from layerkit.errors import RegistryError, SpecError
 
 if TYPE_CHECKING:
-    from layerkit.api import Rendered
     from layerkit.build.client import BuildkitClient
     from layerkit.build.engine import Engine
-    from layerkit.build.progress import Mode, Progress
+    from layerkit.build.progress import Progress
     from layerkit.build.registry import Credentials
-    from layerkit.build.tls import TLSConfig
+    from layerkit.pipeline import Rendered
 
 Action = Literal["built", "found", "copied"]
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    addr: str | None = None  # BuildKit: unix://, tcp://, docker://; default BUILDKIT_HOST / DOCKER_HOST
-    registry: str | None = None  # overrides the spec's registry.address
-    push: bool = True
-    force: bool = False
-    network: Network = "default"
-    progress: Mode = "auto"
-    tags: tuple[str, ...] = ()  # extra tags; the spec's name-version is added unless name_tag=False
-    name_tag: bool = True
-    tls: TLSConfig | None = None  # client TLS for tcp:// buildkitd
 
 
 @dataclass

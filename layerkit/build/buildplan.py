@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Literal
 from layerkit.errors import DaemonError
 
 if TYPE_CHECKING:
-    from layerkit.api import Rendered
     from layerkit.build.builder import BuildOptions
+    from layerkit.pipeline import Rendered
 
 PLAN_SCHEMA = "layerkit.plan/1"
 Action = Literal["found", "copy", "build", "unchecked"]

@@ -13,9 +13,9 @@ from layerkit.build.request import Target, name_tag, repository, targets
 from layerkit.errors import RegistryError, RegistryUnreachable
 
 if TYPE_CHECKING:
-    from layerkit.api import Rendered
-    from layerkit.build.builder import BuildOptions
+    from layerkit.build.options import BuildOptions
     from layerkit.build.registry import Credentials, RegistryClient
+    from layerkit.pipeline import Rendered
 
 
 class Registries:

@@ -26,9 +26,9 @@ from layerkit.errors import DaemonError, SpecError
 from layerkit.ignorefiles import PatternMatcher
 
 if TYPE_CHECKING:
-    from layerkit.api import Rendered
     from layerkit.build.builder import BuildOptions
     from layerkit.build.registry import Credentials
+    from layerkit.pipeline import Rendered
 
 RunNetwork = Literal["default", "host", "none"]
 IGNORE_FILES = (".layerkitignore", ".dockerignore")

@@ -13,8 +13,8 @@ from layerkit import __version__
 from layerkit.envs.models import BaseImage, EnvRecord, LockInfo, Package, SourceFile
 
 if TYPE_CHECKING:
-    from layerkit.api import Rendered
     from layerkit.lock.model import LockedPackage
+    from layerkit.pipeline import Rendered
 
 
 def _split(ref: str | None) -> tuple[str | None, str | None]:

@@ -8,7 +8,7 @@ from functools import cache
 import jinja2
 
 from layerkit import __version__
-from layerkit.hashing.content import HASH_SCHEMA, HashResult
+from layerkit.digest import HASH_SCHEMA, HashResult
 from layerkit.render.blocks.dockerfile import Label
 from layerkit.render.envvars import quote
 from layerkit.render.plan import RenderPlan

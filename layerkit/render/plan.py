@@ -28,13 +28,12 @@ from layerkit.render.envinstall import EnvInstall
 from layerkit.render.envvars import env_values
 from layerkit.render.usercontext import UserContext
 from layerkit.render.userfile import user_base
-from layerkit.spec import matchspec as M
 from layerkit.spec import values as V
 from layerkit.spec.catalog import load_catalog
 from layerkit.spec.imageref import mirror, with_digest
-from layerkit.spec.implied import DEFAULT_FLAVOUR, PIP, adds_pip
+from layerkit.spec.implied import DEFAULT_FLAVOUR
 from layerkit.spec.models import Features, Runtime
-from layerkit.spec.validate import Checked
+from layerkit.spec.validate import Checked, effective_dependencies
 
 
 class _Model(BaseModel):
@@ -87,18 +86,6 @@ def _steps(checked: Checked, stage: str) -> tuple[CommandStep, ...]:
             raise SpecError(f"unsafe step: {V.shell_line(step.run)}")
         out.append(CommandStep(instruction="RUN", text=text))
     return tuple(out)
-
-
-def effective_dependencies(checked: Checked) -> tuple[str, ...]:
-    """Conda dependencies as installed (spec/implied.py): the spec's in the form solvers read
-    (matchspec.solver_form), plus `pip` when conda would add it and the injected Python."""
-    conda = checked.resolved.spec.conda
-    deps = [M.solver_form(d) for d in conda.dependencies or ()] if conda else []
-    if adds_pip(conda):
-        deps.append(PIP)
-    if checked.injected_python:
-        deps.append(checked.injected_python)
-    return tuple(sorted(deps))
 
 
 def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None = None) -> RenderPlan:

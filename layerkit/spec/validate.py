@@ -19,7 +19,7 @@ from layerkit.spec import values as V
 from layerkit.spec.catalog import Catalog, CatalogImage, load_catalog
 from layerkit.spec.gpu import check_named_base, cuda_of
 from layerkit.spec.imageref import parse_image_ref
-from layerkit.spec.implied import DEFAULT_FLAVOUR, implied
+from layerkit.spec.implied import DEFAULT_FLAVOUR, PIP, adds_pip, implied
 from layerkit.spec.merge import Resolved
 from layerkit.spec.models import Base, Features
 
@@ -363,3 +363,15 @@ def check(r: Resolved, catalog: Catalog | None = None) -> Checked:
     _check_base(r, image, cat)
     injected = implied(r, image, warn)
     return Checked(r, image, tuple(warn), injected)
+
+
+def effective_dependencies(checked: Checked) -> tuple[str, ...]:
+    """Conda dependencies as installed (spec/implied.py): the spec's in the form solvers read
+    (matchspec.solver_form), plus `pip` when conda would add it and the injected Python."""
+    conda = checked.resolved.spec.conda
+    deps = [M.solver_form(d) for d in conda.dependencies or ()] if conda else []
+    if adds_pip(conda):
+        deps.append(PIP)
+    if checked.injected_python:
+        deps.append(checked.injected_python)
+    return tuple(sorted(deps))
