@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from layerkit.errors import SpecError
+from layerkit.spec.imageref import is_loopback
 
 Network = Literal["default", "host", "none"]
 NETWORKS: tuple[Network, ...] = ("default", "host", "none")
 DEFAULT_REPOSITORY = "layerkit"
 SHARED_STAGES = ("base", "env")
 _TAG_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,8 @@ def targets(
 
 
 def is_local_registry(repo: str) -> bool:
-    host = repo.split("/", 1)[0]
-    return host.rsplit(":", 1)[0] in _LOCAL_HOSTS if "/" in repo else False
+    host, slash, _ = repo.partition("/")
+    return bool(slash) and is_loopback(host)
 
 
 def solve_args(
