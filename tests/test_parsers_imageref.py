@@ -15,7 +15,9 @@ from layerkit.errors import SpecError
 from layerkit.spec.imageref import (
     ImageRef,
     has_digest,
+    is_address,
     is_loopback,
+    is_repository_path,
     mirror,
     names_registry,
     on_registry,
@@ -209,7 +211,7 @@ def test_split_ref_keeps_the_name_as_written(ref: str, parts: tuple[object, ...]
     ],
 )
 def test_mirror_only_rewrites_docker_hub(ref: str, mirrored: str) -> None:
-    assert mirror(ref, "mirror.local:5000") == mirrored
+    assert mirror(ref, "mirror.local:5000") == mirror(ref, "mirror.local:5000/") == mirrored
     assert mirror(ref, None) == ref
 
 
@@ -252,3 +254,52 @@ def test_names_registry(ref: str, named: bool) -> None:
 )
 def test_registry_of_an_address(address: str, host: str) -> None:
     assert registry_of(address) == host
+
+
+# The spec's registry addresses (registry.address, base.registry.address, mirrors.base_registry)
+# were checked by a looser regex of their own in spec/validate.py.
+@pytest.mark.parametrize(
+    ("address", "valid"),
+    [
+        ("localhost:5000", True),
+        ("localhost:5000/team", True),
+        ("myacr.azurecr.io", True),
+        ("myacr.azurecr.io/", True),  # was: refused; every user strips the `/`
+        ("r.io/a/b/", True),
+        ("registry", True),  # a Docker Hub namespace, as Docker reads it
+        ("[::1]:5000", True),  # was: refused
+        ("host:123456", True),  # was: refused (5-digit ports); Docker takes any
+        ("a..b.io", False),  # was: accepted, then refused by the build's parser
+        ("-a.io", False),  # was: accepted
+        ("UPPER", False),  # was: accepted; no `.`/`:`, so a path component, which is lower-case
+        ("r.io/Team", False),
+        ("r.io:port", False),
+        ("r.io/x:1", False),
+        ("", False),
+        ("r.io//x", False),
+    ],
+)
+def test_registry_addresses(address: str, valid: bool) -> None:
+    assert is_address(address) is valid
+
+
+# registry.repository: spec/validate.py and build/request.py each had `[._/-]` separators.
+@pytest.mark.parametrize(
+    ("path", "valid"),
+    [
+        ("layerkit", True),
+        ("team/layerkit", True),
+        ("a.b_c-d", True),
+        ("a__b", True),  # was: refused; Docker's separator takes `__`
+        ("a--b", True),  # was: refused; Docker's separator takes `-+`
+        ("a._b", False),
+        ("Team", False),
+        ("/a", False),
+        ("a/", False),
+        ("", False),
+    ],
+)
+def test_repository_paths(path: str, valid: bool) -> None:
+    assert is_repository_path(path) is valid
+    if valid:
+        assert ImageRef.parse(f"r.io/{path}:1").repository == path

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from layerkit.errors import SpecError
-from layerkit.spec.imageref import is_loopback
+from layerkit.spec.imageref import is_loopback, is_repository_path
 
 Network = Literal["default", "host", "none"]
 NETWORKS: tuple[Network, ...] = ("default", "host", "none")
@@ -87,7 +87,7 @@ def name_tag(name: str | None, version: str | None) -> str | None:
 
 def repository(address: str | None, repo: str | None) -> str:
     name = (repo or DEFAULT_REPOSITORY).strip("/")
-    if not re.fullmatch(r"[a-z0-9]+([._/-][a-z0-9]+)*", name):
+    if not is_repository_path(name):
         raise SpecError(f"registry.repository {name!r}: use lower-case letters, digits and . _ - /")
     return f"{address.rstrip('/')}/{name}" if address else name
 

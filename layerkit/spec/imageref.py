@@ -122,6 +122,16 @@ def names_registry(ref: str) -> bool:
     return bool(slash) and _names_registry(first)
 
 
+def is_repository_path(path: str) -> bool:
+    """A repository path in Docker's grammar: lower-case components joined by `/`."""
+    return _PATH.fullmatch(path) is not None
+
+
+def is_address(address: str) -> bool:
+    """`host[:port][/path]` (a trailing `/` allowed): a place images are pushed to or pulled from."""
+    return parse_image_ref(f"{address.rstrip('/')}/x") is not None
+
+
 def registry_of(address: str) -> str:
     """The registry host of a repository address (`localhost:5000/team` -> `localhost:5000`)."""
     return ImageRef.parse(f"{address.rstrip('/')}/x").registry
@@ -156,7 +166,7 @@ def mirror(ref: str, base_registry: str | None) -> str:
         return ref
     tag = f":{parsed.tag}" if parsed.tag else ""
     digest = f"@{parsed.digest}" if parsed.digest else ""
-    return f"{base_registry}/{parsed.repository}{tag}{digest}"
+    return f"{base_registry.rstrip('/')}/{parsed.repository}{tag}{digest}"
 
 
 def with_digest(ref: str, digest: str | None) -> str:
