@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from layerkit.render.plan import build_plan
+from layerkit.spec.imageref import has_digest
 from layerkit.spec.validate import Checked
 
 
@@ -13,4 +14,4 @@ def base_refs(checked: Checked) -> list[str]:
         return []
     plan = build_plan(checked, None)
     installer = plan.env_install.installer_ref if plan.env_install else None
-    return sorted({r for r in (plan.base_ref, plan.runtime_ref, installer) if r and "@" not in r})
+    return sorted({r for r in (plan.base_ref, plan.runtime_ref, installer) if r and not has_digest(r)})

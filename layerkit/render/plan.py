@@ -30,7 +30,7 @@ from layerkit.render.usercontext import UserContext
 from layerkit.render.userfile import user_base
 from layerkit.spec import values as V
 from layerkit.spec.catalog import load_catalog
-from layerkit.spec.imageref import mirror, with_digest
+from layerkit.spec.imageref import has_digest, mirror, with_digest
 from layerkit.spec.implied import DEFAULT_FLAVOUR
 from layerkit.spec.models import Features, Runtime
 from layerkit.spec.validate import Checked, effective_dependencies
@@ -118,10 +118,10 @@ def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None 
     locked: list[tuple[str, str]] = []
     if lock is not None:
         # The lock pins what the spec leaves floating; a digest in the spec wins.
-        if base_ref and "@" not in base_ref and (d := lock.base_digest(base_ref)):
+        if base_ref and not has_digest(base_ref) and (d := lock.base_digest(base_ref)):
             locked.append(("base", d))
             base_ref = f"{base_ref}@{d}"
-        if runtime_ref and "@" not in runtime_ref and (d := lock.base_digest(runtime_ref)):
+        if runtime_ref and not has_digest(runtime_ref) and (d := lock.base_digest(runtime_ref)):
             locked.append(("runtime", d))
             runtime_ref = f"{runtime_ref}@{d}"
     managed = not spec.user_managed
