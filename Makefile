@@ -15,6 +15,7 @@ lint: $(STAMP)
 	$(PYTHON) -m ruff check layerkit tests bench
 	$(PYTHON) -m ruff format --check layerkit tests bench
 	$(PYTHON) -m mypy layerkit
+	lint-imports  # the layer contracts in pyproject.toml: a reversed import fails CI
 
 # The whole suite, as CI runs it (.ci/run calls exactly this).
 test: lint

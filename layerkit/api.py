@@ -8,27 +8,35 @@ print(r.hash.hash, r.dockerfile)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from layerkit import atomic
-
 # Environment versions in the registry: their own module, named here as part of the API.
-from layerkit.api_envs import env_diff, env_list, env_register, env_show
+from layerkit.api_envs import env_diff, env_list, env_show
 from layerkit.errors import SpecError
-from layerkit.hashing.content import HashResult, compute
 from layerkit.lock.model import Lock
-from layerkit.render.plan import RenderPlan, build_plan
-from layerkit.spec.merge import Resolved, resolve
+
+# One spec up to its Dockerfile: the pipeline below build/, named here as part of the API.
+from layerkit.pipeline import (
+    Rendered,
+    check_grammar,
+    check_spec,
+    default_lock_path,
+    find_lock,
+    hash_spec,
+    load,
+    read_lock,
+    render,
+    write_context,
+)
 from layerkit.spec.validate import Checked
-from layerkit.spec.validate import check as validate
 
 if TYPE_CHECKING:
     from layerkit.build.builder import BuildOptions, BuildResult
     from layerkit.build.buildplan import EnvPlan
     from layerkit.build.progress import Progress
     from layerkit.build.runner import RunOptions
+    from layerkit.envs.register import Registered
     from layerkit.integrate.check import CheckReport
     from layerkit.integrate.makefile import Fragment
     from layerkit.lock.basepin import Outdated
@@ -58,44 +66,6 @@ __all__ = [
 ]
 
 
-def load(spec: Path) -> Resolved:
-    """Load a spec and its layers, merged, without semantic checks."""
-    return resolve(Path(spec))
-
-
-def check_spec(spec: Path | Resolved, *, solver_grammar: bool = True) -> Checked:
-    """Load (if needed) and validate; raises SpecError, returns warnings on the result.
-    A base Dockerfile is checked too, as BuildKit will read it (render/userfile.py).
-    ``solver_grammar=False`` skips reading the conda specs with py-rattler's MatchSpec
-    (spec/grammar.py): only for callers that prove them by a fresh lock instead, or call
-    ``check_grammar`` when the lock is not fresh."""
-    from layerkit.render.userfile import check_base_dockerfile
-
-    checked = validate(spec if isinstance(spec, Resolved) else load(spec))
-    check_base_dockerfile(checked)
-    if solver_grammar:
-        check_grammar(checked)
-    return checked
-
-
-def check_grammar(checked: Checked) -> None:
-    """The conda specs as the solver's own MatchSpec parser reads them; raises SpecError."""
-    from layerkit.spec import grammar
-
-    grammar.check(checked.resolved)
-
-
-def read_lock(path: Path) -> Lock:
-    """Read a lock: conda-lock's unified YAML or a conda explicit file."""
-    from layerkit.lock.explicit import read_explicit
-
-    if path.name.endswith((".yml", ".yaml")):
-        from layerkit.lock.unified import read_unified
-
-        return read_unified(path)
-    return read_explicit(path)
-
-
 def lock(
     spec: Path | Checked,
     lockfile: Path | None = None,
@@ -118,9 +88,11 @@ def lock(
         lockfile = default_lock_path(root)
     digests: dict[str, str] = {}
     if pin_base:
+        from layerkit.build.basedigests import current_digests
         from layerkit.lock.basepin import resolve_for_lock
+        from layerkit.render.baserefs import base_refs
 
-        digests, warnings = resolve_for_lock(checked)
+        digests, warnings = resolve_for_lock(current_digests(checked, base_refs(checked)))
         for w in warnings:
             if on_warning:
                 on_warning(w)
@@ -128,102 +100,30 @@ def lock(
     return lk, run.write_explicit(Path(lk.source), lk)
 
 
-def default_lock_path(spec: Path) -> Path:
-    name = spec.name
-    stem = name.rsplit(".", 1)[0] if "." in name else name
-    return spec.with_name(f"{stem}.conda-lock.yml")
+def env_register(
+    spec: Path,
+    lock: Path | Lock | None = None,
+    platform: str | None = None,
+    auto_lock: bool = True,
+    *,
+    registry: str | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> Registered:
+    """Record the spec's environment (hash, locked packages per platform, base image, sources)
+    as a new version of its name in the registry (``registry`` or the spec's address). An
+    environment identical to a registered version is that version: nothing is written.
+    Raises SpecError when the spec's ``version`` is taken by another hash, RegistryUnreachable
+    when the registry is down (writes need it)."""
+    from layerkit.envs.ops import register_rendered
 
-
-def find_lock(spec: Path) -> Path | None:
-    path = default_lock_path(spec)
-    return path if path.is_file() else None
-
-
-@dataclass(frozen=True)
-class Rendered:
-    checked: Checked
-    plan: RenderPlan
-    hash: HashResult
-    dockerfile: str
-    lock: Lock | None
-    notes: tuple[str, ...] = ()
-
-    @property
-    def warnings(self) -> tuple[str, ...]:
-        return self.checked.warnings + self.notes
-
-    @property
-    def files(self) -> dict[str, str]:
-        """Every file of the build context, Dockerfile included."""
-        return {"Dockerfile": self.dockerfile, **dict(self.plan.context_files)}
-
-
-def _prepare(
-    spec: Path | Checked, lock: Path | Lock | None, platform: str | None, auto_lock: bool
-) -> tuple[Checked, Lock | None, RenderPlan, HashResult]:
-    checked = spec if isinstance(spec, Checked) else check_spec(spec, solver_grammar=False)
-    if lock is None and auto_lock and checked.resolved.root.path is not None:
-        found = find_lock(checked.resolved.root.path)
-        lock = found
-    lk = read_lock(lock) if isinstance(lock, Path) else lock
-    if lk is not None and checked.resolved.spec.user_managed:
-        raise SpecError("user_managed environments install nothing, so they take no lock")
-    if not isinstance(spec, Checked) and not _fresh(checked, lk):
-        check_grammar(checked)
-    plan = build_plan(checked, lk, platform)
-    return checked, lk, plan, compute(checked, plan, lk)
-
-
-def _fresh(checked: Checked, lk: Lock | None) -> bool:
-    """A lock made from exactly these specs: they went through the solver's parser then, so
-    the grammar check (and importing the solver, ~30 ms) is skipped, as `lock --check` does."""
-    if lk is None or lk.spec_hash is None:
-        return False
-    from layerkit.lock.run import lock_inputs
-
-    return lk.spec_hash == lock_inputs(checked).spec_hash()
-
-
-def hash_spec(
-    spec: Path | Checked, lock: Path | Lock | None = None, platform: str | None = None, auto_lock: bool = True
-) -> HashResult:
-    """The environment hash (the default lockfile beside the spec is used when present)."""
-    return _prepare(spec, lock, platform, auto_lock)[3]
-
-
-def render(
-    spec: Path | Checked, lock: Path | Lock | None = None, platform: str | None = None, auto_lock: bool = True
-) -> Rendered:
-    """Plan, hash and format the Dockerfile and its context files."""
-    from layerkit.render.jinja import render_dockerfile
-
-    checked, lk, plan, h = _prepare(spec, lock, platform, auto_lock)
-    notes: tuple[str, ...] = ()
-    if lk is not None and lk.spec_hash is not None:
-        from layerkit.lock.run import lock_inputs
-
-        if lk.spec_hash != lock_inputs(checked).spec_hash():
-            notes = (
-                f"{lk.source}: warning: the lock is stale (the spec changed since); run `layerkit lock`",
-            )
-    if lk is not None and lk.base_digests and not notes:
-        from layerkit.lock.basepin import unpinned_bases
-
-        notes = tuple(
-            f"{lk.source}: warning: the lock pins no digest for the base image {ref} (the base changed "
-            "since); it floats until you run `layerkit lock`"
-            for ref in unpinned_bases(checked, lk)
-        )
-    return Rendered(checked, plan, h, render_dockerfile(plan, h), lk, notes)
-
-
-def write_context(rendered: Rendered, out_dir: Path) -> list[Path]:
-    """Write the build context; each file is replaced atomically (temp file + rename)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, content in sorted(rendered.files.items()):
-        written.append(atomic.write_text(out_dir / name, content))
-    return written
+    warn = on_warning or (lambda _m: None)
+    rendered = render(spec, lock, platform, auto_lock)
+    for w in rendered.warnings:
+        warn(w)
+    done = register_rendered(rendered, registry, warn)
+    for w in done.warnings:
+        warn(w)
+    return done
 
 
 def build(
@@ -313,11 +213,14 @@ def plan(
 
 def outdated(spec: Path, lock: Path | None = None) -> Outdated:
     """Base image digests recorded in the spec's lock against what their registries serve now."""
+    from layerkit.build.basedigests import current_digests
     from layerkit.lock.basepin import outdated as compare
+    from layerkit.render.baserefs import base_refs
 
     checked = check_spec(spec)
     path = lock or find_lock(Path(spec))
-    return compare(Path(spec), checked, read_lock(path) if path else None)
+    found = current_digests(checked, base_refs(checked))
+    return compare(Path(spec), read_lock(path) if path else None, found)
 
 
 def check(

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from fixtures_services import SERVICES, Services, run_script
+from fixtures_services import SERVICES, Services, run_script, sigint_default
 
 WAIT = 600.0  # seconds: only a guard against a hang, never a timing assumption
 MANIFESTS = (
@@ -170,7 +170,9 @@ class LayerkitBuild:
         cmd = [sys.executable, "-m", "layerkit", "build", "--json", "--progress", "json",
                "--network", "host", "--addr", addr, str(spec)]  # fmt: skip
         env = {**os.environ, "TMPDIR": str(tmpdir)}
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=sigint_default
+        )
         self.lines: list[str] = []
         self._out: list[str] = []
         self._cond = threading.Condition()

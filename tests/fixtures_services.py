@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -70,6 +71,12 @@ def container_output(
         container.remove(force=True)
     assert code == 0, f"{command} exited {code} in {image}: {out[-2000:]!r}"
     return out
+
+
+def sigint_default() -> None:
+    """preexec_fn for a child the test will Ctrl-C: a shell's background job (`cmd &`, nohup)
+    starts with SIGINT ignored, and Python installs no KeyboardInterrupt handler then."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_script(*args: str | Path, timeout: float, env: dict[str, str] | None = None) -> str:

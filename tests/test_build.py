@@ -21,7 +21,7 @@ import fixtures_build as fb
 import pytest
 from fixtures_build import build_spec as build
 from fixtures_build import site_spec as make_spec
-from fixtures_services import AuthRegistry, Services, container_output, refused_port
+from fixtures_services import AuthRegistry, Services, container_output, refused_port, sigint_default
 
 from layerkit import api
 from layerkit.build.builder import BuildOptions
@@ -172,7 +172,10 @@ def test_private_registry_with_auth_and_no_secret_anywhere(
     for path in spec.parent.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
-    image = engine(services).images.get(result.image)
+    # Pulled as a user would: the image exporter's push leaves no unpacked snapshot on
+    # Docker 26's containerd store, so history() needs the image unpacked.
+    auth = {"username": auth_registry.username, "password": secret}
+    image = engine(services).images.pull(result.image, auth_config=auth)
     history = json.dumps(image.history()) + json.dumps(image.attrs)
     assert secret not in history
     # Wrong password: the registry refuses, the error names the variables, not the value.
@@ -270,7 +273,9 @@ def test_ctrl_c_cancels_the_solve(tmp_path: Path, site: fb.Site, services: Servi
     subprocess.run([sys.executable, "-m", "layerkit", "-q", "lock", str(spec)], check=True)
     cmd = [sys.executable, "-m", "layerkit", "build", "--progress", "json", "--network", "host",
            "--addr", f"docker://{services.docker_host}", str(spec)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default
+    )
     watchdog = threading.Timer(1800, proc.kill)  # bounds a hang only: kills a build Ctrl-C left running
     watchdog.start()
     try:

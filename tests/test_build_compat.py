@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from layerkit import api
 from layerkit.build.compat import without_copy_link
+from layerkit.render.blocks.dockerfile import Copy
 from layerkit.render.instructions import instructions
 from layerkit.spec.load import load_text
 from layerkit.spec.merge import resolve
@@ -27,10 +28,14 @@ def test_the_rendered_dockerfile_loses_only_its_link_flags() -> None:
     text, removed = without_copy_link(rendered)
     assert removed == 2 and "--link" not in text
     assert text == rendered.replace("COPY --link --from=", "COPY --from=")
-    # The render plan decided which copies link; the copies into /tmp do not.
-    assert r.plan.env_copy is not None and r.plan.env_copy.link
-    assert r.plan.mpi_copy is not None and r.plan.mpi_copy.link
-    assert r.plan.env_copies and all(not c.link for c in r.plan.env_copies)
+    # The render plan decided which copies link (those into /opt); the copies into /tmp do not.
+    copies = [i for s in r.plan.stages for i in s.instructions if isinstance(i, Copy)]
+    assert {(c.from_stage, c.sources, c.dest) for c in copies if c.link} == {
+        ("base", ("/opt/mpi",), "/opt/mpi"),
+        ("env", ("/opt/env",), "/opt/env"),
+    }
+    unlinked = [c for c in copies if not c.link]
+    assert unlinked and all(c.dest == "./" and c.from_stage is None for c in unlinked)
 
 
 def test_only_copy_and_add_flags_go_not_words_elsewhere() -> None:
@@ -63,3 +68,9 @@ def test_only_copy_and_add_flags_go_not_words_elsewhere() -> None:
 def test_a_dockerfile_without_link_is_returned_as_it_was() -> None:
     dockerfile = "FROM a\nCOPY x /x\n"
     assert without_copy_link(dockerfile) == (dockerfile, 0)
+
+
+def test_a_comment_inside_a_continuation_keeps_its_words_and_the_flag_goes() -> None:
+    # Review finding: the word was taken out of the comment and the real flag stayed.
+    dockerfile = "FROM a\nCOPY \\\n# uses --link\n--link x /x\n"
+    assert without_copy_link(dockerfile) == ("FROM a\nCOPY \\\n# uses --link\nx /x\n", 1)

@@ -22,7 +22,7 @@ def test_every_ref_is_a_tagged_image_reference(image) -> None:
         parsed = parse_image_ref(ref)
         assert parsed is not None, ref
         assert parsed.tag, f"{ref}: a tag says what the digest (or the lock) should be checked against"
-        assert str(parsed) == ref, "refs are written in canonical form, so the digest record matches"
+        assert parsed.familiar == ref, "refs are written in canonical form, so the digest record matches"
 
 
 @pytest.mark.parametrize("image", IMAGES, ids=[i.id for i in IMAGES])

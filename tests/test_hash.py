@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from layerkit import api
-from layerkit.hashing.content import HASH_SCHEMA, canonical_json
+from layerkit.digest import HASH_SCHEMA, canonical_json
 from layerkit.lock.explicit import parse_explicit
 from layerkit.spec.load import load_text
 from layerkit.spec.merge import resolve

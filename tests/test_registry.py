@@ -18,7 +18,7 @@ D = "sha256:" + "a" * 64
 @pytest.mark.parametrize(
     ("ref", "parsed", "text"),
     [
-        ("debian", ("docker.io", "library/debian", "latest", None), "docker.io/library/debian:latest"),
+        ("debian", ("docker.io", "library/debian", None, None), "docker.io/library/debian:latest"),
         ("localhost:5000/a/b:1", ("localhost:5000", "a/b", "1", None), "localhost:5000/a/b:1"),
         (f"r.example.com/x@{D}", ("r.example.com", "x", None, D), f"r.example.com/x@{D}"),
         ("team/env:v2", ("docker.io", "team/env", "v2", None), "docker.io/team/env:v2"),

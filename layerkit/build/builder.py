@@ -7,7 +7,8 @@ Order of work, cheapest first:
 3. one build per hash at a time on this machine (a file lock), re-checking the registry
    once the lock is ours, so concurrent runs of the same spec build once;
 4. solve the image (its Status stream says what really ran), then solve each shared stage
-   not yet in the registry (all steps cached by then) and push them as their own images.
+   not yet in the registry (all steps cached by then) and push them as their own images;
+   the image itself reaches the registry last, since finding it ends later runs at step 2.
 
 A registry that cannot be reached at the start is not fatal: the build goes on without cache
 or push, with a warning. One that fails during the push or the cache export fails the build
@@ -29,31 +30,20 @@ from typing import TYPE_CHECKING, Literal
 
 from layerkit.build.compat import without_copy_link
 from layerkit.build.lookup import Registries, credentials_for, layout, locate, registries_for
-from layerkit.build.request import Network, Target, solve_args
+
+# Its own module so lookup.py, which builder.py uses, can take it; callers import it here.
+from layerkit.build.options import BuildOptions as BuildOptions
+from layerkit.build.request import Target, solve_args
 from layerkit.errors import RegistryError, SpecError
 
 if TYPE_CHECKING:
-    from layerkit.api import Rendered
     from layerkit.build.client import BuildkitClient
     from layerkit.build.engine import Engine
-    from layerkit.build.progress import Mode, Progress
+    from layerkit.build.progress import Progress
     from layerkit.build.registry import Credentials
-    from layerkit.build.tls import TLSConfig
+    from layerkit.pipeline import Rendered
 
 Action = Literal["built", "found", "copied"]
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    addr: str | None = None  # BuildKit: unix://, tcp://, docker://; default BUILDKIT_HOST / DOCKER_HOST
-    registry: str | None = None  # overrides the spec's registry.address
-    push: bool = True
-    force: bool = False
-    network: Network = "default"
-    progress: Mode = "auto"
-    tags: tuple[str, ...] = ()  # extra tags; the spec's name-version is added unless name_tag=False
-    name_tag: bool = True
-    tls: TLSConfig | None = None  # client TLS for tcp:// buildkitd
 
 
 @dataclass
@@ -230,45 +220,64 @@ def _solve_all(
         ]
         engine = _engine(client) if embedded else None
         with BuildContext(client, files, creds, modes=modes, secrets=secrets) as ctx:
+
+            def solve(target: Target, label: str, *, publish: bool, export_cache: bool) -> dict[str, str]:
+                progress.phase(label)
+                t0 = time.monotonic()
+                args = solve_args(
+                    target,
+                    embedded=embedded,
+                    cache_from=cache_from,
+                    network=opts.network,
+                    push=push,
+                    registry_caches=caches,
+                    export_cache=export_cache,
+                )
+                res = client.solve(
+                    frontend="dockerfile.v0",
+                    frontend_attrs=args.frontend_attrs,
+                    frontend_inputs=ctx.inputs,
+                    session=ctx.session_id,
+                    exporter=args.exporter if publish else "",
+                    exporter_attrs=args.exporter_attrs if publish else {},
+                    cache_imports=args.cache_imports,
+                    # Inline cache rides in an exported image config: none without an export.
+                    cache_exports=tuple(e for e in args.cache_exports if publish or e[0] != "inline"),
+                    entitlements=args.entitlements,
+                    on_status=progress,
+                    masked=secrets,
+                )
+                result.timings[f"solve {label}"] = round(time.monotonic() - t0, 3)
+                return dict(res.exporter_response)
+
+            def engine_push(target: Target) -> None:
+                if engine is None or not push:
+                    return
+                t0 = time.monotonic()
+                for ref in target.refs:
+                    progress.message(f"pushing {ref}")
+                    engine.push(ref, creds(ImageRef.parse(ref).registry))
+                result.timings[f"push {target.label}"] = round(time.monotonic() - t0, 3)
+
+            # The environment's image is what skip-by-hash finds, so it reaches the registry
+            # last: a run that dies before (daemon, registry, Ctrl-C) leaves no image that
+            # would hide missing stage images or caches from the next run, which builds again.
+            # Its first solve shows what really ran; a pushing image exporter runs again at
+            # the end, every step cached ("publish" phase).
+            deferred = push and not embedded
+            exporter_cache = has_registry and not embedded
             try:
-                for target in plan:
-                    if target.stage and (existing[target.stage] or not push):
+                response = solve(main, main.label, publish=not deferred, export_cache=exporter_cache)
+                for target in plan[1:]:
+                    if not target.stage or existing[target.stage] or not push:
                         continue  # stage images only matter in a registry
-                    progress.phase(target.label)
-                    t0 = time.monotonic()
-                    args = solve_args(
-                        target,
-                        embedded=embedded,
-                        cache_from=cache_from,
-                        network=opts.network,
-                        push=push,
-                        registry_caches=caches,
-                        export_cache=has_registry and not embedded,
-                    )
-                    res = client.solve(
-                        frontend="dockerfile.v0",
-                        frontend_attrs=args.frontend_attrs,
-                        frontend_inputs=ctx.inputs,
-                        session=ctx.session_id,
-                        exporter=args.exporter,
-                        exporter_attrs=args.exporter_attrs,
-                        cache_imports=args.cache_imports,
-                        cache_exports=args.cache_exports,
-                        entitlements=args.entitlements,
-                        on_status=progress,
-                        masked=secrets,
-                    )
-                    result.timings[f"solve {target.label}"] = round(time.monotonic() - t0, 3)
-                    t0 = time.monotonic()
-                    if target.stage is None:
-                        result.digest = res.exporter_response.get("containerimage.digest")
-                    if engine is not None and push:
-                        for ref in target.refs:
-                            progress.message(f"pushing {ref}")
-                            engine.push(ref, creds(ImageRef.parse(ref).registry))
-                        result.timings[f"push {target.label}"] = round(time.monotonic() - t0, 3)
-                    if target.stage:
-                        result.stages[target.stage] = target.ref
+                    solve(target, target.label, publish=True, export_cache=exporter_cache)
+                    engine_push(target)
+                    result.stages[target.stage] = target.ref
+                if deferred:
+                    response = solve(main, "publish", publish=True, export_cache=False)
+                result.digest = response.get("containerimage.digest")
+                engine_push(main)
                 if engine is not None and not push:
                     info = engine.image(main.ref)
                     result.size = int(info["Size"]) if info else None

@@ -7,7 +7,6 @@ nothing changed: the registry is only asked (manifest HEAD) whether the images e
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -15,12 +14,11 @@ from typing import TYPE_CHECKING, Literal
 from layerkit.errors import DaemonError
 
 if TYPE_CHECKING:
-    from layerkit.api import Rendered
     from layerkit.build.builder import BuildOptions
+    from layerkit.pipeline import Rendered
 
 PLAN_SCHEMA = "layerkit.plan/1"
 Action = Literal["found", "copy", "build", "unchecked"]
-_FROM = re.compile(r"FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -32,15 +30,14 @@ class Step:
 
 def dockerfile_steps(dockerfile: str) -> list[Step]:
     """Instructions by stage; continuation lines joined, comments dropped."""
-    from layerkit.render.instructions import instructions
+    from layerkit.render.instructions import instructions, read_from, split_name
 
     steps: list[Step] = []
     stage = ""
     for ins in instructions(dockerfile):
-        instruction, _, text = ins.text.partition(" ")
-        m = _FROM.fullmatch(ins.text) if instruction.upper() == "FROM" else None
-        if m:
-            stage = m.group(2) or m.group(1)
+        instruction, text = split_name(ins.text)
+        if (start := read_from(ins.text)) is not None:
+            stage = start.stage or start.image
         steps.append(Step(stage, instruction.upper(), text.strip()))
     return steps
 

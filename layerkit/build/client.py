@@ -285,10 +285,11 @@ class BuildkitClient:
         status_call = self._stub.Status(control.StatusRequest(Ref=ref), timeout=timeout)
 
         seen = threading.Event()  # a status arrived: the job exists
+        drained = threading.Event()  # the Status loop below has ended: no drain timer needed
         drains: list[threading.Timer] = []
 
         def stop_status_on_failure(fut: grpc.Future) -> None:
-            if not fut.cancelled() and fut.exception() is None:
+            if drained.is_set() or (not fut.cancelled() and fut.exception() is None):
                 return
             if fut.cancelled() or not seen.is_set():
                 # A request rejected before the job exists would leave Status waiting
@@ -317,6 +318,7 @@ class BuildkitClient:
             status_call.cancel()
             raise
         finally:
+            drained.set()
             for drain in drains:
                 drain.cancel()
         try:

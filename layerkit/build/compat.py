@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import re
 
-from layerkit.render.instructions import instructions
+from layerkit.render.instructions import instructions, words
 
 _COPY = frozenset({"copy", "add"})
-_SPACE = re.compile(r"[\t\v\f\r ]+")
 
 
 def _link_flag(text: str) -> str | None:
     """The ``--link`` flag (any ``--link=…`` form) of a COPY/ADD instruction, else None."""
-    words = _SPACE.split(text.strip())
-    if words[0].lower() == "onbuild":
-        words = words[1:]
-    if not words or words[0].lower() not in _COPY:
+    args = words(text)
+    if args[:1] and args[0].lower() == "onbuild":
+        args = args[1:]
+    if not args or args[0].lower() not in _COPY:
         return None
-    for word in words[1:]:
+    for word in args[1:]:
         if not word.startswith("--") or word == "--":
             return None  # flags come first (`--` ends them); then sources and the destination
         if word == "--link" or word.startswith("--link="):
@@ -43,6 +42,8 @@ def without_copy_link(dockerfile: str) -> tuple[str, int]:
         # The flag stands among the instruction's first words, on one of its physical lines.
         word = re.compile(rf"(?<![^\t\v\f\r ]){re.escape(flag)}(?=[\t\v\f\r \\]|$)[\t\v\f\r ]*")
         for i in range(ins.first - 1, ins.last):
+            if lines[i].lstrip().startswith("#"):
+                continue  # a comment line inside the continuation is not part of the instruction
             new, n = word.subn("", lines[i], count=1)
             if n:
                 lines[i] = new

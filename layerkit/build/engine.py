@@ -11,6 +11,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from layerkit.errors import DaemonError, RegistryError
+from layerkit.spec.imageref import split_ref
 
 if TYPE_CHECKING:
     from layerkit.build.registry import Credentials
@@ -46,7 +47,7 @@ class Engine:
         """Push one tag; layers the registry already has are not sent again."""
         import docker
 
-        repo, _, tag = ref.rpartition(":")
+        repo, tag, _ = split_ref(ref)
         auth = {"username": credentials.username, "password": credentials.password} if credentials else None
         try:
             for event in self._api.push(repo, tag=tag, auth_config=auth, stream=True, decode=True):

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from layerkit.build._proto import buildkit_ops_pb2 as pb
+from layerkit.spec.imageref import ImageRef
 
 # Capabilities BuildKit checks against the worker before solving (solver/pb/caps.go).
 CAP_SOURCE_IMAGE = "source.image"
@@ -45,22 +46,6 @@ class PlatformSpec:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
 
-def normalize_image_ref(ref: str) -> str:
-    """Docker's reference normalisation (``debian`` -> ``docker.io/library/debian:latest``).
-
-    BuildKit resolves whatever we send, but normalising keeps digests identical for
-    spellings that mean the same image, and therefore keeps the cache warm.
-    """
-    name, at, digest = ref.partition("@")
-    first, slash, _rest = name.partition("/")
-    if not slash or ("." not in first and ":" not in first and first != "localhost"):
-        name = f"docker.io/{name}" if slash else f"docker.io/library/{name}"
-    last = name.rsplit("/", 1)[-1]
-    if not at and ":" not in last:
-        name += ":latest"
-    return f"{name}{at}{digest}"
-
-
 class DefinitionBuilder:
     """Accumulates ops (deduplicated by digest) and emits a ``pb.Definition``."""
 
@@ -82,9 +67,10 @@ class DefinitionBuilder:
         return Output(digest)
 
     def image(self, ref: str, *, name: str = "") -> Output:
-        """``FROM ref``: a docker-image source for this builder's platform."""
+        """``FROM ref``: a docker-image source for this builder's platform. The ref is sent
+        normalised, so spellings of one image give one digest and keep the cache warm."""
         op = pb.Op(
-            source=pb.SourceOp(identifier=f"docker-image://{normalize_image_ref(ref)}"),
+            source=pb.SourceOp(identifier=f"docker-image://{ImageRef.parse(ref).canonical}"),
             platform=self.platform.to_pb(),
             constraints=pb.WorkerConstraints(),
         )

@@ -13,9 +13,9 @@ from layerkit.build.request import Target, name_tag, repository, targets
 from layerkit.errors import RegistryError, RegistryUnreachable
 
 if TYPE_CHECKING:
-    from layerkit.api import Rendered
-    from layerkit.build.builder import BuildOptions
+    from layerkit.build.options import BuildOptions
     from layerkit.build.registry import Credentials, RegistryClient
+    from layerkit.pipeline import Rendered
 
 
 class Registries:
@@ -55,12 +55,13 @@ def credentials_lookup(
 ) -> Callable[[str], Credentials | None]:
     """Credentials by host: the workspace registry's variables, the base registry's
     (base.registry, where the base image is pulled from), else the docker config."""
-    from layerkit.build.registry import ImageRef, resolve_credentials
+    from layerkit.build.registry import resolve_credentials
+    from layerkit.spec.imageref import registry_of
 
     user_env = getattr(spec_registry, "username_env", None)
     pass_env = getattr(spec_registry, "password_env", None)
     base_address = getattr(base_registry, "address", None)
-    base_host = ImageRef.parse(f"{base_address}/x").registry if base_address else None
+    base_host = registry_of(base_address) if base_address else None
 
     def lookup(host: str) -> Credentials | None:
         if host == workspace_host:

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from layerkit.errors import RegistryError, RegistryUnreachable, SpecError
+from layerkit.errors import RegistryError, RegistryUnreachable
+from layerkit.spec.imageref import ImageRef as ImageRef  # the one parser; build code names it here
+from layerkit.spec.imageref import is_loopback
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -31,48 +33,7 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
 )
 _INDEX_TYPES = MANIFEST_TYPES[:2]
-_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
 _CHUNK = 1 << 20
-_REF = re.compile(
-    r"^(?P<name>(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9._/-]+?)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
-)
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    registry: str
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @classmethod
-    def parse(cls, ref: str) -> ImageRef:
-        m = _REF.match(ref)
-        if not m:
-            raise SpecError(f"bad image reference {ref!r}: expected [HOST[:PORT]/]NAME[:TAG][@sha256:DIGEST]")
-        name = m["name"]
-        first, slash, rest = name.partition("/")
-        if slash and ("." in first or ":" in first or first == "localhost"):
-            registry, repo = first, rest
-        else:
-            registry, repo = "docker.io", name if slash else f"library/{name}"
-        if not re.fullmatch(r"[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*", repo):
-            raise SpecError(f"bad image reference {ref!r}: repository must be lower-case path components")
-        tag = m["tag"] or (None if m["digest"] else "latest")
-        return cls(registry, repo, tag, m["digest"])
-
-    def with_tag(self, tag: str) -> ImageRef:
-        return ImageRef(self.registry, self.repository, tag, None)
-
-    @property
-    def reference(self) -> str:
-        """What goes after /manifests/: the digest when pinned, else the tag."""
-        return self.digest or self.tag or "latest"
-
-    def __str__(self) -> str:
-        tail = f"@{self.digest}" if self.digest else f":{self.tag}"
-        return f"{self.registry}/{self.repository}{tail}"
 
 
 @dataclass(frozen=True)
@@ -173,8 +134,7 @@ class RegistryClient:
 
     # -- transport -------------------------------------------------------------------------
     def _scheme(self, host: str) -> str:
-        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
-        return "http" if name in _LOOPBACK or host in self._insecure else "https"
+        return "http" if is_loopback(host) or host in self._insecure else "https"
 
     def _conn(self, host: str) -> http.client.HTTPConnection:
         cls = http.client.HTTPConnection if self._scheme(host) == "http" else http.client.HTTPSConnection
@@ -363,7 +323,7 @@ class RegistryClient:
             for blob in [doc.get("config", {}), *doc.get("layers", [])]:
                 if blob.get("digest"):
                     self._copy_blob(src, dst, blob["digest"], int(blob.get("size", 0)))
-        path = f"/v2/{dst.repository}/manifests/{dst.tag or digest}"
+        path = f"/v2/{dst.repository}/manifests/{dst.tag or (digest if dst.digest else 'latest')}"
         resp = self._request("PUT", dst.registry, path, self._scope(dst.repository, True), {"Content-Type": media},
                              body=data, length=len(data))  # fmt: skip
         resp.read()

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from layerkit.errors import SpecError
+from layerkit.spec.imageref import is_loopback, is_repository_path
 
 Network = Literal["default", "host", "none"]
 NETWORKS: tuple[Network, ...] = ("default", "host", "none")
 DEFAULT_REPOSITORY = "layerkit"
 SHARED_STAGES = ("base", "env")
 _TAG_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def name_tag(name: str | None, version: str | None) -> str | None:
 
 def repository(address: str | None, repo: str | None) -> str:
     name = (repo or DEFAULT_REPOSITORY).strip("/")
-    if not re.fullmatch(r"[a-z0-9]+([._/-][a-z0-9]+)*", name):
+    if not is_repository_path(name):
         raise SpecError(f"registry.repository {name!r}: use lower-case letters, digits and . _ - /")
     return f"{address.rstrip('/')}/{name}" if address else name
 
@@ -105,8 +105,8 @@ def targets(
 
 
 def is_local_registry(repo: str) -> bool:
-    host = repo.split("/", 1)[0]
-    return host.rsplit(":", 1)[0] in _LOCAL_HOSTS if "/" in repo else False
+    host, slash, _ = repo.partition("/")
+    return bool(slash) and is_loopback(host)
 
 
 def solve_args(

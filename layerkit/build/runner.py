@@ -26,9 +26,9 @@ from layerkit.errors import DaemonError, SpecError
 from layerkit.ignorefiles import PatternMatcher
 
 if TYPE_CHECKING:
-    from layerkit.api import Rendered
     from layerkit.build.builder import BuildOptions
     from layerkit.build.registry import Credentials
+    from layerkit.pipeline import Rendered
 
 RunNetwork = Literal["default", "host", "none"]
 IGNORE_FILES = (".layerkitignore", ".dockerignore")
@@ -150,7 +150,7 @@ def run_in_image(
     import docker
     from docker.types import DeviceRequest, Mount
 
-    from layerkit.build.registry import ImageRef
+    from layerkit.spec.imageref import ImageRef, split_ref
 
     source = opts.source.resolve()
     if not source.is_dir():
@@ -173,11 +173,10 @@ def run_in_image(
     api = engine_client(docker_host)
     try:
         if not _has_image(api, image):
-            ref = ImageRef.parse(image)
-            creds = credentials(ref.registry)
+            name, tag, digest = split_ref(image)
+            creds = credentials(ImageRef.parse(image).registry)
             auth = {"username": creds.username, "password": creds.password} if creds else None
-            repo, _, tag = image.rpartition(":")
-            api.pull(repo, tag=tag, auth_config=auth)
+            api.pull(name, tag=digest or tag, auth_config=auth)
         host_config = api.create_host_config(
             mounts=mounts,
             network_mode=None if opts.network == "default" else opts.network,

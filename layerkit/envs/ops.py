@@ -14,7 +14,7 @@ from layerkit.envs.store import EnvStore, open_store
 from layerkit.errors import RegistryError, SpecError
 
 if TYPE_CHECKING:
-    from layerkit.api import Rendered
+    from layerkit.pipeline import Rendered
     from layerkit.spec.models import Registry
 
 Warn = Callable[[str], None]

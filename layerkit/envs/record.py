@@ -11,17 +11,18 @@ from typing import TYPE_CHECKING
 
 from layerkit import __version__
 from layerkit.envs.models import BaseImage, EnvRecord, LockInfo, Package, SourceFile
+from layerkit.spec.imageref import split_ref
 
 if TYPE_CHECKING:
-    from layerkit.api import Rendered
     from layerkit.lock.model import LockedPackage
+    from layerkit.pipeline import Rendered
 
 
 def _split(ref: str | None) -> tuple[str | None, str | None]:
     if ref is None:
         return None, None
-    image, _, digest = ref.partition("@")
-    return image, digest or None
+    name, tag, digest = split_ref(ref)
+    return f"{name}:{tag}" if tag else name, digest
 
 
 def _package(p: LockedPackage) -> Package:

@@ -10,39 +10,19 @@ description are never part of it; neither are mirrors (they change where, not wh
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass
 from typing import Any
 
+from layerkit.digest import HASH_SCHEMA, HashResult, digest
 from layerkit.lock.model import Lock
-from layerkit.render.plan import RenderPlan, effective_dependencies
+from layerkit.render.plan import RenderPlan
 from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
 from layerkit.spec.catalog import solve_glibc
-from layerkit.spec.validate import Checked
+from layerkit.spec.validate import Checked, effective_dependencies
 
-HASH_SCHEMA = 1
 # Bump when templates change what an image contains for the same inputs.
 # 2: the env is made in its own installer image; search paths prepend to the base's.
 TEMPLATE_VERSION = 2
-
-
-def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def digest(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value)).hexdigest()
-
-
-@dataclass(frozen=True)
-class HashResult:
-    hash: str
-    parts: dict[str, Any]  # the canonical input, part by part
-    stages: dict[str, str]  # hashes of shareable stages (base, env)
-
-    def part_digests(self) -> dict[str, str]:
-        return {k: digest(v) for k, v in sorted(self.parts.items())}
 
 
 def _base(checked: Checked, plan: RenderPlan) -> dict[str, Any]:

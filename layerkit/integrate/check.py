@@ -126,7 +126,8 @@ def _quote(path: Path | str) -> str:
 def _check_lock(
     checked: Checked, spec: Path, lockfile: Path, require: bool
 ) -> tuple[LockState, tuple[Problem, ...]]:
-    from layerkit.lock.run import check_fresh, recorded_hash
+    from layerkit.lock.run import recorded_hash
+    from layerkit.pipeline import check_lock
 
     shown = display(lockfile)
     fix = f"run `layerkit lock {_quote(spec)}`"
@@ -137,7 +138,7 @@ def _check_lock(
         what = f"no lockfile ({shown}): the image would install the unlocked spec; {fix}"
         return LockState(shown, "missing"), (Problem(display(spec), what, severity),)
     try:
-        check_fresh(checked, lockfile)
+        check_lock(checked, lockfile)
     except CheckFailed:
         if recorded_hash(lockfile) is None:
             what = f"not made by `layerkit lock` (no layerkit_spec_hash), so it cannot be checked; {fix}"
@@ -156,9 +157,9 @@ def _on_disk(directory: Path) -> set[str]:
 def _check_context(
     checked: Checked, spec: Path, directory: Path, fix: bool, custom: bool
 ) -> tuple[ContextState, tuple[Problem, ...]]:
-    from layerkit import api, atomic
+    from layerkit import atomic, pipeline
 
-    files = {name: content.encode("utf-8") for name, content in api.render(checked).files.items()}
+    files = {name: content.encode("utf-8") for name, content in pipeline.render(checked).files.items()}
     stale = []
     for name, want in sorted(files.items()):
         try:
@@ -195,15 +196,15 @@ def check_one(
     spec: Path, *, context: Path | None = None, require_lock: bool = False, fix: bool = False
 ) -> SpecCheck:
     """Check one spec; bad input is recorded on the result (error), not raised."""
-    from layerkit import api
+    from layerkit import pipeline
 
     shown = display(spec)
     try:
         # A fresh lock proves its specs went through the solver's parser (spec/grammar.py).
-        checked = api.check_spec(spec, solver_grammar=False)
-        lock, problems = _check_lock(checked, spec, api.default_lock_path(spec), require_lock)
+        checked = pipeline.check_spec(spec, solver_grammar=False)
+        lock, problems = _check_lock(checked, spec, pipeline.default_lock_path(spec), require_lock)
         if lock.status != "fresh":
-            api.check_grammar(checked)
+            pipeline.check_grammar(checked)
         directory = context or default_context_dir(spec)
         ctx = None
         if context is not None or _context_in_use(directory):

@@ -71,13 +71,13 @@ def _env_name(spec: Path, declared: str | None) -> str:
 
 def env_targets(spec: Path, stamps: Path) -> tuple[EnvTargets, str | None]:
     """One environment's chain, and its spec's version (to tell same-named ones apart)."""
-    from layerkit import api, inputs
+    from layerkit import inputs, pipeline
 
     with inputs.recording() as read:
-        rendered = api.render(spec)
+        rendered = pipeline.render(spec)
     resolved = rendered.checked.resolved
     layers = {display(layer.path) for layer in resolved.layers if layer.path is not None}
-    lockfile = api.default_lock_path(spec)
+    lockfile = pipeline.default_lock_path(spec)
     seen = {display(Path(p)) for p in read.files}
     name = _env_name(spec, resolved.spec.name)
     env = EnvTargets(

@@ -8,8 +8,8 @@ from pathlib import Path
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
 from layerkit.lock.model import Lock, LockedPackage
+from layerkit.spec.matchspec import archive
 
-_ARCHIVE = re.compile(r"(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(?:conda|tar\.bz2)")
 # `${NAME}`/`$NAME`: a channel URL's variable, as conda-lock records it (never its value).
 _URL = re.compile(
     r"(?:https?|file)://(?:[^\s#'\"\\`$]|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*)+"
@@ -39,8 +39,8 @@ def parse_explicit(text: str, source: str, platform: str | None = None) -> Lock:
         url, _, frag = line.partition("#")
         if not _URL.fullmatch(url):
             raise SpecError(f"not a package URL: {line[:80]!r}", Location(source, n, 1))
-        m = _ARCHIVE.fullmatch(url.rsplit("/", 1)[-1])
-        if not m:
+        package = archive(url)
+        if package is None:
             raise SpecError("URL does not name a conda package archive", Location(source, n, 1))
         sha256 = frag[7:] if frag.startswith("sha256:") else None
         md5 = frag if frag and not sha256 else None
@@ -52,9 +52,9 @@ def parse_explicit(text: str, source: str, platform: str | None = None) -> Lock:
             LockedPackage(
                 manager="conda",
                 platform=platform or "linux-64",
-                name=m.group("name"),
-                version=m.group("version"),
-                build=m.group("build"),
+                name=package.name,
+                version=package.version,
+                build=package.build,
                 url=url,
                 sha256=sha256,
                 md5=md5,

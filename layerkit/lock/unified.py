@@ -10,12 +10,12 @@ from typing import Any
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
 from layerkit.lock.model import Lock, LockedPackage
+from layerkit.spec.matchspec import archive
 
 SPEC_HASH_KEY = "layerkit_spec_hash"
 BASE_DIGESTS_KEY = "layerkit_base_digests"  # JSON object {image ref: sha256 digest}
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _GLIBC_FLOOR = re.compile(r">=?\s*([0-9]+(?:\.[0-9]+)*)")
-_ARCHIVE = re.compile(r"(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(?:conda|tar\.bz2)")
 
 
 def parse_unified(data: Any, source: str) -> Lock:
@@ -33,8 +33,7 @@ def parse_unified(data: Any, source: str) -> Lock:
             manager = p["manager"]
             build = ""
             if manager == "conda":
-                m = _ARCHIVE.fullmatch(url.rsplit("/", 1)[-1])
-                build = m.group("build") if m else ""
+                build = a.build if (a := archive(url)) else ""
             packages.append(
                 LockedPackage(
                     manager=manager,

@@ -21,7 +21,7 @@ from layerkit.spec import channelvars as CV
 from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
 from layerkit.spec.catalog import load_catalog, solve_glibc
-from layerkit.spec.imageref import mirror
+from layerkit.spec.imageref import has_digest, mirror
 from layerkit.spec.models import Installer
 from layerkit.spec.validate import Checked
 from layerkit.spec.values import ENV_NAME, version_key
@@ -102,7 +102,7 @@ def installer_image(checked: Checked, lock: Lock | None) -> tuple[str, str]:
     )
     mirrors = checked.resolved.spec.mirrors
     ref = mirror(named, mirrors.base_registry if mirrors else None)
-    if "@" not in ref and lock is not None and (d := lock.base_digest(ref)):
+    if not has_digest(ref) and lock is not None and (d := lock.base_digest(ref)):
         return f"{ref}@{d}", f"{named}@{d}"
     return ref, named
 

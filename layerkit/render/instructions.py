@@ -1,8 +1,9 @@
 r"""A Dockerfile read as BuildKit reads it (default escape character): one instruction per
 logical line, continuations joined, blank and comment lines dropped (also inside a
 continuation), heredoc bodies skipped; and the problems that make a base Dockerfile wrong
-once layerkit inlines it. Shared by the base-Dockerfile checks (render/userfile.py) and
-`layerkit plan`'s step list (build/buildplan.py).
+once layerkit inlines it; and FROM lines read as BuildKit's instructions.parseFrom does.
+Shared by the base-Dockerfile checks (render/userfile.py), `layerkit plan`'s step list
+(build/buildplan.py) and the engine adjustments (build/compat.py).
 
 The rules follow moby/buildkit frontend/dockerfile/parser (parser.go: Parse, processLine,
 trimContinuationCharacter, heredocsFromLine, reHeredoc; shell/lex.go: processPossibleHeredoc)
@@ -23,6 +24,8 @@ import json
 import re
 from dataclasses import dataclass
 
+_SPACE = re.compile(r"[\t\v\f\r ]+")  # BuildKit splits words on ASCII white space only
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9_.-]*")  # instructions.parseFrom's stage-name rule
 _CONTINUATION = re.compile(r"([^\\])\\[ \t]*\Z|^\\[ \t]*\Z")
 _HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
 _HEREDOC_INSTRUCTIONS = frozenset({"run", "copy", "add"})
@@ -35,6 +38,13 @@ class Instruction:
     first: int  # 1-based line numbers
     last: int
     text: str  # each physical line stripped, joined with one space
+
+
+@dataclass(frozen=True)
+class From:
+    image: str
+    stage: str | None  # the `AS` name, lower-cased as BuildKit names stages
+    platform: str | None  # the --platform value as written
 
 
 @dataclass(frozen=True)
@@ -136,9 +146,44 @@ def _unquoted(rest: str) -> str | None:
     return out or None
 
 
+def words(text: str) -> list[str]:
+    """An instruction's words as BuildKit splits them (ASCII white space; U+00A0 joins)."""
+    return [w for w in _SPACE.split(text) if w]
+
+
+def instruction_name(text: str) -> str:
+    """An instruction's name, lower-cased ("" for none); ONBUILD is not unwrapped."""
+    return split_name(text)[0].lower()
+
+
+def split_name(text: str) -> tuple[str, str]:
+    """(an instruction's name as written, the rest of its text)."""
+    parts = _SPACE.split(text.strip(" \t\v\f\r"), maxsplit=1)
+    return parts[0], parts[1] if len(parts) > 1 else ""
+
+
+def read_from(text: str) -> From | None:
+    """A FROM instruction's parts; None when `text` is not `FROM [--platform=P] IMAGE [AS NAME]`
+    with a valid stage name (BuildKit refuses any other flag, word count or name)."""
+    args = words(text)
+    if not args or args.pop(0).lower() != "from":
+        return None
+    platform = None
+    while args and args[0].startswith("--"):
+        flag, eq, value = args.pop(0).partition("=")
+        if flag != "--platform" or not eq or not value or platform is not None:
+            return None
+        platform = value
+    if len(args) == 1:
+        return From(args[0], None, platform)
+    if len(args) == 3 and args[1].lower() == "as" and _STAGE_NAME.fullmatch(args[2].lower()):
+        return From(args[0], args[2].lower(), platform)
+    return None
+
+
 def _command(line: str) -> tuple[str, str]:
     """(instruction name lowercased, its arguments after any --flags); ONBUILD unwrapped."""
-    parts = re.split(r"[\t\v\f\r ]+", line.strip(), maxsplit=1)
+    parts = _SPACE.split(line.strip(), maxsplit=1)
     name, rest = parts[0].lower(), parts[1] if len(parts) > 1 else ""
     if name == "onbuild":
         return _command(rest)

@@ -1,21 +1,22 @@
 """Format a RenderPlan with the Jinja templates (StrictUndefined: a missing value is a bug).
 
-Templates compile in memory, once a process: nothing compiled is read from a cache on disk,
-where another writer could plant code that runs with our rights.
+The template comes precompiled inside the package (layerkit/precompiled.py) or compiles in
+memory once a process: nothing compiled is read from a user-writable cache, where another
+writer could plant code that runs with our rights.
 """
 
 from __future__ import annotations
 
 import json
-import shlex
 from functools import cache
 
 import jinja2
 
 from layerkit import __version__
-from layerkit.hashing.content import HASH_SCHEMA, HashResult
+from layerkit.digest import HASH_SCHEMA, HashResult
+from layerkit.render.blocks.dockerfile import Label
 from layerkit.render.envvars import quote
-from layerkit.render.plan import ENV_PREFIX, RenderPlan
+from layerkit.render.plan import RenderPlan
 
 
 @cache
@@ -47,7 +48,7 @@ def template() -> jinja2.Template:
     return precompiled.compiled_template(env, source) or env.get_template(precompiled.TEMPLATE)
 
 
-def labels(plan: RenderPlan, h: HashResult) -> list[tuple[str, str]]:
+def labels(plan: RenderPlan, h: HashResult) -> Label:
     items = {
         "io.layerkit.hash": h.hash,
         "io.layerkit.hash-schema": str(HASH_SCHEMA),
@@ -55,21 +56,16 @@ def labels(plan: RenderPlan, h: HashResult) -> list[tuple[str, str]]:
         "io.layerkit.version": __version__,
     }
     items.update({f"io.layerkit.stage.{k}": v for k, v in h.stages.items()})
-    return sorted((k, quote(v)) for k, v in items.items())
+    return Label(tuple(sorted((k, quote(v)) for k, v in items.items())))
 
 
 def render_dockerfile(plan: RenderPlan, h: HashResult) -> str:
-    e = plan.env_install
-    pip_index = f" --index-url {shlex.quote(e.pip_index)}" if e is not None and e.pip_index else ""
     text = template().render(
         plan=plan,
         version=__version__,
         sources=json.dumps(list(plan.sources)),
         hash=h.hash,
         hash_schema=HASH_SCHEMA,
-        base_alias=plan.base_alias,
-        prefix=ENV_PREFIX,
-        pip_index_opt=pip_index,
         labels=labels(plan, h),
     )
     return text.rstrip("\n") + "\n"

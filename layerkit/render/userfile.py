@@ -17,7 +17,7 @@ from pathlib import Path
 
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
-from layerkit.render.instructions import Instruction, instructions, parse
+from layerkit.render.instructions import Instruction, instruction_name, instructions, parse, read_from, words
 from layerkit.render.usercontext import UserContext, collect, prefixed
 from layerkit.spec.validate import Checked
 
@@ -138,10 +138,13 @@ def checked_text(checked: Checked) -> str:
             )
         raise SpecError(problem.message, Location(str(path), problem.line, problem.col))
     for ins in instructions(text):
-        words = ins.text.split()
+        # Instruction names are case-insensitive, and an ONBUILD RUN runs in layerkit's base stage.
+        args = words(ins.text)
+        args = args[1:] if args[:1] and args[0].lower() == "onbuild" else args
         where = Location(str(path), ins.first, 1) if path else checked.resolved.loc(("base", "dockerfile"))
         prefix = "" if path else f"line {ins.first} of base.dockerfile: "
-        mounts = [w for w in words[1:] if w.lower().startswith("--mount=")] if words[:1] == ["RUN"] else []
+        run = bool(args) and args[0].lower() == "run"
+        mounts = [w for w in args[1:] if w.lower().startswith("--mount=")] if run else []
         for m in mounts:
             opts = dict(kv.partition("=")[::2] for kv in m[len("--mount=") :].split(","))
             kind = opts.get("type", "bind")
@@ -232,21 +235,21 @@ def _read_dockerfile(checked: Checked) -> tuple[str, Path]:
 def _alias_last_stage(text: str, checked: Checked) -> tuple[str, str]:
     """Name the user's last stage so later stages can build FROM it."""
     lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")
-    froms = [ins for ins in instructions(text) if re.match(r"(?i)^\s*FROM\s", ins.text)]
+    froms = [ins for ins in instructions(text) if instruction_name(ins.text) == "from"]
     if not froms:
         prefix, loc = _where(checked, 0)
         raise SpecError("the base Dockerfile has no FROM instruction; start it with `FROM IMAGE`", loc)
     last = froms[-1]
     prefix, loc = _where(checked, last.first)
-    m = re.match(r"(?i)^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?\s*$", last.text)
-    if not m:
+    parsed = read_from(last.text)
+    if parsed is None:
         raise SpecError(
             f"{prefix}cannot read the base Dockerfile's last FROM line {last.text.strip()[:80]!r}; "
             "write it as `FROM [--platform=P] IMAGE [AS NAME]`",
             loc,
         )
-    if m.group(2):
-        alias = m.group(2).lower()
+    if parsed.stage:
+        alias = parsed.stage
         if alias in ("base", "env", "runtime"):
             raise SpecError(
                 f"{prefix}the base Dockerfile's stage name '{alias}' is used by layerkit; rename it", loc

@@ -24,8 +24,7 @@ from layerkit.errors import SpecError
 from layerkit.spec.imageref import on_registry
 
 if TYPE_CHECKING:
-    from layerkit.spec.importers import _Out
-    from layerkit.spec.load import Key
+    from layerkit.spec.parse import Key, _Out
 
 V2_KEYS = ("$schema", "name", "version", "description", "tags", "image", "conda_file", "build",
            "os_type", "inference_config")  # fmt: skip

@@ -188,7 +188,7 @@ class Catalog(_Model):
             if parsed is None or parsed.tag is None:
                 problems.append(f"{owner}: '{ref}' is not an image reference with a tag")
             elif parsed.digest:
-                tagged = str(replace(parsed, digest=None))
+                tagged = replace(parsed, digest=None).familiar
                 if (tagged, parsed.digest) not in recorded:
                     problems.append(
                         f"{owner}: no record in digests.yaml gives {parsed.digest} for '{tagged}'"

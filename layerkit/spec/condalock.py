@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from layerkit.errors import SpecError
 from layerkit.spec import pip as P
-from layerkit.spec.load import Key
 from layerkit.spec.models import Platform
+from layerkit.spec.parse import Key
 
 if TYPE_CHECKING:
-    from layerkit.spec.importers import _Out
+    from layerkit.spec.parse import _Out
 
 KEYS = ("platforms", "category", "allow-pypi-requests", "pip-repositories")
 BUILDABLE: tuple[str, ...] = get_args(Platform)

@@ -1,6 +1,6 @@
 """Refusals that name the format a file looks like.
 
-`load.detect_format` reads a file as layerkit's own format unless its keys say otherwise. A
+`parse.detect_format` reads a file as layerkit's own format unless its keys say otherwise. A
 file that holds keys of another format (a conda environment.yml without `dependencies`, Azure
 ML keys beside layerkit's) would otherwise be refused as "unknown key ... in the top level";
 `check` says instead which format the key belongs to and what is missing.
@@ -12,8 +12,8 @@ import difflib
 from typing import Any
 
 from layerkit.errors import Location, SpecError
-from layerkit.spec.load import Positions
 from layerkit.spec.models import Spec
+from layerkit.spec.parse import Positions
 
 # Keys both layerkit and another format use say nothing about which one a file is.
 _SHARED = {"name", "version", "description", "platforms", "runtime"}

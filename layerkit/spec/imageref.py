@@ -1,67 +1,176 @@
-"""Docker image references: parse and validate `[host[:port]/]path[:tag][@digest]`."""
+"""Docker image references, the one parser: `[host[:port]/]path[:tag][@digest]`.
+
+The grammar and normalisation are Docker's (distribution/reference: regexp.go, normalize.go):
+a first component names a registry only when it holds `.` or `:` or is `localhost`; no
+registry means Docker Hub (`docker.io`, also for the legacy `index.docker.io`), whose
+one-component repositories live under `library/`; the name (host and path) is at most 255
+characters. Only sha256 digests are accepted (nothing else in layerkit handles another).
+Loopback hosts follow containerd's docker.IsLocalhost (`localhost` or a loopback IP).
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+from layerkit.errors import SpecError
+
+DOCKER_HUB = "docker.io"
+_LEGACY_HUB = "index.docker.io"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?"
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
 _REF = re.compile(
-    rf"^(?:(?P<host>{_HOST})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
-    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+    rf"(?:(?P<host>{_HOST})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?"
 )
+_PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_NAME_MAX = 255
 
 
 @dataclass(frozen=True)
 class ImageRef:
     registry: str  # "docker.io" when the reference names none
-    repository: str
-    tag: str | None
-    digest: str | None
+    repository: str  # with Docker Hub's "library/" prefix
+    tag: str | None = None  # as written: None when the reference has none
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, ref: str) -> ImageRef:
+        """The parsed reference; SpecError when `ref` is not one."""
+        parsed = parse_image_ref(ref)
+        if parsed is None:
+            raise SpecError(f"bad image reference {ref!r}: expected [HOST[:PORT]/]NAME[:TAG][@sha256:DIGEST]")
+        return parsed
 
     @property
-    def explicit_tag(self) -> bool:
-        return self.tag is not None
+    def name(self) -> str:
+        return f"{self.registry}/{self.repository}"
 
-    def __str__(self) -> str:
-        host = "" if self.registry == "docker.io" else f"{self.registry}/"
+    @property
+    def reference(self) -> str:
+        """What goes after /manifests/: the digest when pinned, else the tag (`latest` unless written)."""
+        return self.digest or self.tag or "latest"
+
+    @property
+    def canonical(self) -> str:
+        """Docker's fully qualified form, `latest` filled in when neither tag nor digest is given
+        (reference.TagNameOnly), as BuildKit resolves it."""
+        tag = f":{self.tag}" if self.tag else "" if self.digest else ":latest"
+        digest = f"@{self.digest}" if self.digest else ""
+        return f"{self.name}{tag}{digest}"
+
+    @property
+    def familiar(self) -> str:
+        """Docker's short form (reference.FamiliarString): no `docker.io/`, no `library/` for an
+        official image, tag and digest as written."""
+        path = self.repository
+        if self.registry == DOCKER_HUB:
+            short = path.removeprefix("library/")
+            path = short if "/" not in short else path
+        host = "" if self.registry == DOCKER_HUB else f"{self.registry}/"
         tag = f":{self.tag}" if self.tag else ""
         digest = f"@{self.digest}" if self.digest else ""
-        return f"{host}{self.repository}{tag}{digest}"
+        return f"{host}{path}{tag}{digest}"
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.registry)
+
+    def with_tag(self, tag: str) -> ImageRef:
+        return ImageRef(self.registry, self.repository, tag, None)
+
+    def __str__(self) -> str:
+        return self.canonical
+
+
+def _names_registry(first: str) -> bool:
+    return "." in first or ":" in first or first == "localhost"
 
 
 def parse_image_ref(ref: str) -> ImageRef | None:
     """Return the parsed reference, or None when `ref` is not a valid image reference."""
-    if len(ref) > 512:
-        return None
     m = _REF.fullmatch(ref)
     if not m:
         return None
-    host = m.group("host")
-    path = m.group("path")
-    # Docker's rule: the first component is a registry only if it looks like a host.
-    if host and not ("." in host or ":" in host or host == "localhost" or host.startswith("[")):
+    host, path = m.group("host"), m.group("path")
+    if host and not _names_registry(host):
+        # Docker's split: this component is a path component, so it must be one.
         path = f"{host}/{path}"
         host = None
-        if not re.fullmatch(rf"{_COMPONENT}(?:/{_COMPONENT})*", path):
+        if not _PATH.fullmatch(path):
             return None
-    return ImageRef(host or "docker.io", path, m.group("tag"), m.group("digest"))
+    registry = DOCKER_HUB if host in (None, _LEGACY_HUB) else host
+    if registry == DOCKER_HUB and "/" not in path:
+        path = f"library/{path}"
+    if len(registry) + 1 + len(path) > _NAME_MAX:  # counted normalised, as Docker does
+        return None
+    return ImageRef(registry, path, m.group("tag"), m.group("digest"))
+
+
+def split_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """(the name as written, the tag, the digest): what `docker pull/push` take apart;
+    SpecError when `ref` is not a reference."""
+    parsed = ImageRef.parse(ref)
+    name = ref.removesuffix(f"@{parsed.digest}") if parsed.digest else ref
+    return name.removesuffix(f":{parsed.tag}") if parsed.tag else name, parsed.tag, parsed.digest
+
+
+def names_registry(ref: str) -> bool:
+    """Whether `ref` spells out a registry of its own (`docker.io/…` included)."""
+    first, slash, _ = ref.partition("/")
+    return bool(slash) and _names_registry(first)
+
+
+def is_repository_path(path: str) -> bool:
+    """A repository path in Docker's grammar: lower-case components joined by `/`."""
+    return _PATH.fullmatch(path) is not None
+
+
+def is_address(address: str) -> bool:
+    """`host[:port][/path]` (a trailing `/` allowed): a place images are pushed to or pulled from."""
+    return parse_image_ref(f"{address.rstrip('/')}/x") is not None
+
+
+def registry_of(address: str) -> str:
+    """The registry host of a repository address (`localhost:5000/team` -> `localhost:5000`)."""
+    return ImageRef.parse(f"{address.rstrip('/')}/x").registry
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback IP, with or without a port (containerd's docker.IsLocalhost;
+    dockerd and BuildKit speak plain HTTP to these)."""
+    if host.startswith("["):
+        name = host[1 : host.find("]")] if "]" in host else host
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if name == "localhost":
+        return True
+    import ipaddress  # only here: not on every import of the parser
+
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def has_digest(ref: str) -> bool:
+    parsed = parse_image_ref(ref)
+    return parsed.digest is not None if parsed else "@" in ref
 
 
 def mirror(ref: str, base_registry: str | None) -> str:
     """`ref` pulled through the site's mirror of Docker Hub (other registries unchanged)."""
     parsed = parse_image_ref(ref)
-    if not base_registry or parsed is None or parsed.registry != "docker.io":
+    if not base_registry or parsed is None or parsed.registry != DOCKER_HUB:
         return ref
-    repo = parsed.repository if "/" in parsed.repository else f"library/{parsed.repository}"
     tag = f":{parsed.tag}" if parsed.tag else ""
     digest = f"@{parsed.digest}" if parsed.digest else ""
-    return f"{base_registry}/{repo}{tag}{digest}"
+    return f"{base_registry.rstrip('/')}/{parsed.repository}{tag}{digest}"
 
 
 def with_digest(ref: str, digest: str | None) -> str:
-    if not digest or "@" in ref:
+    if not digest or has_digest(ref):
         return ref
     return f"{ref}@{digest}"
 
@@ -69,9 +178,6 @@ def with_digest(ref: str, digest: str | None) -> str:
 def on_registry(ref: str, address: str | None) -> str:
     """`ref` pulled from `address` when it names no registry of its own (Azure ML's
     baseImageRegistry); a ref with a host, or no address, stays as written."""
-    parsed = parse_image_ref(ref)
-    first = ref.split("/", 1)[0]
-    names_host = parsed is not None and (parsed.registry != "docker.io" or first == "docker.io")
-    if not address or parsed is None or names_host:
+    if not address or parse_image_ref(ref) is None or names_registry(ref):
         return ref
     return f"{address.rstrip('/')}/{ref}"

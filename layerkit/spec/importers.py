@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import inputs
-from layerkit.errors import Location, SpecError
-from layerkit.spec import aml, condalock, formats, selectors
+from layerkit.errors import SpecError
+from layerkit.spec import condalock, formats, selectors
 from layerkit.spec.imageref import on_registry
-from layerkit.spec.load import Format, Key, Positions
+from layerkit.spec.parse import Key, _Out
 
 # Names a hosted-platform definition may not use (curated environments live there).
 HOSTED_RESERVED_PREFIXES = ("AzureML-", "Microsoft")
@@ -34,38 +34,6 @@ _PYTHON_KEYS = {
     "userManagedDependencies", "interpreterPath", "condaDependencies",
     "condaDependenciesFile", "baseCondaEnvironment",
 }  # fmt: skip
-
-
-class _Out:
-    """Builds the layerkit-shaped dict and maps each new key to an old position."""
-
-    def __init__(self, pos: Positions, source: str) -> None:
-        self.pos = pos
-        self.source = source
-        self.new_pos: Positions = {}
-        self.data: dict[str, Any] = {}
-
-    def put(self, new: Key, value: Any, old: Key, children: bool = True) -> None:
-        node = self.data
-        for part in new[:-1]:
-            node = node.setdefault(str(part), {})
-        node[str(new[-1])] = value
-        if children:
-            self.copy_positions(new, old)
-        elif old in self.pos:
-            self.new_pos[new] = self.pos[old]
-
-    def copy_positions(self, new: Key, old: Key) -> None:
-        n = len(old)
-        for key, p in self.pos.items():
-            if key[:n] == old:
-                self.new_pos[(*new, *key[n:])] = p
-        if old in self.pos:
-            self.new_pos[new] = self.pos[old]
-
-    def loc(self, old: Key) -> Location:
-        line, col = self.pos.get(old, (1, 1))
-        return Location(self.source, line, col)
 
 
 def _split_pip(deps: Any, out: _Out, old: Key, new: Key, skip: frozenset[Key] = frozenset()) -> None:
@@ -300,40 +268,3 @@ def base_registry(reg: Any, out: _Out, rk: Key) -> None:
         if isinstance(image, str):
             # Azure pulls a baseImage that names no registry from baseImageRegistry.address.
             out.data["base"]["image"] = on_registry(image, str(address))
-
-
-def import_data(
-    fmt: Format, data: Any, pos: Positions, source: str, base_dir: Path, text: str | None = None
-) -> tuple[Any, Positions, list[str]]:
-    """Return layerkit-shaped data, its positions and import warnings; `text` is the file as
-    written, for conda-lock's platform selectors (comments YAML drops)."""
-    warnings: list[str] = []
-    if fmt == "layerkit":
-        formats.check(data, pos, source)
-        conda: dict[str, Any] = data.get("conda") if isinstance(data, dict) else None  # type: ignore[assignment]
-        deps = conda.get("dependencies") if isinstance(conda, dict) else None
-        if isinstance(conda, dict) and isinstance(deps, list) and any(isinstance(d, dict) for d in deps):
-            out = _Out(pos, source)
-            _split_pip(deps, out, ("conda", "dependencies"), ("conda",))
-            if "pip" in conda and "pip" in out.data["conda"]:
-                raise SpecError("pip packages are listed twice: in conda.pip and as a dependencies item",
-                                out.loc(("conda", "pip")))  # fmt: skip
-            data = {**data, "conda": {**conda, **out.data["conda"]}}
-            pos = {**pos, **out.new_pos}
-        return data, pos, warnings
-    out = _Out(pos, source)
-    if fmt == "environment.yml":
-        _env_yml(data, out, warnings, text)
-    elif fmt == "hosted-environment":
-        hosted(data, out, (), base_dir, warnings)
-    elif fmt == "aml-v2":
-        aml.v2(data, out, base_dir, warnings)
-    elif fmt == "aml-runconfig":
-        job = sorted(k for k in data if k != "environment")
-        if job:
-            warnings.append(f"{out.loc((job[0],))}: warning: {', '.join(job)}: job settings, not part of the "
-                            "image; layerkit reads only the runconfig's 'environment' section")  # fmt: skip
-        hosted(data["environment"], out, ("environment",), base_dir, warnings)
-    else:
-        aml.inference(data, out, base_dir, warnings)
-    return out.data, out.new_pos, warnings

@@ -1,28 +1,23 @@
 """Read one spec file (layerkit YAML, conda environment.yml or hosted-platform JSON) into a
-typed `Layer` that remembers where every value came from (file:line:col)."""
+typed `Layer` that remembers where every value came from (file:line:col). Parsing is
+spec/parse.py's, importing other formats spec/importers.py's; both sit below this module."""
 
 from __future__ import annotations
 
 import difflib
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
+from layerkit.spec import aml, formats
+from layerkit.spec import importers as I
 from layerkit.spec.models import Spec
-
-Key = tuple[str | int, ...]
-Positions = dict[Key, tuple[int, int]]
-Format = Literal[
-    "layerkit", "environment.yml", "hosted-environment", "hosted-inference", "aml-v2", "aml-runconfig"
-]
-
-MAX_BYTES = 4 * 1024 * 1024  # a spec is small; refuse to parse anything huge
+from layerkit.spec.parse import Format, Key, Positions, _Out, detect_format, parse_text
 
 
 @dataclass(frozen=True)
@@ -45,113 +40,6 @@ class Layer:
                 return Location(self.source, line, col)
             k = k[:-1]
         return Location(self.source, 1, 1)
-
-
-def _yaml() -> Any:
-    from ruamel.yaml import YAML
-
-    y = YAML(typ="rt")
-    y.allow_duplicate_keys = False
-    return y
-
-
-def _plain(node: Any, key: Key, pos: Positions, source: str) -> Any:
-    """Turn ruamel's round-trip nodes into plain data, recording 1-based positions."""
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-    if isinstance(node, CommentedMap):
-        out: dict[str, Any] = {}
-        for k, v in node.items():
-            line, col = node.lc.key(k)
-            if not isinstance(k, str):
-                raise SpecError(f"keys must be strings, got {k!r}", Location(source, line + 1, col + 1))
-            if v is not None and not isinstance(v, CommentedMap | CommentedSeq):
-                # A scalar's own position: that is where a bad value is. A key with no value
-                # keeps the key's (ruamel puts the missing value at the next token).
-                vpos = node.lc.value(k)
-                if vpos and vpos[0] is not None:
-                    line, col = vpos
-            name = _text(k, (line + 1, col + 1), source)
-            pos[(*key, name)] = (line + 1, col + 1)
-            out[name] = _plain(v, (*key, name), pos, source)
-        return out
-    if isinstance(node, CommentedSeq):
-        items = []
-        for i, v in enumerate(node):
-            line, col = node.lc.item(i)
-            pos[(*key, i)] = (line + 1, col + 1)
-            items.append(_plain(v, (*key, i), pos, source))
-        return items
-    if node is None or isinstance(node, bool):
-        return node
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return _text(str(node), pos.get(key, (1, 1)), source)
-    raise SpecError(f"unsupported YAML value {node!r}", Location(source, *pos.get(key, (1, 1))))
-
-
-def _text(value: str, at: tuple[int, int], source: str) -> str:
-    """JSON escapes such as "\\ud800\\udc00" reach us as surrogate halves: join or refuse them."""
-    if not any("\ud800" <= ch <= "\udfff" for ch in value):
-        return value
-    try:
-        return value.encode("utf-16", "surrogatepass").decode("utf-16")
-    except UnicodeError:
-        raise SpecError("text holds an unpaired UTF-16 surrogate", Location(source, *at)) from None
-
-
-def parse_text(text: str, source: str) -> tuple[Any, Positions]:
-    """Parse YAML or JSON text into plain data plus positions; errors carry file:line:col."""
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    if len(text) > MAX_BYTES:
-        raise SpecError(f"file is larger than {MAX_BYTES} bytes", Location(source))
-    try:
-        data = _yaml().load(io.StringIO(text))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        problem = (exc.problem or exc.context or "invalid YAML").strip()
-        raise SpecError(f"invalid YAML: {problem}", Location(source, line, col)) from None
-    except (YAMLError, ValueError, RecursionError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SpecError(f"invalid YAML: {first}", Location(source)) from None
-    pos: Positions = {}
-    return _plain(data, (), pos, source), pos
-
-
-_RUNCONFIG = {"script", "command", "framework", "communicator", "target"}
-
-
-def detect_format(data: Any) -> Format:
-    """Tell the input kinds apart by their keys, never by file name."""
-    if not isinstance(data, dict):
-        return "layerkit"
-    keys = set(data)
-    if "$schema" in keys and "environment.schema.json" in str(data["$schema"]):
-        return "aml-v2"
-    if "entryScript" in keys and ("environment" in keys or keys & {"condaFile", "runtime", "baseImage"}):
-        return "hosted-inference"
-    if "environment" in keys and isinstance(data["environment"], dict) and keys & _RUNCONFIG:
-        return "aml-runconfig"
-    if keys & {"image", "build", "conda_file"} and not keys & {
-        "conda",
-        "base",
-        "extends",
-        "python",
-        "docker",
-    }:
-        return "aml-v2"
-    hosted = {"python", "docker", "environmentVariables", "inferencingStackVersion", "spark"}
-    if keys & hosted and not keys & {"conda", "base", "extends", "features"}:
-        return "hosted-environment"
-    layerkit_only = {"conda", "base", "extends", "features", "apt", "steps", "runtime"}
-    if "dependencies" in keys and not keys & layerkit_only:
-        return "environment.yml"
-    return "layerkit"
 
 
 def _field_names(model: type[BaseModel], path: Key) -> list[str]:
@@ -234,8 +122,6 @@ def validate_data(data: Any, pos: Positions, source: str) -> Spec:
 
 def load_file(path: Path) -> Layer:
     """Load one file of any supported format as a Layer."""
-    from layerkit.spec.importers import import_data
-
     source = str(path)
     inputs.note(path)
     try:
@@ -257,9 +143,45 @@ def load_file(path: Path) -> Layer:
 
 def load_text(text: str, source: str, base_dir: Path | None = None) -> Layer:
     """Load spec text (e.g. a built-in layer or a test string) as a Layer."""
-    from layerkit.spec.importers import import_data
-
     data, pos = parse_text(text, source)
     fmt = detect_format(data)
     data, pos, warnings = import_data(fmt, data, pos, source, base_dir or Path.cwd(), text)
     return Layer(source, None, fmt, validate_data(data, pos, source), pos, tuple(warnings))
+
+
+def import_data(
+    fmt: Format, data: Any, pos: Positions, source: str, base_dir: Path, text: str | None = None
+) -> tuple[Any, Positions, list[str]]:
+    """Return layerkit-shaped data, its positions and import warnings; `text` is the file as
+    written, for conda-lock's platform selectors (comments YAML drops). Here, not in
+    importers.py: aml.py builds on importers.py's hosted format, so the choice sits above both."""
+    warnings: list[str] = []
+    if fmt == "layerkit":
+        formats.check(data, pos, source)
+        conda: dict[str, Any] = data.get("conda") if isinstance(data, dict) else None  # type: ignore[assignment]
+        deps = conda.get("dependencies") if isinstance(conda, dict) else None
+        if isinstance(conda, dict) and isinstance(deps, list) and any(isinstance(d, dict) for d in deps):
+            out = _Out(pos, source)
+            I._split_pip(deps, out, ("conda", "dependencies"), ("conda",))
+            if "pip" in conda and "pip" in out.data["conda"]:
+                raise SpecError("pip packages are listed twice: in conda.pip and as a dependencies item",
+                                out.loc(("conda", "pip")))  # fmt: skip
+            data = {**data, "conda": {**conda, **out.data["conda"]}}
+            pos = {**pos, **out.new_pos}
+        return data, pos, warnings
+    out = _Out(pos, source)
+    if fmt == "environment.yml":
+        I._env_yml(data, out, warnings, text)
+    elif fmt == "hosted-environment":
+        I.hosted(data, out, (), base_dir, warnings)
+    elif fmt == "aml-v2":
+        aml.v2(data, out, base_dir, warnings)
+    elif fmt == "aml-runconfig":
+        job = sorted(k for k in data if k != "environment")
+        if job:
+            warnings.append(f"{out.loc((job[0],))}: warning: {', '.join(job)}: job settings, not part of the "
+                            "image; layerkit reads only the runconfig's 'environment' section")  # fmt: skip
+        I.hosted(data["environment"], out, ("environment",), base_dir, warnings)
+    else:
+        aml.inference(data, out, base_dir, warnings)
+    return out.data, out.new_pos, warnings

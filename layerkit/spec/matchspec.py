@@ -54,6 +54,7 @@ _NAME = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.-]*)\s*(.*)", re.S)
 # conda's version + build split (match_spec.py _parse_version_plus_build): the build is the
 # last word after a space or `=` that no operator precedes; spaces in the version are dropped.
 _VERSION_BUILD = re.compile(r"(.+?[^><!,|]?)(?:(?<![=!|,<>~])[ =]([^-=,|<>~]+?))?")
+_ARCHIVE = re.compile(r"(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(?:conda|tar\.bz2)")
 _BRACKETS = re.compile(r"(.*)(\[.*\])(.*)", re.S)  # greedy: the last `[`, as conda's step 3
 _BRACKET_ITEM = re.compile(
     r"\s*([A-Za-z0-9_-]+)\s*=\s*('[^']*'|\"[^\"]*\"|[^,\s\]]*)\s*,?|\s*([^,\s=]+)\s*,?"
@@ -149,6 +150,20 @@ def name_of(spec: str) -> str | None:
         return parse(spec).name
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class Archive:
+    name: str
+    version: str
+    build: str
+
+
+def archive(url: str) -> Archive | None:
+    """A package archive's name, version and build, from its file name (a URL's last segment
+    `name-version-build.conda` or `.tar.bz2`; the name may hold `-`, version and build not)."""
+    m = _ARCHIVE.fullmatch(url.rsplit("/", 1)[-1])
+    return Archive(m["name"], m["version"], m["build"]) if m else None
 
 
 def python_spec(deps: tuple[str, ...] | list[str]) -> str | None:

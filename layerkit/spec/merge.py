@@ -17,8 +17,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from layerkit.errors import Location, SpecError
-from layerkit.spec.load import Key, Layer, load_file, load_text
+from layerkit.spec.load import Layer, load_file, load_text
 from layerkit.spec.models import KeyedBy, Spec, StrictOrder
+from layerkit.spec.parse import Key
 
 BUILTIN_PREFIX = "layerkit:"
 Provenance = dict[Key, Location]

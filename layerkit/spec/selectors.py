@@ -18,8 +18,8 @@ import re
 from typing import Any
 
 from layerkit.errors import Location, SpecError
-from layerkit.spec.load import Key, Positions
 from layerkit.spec.models import Platform
+from layerkit.spec.parse import Key, Positions
 
 # conda_lock/src_parser/selectors.py platform_sel (conda-lock 4.0), for the platforms
 # layerkit builds.

@@ -18,8 +18,8 @@ from layerkit.spec import pip as P
 from layerkit.spec import values as V
 from layerkit.spec.catalog import Catalog, CatalogImage, load_catalog
 from layerkit.spec.gpu import check_named_base, cuda_of
-from layerkit.spec.imageref import parse_image_ref
-from layerkit.spec.implied import DEFAULT_FLAVOUR, implied
+from layerkit.spec.imageref import is_address, is_repository_path, parse_image_ref
+from layerkit.spec.implied import DEFAULT_FLAVOUR, PIP, adds_pip, implied
 from layerkit.spec.merge import Resolved
 from layerkit.spec.models import Base, Features
 
@@ -136,9 +136,7 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
                         ("base", "registry", key),
                         "must be the NAME of an environment variable, not a credential",
                     )
-            if b.registry.address is not None and not re.fullmatch(
-                r"[a-zA-Z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._/-]+)?", b.registry.address
-            ):
+            if b.registry.address is not None and not is_address(b.registry.address):
                 bad(("base", "registry", "address"), "must be host[:port][/path]")
         if b.context is not None:
             if b.dockerfile_file is None:
@@ -214,11 +212,9 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
             value = getattr(reg, key)
             if value is not None and not V.matches(V.ENV_NAME, value):
                 bad(("registry", key), "must be the NAME of an environment variable, not a credential")
-        if reg.address is not None and not re.fullmatch(
-            r"[a-zA-Z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._/-]+)?", reg.address
-        ):
+        if reg.address is not None and not is_address(reg.address):
             bad(("registry", "address"), "must be host[:port][/path]")
-        if reg.repository is not None and not re.fullmatch(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*", reg.repository):
+        if reg.repository is not None and not is_repository_path(reg.repository):
             bad(("registry", "repository"), "must be a lowercase repository path")
     m = s.mirrors
     if m:
@@ -227,9 +223,7 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
             bad(("mirrors", key), None if value is None or V.matches(V.URL, value) else "must be a URL")
         for k, value in (m.channels or {}).items():
             bad(("mirrors", "channels", k), None if V.matches(V.URL, value) else "must be a URL")
-        if m.base_registry is not None and not re.fullmatch(
-            r"[a-zA-Z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._/-]+)?", m.base_registry
-        ):
+        if m.base_registry is not None and not is_address(m.base_registry):
             bad(("mirrors", "base_registry"), "must be host[:port][/path]")
 
 
@@ -363,3 +357,15 @@ def check(r: Resolved, catalog: Catalog | None = None) -> Checked:
     _check_base(r, image, cat)
     injected = implied(r, image, warn)
     return Checked(r, image, tuple(warn), injected)
+
+
+def effective_dependencies(checked: Checked) -> tuple[str, ...]:
+    """Conda dependencies as installed (spec/implied.py): the spec's in the form solvers read
+    (matchspec.solver_form), plus `pip` when conda would add it and the injected Python."""
+    conda = checked.resolved.spec.conda
+    deps = [M.solver_form(d) for d in conda.dependencies or ()] if conda else []
+    if adds_pip(conda):
+        deps.append(PIP)
+    if checked.injected_python:
+        deps.append(checked.injected_python)
+    return tuple(sorted(deps))

@@ -1,0 +1,165 @@
+"""One spec through the pipeline, up to its Dockerfile: load and check it, find and read its
+lock, plan, hash and format (spec -> lock -> render -> hashing). No network, no builds:
+build/, envs/, integrate/ and the API (layerkit.api re-exports these names) stand on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from layerkit import atomic
+from layerkit.digest import HashResult
+from layerkit.errors import SpecError
+from layerkit.hashing.content import compute
+from layerkit.lock.model import Lock
+from layerkit.render.plan import RenderPlan, build_plan
+from layerkit.spec.merge import Resolved, resolve
+from layerkit.spec.validate import Checked
+from layerkit.spec.validate import check as validate
+
+
+def load(spec: Path) -> Resolved:
+    """Load a spec and its layers, merged, without semantic checks."""
+    return resolve(Path(spec))
+
+
+def check_spec(spec: Path | Resolved, *, solver_grammar: bool = True) -> Checked:
+    """Load (if needed) and validate; raises SpecError, returns warnings on the result.
+    A base Dockerfile is checked too, as BuildKit will read it (render/userfile.py).
+    ``solver_grammar=False`` skips reading the conda specs with py-rattler's MatchSpec
+    (spec/grammar.py): only for callers that prove them by a fresh lock instead, or call
+    ``check_grammar`` when the lock is not fresh."""
+    from layerkit.render.userfile import check_base_dockerfile
+
+    checked = validate(spec if isinstance(spec, Resolved) else load(spec))
+    check_base_dockerfile(checked)
+    if solver_grammar:
+        check_grammar(checked)
+    return checked
+
+
+def check_grammar(checked: Checked) -> None:
+    """The conda specs as the solver's own MatchSpec parser reads them; raises SpecError."""
+    from layerkit.spec import grammar
+
+    grammar.check(checked.resolved)
+
+
+def read_lock(path: Path) -> Lock:
+    """Read a lock: conda-lock's unified YAML or a conda explicit file."""
+    from layerkit.lock.explicit import read_explicit
+
+    if path.name.endswith((".yml", ".yaml")):
+        from layerkit.lock.unified import read_unified
+
+        return read_unified(path)
+    return read_explicit(path)
+
+
+def default_lock_path(spec: Path) -> Path:
+    name = spec.name
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return spec.with_name(f"{stem}.conda-lock.yml")
+
+
+def find_lock(spec: Path) -> Path | None:
+    path = default_lock_path(spec)
+    return path if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    checked: Checked
+    plan: RenderPlan
+    hash: HashResult
+    dockerfile: str
+    lock: Lock | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.checked.warnings + self.notes
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Every file of the build context, Dockerfile included."""
+        return {"Dockerfile": self.dockerfile, **dict(self.plan.context_files)}
+
+
+def _prepare(
+    spec: Path | Checked, lock: Path | Lock | None, platform: str | None, auto_lock: bool
+) -> tuple[Checked, Lock | None, RenderPlan, HashResult]:
+    checked = spec if isinstance(spec, Checked) else check_spec(spec, solver_grammar=False)
+    if lock is None and auto_lock and checked.resolved.root.path is not None:
+        found = find_lock(checked.resolved.root.path)
+        lock = found
+    lk = read_lock(lock) if isinstance(lock, Path) else lock
+    if lk is not None and checked.resolved.spec.user_managed:
+        raise SpecError("user_managed environments install nothing, so they take no lock")
+    if not isinstance(spec, Checked) and not _fresh(checked, lk):
+        check_grammar(checked)
+    plan = build_plan(checked, lk, platform)
+    return checked, lk, plan, compute(checked, plan, lk)
+
+
+def _fresh(checked: Checked, lk: Lock | None) -> bool:
+    """A lock made from exactly these specs: they went through the solver's parser then, so
+    the grammar check (and importing the solver, ~30 ms) is skipped, as `lock --check` does."""
+    if lk is None or lk.spec_hash is None:
+        return False
+    from layerkit.lock.run import lock_inputs
+
+    return lk.spec_hash == lock_inputs(checked).spec_hash()
+
+
+def hash_spec(
+    spec: Path | Checked, lock: Path | Lock | None = None, platform: str | None = None, auto_lock: bool = True
+) -> HashResult:
+    """The environment hash (the default lockfile beside the spec is used when present)."""
+    return _prepare(spec, lock, platform, auto_lock)[3]
+
+
+def render(
+    spec: Path | Checked, lock: Path | Lock | None = None, platform: str | None = None, auto_lock: bool = True
+) -> Rendered:
+    """Plan, hash and format the Dockerfile and its context files."""
+    from layerkit.render.jinja import render_dockerfile
+
+    checked, lk, plan, h = _prepare(spec, lock, platform, auto_lock)
+    notes: tuple[str, ...] = ()
+    if lk is not None and lk.spec_hash is not None:
+        from layerkit.lock.run import lock_inputs
+
+        if lk.spec_hash != lock_inputs(checked).spec_hash():
+            notes = (
+                f"{lk.source}: warning: the lock is stale (the spec changed since); run `layerkit lock`",
+            )
+    if lk is not None and lk.base_digests and not notes:
+        from layerkit.lock.basepin import unpinned_bases
+        from layerkit.render.baserefs import base_refs
+
+        notes = tuple(
+            f"{lk.source}: warning: the lock pins no digest for the base image {ref} (the base changed "
+            "since); it floats until you run `layerkit lock`"
+            for ref in unpinned_bases(base_refs(checked), lk)
+        )
+    return Rendered(checked, plan, h, render_dockerfile(plan, h), lk, notes)
+
+
+def write_context(rendered: Rendered, out_dir: Path) -> list[Path]:
+    """Write the build context; each file is replaced atomically (temp file + rename)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, content in sorted(rendered.files.items()):
+        written.append(atomic.write_text(out_dir / name, content))
+    return written
+
+
+def check_lock(checked: Checked, lockfile: Path) -> str:
+    """Raise CheckFailed unless ``lockfile`` was made from these exact inputs and pins every
+    floating base ref when it pins bases at all; returns the spec hash."""
+    from layerkit.lock.run import check_fresh
+    from layerkit.render.baserefs import base_refs
+
+    return check_fresh(checked, lockfile, lambda: base_refs(checked))

@@ -1,0 +1,115 @@
+"""The files block: the build context's files (the lock or environment.yml, requirements,
+layerkit's scripts) and the env stage's COPYs of them, in the order that keeps layers cached."""
+
+from __future__ import annotations
+
+import json
+
+from layerkit.errors import SpecError
+from layerkit.lock.model import Lock
+from layerkit.render import envinstall
+from layerkit.render.blocks.dockerfile import Copy
+from layerkit.render.envinstall import EnvInstall
+from layerkit.spec import matchspec as M
+from layerkit.spec import pip as P
+from layerkit.spec.catalog import solve_glibc
+from layerkit.spec.validate import Checked
+
+FETCH_INSTALLER = "fetch_installer.py"
+# PEP 600 hook, on PYTHONPATH for the env stage's pip: which manylinux wheels run on the base.
+MANYLINUX_FILE = "_manylinux.py"
+MANYLINUX = """\
+# Written by layerkit. The env is made in the installer image but runs on the base image:
+# pip asks this module (PEP 600) which manylinux wheels run, and the base's glibc decides.
+BASE_GLIBC = ({major}, {minor})
+
+
+def manylinux_compatible(tag_major, tag_minor, tag_arch):
+    return (tag_major, tag_minor) <= BASE_GLIBC
+"""
+
+
+def context_files(
+    checked: Checked,
+    env: EnvInstall | None,
+    lock: Lock | None,
+    platform: str,
+    image_pip: bool,
+    dependencies: tuple[str, ...],
+) -> list[tuple[str, str]]:
+    """(name, content) of the build context; `dependencies` are the conda dependencies as
+    installed (render/plan.py effective_dependencies), for an unlocked environment.yml."""
+    spec = checked.resolved.spec
+    files: list[tuple[str, str]] = []
+    if env is None:
+        return files
+    if lock is not None:
+        files.append((env.conda_file, lock.explicit(platform)))
+        if env.pip_file:
+            creds = "".join(f"{ln}\n" for ln in envinstall.pip_credential_lines(checked))
+            files.append((env.pip_file, creds + lock.pip_requirements(platform)))
+    else:
+        conda, mirrors = spec.conda, spec.mirrors
+        channels = list(M.resolved_channels(conda, mirrors))
+        doc = {
+            # nodefaults: conda env create would append its .condarc channels otherwise
+            "channels": channels + ([] if env.installer == "rattler" else [M.NODEFAULTS]),
+            "dependencies": [M.qualified(d, mirrors) for d in dependencies],
+        }
+        # JSON is valid YAML and needs no escaping decisions of our own.
+        files.append(("environment.yml", json.dumps(doc, indent=2, sort_keys=True) + "\n"))
+        if env.pip_file and conda and conda.pip:
+            pip = P.section(conda.pip)
+            _hashes_all_or_none(checked, pip.requirements)
+            # Options first, as lines: pip expands ${NAME} credentials in files only.
+            lines = [*pip.options.lines(), *sorted(pip.requirements)]
+            files.append((env.pip_file, "\n".join(lines) + "\n"))
+    if env.pip_file or image_pip:
+        major, minor = (int(x) for x in solve_glibc(checked.image).split(".")[:2])
+        files.append((MANYLINUX_FILE, MANYLINUX.format(major=major, minor=minor)))
+    from layerkit.resources import data_dir
+
+    scripts = [n for n in _env_scripts(env, image_pip) if n != MANYLINUX_FILE]
+    if env.installer != "rattler":
+        scripts.append(FETCH_INSTALLER)
+    files += [(name, (data_dir("templates") / name).read_text(encoding="utf-8")) for name in scripts]
+    return files
+
+
+def _env_scripts(env: EnvInstall, image_pip: bool) -> tuple[str, ...]:
+    """The env stage's own files: the same for every lock of a layerkit version and base."""
+    names = ["install_env.py"] if env.installer == "rattler" else []
+    if env.pip_file or image_pip:
+        names.append(MANYLINUX_FILE)
+    if env.pip_secrets:
+        names.append("expand_secrets.py")
+    return tuple(sorted(names))
+
+
+def fetch_copy() -> Copy:
+    """conda's and micromamba's download script, before anything else of the env stage."""
+    return Copy((FETCH_INSTALLER,), "./")
+
+
+def env_copies(env: EnvInstall, image_pip: bool) -> tuple[Copy, ...]:
+    """The installer's own files come before the lock, so a lock change re-copies only the lock.
+    Those copies go to the env stage's work folder under /tmp and are not linked: a linked
+    copy would re-create /tmp as 0755 (losing its sticky bit), and the install RUN after them
+    re-runs on any change below anyway. The copies into /opt are linked: a base change then
+    re-copies neither the environment nor MPI."""
+    scripts = _env_scripts(env, image_pip)
+    inputs = (env.conda_file, *((env.pip_file,) if env.pip_file else ()))
+    return tuple(Copy(names, "./") for names in (scripts, inputs) if names)
+
+
+def _hashes_all_or_none(checked: Checked, requirements: tuple[str, ...]) -> None:
+    """pip turns on hash-checking for a whole file when one line has --hash, and then refuses
+    every requirement without one; a lock carries a hash for every package instead."""
+    hashed = [bool(P.split_hashes(r)[1]) for r in requirements]
+    if any(hashed) and not all(hashed):
+        raise SpecError(
+            "some pip lines have --hash and some do not: pip checks hashes for all of a file's "
+            "requirements or none; run `layerkit lock` (the lock keeps these hashes and has one for "
+            "every package), or give every line its --hash",
+            checked.resolved.loc(("conda", "pip")),
+        )

@@ -1,0 +1,147 @@
+"""The installer block: the env stage, which makes /opt/env in the installer image (conda,
+micromamba or py-rattler), then pip's packages (the spec's requirements and the flavour's own,
+e.g. ONNX Runtime); and what the final stage takes from it."""
+
+from __future__ import annotations
+
+import shlex
+
+from layerkit.render.blocks import files
+from layerkit.render.blocks.dockerfile import (
+    Block,
+    Comment,
+    Copy,
+    Env,
+    From,
+    Instruction,
+    Mount,
+    Run,
+    Script,
+    Workdir,
+    run,
+)
+from layerkit.render.envinstall import EnvInstall
+
+ENV_PREFIX = "/opt/env"
+WORK = "/tmp/layerkit"  # the env stage's work folder: its context files, removed by the cleanup
+PIP_SECRETS_DIR = "/run/layerkit-pip"
+STAGE_COMMENT = "--- env: the conda environment, made in the installer image, not on the base ---"
+# Rides on the last install RUN: one snapshot fewer to redo when the lock changes.
+# chmod: py-rattler writes conda-meta records 0600; the image's non-root user must read them.
+CLEANUP = (
+    f"find {ENV_PREFIX} -name __pycache__ -type d -prune -exec rm -rf {{}} +",
+    f"rm -rf {ENV_PREFIX}/pkgs {ENV_PREFIX}/conda-meta/*.json.bak {WORK}",
+    f"chmod -R a+rX {ENV_PREFIX}/conda-meta",
+)
+
+
+def _index_option(env: EnvInstall) -> str:
+    return f" --index-url {shlex.quote(env.pip_index)}" if env.pip_index else ""
+
+
+def _bootstrap(env: EnvInstall) -> tuple[Instruction, ...]:
+    """The installer itself: py-rattler in a venv, or conda/micromamba checksum-checked."""
+    if env.installer == "rattler":
+        pip = f"/opt/installer/bin/pip install --no-cache-dir{_index_option(env)}"
+        return (run("python3 -m venv /opt/installer", f"{pip} py-rattler=={env.installer_version}"),)
+    d = env.installer_download
+    assert d is not None  # envinstall.py downloads every installer but rattler
+    fetch = f'python3 {files.FETCH_INSTALLER} "{d.url}" {d.algorithm} {d.digest}'
+    copy = files.fetch_copy()
+    if env.installer == "micromamba":
+        return copy, run(f"{fetch} micromamba.tar.bz2 bin/micromamba /usr/local/bin/micromamba")
+    return copy, run(f"{fetch} miniconda.sh", "bash miniconda.sh -b -p /opt/conda", "rm miniconda.sh")
+
+
+def _overrides(env: EnvInstall) -> tuple[Env, ...]:
+    """An unlocked solve's virtual packages (envinstall.py EnvInstall.cuda_override)."""
+    pairs = tuple(
+        (name, value)
+        for name, value in (
+            ("CONDA_OVERRIDE_CUDA", env.cuda_override),
+            ("CONDA_OVERRIDE_GLIBC", env.glibc_override),
+        )
+        if value
+    )
+    return (Env(pairs, one_line=True),) if pairs else ()
+
+
+def _install(env: EnvInstall, platform: str) -> Run:
+    p, f = ENV_PREFIX, env.conda_file
+    if env.installer == "micromamba":
+        return run(f"micromamba create --yes --prefix {p} --file {f}", "micromamba clean --all --yes")
+    if env.installer == "conda":
+        create = (
+            f"create --yes --prefix {p} --file {f}" if env.locked else f"env create --prefix {p} --file {f}"
+        )
+        return run(f"/opt/conda/bin/conda {create}", "/opt/conda/bin/conda clean -aqy")
+    mounts: list[Mount] = []
+    cache = ""
+    if env.package_cache:
+        pkgs = (("id", f"layerkit-rattler-pkgs-{platform}"), ("target", env.package_cache))
+        mounts.append(Mount("cache", pkgs))
+        cache = f" --cache-dir {env.package_cache}"
+    mounts += [Mount("secret", (("id", s),)) for s in env.secrets]
+    mode = "--lock" if env.locked else "--spec"
+    command = f"/opt/installer/bin/python install_env.py --prefix {p} {mode} {f} --platform {platform}{cache}"
+    return run(command, mounts=tuple(mounts))
+
+
+def _pip(env: EnvInstall, packages: tuple[str, ...]) -> Run | None:
+    """pip's RUN: the requirements file, then `packages` (the flavour's, e.g. ONNX Runtime).
+    PYTHONPATH: _manylinux.py caps wheels at the base's glibc (PEP 600), not the installer
+    image's. Index credentials: each variable a secret of this RUN only, filled into a copy of
+    the requirements file on a tmpfs (templates/expand_secrets.py)."""
+    if not env.pip_file and not packages:
+        return None
+    pip = f"PYTHONPATH={WORK} {ENV_PREFIX}/bin/python -m pip install --no-cache-dir{_index_option(env)}"
+    commands: list[str] = []
+    mounts: tuple[Mount, ...] = ()
+    req = env.pip_file
+    if env.pip_file and env.pip_secrets:
+        req = f"{PIP_SECRETS_DIR}/{env.pip_file}"
+        secrets = [Mount("secret", (("id", s),)) for s in env.pip_secrets]
+        mounts = (*secrets, Mount("tmpfs", (("target", PIP_SECRETS_DIR),)))
+        names = " ".join(env.pip_secrets)
+        commands.append(f"python3 expand_secrets.py {env.pip_file} {req} /run/secrets {names}")
+    if env.pip_file:
+        hashes = " --no-deps --require-hashes" if env.pip_hashes else ""
+        commands.append(f"{pip}{hashes} -r {req}")
+    if packages:
+        commands.append(" ".join((pip, *packages)))
+    return run(*commands, mounts=mounts)
+
+
+def _glibc_check(need: str) -> Script:
+    """The catalog does not know this base's glibc: the build checks it before the env lands."""
+    return Script(
+        (
+            'have="$(getconf GNU_LIBC_VERSION 2>/dev/null || true)"; have="${have#glibc }";',
+            f'    if [ -z "$have" ] || [ "$(printf \'%s\\n\' {need} "$have" | sort -V | head -n1)" != {need} ]; then',
+            f'      echo "layerkit: the locked packages need glibc >= {need}; this base has ${{have:-none}}: '
+            'use a newer base image, or relock" >&2; exit 1;',
+            "    fi",
+        )
+    )
+
+
+def installer(env: EnvInstall | None, platform: str, image_pip: tuple[str, ...]) -> Block:
+    """The env stage and the final stage's copy of /opt/env (linked: see files.env_copies)."""
+    if env is None:
+        return Block()
+    installs = [_install(env, platform)]
+    if (pip := _pip(env, image_pip)) is not None:
+        installs.append(pip)
+    installs[-1] = installs[-1].then(*CLEANUP)
+    stage = (
+        Comment(STAGE_COMMENT),
+        From(env.installer_ref, "env"),
+        Workdir(WORK),
+        *_bootstrap(env),
+        *files.env_copies(env, bool(image_pip)),
+        *_overrides(env),
+        *installs,
+    )
+    check = (_glibc_check(env.glibc_check),) if env.glibc_check else ()
+    prefix = Copy((ENV_PREFIX,), ENV_PREFIX, from_stage="env", link=True)
+    return Block(env=stage, final=(*check, prefix))
