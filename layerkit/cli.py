@@ -203,15 +203,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _lock(args: argparse.Namespace) -> int:
-    from layerkit import api
-    from layerkit.lock import run
+    from layerkit import api, pipeline
 
     # A fresh lock proves its specs went through the solver's parser: --check loads no solver.
     checked = api.check_spec(args.spec, solver_grammar=not args.check)
     lockfile = args.lockfile or api.default_lock_path(args.spec)
     if args.check:
         try:
-            spec_hash = run.check_fresh(checked, lockfile)
+            spec_hash = pipeline.check_lock(checked, lockfile)
         except CheckFailed:
             api.check_grammar(checked)  # a bad spec is bad input (2), not a stale lock (1)
             raise

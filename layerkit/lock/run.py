@@ -116,9 +116,7 @@ def recorded_hash(lockfile: Path) -> str | None:
     return m.group(1) if m else None
 
 
-def check_fresh(
-    checked: Checked, lockfile: Path, base_refs: Callable[[], Sequence[str]] | None = None
-) -> str:
+def check_fresh(checked: Checked, lockfile: Path, base_refs: Callable[[], Sequence[str]]) -> str:
     """Raise CheckFailed unless `lockfile` was made from these exact inputs. ``base_refs``
     gives the floating base refs (render/baserefs.py), asked only of a lock that pins bases."""
     want = lock_inputs(checked).spec_hash()
@@ -136,14 +134,7 @@ def check_fresh(
         # a changed base image or mirror would otherwise quietly go back to a floating tag.
         from layerkit.lock.basepin import unpinned_bases
 
-        if base_refs is None:
-            # Only for cli.py's `lock --check`, which has not moved to pipeline.check_lock yet:
-            # the one reversed import, named in the contracts' ignore_imports.
-            from layerkit.render.baserefs import base_refs as plan_refs
-
-            missing = unpinned_bases(plan_refs(checked), read_unified(lockfile))
-        else:
-            missing = unpinned_bases(base_refs(), read_unified(lockfile))
+        missing = unpinned_bases(base_refs(), read_unified(lockfile))
         if missing:
             raise CheckFailed(
                 f"{lockfile} is stale: it pins no digest for the base image {missing[0]} "
