@@ -159,7 +159,7 @@ def run(tmp: Path, log: Callable[[str], None]) -> dict[str, Any]:
         log("build: warm after a one-package change")
         warm = _build(spec_b, addr)
         log("build: pruned builder, every image removed, registry cache only")
-        _empty_engine(svc.docker_host)
+        fs.empty_engine(svc.docker_host)
         pruned = _build(spec_a, addr, "--force")
         log("build: skip by hash")
         skips = [_build(spec_a, addr)["wall_s"] for _ in range(SKIP_RUNS)]
@@ -190,19 +190,6 @@ def run(tmp: Path, log: Callable[[str], None]) -> dict[str, Any]:
     out["warm_cached"] = warm["cached_steps"] / warm["total_steps"] if warm["total_steps"] else 0.0
     out["pruned_speedup"] = cold["wall_s"] / pruned["wall_s"]
     return out
-
-
-def _empty_engine(docker_host: str) -> None:
-    """No image (the base and installer images too) and no BuildKit cache record left."""
-    import docker
-
-    api = docker.APIClient(base_url=docker_host)
-    try:
-        for image in api.images(all=True):
-            api.remove_image(image["Id"], force=True)
-        api.prune_builds(all=True)
-    finally:
-        api.close()
 
 
 def _pick(doc: dict[str, Any]) -> dict[str, Any]:

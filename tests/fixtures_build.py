@@ -259,3 +259,10 @@ def install_env_module() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def step_states(progress: Progress, phase: str = "image") -> dict[str, bool]:
+    """Dockerfile step -> came back CACHED, for one solve (phase) of a build."""
+    from layerkit.build.progress import is_build_step
+
+    return {s.name: s.cached for s in progress.steps.values() if s.phase == phase and is_build_step(s.name)}

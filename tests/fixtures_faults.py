@@ -31,13 +31,10 @@ from typing import IO
 
 from fixtures_services import SERVICES, Services, run_script, sigint_default
 
+from layerkit.build.registry import MANIFEST_TYPES as MANIFESTS
+
 WAIT = 600.0  # seconds: only a guard against a hang, never a timing assumption
-MANIFESTS = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-)
+
 ACCEPT = ", ".join(MANIFESTS)
 
 

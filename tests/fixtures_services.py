@@ -73,6 +73,18 @@ def container_output(
     return out
 
 
+def empty_engine(docker_host: str) -> None:
+    """No image (base and installer images too) and no BuildKit cache record left in the engine:
+    the next build is cold but for what it imports from a registry."""
+    client = docker.APIClient(base_url=docker_host)
+    try:
+        for image in client.images(all=True):
+            client.remove_image(image["Id"], force=True)
+        client.prune_builds(all=True)
+    finally:
+        client.close()
+
+
 def sigint_default() -> None:
     """preexec_fn for a child the test will Ctrl-C: a shell's background job (`cmd &`, nohup)
     starts with SIGINT ignored, and Python installs no KeyboardInterrupt handler then."""

@@ -21,6 +21,7 @@ import fixtures_build as fb
 import pytest
 from fixtures_build import build_spec as build
 from fixtures_build import site_spec as make_spec
+from fixtures_build import step_states
 from fixtures_services import AuthRegistry, Services, container_output, refused_port, sigint_default
 
 from layerkit import api
@@ -43,12 +44,6 @@ def engine(services: Services) -> docker.DockerClient:
 
 def run_in(services: Services, image: str, *cmd: str) -> str:
     return container_output(engine(services), image, list(cmd)).decode()
-
-
-def step_states(progress: Progress, phase: str = "image") -> dict[str, bool]:
-    from layerkit.build.progress import is_build_step
-
-    return {s.name: s.cached for s in progress.steps.values() if s.phase == phase and is_build_step(s.name)}
 
 
 def test_build_runs_a_program_from_the_locked_environment(

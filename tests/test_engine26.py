@@ -17,11 +17,12 @@ import docker
 import fixtures_build as fb
 import pytest
 from fixtures_build import build_spec as build
-from fixtures_services import Services, container_output
+from fixtures_build import step_states
+from fixtures_services import Services, container_output, empty_engine
 
 from layerkit.build.builder import BuildResult
 from layerkit.build.client import BuildkitClient
-from layerkit.build.progress import Progress, is_build_step
+from layerkit.build.registry import MANIFEST_TYPES
 
 pytestmark = pytest.mark.integration
 
@@ -32,14 +33,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fb.Site]:
         yield s
 
 
-def step_states(progress: Progress) -> dict[str, bool]:
-    return {s.name: s.cached for s in progress.steps.values() if s.phase == "image" and is_build_step(s.name)}
-
-
-MANIFESTS = (
-    "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
-    "application/vnd.docker.distribution.manifest.v2+json"
-)
+MANIFESTS = ", ".join(MANIFEST_TYPES)
 
 
 def _manifest(services: Services, ref: str, method: str, reference: str | None = None) -> str | None:
@@ -70,14 +64,6 @@ def cache_refs(services: Services, repo: str, result: BuildResult) -> dict[str, 
     return {label: f"{services.registry}/{repo}-cache:{label}-{h}" for label, h in hashes.items()}
 
 
-def empty_engine(services: Services) -> None:
-    """No image and no BuildKit cache record left in the engine."""
-    client = docker.DockerClient(base_url=services.docker_host)
-    for image in client.images.list():
-        client.images.remove(image.id, force=True)
-    client.api.prune_builds(all=True)
-
-
 def test_docker26_builder_pushes_images_and_registry_cache(services: Services) -> None:
     with BuildkitClient(f"docker://{services.docker_host}") as client:
         caps = client.capabilities()
@@ -93,7 +79,7 @@ def test_build_pushes_through_the_image_exporter_then_rebuilds_from_the_registry
     spec = fb.site_spec(tmp_path, site, services, repo=repo)
     # Cold whatever ran before on this engine: another module's builds share steps with this
     # one (the base stage's user, the env stage's WORKDIR).
-    empty_engine(services)
+    empty_engine(services.docker_host)
     cold, progress = build(spec, services)
     assert cold.action == "built" and cold.pushed, cold
     assert cold.digest and cold.digest.startswith("sha256:"), cold
@@ -106,7 +92,7 @@ def test_build_pushes_through_the_image_exporter_then_rebuilds_from_the_registry
     ran = container_output(client, cold.image, ["mlkit", "12"])
     assert "fib(12) = 144" in ran.decode()
 
-    empty_engine(services)
+    empty_engine(services.docker_host)
     warm, progress = build(spec, services, force=True)
     states = step_states(progress)
     assert states and all(states.values()), states
@@ -128,7 +114,7 @@ def test_a_base_only_change_finds_the_env_steps_in_the_env_stage_registry_cache(
     # The env stage image goes too (its inline cache would also hold the env steps), and the
     # engine keeps nothing: the env stage's registry cache is the only place they can come from.
     delete_from_registry(services, first.stages["env"])
-    empty_engine(services)
+    empty_engine(services.docker_host)
     second, progress = build(spec, services)
     assert second.stages["base"] != first.stages["base"] and second.stages["env"] == first.stages["env"]
     states = step_states(progress)

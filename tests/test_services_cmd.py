@@ -16,6 +16,8 @@ import docker
 import pytest
 from fixtures_services import require_root
 
+from layerkit.build.registry import MANIFEST_TYPES
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,9 +59,8 @@ def manifest_digest(port: str) -> str:
     head = urllib.request.Request(
         f"http://127.0.0.1:{port}/v2/library/debian/manifests/bookworm",
         method="HEAD",
-        headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
-                 "application/vnd.docker.distribution.manifest.v2+json"},
-    )  # fmt: skip
+        headers={"Accept": ", ".join(MANIFEST_TYPES)},
+    )
     with urllib.request.urlopen(head, timeout=60) as r:
         assert r.status == 200
         return str(r.headers["Docker-Content-Digest"])
