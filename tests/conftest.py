@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,6 +9,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# A shell's background job (`make test &`, nohup) starts with SIGINT ignored, and children
+# inherit an ignored signal: the Ctrl-C tests' layerkit would then never see theirs. A
+# handled signal is reset to the default in children, so handle it here, once.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from fixtures_services import SERVICES, Services, run_script, sigint_default
+from fixtures_services import SERVICES, Services, run_script
 
 from layerkit.build.registry import MANIFEST_TYPES as MANIFESTS
 
@@ -167,9 +167,7 @@ class LayerkitBuild:
         cmd = [sys.executable, "-m", "layerkit", "build", "--json", "--progress", "json",
                "--network", "host", "--addr", addr, str(spec)]  # fmt: skip
         env = {**os.environ, "TMPDIR": str(tmpdir)}
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=sigint_default
-        )
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
         self._out: list[str] = []
         self._cond = threading.Condition()

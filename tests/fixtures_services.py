@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -83,12 +82,6 @@ def empty_engine(docker_host: str) -> None:
         client.prune_builds(all=True)
     finally:
         client.close()
-
-
-def sigint_default() -> None:
-    """preexec_fn for a child the test will Ctrl-C: a shell's background job (`cmd &`, nohup)
-    starts with SIGINT ignored, and Python installs no KeyboardInterrupt handler then."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_script(*args: str | Path, timeout: float, env: dict[str, str] | None = None) -> str:

@@ -22,7 +22,7 @@ import pytest
 from fixtures_build import build_spec as build
 from fixtures_build import site_spec as make_spec
 from fixtures_build import step_states
-from fixtures_services import AuthRegistry, Services, container_output, refused_port, sigint_default
+from fixtures_services import AuthRegistry, Services, container_output, refused_port
 
 from layerkit import api
 from layerkit.build.builder import BuildOptions
@@ -268,9 +268,7 @@ def test_ctrl_c_cancels_the_solve(tmp_path: Path, site: fb.Site, services: Servi
     subprocess.run([sys.executable, "-m", "layerkit", "-q", "lock", str(spec)], check=True)
     cmd = [sys.executable, "-m", "layerkit", "build", "--progress", "json", "--network", "host",
            "--addr", f"docker://{services.docker_host}", str(spec)]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default
-    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     watchdog = threading.Timer(1800, proc.kill)  # bounds a hang only: kills a build Ctrl-C left running
     watchdog.start()
     try:

@@ -135,7 +135,7 @@ def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress
 
     if lookup():
         progress.message(f"{result.image}: {result.action} ({result.source}); nothing to build")
-        _describe(result, registries, (address is not None and result.action != "found") or bool(address))
+        _describe(result, registries, bool(address))
         result.seconds = time.monotonic() - started
         return result
 
@@ -269,7 +269,11 @@ def _solve_all(
             try:
                 response = solve(main, main.label, publish=not deferred, export_cache=exporter_cache)
                 for target in plan[1:]:
-                    if not target.stage or existing[target.stage] or not push:
+                    assert target.stage is not None
+                    # A stage image is done with its registry cache: one pushed before its cache
+                    # export died is solved again (all cached) so the cache goes in too.
+                    done = existing[target.stage] and (embedded or target.cache_ref in caches)
+                    if done or not push:
                         continue  # stage images only matter in a registry
                     solve(target, target.label, publish=True, export_cache=exporter_cache)
                     engine_push(target)

@@ -383,9 +383,3 @@ def _solve_error(exc: grpc.RpcError, result: SolveResult, address: BuildkitAddre
     if failed.name.startswith(_EXPORTS):
         why += "; no half-pushed image or cache is used later: building again pushes it"
     return SolveFailed(f"BuildKit step {failed.name!r} failed: {why}", vertex=failed.name, logs=tail)
-
-
-def format_vertex(v: VertexState) -> str:
-    """One progress line, e.g. ``[cached] [internal] load metadata for ...``."""
-    state = "error" if v.error else "cached" if v.cached else "done" if v.completed else "running"
-    return f"[{state:>7}] {v.name}"

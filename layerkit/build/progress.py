@@ -57,6 +57,10 @@ def _short(name: str, width: int = 110) -> str:
     return name if len(name) <= width else name[: width - 3] + "..."
 
 
+# Solves that repeat one already shown, to export it (builder: the image pushed last).
+REPLAYS = frozenset({"publish"})
+
+
 def is_build_step(name: str) -> bool:
     """Dockerfile instructions that do work (``[env 3/7] RUN ...``): not ``[internal] ...``
     bookkeeping, and not FROM, which resolves an image and is never reported CACHED."""
@@ -149,8 +153,8 @@ class Progress:
                 }
             )
         elif self.mode == "plain":
-            if state == "RUNNING":
-                return  # one line per step: when it ends
+            if state == "RUNNING" or (step.cached and step.phase in REPLAYS):
+                return  # one line per step: when it ends; a replayed solve's cached steps say nothing new
             took = f" {step.duration:.1f}s" if step.duration is not None and not step.cached else ""
             self._print(f"#{self._label:<5} {state:<6} {_short(step.name)}{took}")
         elif self.mode == "auto" and self._live is None:
@@ -170,7 +174,8 @@ class Progress:
         table = Table.grid(padding=(0, 1))
         styles = {"CACHED": "cyan", "DONE": "green", "RUNNING": "yellow", "ERROR": "bold red"}
         now = time.time()
-        for step in list(self.steps.values())[-25:]:
+        shown = [s for s in self.steps.values() if not (s.cached and s.phase in REPLAYS)]
+        for step in shown[-25:]:
             took = step.duration
             if took is None and step.started is not None:
                 took = max(0.0, now - step.started)
