@@ -62,7 +62,9 @@ def container_output(
     end before the last line is in it."""
     container = client.containers.create(image, command, user=user, network_mode=network_mode)
     try:
-        stream = container.attach(stdout=True, stderr=False, stream=True, logs=True)
+        # As `docker run` does: no log replay (logs=True can repeat what the stream then
+        # delivers again, seen on Docker 26); attached before start, nothing is missed.
+        stream = container.attach(stdout=True, stderr=False, stream=True, logs=False)
         container.start()
         out = b"".join(stream)
         code = container.wait()["StatusCode"]
