@@ -72,10 +72,20 @@ def services():
 @pytest.fixture(scope="session")
 def services20():
     """Debian 12's dockerd 20.10 (vfs, BuildKit v0.8), its own registry and base image: the
-    compatibility smoke test (tests/test_engine20.py)."""
+    compatibility smoke test (tests/test_engine_classic.py)."""
     import fixtures_services as fs
 
     with fs.dockerd_with_registry(engine="20") as svc:
+        yield svc
+
+
+@pytest.fixture(scope="session")
+def services26_classic():
+    """Docker 26 on its classic image store (overlay2): the moby exporter and an Engine API push,
+    as on most Docker 24-27 installs, but with a Dockerfile frontend that takes COPY --link."""
+    import fixtures_services as fs
+
+    with fs.dockerd_with_registry(engine="26-classic") as svc:
         yield svc
 
 

@@ -129,8 +129,9 @@ def dockerd_with_registry(
     """base_repo: where the base is pushed in the registry; "library/debian:bookworm" makes the
     registry a Docker Hub mirror for `debian:bookworm` (mirrors.base_registry). registry_root:
     keep the registry's storage there across runs (the base image, and so its digest, stays).
-    engine: "26" Docker 26 from Debian 13 (engine26.sh, containerd image store), "20" Debian 12's
-    dockerd 20.10; by default $DOCKERD_ENGINE, else 26 (as scripts/services/dockerd.sh)."""
+    engine: "26" Docker 26 from Debian 13 (engine26.sh, containerd image store), "26-classic" the
+    same on the classic image store, "20" Debian 12's dockerd 20.10; by default $DOCKERD_ENGINE,
+    else 26 (as scripts/services/dockerd.sh)."""
     require_root()
     env = {"DOCKERD_ENGINE": engine or os.environ.get("DOCKERD_ENGINE") or "26"}
     # Short path under /tmp: containerd's sockets live below --exec-root and unix

@@ -42,7 +42,7 @@ def test_list_workers_reports_linux_amd64(buildkit: BuildkitClient) -> None:
 
 @pytest.mark.integration
 def test_capabilities_of_embedded_buildkit(buildkit: BuildkitClient) -> None:
-    # What every dockerd's builder has; which engine pushes itself: test_engine26, test_engine20.
+    # What every dockerd's builder has; which engine pushes itself: test_engine26, test_engine_classic.
     caps = buildkit.capabilities()
     assert caps.embedded_in_docker
     assert caps.default_exporter == "moby" and "moby" in caps.exporters

@@ -13,7 +13,8 @@
 # DOCKERD_ENGINE=26 (the default): Docker 26 from Debian 13, unpacked by engine26.sh into a
 # private prefix, with the containerd image store (containerd-snapshotter) on overlayfs; the
 # prefix's managed containerd comes first on PATH; the prefix has no runc, so `runc` on PATH is
-# Debian 12's (docker.io). DOCKERD_ENGINE=20: Debian 12's dockerd 20.10 on vfs.
+# Debian 12's (docker.io). DOCKERD_ENGINE=26-classic: the same Docker 26 on its classic image
+# store (overlay2). DOCKERD_ENGINE=20: Debian 12's dockerd 20.10 on vfs.
 set -euo pipefail
 
 usage() { echo "usage: $0 start|stop|status DIR" >&2; exit 2; }
@@ -57,7 +58,7 @@ PY
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 engine=${DOCKERD_ENGINE:-26}
-case $engine in 20|26) ;; *) echo "dockerd.sh: DOCKERD_ENGINE must be 20 or 26, not $engine" >&2; exit 2 ;; esac
+case $engine in 20|26|26-classic) ;; *) echo "dockerd.sh: DOCKERD_ENGINE must be 20, 26 or 26-classic, not $engine" >&2; exit 2 ;; esac
 
 case $cmd in
   start)
@@ -68,12 +69,17 @@ case $cmd in
     rm -f "$pidfile" "$sock"
     # setsid: detach from the caller's process group so a Ctrl-C in the test
     # runner does not kill the daemon mid-write; stop is explicit.
-    if [[ $engine == 26 ]]; then
+    if [[ $engine == 26* ]]; then
       prefix=$("$(dirname "${BASH_SOURCE[0]}")/engine26.sh")
-      echo '{"features": {"containerd-snapshotter": true}}' >"$dir/daemon.json"
+      if [[ $engine == 26-classic ]]; then
+        # Docker's classic image store (graph drivers): what most Docker 24-27 installs run.
+        echo '{}' >"$dir/daemon.json"; driver=overlay2
+      else
+        echo '{"features": {"containerd-snapshotter": true}}' >"$dir/daemon.json"; driver=overlayfs
+      fi
       PATH="$prefix/usr/bin:$prefix/usr/sbin:$PATH" setsid "$prefix/usr/sbin/dockerd" \
         --config-file "$dir/daemon.json" \
-        --iptables=false --ip6tables=false --bridge=none --storage-driver=overlayfs \
+        --iptables=false --ip6tables=false --bridge=none --storage-driver="$driver" \
         --data-root "$dir/data" --exec-root "$dir/exec" \
         -H "unix://$sock" --pidfile "$pidfile" >"$log" 2>&1 </dev/null &
     else
