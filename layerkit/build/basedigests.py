@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from layerkit.build.lookup import credentials_lookup
 from layerkit.build.registry import ImageRef, RegistryClient
 from layerkit.errors import RegistryError, RegistryUnreachable
-from layerkit.lock.unified import DIGEST
+from layerkit.spec.imageref import is_digest
 from layerkit.spec.validate import Checked
 
 
@@ -41,7 +41,7 @@ def current_digests(
             continue
         if info is None:
             out[ref] = RegistryError(f"{ref}: no such image in its registry")
-        elif not DIGEST.fullmatch(info.digest):
+        elif not is_digest(info.digest):
             out[ref] = RegistryError(f"{ref}: the registry sent no sha256 content digest")
         else:
             out[ref] = info.digest

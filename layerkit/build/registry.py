@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.errors import RegistryError, RegistryUnreachable
+from layerkit.spec.imageref import DOCKER_HUB, HUB_API, is_docker_hub, is_loopback
 from layerkit.spec.imageref import ImageRef as ImageRef  # the one parser; build code names it here
-from layerkit.spec.imageref import is_loopback
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -93,7 +93,7 @@ def resolve_credentials(
         return Credentials(env[username_env], env[password_env])  # type: ignore[index]
     cfg = _docker_config(docker_config)
     keys = [host, f"https://{host}", f"http://{host}"]
-    if host in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+    if is_docker_hub(host):
         keys.append("https://index.docker.io/v1/")
     helpers = cfg.get("credHelpers")
     if isinstance(helpers, dict) and host in helpers:
@@ -138,7 +138,7 @@ class RegistryClient:
 
     def _conn(self, host: str) -> http.client.HTTPConnection:
         cls = http.client.HTTPConnection if self._scheme(host) == "http" else http.client.HTTPSConnection
-        netloc = "registry-1.docker.io" if host == "docker.io" else host
+        netloc = HUB_API if host == DOCKER_HUB else host
         return cls(netloc, timeout=self._timeout)
 
     def _auth_header(self, host: str, scope: str) -> dict[str, str]:

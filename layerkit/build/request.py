@@ -23,19 +23,17 @@ the local engine as ``<repository>:<hash>``.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from layerkit.errors import SpecError
-from layerkit.spec.imageref import is_loopback, is_repository_path
+from layerkit.spec.imageref import as_tag, is_loopback, is_repository_path
 
 Network = Literal["default", "host", "none"]
 NETWORKS: tuple[Network, ...] = ("default", "host", "none")
 DEFAULT_REPOSITORY = "layerkit"
 SHARED_STAGES = ("base", "env")
-_TAG_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True)
@@ -81,8 +79,7 @@ def name_tag(name: str | None, version: str | None) -> str | None:
     if not name:
         return None
     raw = f"{name}-{version}" if version else name
-    tag = _TAG_BAD.sub("-", raw).lstrip(".-")[:128]
-    return tag or None
+    return as_tag(raw)
 
 
 def repository(address: str | None, repo: str | None) -> str:

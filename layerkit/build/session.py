@@ -35,6 +35,7 @@ from layerkit.build._proto import buildkit_session_secrets_pb2 as secrets_pb
 from layerkit.build._proto import buildkit_session_secrets_pb2_grpc as secrets_grpc
 from layerkit.build._proto import fsutil_types_pb2 as ft
 from layerkit.build.filesync import diff_copy
+from layerkit.spec.imageref import DOCKER_HUB, is_docker_hub
 
 if TYPE_CHECKING:
     from layerkit.build.client import BuildkitClient
@@ -83,8 +84,8 @@ class _Auth(auth_grpc.AuthServicer):
 
     def Credentials(self, request: Any, context: grpc.ServicerContext) -> Any:
         host = request.Host
-        if host in ("registry-1.docker.io", "index.docker.io"):
-            host = "docker.io"
+        if is_docker_hub(host):
+            host = DOCKER_HUB
         found = self.credentials(host) if self.credentials else None
         if not found:
             return auth_pb.CredentialsResponse()

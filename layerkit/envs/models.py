@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from layerkit.errors import RegistryError, SpecError
+from layerkit.spec.imageref import is_tag
 from layerkit.spec.values import version_key
 
 RECORD_SCHEMA = "layerkit.env/1"
@@ -22,7 +23,6 @@ CONFIG_MEDIA_TYPE = "application/vnd.layerkit.env.config.v1+json"
 RECORD_MEDIA_TYPE = "application/vnd.layerkit.env.v1+json"
 ANONYMOUS = "anonymous"  # where environments without a name are recorded, versioned by hash
 HASH_TAG_PREFIX = "sha256-"  # `<prefix><env hash>` tags the version holding that hash
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 class _Model(BaseModel):
@@ -114,7 +114,7 @@ def normalise_name(name: str) -> str:
 
 
 def check_version(version: str, where: str = "") -> str:
-    if not _TAG.fullmatch(version):
+    if not is_tag(version):
         raise SpecError(
             f"{where}version {version!r} cannot be a registry tag: use letters, digits, '_', '.', '-' (at most 128)"
         )

@@ -10,11 +10,11 @@ from typing import Any
 from layerkit import inputs
 from layerkit.errors import Location, SpecError
 from layerkit.lock.model import Lock, LockedPackage
+from layerkit.spec.imageref import is_digest
 from layerkit.spec.matchspec import archive
 
 SPEC_HASH_KEY = "layerkit_spec_hash"
 BASE_DIGESTS_KEY = "layerkit_base_digests"  # JSON object {image ref: sha256 digest}
-DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _GLIBC_FLOOR = re.compile(r">=?\s*([0-9]+(?:\.[0-9]+)*)")
 
 
@@ -74,7 +74,7 @@ def _base_digests(raw: Any, source: str) -> tuple[tuple[str, str], ...]:
     except ValueError:
         doc = None
     if not isinstance(doc, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and DIGEST.fullmatch(v) for k, v in doc.items()
+        isinstance(k, str) and isinstance(v, str) and is_digest(v) for k, v in doc.items()
     ):
         raise SpecError(
             f"metadata.custom_metadata.{BASE_DIGESTS_KEY} must be a JSON object of image ref -> sha256 digest; "

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from layerkit.errors import Location, SpecError
-from layerkit.spec.imageref import parse_image_ref
+from layerkit.spec.imageref import DIGEST, parse_image_ref
 from layerkit.spec.models import MpiKind, OnnxFlavour, Str
 
 
@@ -144,7 +144,7 @@ class InstallerImage(_Model):
     """The image the env installer runs in (base-images/installer-image.yaml)."""
 
     ref: str  # a tag, so mirrors and readers see what it is
-    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    digest: str = Field(pattern=f"^{DIGEST.pattern}$")
     python: Str
     source: str  # where the digest is recorded
 
@@ -158,7 +158,7 @@ class DigestRecord(_Model):
     digests found this way, never computed or guessed ones."""
 
     ref: str
-    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    digest: str = Field(pattern=f"^{DIGEST.pattern}$")
     source: str = Field(pattern=r"^https://[^\s]+$")
 
 

@@ -16,13 +16,20 @@ from dataclasses import dataclass
 from layerkit.errors import SpecError
 
 DOCKER_HUB = "docker.io"
-_LEGACY_HUB = "index.docker.io"
+HUB_API = "registry-1.docker.io"  # where Docker Hub's registry API answers
+_LEGACY_HUB = "index.docker.io"  # normalised to docker.io when parsing, as Docker does
+HUB_HOSTS = (DOCKER_HUB, _LEGACY_HUB, HUB_API)  # every name Docker Hub's credentials are kept under
+_TAG_CHARS = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_DIGEST_CHARS = r"sha256:[0-9a-f]{64}"
+TAG = re.compile(_TAG_CHARS)  # a tag, Docker's grammar (fullmatch)
+DIGEST = re.compile(_DIGEST_CHARS)  # a sha256 content digest (fullmatch)
+_NOT_TAG = re.compile(r"[^A-Za-z0-9_.-]+")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _HOST = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
 _REF = re.compile(
     rf"(?:(?P<host>{_HOST})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?"
+    rf"(?::(?P<tag>{_TAG_CHARS}))?(?:@(?P<digest>{_DIGEST_CHARS}))?"
 )
 _PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _NAME_MAX = 255
@@ -154,9 +161,32 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_digest(text: str) -> bool:
+    """`sha256:` and 64 lower-case hex digits: the only digest layerkit handles."""
+    return DIGEST.fullmatch(text) is not None
+
+
+def is_tag(text: str) -> bool:
+    """A valid tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`."""
+    return TAG.fullmatch(text) is not None
+
+
+def as_tag(raw: str) -> str | None:
+    """`raw` made a valid tag (runs of other characters become `-`), or None when nothing is left."""
+    tag = _NOT_TAG.sub("-", raw).lstrip(".-")[:128]
+    return tag or None
+
+
+def is_docker_hub(host: str) -> bool:
+    """Whether `host` is one of Docker Hub's names (`docker.io`, its legacy and API hosts)."""
+    return host in HUB_HOSTS
+
+
 def has_digest(ref: str) -> bool:
+    """Whether `ref` is pinned by a valid digest; an unparsable ref has none (callers then
+    look its digest up or leave it to the spec checks, which refuse it)."""
     parsed = parse_image_ref(ref)
-    return parsed.digest is not None if parsed else "@" in ref
+    return parsed is not None and parsed.digest is not None
 
 
 def mirror(ref: str, base_registry: str | None) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from layerkit.spec.imageref import is_digest
+
 # option -> (aliases, takes a value, may repeat)
 OPTIONS = {
     "--index-url": (("-i", "--index-url"), True, False),
@@ -184,7 +186,7 @@ def _hash_problem(line: str, text: str, hashes: tuple[str, ...]) -> str | None:
     if len(hashes) > 1:
         # conda_lock/src_parser/pyproject_toml.py RequirementWithHash splits on one ' --hash='.
         return f"'{line}': conda-lock reads one --hash per line; keep the sha256 of the file you install"
-    if hashes and not re.fullmatch(r"sha256:[0-9a-f]{64}", hashes[0]):
+    if hashes and not is_digest(hashes[0]):
         return f"'{line}': the hash must be 'sha256:' and 64 hex digits (the lock records sha256)"
     return None
 

@@ -18,7 +18,7 @@ from layerkit.spec import pip as P
 from layerkit.spec import values as V
 from layerkit.spec.catalog import Catalog, CatalogImage, load_catalog
 from layerkit.spec.gpu import check_named_base, cuda_of
-from layerkit.spec.imageref import is_address, is_repository_path, parse_image_ref
+from layerkit.spec.imageref import is_address, is_digest, is_repository_path, parse_image_ref
 from layerkit.spec.implied import DEFAULT_FLAVOUR, PIP, adds_pip, implied
 from layerkit.spec.merge import Resolved
 from layerkit.spec.models import Base, Features
@@ -144,7 +144,7 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
                     ("base", "context"), "is the folder a base.dockerfile_file reads; set dockerfile_file too"
                 )
             bad(("base", "context"), V.no_control(b.context))
-        if b.digest is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", b.digest):
+        if b.digest is not None and not is_digest(b.digest):
             bad(("base", "digest"), "must be 'sha256:' followed by 64 hex digits")
         if b.distro is not None and not re.fullmatch(r"(ubuntu|debian)[0-9.]+", b.distro):
             bad(("base", "distro"), "must look like 'ubuntu22.04' or 'debian12'")
