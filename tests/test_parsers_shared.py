@@ -25,6 +25,9 @@ from layerkit.spec.imageref import (
     parse_image_ref,
     with_digest,
 )
+from layerkit.spec.load import load_text
+from layerkit.spec.merge import merge_layers
+from layerkit.spec.pip import canonical, line_key, project_name
 
 D = "sha256:" + "0123456789abcdef" * 4
 
@@ -130,3 +133,40 @@ def test_docker_hub_hosts(host: str, hub: bool) -> None:
 def test_has_digest_needs_a_valid_reference(ref: str, pinned: bool) -> None:
     assert has_digest(ref) is pinned
     assert (with_digest(ref, D) == ref) is pinned
+
+
+# The three former readers of a pip project name: spec/pip.py line_key (merge key) and
+# canonical (hashed form), spec/merge.py _PIP_NAMED (which lines the duplicate check reads).
+@pytest.mark.parametrize(
+    ("line", "name", "key", "canon"),
+    [
+        ("numpy", "numpy", "numpy", "numpy"),
+        ("Foo_Bar.baz==1.0", "foo-bar-baz", "foo-bar-baz", "foo-bar-baz==1.0"),
+        ("  Requests[socks] >=2", "requests", "requests", "requests[socks] >=2"),
+        ("a--b__c<2", "a-b-c", "a-b-c", "a-b-c<2"),
+        ("x!=1", "x", "x", "x!=1"),
+        ("x~=1.2", "x", "x", "x~=1.2"),
+        ("x; python_version<'3.12'", "x", "x", "x; python_version<'3.12'"),
+        ("My.Pkg @ https://h/x.whl", "my-pkg", "my-pkg", "my-pkg @ https://h/x.whl"),
+        ("x (>=1)", "x", "x", "x (>=1)"),
+        ("X(>=1)", "x", "x", "x(>=1)"),  # was: skipped by merge's duplicate check
+        ("x==1 --hash=sha256:" + "a" * 64, "x", "x", "x==1 --hash=sha256:" + "a" * 64),
+        # not a name: options, VCS and bare URLs, paths keep their text
+        ("--index-url https://h/simple", None, "--index-url", "--index-url https://h/simple"),
+        ("git+https://h/Org/My_Repo.git@v1", None, "my-repo", "git+https://h/Org/My_Repo.git@v1"),
+        ("https://h/x.whl", None, "https://h/x.whl", "https://h/x.whl"),
+        ("./local/pkg", None, "./local/pkg", "./local/pkg"),
+        ("Pkg/sub", None, "Pkg/sub", "Pkg/sub"),  # was: keyed `pkg` by line_key, a path for merge
+        ("", None, "", ""),
+    ],
+)
+def test_pip_project_name(line: str, name: str | None, key: str, canon: str) -> None:
+    assert project_name(line) == name
+    assert line_key(line) == key
+    assert canonical(line) == canon
+
+
+def test_duplicate_pip_names_are_found_by_project_name() -> None:
+    text = "conda:\n  dependencies: [python=3.11]\n  pip:\n    - Foo_Bar==1\n    - foo-bar(>=2)\n"
+    with pytest.raises(SpecError, match="names the package 'foo-bar' again"):
+        merge_layers([load_text(text, "l.yaml")])

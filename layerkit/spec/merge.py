@@ -89,9 +89,6 @@ class Resolved:
         return tuple(w for layer in self.layers for w in layer.warnings)
 
 
-_PIP_NAMED = re.compile(r"^\s*[A-Za-z0-9][A-Za-z0-9._-]*\s*($|[\[<>=!~;@ ])")
-
-
 def _check_keyed_lists(value: Any, key: Key, layer: Layer) -> None:
     """Every keyed list (dependencies, pip) of one layer, before it merges."""
     if not isinstance(value, BaseModel):
@@ -107,11 +104,11 @@ def _check_keyed_lists(value: Any, key: Key, layer: Layer) -> None:
 
 def _no_duplicates(new: tuple[Any, ...], fn: Callable[[str], str], kind: str, key: Key, layer: Layer) -> None:
     """One list naming a package twice is an error (a later layer replacing it is merging)."""
-    from layerkit.spec.pip import option
+    from layerkit.spec.pip import option, project_name
 
     seen: dict[str, int] = {}
     for j, v in enumerate(new):
-        if not isinstance(v, str) or (kind == "pip" and (option(v) is not None or not _PIP_NAMED.match(v))):
+        if not isinstance(v, str) or (kind == "pip" and (option(v) is not None or project_name(v) is None)):
             continue  # options (a repeated index is the same index), local paths (refused later)
         k = fn(v)
         if k in seen and new[seen[k]].strip() != v.strip():  # the same line twice says one thing

@@ -205,23 +205,39 @@ def line_key(line: str) -> str:
         name, value = opt
         return name if name in OPTIONS and not OPTIONS[name][2] else f"{name} {value or ''}".strip()
     if line.strip().startswith(_VCS):
-        return re.sub(r"[-_.]+", "-", vcs_name(line.strip())).lower()
-    m = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
-    if not m or "://" in line.split("@", 1)[0]:
-        return line.strip()
-    return re.sub(r"[-_.]+", "-", m.group(1)).lower()
+        return _pep503(vcs_name(line.strip()))
+    return project_name(line) or line.strip()
+
+
+# A project name where a requirement starts: followed by its end, extras, a version, a marker
+# or `@ URL`; anything else (`name/path`, `https:`) is a path or a URL, not a name.
+_NAMED = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?=$|[\s\[<>=!~;@(])")
+
+
+def _pep503(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _named(line: str) -> re.Match[str] | None:
+    m = _NAMED.match(line)
+    return None if m is None or "://" in line.split("@", 1)[0] else m
+
+
+def project_name(line: str) -> str | None:
+    """The PEP 503-normalised project a requirement line names (`Foo_Bar[x]>=1` -> `foo-bar`);
+    None for an option, a VCS or bare URL, or a path."""
+    m = _named(line)
+    return _pep503(m.group(1)) if m else None
 
 
 def canonical(line: str) -> str:
     """A requirement as hashed and compared: its project name PEP 503-normalised (case and
     runs of `-_.` do not name another project); the rest, URLs and versions, as written."""
     text = normalized(line)
-    if option(text) is not None or text.startswith(_VCS):
+    m = _named(text)
+    if option(text) is not None or text.startswith(_VCS) or m is None:
         return text
-    m = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)", text)
-    if not m or "://" in text.split("@", 1)[0]:
-        return text
-    return re.sub(r"[-_.]+", "-", m.group(1)).lower() + text[m.end() :]
+    return text[: m.start(1)] + _pep503(m.group(1)) + text[m.end(1) :]
 
 
 def section(lines: tuple[str, ...] | None) -> PipSection:
