@@ -14,12 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from layerkit.build._proto import buildkit_ops_pb2 as pb
-from layerkit.spec.imageref import ImageRef
 
 # Capabilities BuildKit checks against the worker before solving (solver/pb/caps.go).
-CAP_SOURCE_IMAGE = "source.image"
 CAP_FILE_BASE = "file.base"
-CAP_EXEC_META_NETWORK = "exec.meta.network"
 # BuildKit's "unset" sentinels: -1 = scratch input / no output / keep mtime.
 NO_INPUT = -1
 NO_TIME = -1
@@ -33,24 +30,10 @@ class Output:
     index: int = 0
 
 
-@dataclass(frozen=True)
-class PlatformSpec:
-    os: str = "linux"
-    architecture: str = "amd64"
-    variant: str = ""
-
-    def to_pb(self) -> pb.Platform:
-        return pb.Platform(OS=self.os, Architecture=self.architecture, Variant=self.variant)
-
-    def __str__(self) -> str:
-        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
-
-
 class DefinitionBuilder:
     """Accumulates ops (deduplicated by digest) and emits a ``pb.Definition``."""
 
-    def __init__(self, platform: PlatformSpec | None = None) -> None:
-        self.platform = platform or PlatformSpec()
+    def __init__(self) -> None:
         self._ops: dict[str, bytes] = {}
         self._meta: dict[str, pb.OpMetadata] = {}
 
@@ -66,30 +49,12 @@ class DefinitionBuilder:
             self._meta[digest] = meta
         return Output(digest)
 
-    def image(self, ref: str, *, name: str = "") -> Output:
-        """``FROM ref``: a docker-image source for this builder's platform. The ref is sent
-        normalised, so spellings of one image give one digest and keep the cache warm."""
-        op = pb.Op(
-            source=pb.SourceOp(identifier=f"docker-image://{ImageRef.parse(ref).canonical}"),
-            platform=self.platform.to_pb(),
-            constraints=pb.WorkerConstraints(),
-        )
-        return self.add(op, name=name, caps=(CAP_SOURCE_IMAGE,))
-
-    def files(
-        self,
-        files: Mapping[str, bytes],
-        *,
-        base: Output | None = None,
-        mode: int = 0o644,
-        name: str = "",
-    ) -> Output:
-        """Write ``files`` (absolute paths) on top of ``base`` or scratch, in one FileOp.
+    def files(self, files: Mapping[str, bytes], *, name: str = "") -> Output:
+        """Write ``files`` (absolute paths, mode 0644) on scratch, in one FileOp.
 
         Parent directories are created first (mkdir -p), as COPY would; actions
-        chain: action i reads the output of action i-1 via index len(inputs)+i-1.
+        chain: action i reads the output of action i-1 via index i-1.
         """
-        inputs = [pb.Input(digest=base.digest, index=base.index)] if base else []
         dirs = sorted({p.rsplit("/", 1)[0] for p in files if p.count("/") > 1})
         actions: list[pb.FileAction] = []
         for path in dirs:
@@ -102,48 +67,18 @@ class DefinitionBuilder:
             if not path.startswith("/"):
                 raise ValueError(f"LLB file path must be absolute: {path!r}")
             actions.append(
-                pb.FileAction(mkfile=pb.FileActionMkFile(path=path, mode=mode, data=data, timestamp=NO_TIME))
+                pb.FileAction(mkfile=pb.FileActionMkFile(path=path, mode=0o644, data=data, timestamp=NO_TIME))
             )
         if not actions:
             raise ValueError("files(): nothing to write")
         for i, action in enumerate(actions):
-            action.input = (0 if base else NO_INPUT) if i == 0 else len(inputs) + i - 1
+            action.input = NO_INPUT if i == 0 else i - 1
             action.secondaryInput = NO_INPUT
             # Only the last action's result is exposed as output 0.
             action.output = 0 if i == len(actions) - 1 else NO_INPUT
         # No platform: file ops are platform independent (as in BuildKit's own llb).
-        op = pb.Op(inputs=inputs, file=pb.FileOp(actions=actions), constraints=pb.WorkerConstraints())
+        op = pb.Op(file=pb.FileOp(actions=actions), constraints=pb.WorkerConstraints())
         return self.add(op, name=name, caps=(CAP_FILE_BASE,))
-
-    def run(
-        self,
-        args: list[str],
-        *,
-        base: Output,
-        env: list[str] | None = None,
-        cwd: str = "/",
-        network: pb.NetMode = pb.NONE,
-        name: str = "",
-    ) -> Output:
-        """Run ``args`` with ``base`` as rootfs; output 0 is the changed rootfs.
-
-        Network defaults to NONE: the sandbox network needs a bridge, which a
-        ``--bridge=none`` dockerd (our test daemon) does not have.
-        """
-        meta = pb.Meta(
-            args=args,
-            env=env or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            cwd=cwd,
-        )
-        root = pb.Mount(input=0, dest="/", output=0)
-        op = pb.Op(
-            inputs=[pb.Input(digest=base.digest, index=base.index)],
-            exec=pb.ExecOp(meta=meta, mounts=[root], network=network),
-            platform=self.platform.to_pb(),
-            constraints=pb.WorkerConstraints(),
-        )
-        caps = (CAP_EXEC_META_NETWORK,) if network != pb.UNSET else ()
-        return self.add(op, name=name, caps=caps)
 
     def definition(self, result: Output) -> pb.Definition:
         """Serialize everything added so far, returning ``result``."""
