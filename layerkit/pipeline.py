@@ -89,7 +89,8 @@ class Rendered:
 
 def _prepare(
     spec: Path | Checked, lock: Path | Lock | None, platform: str | None, auto_lock: bool
-) -> tuple[Checked, Lock | None, RenderPlan, HashResult]:
+) -> tuple[Checked, Lock | None, RenderPlan, HashResult, bool | None]:
+    """(checked, lock, plan, hash, whether the lock was made from these specs: None when not asked)."""
     checked = spec if isinstance(spec, Checked) else check_spec(spec, solver_grammar=False)
     if lock is None and auto_lock and checked.resolved.root.path is not None:
         found = find_lock(checked.resolved.root.path)
@@ -97,10 +98,11 @@ def _prepare(
     lk = read_lock(lock) if isinstance(lock, Path) else lock
     if lk is not None and checked.resolved.spec.user_managed:
         raise SpecError("user_managed environments install nothing, so they take no lock")
-    if not isinstance(spec, Checked) and not _fresh(checked, lk):
+    fresh = None if isinstance(spec, Checked) else _fresh(checked, lk)
+    if fresh is False:
         check_grammar(checked)
     plan = build_plan(checked, lk, platform)
-    return checked, lk, plan, compute(checked, plan, lk)
+    return checked, lk, plan, compute(checked, plan, lk), fresh
 
 
 def _fresh(checked: Checked, lk: Lock | None) -> bool:
@@ -126,15 +128,15 @@ def render(
     """Plan, hash and format the Dockerfile and its context files."""
     from layerkit.render.jinja import render_dockerfile
 
-    checked, lk, plan, h = _prepare(spec, lock, platform, auto_lock)
+    checked, lk, plan, h, fresh = _prepare(spec, lock, platform, auto_lock)
     notes: tuple[str, ...] = ()
-    if lk is not None and lk.spec_hash is not None:
-        from layerkit.lock.run import lock_inputs
-
-        if lk.spec_hash != lock_inputs(checked).spec_hash():
-            notes = (
-                f"{lk.source}: warning: the lock is stale (the spec changed since); run `layerkit lock`",
-            )
+    # _prepare compared the lock's spec hash already unless handed a checked spec.
+    if (
+        lk is not None
+        and lk.spec_hash is not None
+        and not (fresh if fresh is not None else _fresh(checked, lk))
+    ):
+        notes = (f"{lk.source}: warning: the lock is stale (the spec changed since); run `layerkit lock`",)
     if lk is not None and lk.base_digests and not notes:
         from layerkit.lock.basepin import unpinned_bases
         from layerkit.render.baserefs import base_refs

@@ -1,6 +1,6 @@
 """`layerkit plan`: what `layerkit build` would do, as versioned JSON for other build tools.
 
-Same decisions as the build (layerkit.build.builder.layout/locate), no daemon needed and
+Same decisions as the build (layerkit.build.lookup.layout/locate), no daemon needed and
 nothing changed: the registry is only asked (manifest HEAD) whether the images exist;
 `offline` asks nothing. The document's shape is layerkit/schemas/plan-1.schema.json.
 """

@@ -7,7 +7,6 @@ credentials passed per call (never written to a config file or logged).
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 from layerkit.errors import DaemonError, RegistryError
@@ -56,12 +55,6 @@ class Engine:
                     raise RegistryError(f"push of {ref} failed: {_redact(detail, credentials)}")
         except docker.errors.DockerException as exc:
             raise RegistryError(f"push of {ref} failed: {_redact(str(exc), credentials)}") from None
-
-    def remove(self, ref: str) -> None:
-        import docker
-
-        with contextlib.suppress(docker.errors.ImageNotFound):
-            self._api.remove_image(ref, noprune=False)
 
     def prune_builder(self) -> None:
         """Drop every BuildKit cache record of the engine (``docker builder prune -af``)."""

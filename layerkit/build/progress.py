@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from layerkit.build._proto import buildkit_control_pb2 as control
 
 Mode = Literal["auto", "plain", "json", "quiet"]
-MODES: tuple[Mode, ...] = ("auto", "plain", "json", "quiet")
 
 
 def _seconds(ts: object) -> float:

@@ -218,10 +218,6 @@ class RegistryClient:
         return f"repository:{repo}:{'pull,push' if push else 'pull'}"
 
     # -- API -------------------------------------------------------------------------------
-    def ping(self, host: str) -> None:
-        resp = self._request("GET", host, "/v2/", "")
-        resp.read()
-
     def head_manifest(self, ref: ImageRef) -> ManifestInfo | None:
         path = f"/v2/{ref.repository}/manifests/{ref.reference}"
         resp = self._request(

@@ -31,7 +31,6 @@ from layerkit.errors import SpecError
 from layerkit.spec.imageref import as_tag, is_loopback, is_repository_path
 
 Network = Literal["default", "host", "none"]
-NETWORKS: tuple[Network, ...] = ("default", "host", "none")
 DEFAULT_REPOSITORY = "layerkit"
 SHARED_STAGES = ("base", "env")
 

@@ -142,7 +142,3 @@ class Spec(Model):
     runtime: Runtime | None = None
     registry: Registry | None = None
     mirrors: Mirrors | None = None
-
-
-# Fields that describe the entry, not the environment: never part of the hash.
-IDENTITY_FIELDS = frozenset({"name", "version", "description", "extends"})
