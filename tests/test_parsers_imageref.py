@@ -139,10 +139,6 @@ def test_longest_name_is_255_normalised() -> None:
     assert parse_image_ref(path + "a") is None
 
 
-def test_with_tag_drops_the_digest() -> None:
-    assert ImageRef.parse(f"r.io/x:1@{D}").with_tag("2") == ImageRef("r.io", "x", "2", None)
-
-
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [
@@ -179,7 +175,7 @@ def test_loopback_hosts(host: str, loopback: bool) -> None:
 def test_local_registry_repositories(repo: str, local: bool) -> None:
     assert is_local_registry(repo) is local
     if "/" in repo:
-        assert ImageRef.parse(f"{repo}:1").loopback is local
+        assert is_loopback(ImageRef.parse(f"{repo}:1").registry) is local
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,7 @@ def test_head_size_and_copy_between_registries(services: Services, auth_registry
     base = ImageRef.parse(services.base_image)
     info = anon.head_manifest(base)
     assert info is not None and info.digest.startswith("sha256:")
-    assert anon.head_manifest(base.with_tag("no-such-tag")) is None
+    assert anon.head_manifest(ImageRef(base.registry, base.repository, "no-such-tag")) is None
     raw, _, digest = anon.get_manifest(base)
     doc = json.loads(raw)
     assert digest == info.digest

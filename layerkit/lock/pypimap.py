@@ -11,20 +11,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 from importlib import resources
 from pathlib import Path
 
 from layerkit.atomic import write_text
 
 _PACKAGED = "pypi-mapping.json.gz"
-
-
-def packaged_mapping() -> dict[str, dict[str, str]]:
-    """The shipped table: normalised PyPI name -> {"pypi_name", "conda_name"}."""
-    raw = (resources.files("layerkit.lock") / _PACKAGED).read_bytes()
-    table: dict[str, dict[str, str]] = json.loads(gzip.decompress(raw))
-    return table
 
 
 def mapping_file(cache: Path) -> Path:

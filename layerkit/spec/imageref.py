@@ -80,13 +80,6 @@ class ImageRef:
         digest = f"@{self.digest}" if self.digest else ""
         return f"{host}{path}{tag}{digest}"
 
-    @property
-    def loopback(self) -> bool:
-        return is_loopback(self.registry)
-
-    def with_tag(self, tag: str) -> ImageRef:
-        return ImageRef(self.registry, self.repository, tag, None)
-
     def __str__(self) -> str:
         return self.canonical
 
