@@ -9,6 +9,8 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 from layerkit import __version__
 from layerkit.errors import EXIT_INTERRUPTED, EXIT_OK, LayerkitError, SpecError
@@ -22,12 +24,44 @@ EXIT_CODES_HELP = """exit codes:
 """
 
 
-# Every subcommand is a module of its own (layerkit/commands/NAME.py) with HELP,
-# configure(parser) and run(args) -> exit code; it imports its heavy parts inside run().
-COMMANDS: tuple[str, ...] = (
-    "validate", "render", "hash", "build", "lock", "show", "flavours",
-    "plan", "outdated", "run", "check", "env", "make",
-)  # fmt: skip
+# Every subcommand is a module of its own (layerkit/commands/NAME.py) with configure(parser)
+# and run(args) -> exit code. Its one-line help is here so that only the chosen command's
+# module is imported (and its options built): start-up pays for one command, not thirteen.
+COMMANDS: dict[str, str] = {
+    "validate": "check specs; warnings on stderr",
+    "render": "write or print the Dockerfile",
+    "hash": "print the environment hash",
+    "build": "build the image through BuildKit and push it (skipped when the registry has it)",
+    "lock": "resolve the spec with conda-lock into <stem>.conda-lock.yml",
+    "show": "print the merged spec with the origin of each value",
+    "flavours": "list the curated base flavours (--layers: the built-in layers)",
+    "plan": "show what `build` would do (hash, image, registry state, cache, steps); --json for tools",
+    "outdated": "compare the base image digests recorded in locks with the registries' (exit 1 if behind)",
+    "run": "build or reuse the image and run a command in it with the source directory mounted",
+    "check": "check that specs are valid, locks fresh and rendered contexts current (exit 1 if stale)",
+    "env": "register environment versions in the registry; list, show and diff them",
+    "make": "print a GNU Makefile fragment: spec+layers -> lock -> context -> image stamp, per environment",
+}
+
+
+class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands configured on first use: the chosen command's module is imported when
+    argparse reaches its name, before its options are parsed (and before its --help)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        name = values[0] if isinstance(values, list) and values else None
+        c = self._name_parser_map.get(name) if isinstance(name, str) else None
+        if c is not None and c.get_default("command_run") is None:
+            mod = importlib.import_module(f"layerkit.commands.{name}")
+            mod.configure(c)
+            c.set_defaults(command_run=mod.run)
+        super().__call__(parser, namespace, values, option_string)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,14 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"layerkit {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="no warnings on stderr")
+    p.register("action", "parsers", _Commands)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name in COMMANDS:
-        mod = importlib.import_module(f"layerkit.commands.{name}")
-        c = sub.add_parser(
-            name, help=mod.HELP, epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    for name, help_ in COMMANDS.items():
+        sub.add_parser(
+            name, help=help_, epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
         )
-        mod.configure(c)
-        c.set_defaults(command_run=mod.run)
     return p
 
 

@@ -1,6 +1,6 @@
 """CLI subcommands, one module each (layerkit/commands/NAME.py, listed in layerkit.cli.COMMANDS).
 
-Each module has HELP, configure(parser) and run(args) -> exit code; it imports its heavy
+Each module has configure(parser) and run(args) -> exit code; it imports its heavy
 parts inside run() so `layerkit --help` stays fast. Errors are raised (LayerkitError), never
 printed here: layerkit.cli.main maps them to exit codes. The options several commands share
 are declared here, once.

@@ -8,8 +8,6 @@ import sys
 from layerkit.commands import add_build_arguments, add_spec_argument, build_options, lock_of, out, warn
 from layerkit.errors import EXIT_OK
 
-HELP = "build the image through BuildKit and push it (skipped when the registry has it)"
-
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_spec_argument(p)

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from layerkit.envs.models import EnvRecord
     from layerkit.envs.ops import Listing
 
-HELP = "register environment versions in the registry; list, show and diff them"
 REGISTER_SCHEMA = "layerkit.env-register/1"
 
 

@@ -10,8 +10,6 @@ import sys
 from layerkit.commands import out
 from layerkit.errors import EXIT_OK
 
-HELP = "list the curated base flavours (--layers: the built-in layers)"
-
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(

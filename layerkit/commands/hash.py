@@ -8,8 +8,6 @@ import json
 from layerkit.commands import add_lock_arguments, add_spec_argument, lock_of, out
 from layerkit.errors import EXIT_OK
 
-HELP = "print the environment hash"
-
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_spec_argument(p)

@@ -10,8 +10,6 @@ from pathlib import Path
 from layerkit.commands import add_spec_argument, out, warn
 from layerkit.errors import EXIT_OK, CheckFailed
 
-HELP = "resolve the spec with conda-lock into <stem>.conda-lock.yml"
-
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_spec_argument(p)

@@ -16,8 +16,6 @@ from layerkit.commands import (
 )
 from layerkit.errors import SpecError
 
-HELP = "show what `build` would do (hash, image, registry state, cache, steps); --json for tools"
-
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_spec_argument(p, many=True)

@@ -10,8 +10,6 @@ from pathlib import Path
 from layerkit.commands import add_lock_arguments, add_spec_argument, lock_of, out, warn
 from layerkit.errors import EXIT_OK
 
-HELP = "write or print the Dockerfile"
-
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_spec_argument(p)

@@ -10,8 +10,6 @@ from pathlib import Path
 from layerkit.commands import add_build_arguments, add_spec_argument, build_options, lock_of, warn
 from layerkit.errors import SpecError
 
-HELP = "build or reuse the image and run a command in it with the source directory mounted"
-
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_spec_argument(p)

@@ -7,8 +7,6 @@ import argparse
 from layerkit.commands import add_spec_argument, out, warn
 from layerkit.errors import EXIT_OK
 
-HELP = "print the merged spec with the origin of each value"
-
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_spec_argument(p)

@@ -9,8 +9,6 @@ import sys
 from layerkit.commands import add_spec_argument, out, warn
 from layerkit.errors import EXIT_OK, SpecError
 
-HELP = "check specs; warnings on stderr"
-
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_spec_argument(p, many=True)
