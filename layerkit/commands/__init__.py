@@ -1,8 +1,9 @@
-"""CLI subcommands with modules of their own (see MODULE_COMMANDS in layerkit.cli).
+"""CLI subcommands, one module each (layerkit/commands/NAME.py, listed in layerkit.cli.COMMANDS).
 
-Each module has HELP, configure(parser) and run(args) -> exit code; it imports its heavy
+Each module has configure(parser) and run(args) -> exit code; it imports its heavy
 parts inside run() so `layerkit --help` stays fast. Errors are raised (LayerkitError), never
-printed here: layerkit.cli.main maps them to exit codes.
+printed here: layerkit.cli.main maps them to exit codes. The options several commands share
+are declared here, once.
 """
 
 from __future__ import annotations
@@ -46,20 +47,49 @@ def tls_from_args(args: argparse.Namespace) -> TLSConfig | None:
     return TLSConfig.from_options(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
 
 
-def add_build_arguments(p: argparse.ArgumentParser) -> None:
-    """What `build` and `run` share: lock and platform, BuildKit, registry, tags, progress."""
-    p.add_argument("--lock", type=Path, help="lockfile (default: <stem>.conda-lock.yml beside the spec)")
-    p.add_argument("--no-lock", action="store_true", help="ignore the default lockfile")
-    p.add_argument("--platform", help="target platform (default: the spec's first)")
+SPEC_HELP = "layerkit.yaml, environment.yml or hosted JSON"
+
+
+def add_spec_argument(p: argparse.ArgumentParser, many: bool = False) -> None:
+    p.add_argument("spec", type=Path, nargs="+" if many else None, help=SPEC_HELP)
+
+
+def add_lock_arguments(p: argparse.ArgumentParser, many: bool = False) -> None:
+    """--lock/--no-lock/--platform of every command that renders; `many`: it takes several specs."""
+    where = (
+        "one SPEC only; default: <stem>.conda-lock.yml beside it"
+        if many
+        else ("default: <stem>.conda-lock.yml beside the spec")
+    )
+    p.add_argument("--lock", type=Path, help=f"conda-lock.yml or explicit lock ({where})")
+    p.add_argument(
+        "--no-lock", action="store_true", help="ignore the default lockfile" + ("s" if many else "")
+    )
+    p.add_argument("--platform", help=f"target platform (default: {'each' if many else 'the'} spec's first)")
+
+
+def add_engine_argument(p: argparse.ArgumentParser, help_: str | None = None) -> None:
     p.add_argument(
         "--addr",
-        help="BuildKit: unix://SOCK, tcp://HOST:PORT or docker://[DOCKER_HOST] "
+        help=help_
+        or "BuildKit: unix://SOCK, tcp://HOST:PORT or docker://[DOCKER_HOST] "
         "(default: $BUILDKIT_HOST, else the Docker engine)",
     )
-    add_tls_arguments(p)
+
+
+def add_image_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the image goes and what it is called: `build`, `run` and `plan`."""
     p.add_argument("--registry", help="workspace registry (default: the spec's registry.address)")
     p.add_argument("--tag", action="append", default=[], help="extra tag for the image (repeatable)")
     p.add_argument("--no-name-tag", action="store_true", help="do not tag the image NAME-VERSION")
+
+
+def add_build_arguments(p: argparse.ArgumentParser) -> None:
+    """What `build` and `run` share: lock and platform, BuildKit, registry, tags, progress."""
+    add_lock_arguments(p)
+    add_engine_argument(p)
+    add_tls_arguments(p)
+    add_image_arguments(p)
     p.add_argument("--no-push", action="store_true", help="build into the engine only")
     p.add_argument("--force", action="store_true", help="build even if the registry has the image")
     p.add_argument(
@@ -74,6 +104,11 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="build progress, on stderr",
     )
+
+
+def lock_of(args: argparse.Namespace) -> tuple[Path | None, bool]:
+    """(explicit lockfile or None, whether to look for the default one) from add_lock_arguments."""
+    return (None if args.no_lock else args.lock), not args.no_lock
 
 
 def build_options(args: argparse.Namespace) -> BuildOptions:

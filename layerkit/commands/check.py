@@ -10,8 +10,6 @@ from pathlib import Path
 
 from layerkit.commands import out, warn
 
-HELP = "check that specs are valid, locks fresh and rendered contexts current (exit 1 if stale)"
-
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(

@@ -8,14 +8,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from layerkit.commands import out, warn
+from layerkit.commands import add_lock_arguments, lock_of, out, warn
 from layerkit.errors import EXIT_OK
 
 if TYPE_CHECKING:
     from layerkit.envs.models import EnvRecord
     from layerkit.envs.ops import Listing
 
-HELP = "register environment versions in the registry; list, show and diff them"
 REGISTER_SCHEMA = "layerkit.env-register/1"
 
 
@@ -38,9 +37,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="env_command", required=True, metavar="{register,list,show,diff}")
     c = sub.add_parser("register", help="record the spec's environment as a new version of its name")
     c.add_argument("spec", type=Path, help="layerkit.yaml (its lock beside it: <stem>.conda-lock.yml)")
-    c.add_argument("--lock", type=Path, help="lockfile (default: <stem>.conda-lock.yml beside the spec)")
-    c.add_argument("--no-lock", action="store_true", help="ignore the default lockfile")
-    c.add_argument("--platform", help="platform to render for (default: the spec's first)")
+    add_lock_arguments(c)
     _registry_options(c, with_spec=False)
     c = sub.add_parser("list", help="registered environment names, or the versions of one")
     c.add_argument("name", nargs="?", help="an environment name (default: all, from the registry's catalog)")
@@ -111,9 +108,9 @@ def run(args: argparse.Namespace) -> int:
         warn(args, (message,))
 
     if args.env_command == "register":
-        lock = None if args.no_lock else args.lock
+        lock, auto = lock_of(args)
         done = api.env_register(
-            args.spec, lock, args.platform, not args.no_lock, registry=args.registry, on_warning=on_warning
+            args.spec, lock, args.platform, auto, registry=args.registry, on_warning=on_warning
         )
         r = done.record
         if args.json:

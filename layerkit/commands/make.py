@@ -10,8 +10,6 @@ from pathlib import Path
 from layerkit.commands import out
 from layerkit.errors import SpecError
 
-HELP = "print a GNU Makefile fragment: spec+layers -> lock -> context -> image stamp, per environment"
-
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(

@@ -10,7 +10,6 @@ from pathlib import Path
 from layerkit.commands import out, warn
 from layerkit.errors import EXIT_CHECK_FAILED, EXIT_ENVIRONMENT, EXIT_OK
 
-HELP = "compare the base image digests recorded in locks with the registries' (exit 1 if behind)"
 SCHEMA = "layerkit.outdated/1"
 
 

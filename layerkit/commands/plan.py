@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from layerkit.commands import out, warn
+from layerkit.commands import (
+    add_engine_argument,
+    add_image_arguments,
+    add_lock_arguments,
+    add_spec_argument,
+    lock_of,
+    out,
+    warn,
+)
 from layerkit.errors import SpecError
-
-HELP = "show what `build` would do (hash, image, registry state, cache, steps); --json for tools"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", type=Path, nargs="+", help="layerkit.yaml, environment.yml or hosted JSON")
-    p.add_argument(
-        "--lock", type=Path, help="lockfile (one SPEC only; default: <stem>.conda-lock.yml beside it)"
-    )
-    p.add_argument("--no-lock", action="store_true", help="ignore the default lockfiles")
-    p.add_argument("--platform", help="target platform (default: each spec's first)")
-    p.add_argument("--registry", help="workspace registry (default: the spec's registry.address)")
-    p.add_argument("--addr", help="the engine `build --addr` would use (where registry-less images live)")
-    p.add_argument("--tag", action="append", default=[], help="extra tag (repeatable)")
-    p.add_argument("--no-name-tag", action="store_true", help="do not tag the image NAME-VERSION")
+    add_spec_argument(p, many=True)
+    add_lock_arguments(p, many=True)
+    add_image_arguments(p)
+    add_engine_argument(p, "the engine `build --addr` would use (where registry-less images live)")
     p.add_argument("--offline", action="store_true", help="ask no registry or engine (action: unchecked)")
     p.add_argument("--json", action="store_true", help="the layerkit.plan/1 document on stdout")
 
@@ -37,10 +36,10 @@ def run(args: argparse.Namespace) -> int:
     opts = BuildOptions(
         addr=args.addr, registry=args.registry, tags=tuple(args.tag), name_tag=not args.no_name_tag
     )
+    lock, auto = lock_of(args)
     plans = []
     for spec in args.spec:
-        p = api.plan(spec, None if args.no_lock else args.lock, args.platform, not args.no_lock,
-                     options=opts, offline=args.offline)  # fmt: skip
+        p = api.plan(spec, lock, args.platform, auto, options=opts, offline=args.offline)
         warn(args, p.warnings)
         plans.append(p)
     if args.json:

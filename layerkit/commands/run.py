@@ -7,14 +7,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from layerkit.commands import add_build_arguments, build_options, warn
+from layerkit.commands import add_build_arguments, add_spec_argument, build_options, lock_of, warn
 from layerkit.errors import SpecError
-
-HELP = "build or reuse the image and run a command in it with the source directory mounted"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", type=Path, help="layerkit.yaml, environment.yml or hosted JSON")
+    add_spec_argument(p)
     # The command itself follows `--` and is split off before parsing (layerkit.cli).
     p.usage = "layerkit run SPEC [options] -- COMMAND [ARG...]"
     p.add_argument("--source", type=Path, default=Path("."), help="directory to mount (default: .)")
@@ -60,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
         user=args.user,
         shm_size=args.shm_size,
     )
-    lock = None if args.no_lock else args.lock
+    lock, auto = lock_of(args)
     result, code = api.run(
-        args.spec, opts, lock, args.platform, not args.no_lock, options=build,
+        args.spec, opts, lock, args.platform, auto, options=build,
         on_warning=lambda w: warn(args, (w,)),
     )  # fmt: skip
     if not args.quiet:

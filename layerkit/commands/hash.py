@@ -1,0 +1,34 @@
+"""`layerkit hash SPEC`: the environment hash (what names the image and decides skip-by-hash)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from layerkit.commands import add_lock_arguments, add_spec_argument, lock_of, out
+from layerkit.errors import EXIT_OK
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    add_spec_argument(p)
+    add_lock_arguments(p)
+    p.add_argument("--json", action="store_true", help="JSON on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from layerkit import api
+
+    lock, auto = lock_of(args)
+    h = api.hash_spec(args.spec, lock, args.platform, auto)
+    if args.json:
+        doc = {
+            "hash": h.hash,
+            "schema": 1,
+            "stages": h.stages,
+            "parts": h.parts,
+            "part_digests": h.part_digests(),
+        }
+        out(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    else:
+        out(h.hash + "\n")
+    return EXIT_OK
