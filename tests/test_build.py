@@ -265,7 +265,7 @@ def test_ctrl_c_cancels_the_solve(tmp_path: Path, site: fb.Site, services: Servi
     spec = make_spec(tmp_path, site, services, repo=f"t/{uuid.uuid4().hex[:8]}")
     # A step that would outlast the test's own bound: the build can only end early if cancelled.
     spec.write_text(spec.read_text() + f"  - run: 'sleep 86400 # {uuid.uuid4().hex}'\n    stage: final\n")
-    subprocess.run([sys.executable, "-m", "layerkit", "-q", "lock", str(spec)], check=True)
+    fb.lock_spec(spec)
     cmd = [sys.executable, "-m", "layerkit", "build", "--progress", "json", "--network", "host",
            "--addr", f"docker://{services.docker_host}", str(spec)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -125,6 +125,19 @@ def test_buildkitd_request_pushes_with_its_own_registry_cache_mode_max() -> None
         assert args.entitlements == ()
 
 
+def test_an_unpublished_solve_exports_only_its_registry_cache() -> None:
+    # The image's first solve when it is pushed last: built, its cache exported, no image.
+    t = targets("localhost:5000/layerkit", H, {"base": B})[0]
+    args = solve_args(t, embedded=False, cache_from=[], network="none", push=True,
+                      registry_caches=[t.cache_ref], export_cache=True, publish=False)  # fmt: skip
+    assert (args.exporter, args.exporter_attrs) == ("", {})
+    assert args.cache_exports == (("registry", {"ref": t.cache_ref, "mode": "max"}),)
+    assert args.cache_imports == (("registry", {"ref": t.cache_ref}),)
+    published = solve_args(t, embedded=False, cache_from=[], network="none", push=True,
+                           registry_caches=[t.cache_ref], export_cache=True)  # fmt: skip
+    assert published.exporter == "image" and ("inline", {}) in published.cache_exports
+
+
 def test_buildkitd_without_push_exports_no_registry_cache() -> None:
     t = targets("registry.example.com/layerkit", H, {})[0]
     args = solve_args(t, embedded=False, cache_from=[], network="default", push=False,

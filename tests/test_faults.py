@@ -26,8 +26,6 @@ import fixtures_faults as ff
 import fixtures_services as fs
 import pytest
 
-from layerkit.resources import cache_dir
-
 pytestmark = pytest.mark.integration
 
 MLKIT_OUT = "mlkit 1.0 on corelib 1.5: fib(12) = 144"  # the lock: mlkit 1.0, datakit 1.0 -> corelib 1.5
@@ -78,8 +76,9 @@ class Case:
 
     def lock_is_free(self) -> bool:
         from layerkit import api
+        from layerkit.build.builder import build_lock_path
 
-        path = cache_dir() / "build-locks" / f"{api.render(self.spec).hash.hash}.lock"
+        path = build_lock_path(api.render(self.spec).hash.hash)
         assert path.exists(), path  # the build got as far as taking it
         with open(path, "a+b") as fh:
             try:

@@ -33,6 +33,7 @@ from layerkit.build.lookup import Registries, credentials_for, layout, locate, r
 
 # Its own module so lookup.py, which builder.py uses, can take it; callers import it here.
 from layerkit.build.options import BuildOptions as BuildOptions
+from layerkit.build.progress import PUBLISH
 from layerkit.build.request import Target, solve_args
 from layerkit.errors import RegistryError, SpecError
 
@@ -83,11 +84,16 @@ class BuildResult:
         }
 
 
-@contextlib.contextmanager
-def _build_lock(env_hash: str, progress: Progress) -> Iterator[None]:
+def build_lock_path(env_hash: str) -> Path:
+    """The file `layerkit build` holds locked while it builds this hash on this machine."""
     from layerkit.resources import cache_dir
 
-    path = cache_dir() / "build-locks" / f"{env_hash}.lock"
+    return cache_dir() / "build-locks" / f"{env_hash}.lock"
+
+
+@contextlib.contextmanager
+def _build_lock(env_hash: str, progress: Progress) -> Iterator[None]:
+    path = build_lock_path(env_hash)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as fh:
         try:
@@ -232,17 +238,17 @@ def _solve_all(
                     push=push,
                     registry_caches=caches,
                     export_cache=export_cache,
+                    publish=publish,
                 )
                 res = client.solve(
                     frontend="dockerfile.v0",
                     frontend_attrs=args.frontend_attrs,
                     frontend_inputs=ctx.inputs,
                     session=ctx.session_id,
-                    exporter=args.exporter if publish else "",
-                    exporter_attrs=args.exporter_attrs if publish else {},
+                    exporter=args.exporter,
+                    exporter_attrs=args.exporter_attrs,
                     cache_imports=args.cache_imports,
-                    # Inline cache rides in an exported image config: none without an export.
-                    cache_exports=tuple(e for e in args.cache_exports if publish or e[0] != "inline"),
+                    cache_exports=args.cache_exports,
                     entitlements=args.entitlements,
                     on_status=progress,
                     masked=secrets,
@@ -263,7 +269,7 @@ def _solve_all(
             # last: a run that dies before (daemon, registry, Ctrl-C) leaves no image that
             # would hide missing stage images or caches from the next run, which builds again.
             # Its first solve shows what really ran; a pushing image exporter runs again at
-            # the end, every step cached ("publish" phase).
+            # the end, every step cached (phase PUBLISH).
             deferred = push and not embedded
             exporter_cache = has_registry and not embedded
             try:
@@ -279,7 +285,7 @@ def _solve_all(
                     engine_push(target)
                     result.stages[target.stage] = target.ref
                 if deferred:
-                    response = solve(main, "publish", publish=True, export_cache=False)
+                    response = solve(main, PUBLISH, publish=True, export_cache=False)
                 result.digest = response.get("containerimage.digest")
                 engine_push(main)
                 if engine is not None and not push:

@@ -56,8 +56,9 @@ def _short(name: str, width: int = 110) -> str:
     return name if len(name) <= width else name[: width - 3] + "..."
 
 
-# Solves that repeat one already shown, to export it (builder: the image pushed last).
-REPLAYS = frozenset({"publish"})
+# The solve that repeats one already shown, to export it (builder: the image pushed last).
+PUBLISH = "publish"
+REPLAYS = frozenset({PUBLISH})
 
 
 def is_build_step(name: str) -> bool:

@@ -114,12 +114,15 @@ def solve_args(
     push: bool,
     registry_caches: Sequence[str] = (),
     export_cache: bool = False,
+    publish: bool = True,
 ) -> SolveArgs:
     """Frontend, exporter and cache settings for one ``dockerfile.v0`` solve.
 
     ``cache_from``: image refs known to exist (stage images, a previous build). Without the
     moby exporter also ``registry_caches``, the registry caches known to exist (imported),
     and with ``export_cache`` and a push, this target's own (``Target.cache_ref``, mode=max).
+    ``publish`` False: no exporter (the solve only builds and exports its registry cache), so
+    no inline cache either, which rides in an exported image's config.
     """
     attrs = {"filename": "Dockerfile"}
     if target.stage:
@@ -155,6 +158,9 @@ def solve_args(
             attrs["cache-imports"] = json.dumps(
                 [{"Type": t, "Attrs": a} for t, a in imports], sort_keys=True, separators=(",", ":")
             )
+    if not publish:
+        exporter, exp_attrs = "", {}
+        exports = [e for e in exports if e[0] != "inline"]
     return SolveArgs(
         frontend_attrs=attrs,
         exporter=exporter,
