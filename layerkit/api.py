@@ -33,7 +33,7 @@ from layerkit.spec.validate import Checked
 
 if TYPE_CHECKING:
     from layerkit.build.builder import BuildOptions, BuildResult
-    from layerkit.build.buildplan import EnvPlan
+    from layerkit.build.decisions import EnvDecision
     from layerkit.build.progress import Progress
     from layerkit.build.runner import RunOptions
     from layerkit.envs.register import Registered
@@ -78,7 +78,7 @@ def lock(
     """Resolve with conda-lock into ``lockfile`` (default: <stem>.conda-lock.yml beside the
     spec) and the per-platform explicit files; returns the lock and the explicit files.
     ``pin_base`` records the base images' digests (unreachable registries only warn)."""
-    from layerkit.lock import run
+    from layerkit.lock import solve
 
     checked = spec if isinstance(spec, Checked) else check_spec(spec)
     if lockfile is None:
@@ -96,8 +96,8 @@ def lock(
         for w in warnings:
             if on_warning:
                 on_warning(w)
-    lk = run.lock(checked, lockfile, update=update, solver=solver, base_digests=digests)
-    return lk, run.write_explicit(Path(lk.source), lk)
+    lk = solve.lock(checked, lockfile, update=update, solver=solver, base_digests=digests)
+    return lk, solve.write_explicit(Path(lk.source), lk)
 
 
 def env_register(
@@ -200,15 +200,15 @@ def plan(
     *,
     options: BuildOptions | None = None,
     offline: bool = False,
-) -> EnvPlan:
+) -> EnvDecision:
     """What `build` would do for one environment: inputs, hash, image ref, whether a registry
     has it, cache refs and steps. Asks the registry (manifest HEAD) unless offline; never
     builds, pushes or copies. ``plan_document`` turns plans into the versioned JSON."""
     from layerkit.build.builder import BuildOptions
-    from layerkit.build.buildplan import plan_env
+    from layerkit.build.decisions import decide_env
 
     rendered = render(spec, lock, platform, auto_lock)
-    return plan_env(Path(spec), rendered, options or BuildOptions(), offline=offline)
+    return decide_env(Path(spec), rendered, options or BuildOptions(), offline=offline)
 
 
 def outdated(spec: Path, lock: Path | None = None) -> Outdated:

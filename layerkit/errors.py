@@ -16,7 +16,7 @@ EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True)
-class Location:
+class Position:
     """A position in an input file; line and col are 1-based, 0 means unknown."""
 
     file: str
@@ -36,7 +36,7 @@ class LayerkitError(Exception):
 
     exit_code = EXIT_ENVIRONMENT
 
-    def __init__(self, message: str, location: Location | None = None) -> None:
+    def __init__(self, message: str, location: Position | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.location = location

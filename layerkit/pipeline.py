@@ -13,7 +13,7 @@ from layerkit.digest import HashResult
 from layerkit.errors import SpecError
 from layerkit.hashing.content import compute
 from layerkit.lock.model import Lock
-from layerkit.render.plan import RenderPlan, build_plan
+from layerkit.render.renderplan import RenderPlan, render_plan
 from layerkit.spec.merge import Resolved, resolve
 from layerkit.spec.validate import Checked
 from layerkit.spec.validate import check as validate
@@ -101,7 +101,7 @@ def _prepare(
     fresh = None if isinstance(spec, Checked) else _fresh(checked, lk)
     if fresh is False:
         check_grammar(checked)
-    plan = build_plan(checked, lk, platform)
+    plan = render_plan(checked, lk, platform)
     return checked, lk, plan, compute(checked, plan, lk), fresh
 
 
@@ -110,7 +110,7 @@ def _fresh(checked: Checked, lk: Lock | None) -> bool:
     the grammar check (and importing the solver, ~30 ms) is skipped, as `lock --check` does."""
     if lk is None or lk.spec_hash is None:
         return False
-    from layerkit.lock.run import lock_inputs
+    from layerkit.lock.solve import lock_inputs
 
     return lk.spec_hash == lock_inputs(checked).spec_hash()
 
@@ -161,7 +161,7 @@ def write_context(rendered: Rendered, out_dir: Path) -> list[Path]:
 def check_lock(checked: Checked, lockfile: Path) -> str:
     """Raise CheckFailed unless ``lockfile`` was made from these exact inputs and pins every
     floating base ref when it pins bases at all; returns the spec hash."""
-    from layerkit.lock.run import check_fresh
+    from layerkit.lock.solve import check_fresh
     from layerkit.render.baserefs import base_refs
 
     return check_fresh(checked, lockfile, lambda: base_refs(checked))

@@ -20,7 +20,7 @@ from layerkit.build.builder import build_secrets
 from layerkit.errors import SpecError
 from layerkit.lock.explicit import parse_explicit
 from layerkit.lock.model import Lock, LockedPackage
-from layerkit.lock.run import lock as run_lock
+from layerkit.lock.solve import lock as run_lock
 from layerkit.spec import channelvars as CV
 from layerkit.spec.load import load_text
 from layerkit.spec.merge import resolve

@@ -10,8 +10,8 @@ from rattler import MatchSpec
 
 from layerkit import api
 from layerkit.errors import SpecError
-from layerkit.lock.run import _env_file, lock_inputs
-from layerkit.render.plan import build_plan, effective_dependencies
+from layerkit.lock.solve import _env_file, lock_inputs
+from layerkit.render.renderplan import effective_dependencies, render_plan
 from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
 from layerkit.spec.load import load_file, load_text
@@ -157,7 +157,7 @@ def test_no_channels_means_defaults_with_a_warning() -> None:
     c = checked(env_yml("python=3.11", None))
     assert lock_inputs(c).channels == (MAIN, R)
     assert any("no channels listed, so conda's 'defaults' is used" in w and MAIN in w for w in c.warnings)
-    doc = json.loads(dict(build_plan(c).context_files)["environment.yml"])
+    doc = json.loads(dict(render_plan(c).context_files)["environment.yml"])
     assert doc["channels"] == [MAIN, R]
 
 
@@ -166,19 +166,19 @@ def test_channel_qualified_specs_resolve_to_the_right_host() -> None:
     deps = lock_inputs(c).dependencies
     assert f"{MAIN}::numpy=1.26" in deps
     assert "conda-forge::scipy" in deps  # a plain name: every solver reads it the same way
-    doc = json.loads(dict(build_plan(c).context_files)["environment.yml"])
+    doc = json.loads(dict(render_plan(c).context_files)["environment.yml"])
     assert f"{MAIN}::numpy=1.26" in doc["dependencies"]
 
 
 def test_unlocked_conda_install_does_not_append_condarc_channels() -> None:
     c = checked(env_yml("python=3.11", "[conda-forge]") + "", "environment.yml")
-    plan = build_plan(c.__class__(c.resolved, c.image, c.warnings, c.injected_python))
+    plan = render_plan(c.__class__(c.resolved, c.image, c.warnings, c.injected_python))
     doc = json.loads(dict(plan.context_files)["environment.yml"])
     assert doc["channels"] == ["conda-forge"]  # the rattler installer: no .condarc at all
     conda = checked(
         "conda:\n  channels: [conda-forge]\n  installer: conda\n  dependencies: [python=3.11]\n", "s.yaml"
     )
-    doc = json.loads(dict(build_plan(conda).context_files)["environment.yml"])
+    doc = json.loads(dict(render_plan(conda).context_files)["environment.yml"])
     assert doc["channels"] == ["conda-forge", "nodefaults"]
 
 
@@ -263,7 +263,7 @@ def test_credentials_come_from_the_environment_and_never_reach_a_dockerfile(monk
             "  pip: ['--extra-index-url https://${PIP_TOKEN}@pypi.corp.example/simple', 'corp-lib==1.2']\n")  # fmt: skip
     c = checked(text, "s.yaml")
     assert "s3cret" not in json.dumps(_env_file(lock_inputs(c))) + lock_inputs(c).spec_hash()
-    env = build_plan(c).env_install
+    env = render_plan(c).env_install
     assert env is not None and env.pip_secrets == ("PIP_TOKEN",)  # a secret of the pip RUN
 
 
@@ -280,7 +280,7 @@ def test_locking_refuses_what_conda_lock_cannot_do() -> None:
 
 def test_unlocked_requirements_carry_the_options() -> None:
     c = checked(env_yml("python=3.10", pip=TORCH))
-    req = dict(build_plan(c).context_files)["requirements.txt"]
+    req = dict(render_plan(c).context_files)["requirements.txt"]
     assert req.splitlines() == [
         "--extra-index-url https://download.pytorch.org/whl/cu118",
         "torch==2.0.1+cu118",

@@ -15,8 +15,8 @@ from rattler import MatchSpec
 
 from layerkit import api
 from layerkit.errors import SpecError
-from layerkit.lock.run import _env_file, lock_inputs
-from layerkit.render.plan import effective_dependencies
+from layerkit.lock.solve import _env_file, lock_inputs
+from layerkit.render.renderplan import effective_dependencies
 from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
 from layerkit.spec.load import load_text

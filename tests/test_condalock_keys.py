@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from layerkit.errors import SpecError
-from layerkit.lock.run import _env_file, lock_inputs
+from layerkit.lock.solve import _env_file, lock_inputs
 from layerkit.spec.load import load_text
 from layerkit.spec.merge import resolve
 from layerkit.spec.validate import Checked, check
@@ -265,10 +265,10 @@ def test_show_refuses_a_semantic_error_it_used_to_print(cli) -> None:
 
 
 def test_repositories_without_pip_packages_add_no_pip_step() -> None:
-    from layerkit.render.plan import build_plan
+    from layerkit.render.renderplan import render_plan
 
     c = checked(BASE + "pip-repositories: [https://b.example/simple]\n" + DEPS)
     assert c.resolved.spec.conda is not None
     assert c.resolved.spec.conda.pip == ("--extra-index-url https://b.example/simple",)
-    plan = build_plan(c)
+    plan = render_plan(c)
     assert plan.env_install is not None and plan.env_install.pip_file is None

@@ -29,7 +29,7 @@ from layerkit.envs.models import (
 from layerkit.envs.oci import OciClient
 from layerkit.envs.ops import parse_ref
 from layerkit.errors import SpecError
-from layerkit.lock.run import lock_inputs
+from layerkit.lock.solve import lock_inputs
 
 BASE = "localhost:5999/debian:bookworm"
 PLATFORMS = ("linux-64", "linux-aarch64")

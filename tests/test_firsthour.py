@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from layerkit.errors import SpecError
-from layerkit.lock import run as lockrun
+from layerkit.lock import solve as lockrun
 from layerkit.lock.pypimap import mapping_file
 from layerkit.spec.load import load_text
 from layerkit.spec.merge import resolve

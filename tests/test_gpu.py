@@ -17,7 +17,7 @@ from fixtures_build import install_env_module
 from layerkit import api
 from layerkit.build.runner import RunOptions, run_in_image
 from layerkit.errors import EXIT_ENVIRONMENT, DaemonError
-from layerkit.lock.run import lock_inputs
+from layerkit.lock.solve import lock_inputs
 from layerkit.spec.load import load_text
 from layerkit.spec.merge import resolve
 from layerkit.spec.validate import Checked, check

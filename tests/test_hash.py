@@ -151,7 +151,7 @@ def _pip_spec(line: str) -> str:
 @pytest.mark.parametrize("line", ["Requests==2.32.3", "REQUESTS==2.32.3", "requests==2.32.3"])
 def test_pip_names_are_compared_normalised(line: str) -> None:
     """PEP 503: a change of case in a pip name is the same project, so the same hash and lock."""
-    from layerkit.lock.run import lock_inputs
+    from layerkit.lock.solve import lock_inputs
 
     ref, other = (check(resolve(load_text(_pip_spec(t), "s.yaml"))) for t in ("requests==2.32.3", line))
     assert api.hash_spec(other, auto_lock=False).hash == api.hash_spec(ref, auto_lock=False).hash

@@ -1,7 +1,7 @@
 """FROM lines and instruction words, read only by render/instructions.py.
 
 The tables keep every form the three former FROM regexes handled (render/userfile.py's
-FROM test and last-FROM reader, build/buildplan.py's stage tracker) and the word splits of
+FROM test and last-FROM reader, build/decisions.py's stage tracker) and the word splits of
 build/compat.py and userfile's RUN --mount check. Rows marked "was:" are where a copy read a
 line otherwise than BuildKit (frontend/dockerfile/instructions parseFrom); BuildKit won.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.build.buildplan import dockerfile_steps
+from layerkit.build.decisions import dockerfile_steps
 from layerkit.render.instructions import From, instruction_name, read_from, split_name, words
 
 NB = "\u00a0"

@@ -1,7 +1,7 @@
 """The one image-reference parser (spec/imageref.py), held to Docker's distribution/reference.
 
 The tables keep every input form the four former parsers handled (spec/imageref.py,
-build/registry.py ImageRef.parse, build/llb.py normalize_image_ref, render/plan.py's `@`
+build/registry.py ImageRef.parse, build/llb.py normalize_image_ref, render/renderplan.py's `@`
 checks) and the two loopback lists (build/registry.py, build/request.py). Rows marked
 "was:" are where those copies disagreed, or all differed from Docker; Docker's meaning won.
 """

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from fixtures_services import Services, refused_port, registry
 
-from layerkit.build.buildplan import dockerfile_steps
+from layerkit.build.decisions import dockerfile_steps
 from layerkit.build.registry import ImageRef, RegistryClient
 
 SPECS = Path(__file__).parent / "specs"

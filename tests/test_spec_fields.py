@@ -19,7 +19,7 @@ from layerkit.build.builder import BuildOptions
 from layerkit.build.lookup import credentials_for, layout
 from layerkit.build.runner import RunOptions, container_config, spec_settings
 from layerkit.envs.record import build_record
-from layerkit.lock.run import lock_inputs
+from layerkit.lock.solve import lock_inputs
 from layerkit.spec.models import Spec
 
 BASE = "name: f\nversion: '1'\nbase: {image: 'ubuntu:22.04'}\nconda: {dependencies: [numpy]}\n"

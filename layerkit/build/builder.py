@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from layerkit.build.compat import without_copy_link
-from layerkit.build.lookup import Registries, credentials_for, layout, locate, registries_for
+from layerkit.build.lookup import Registries, credentials_for, find_existing, layout, registries_for
 
 # Its own module so lookup.py, which builder.py uses, can take it; callers import it here.
 from layerkit.build.options import BuildOptions as BuildOptions
@@ -125,7 +125,7 @@ def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress
     def lookup() -> bool:
         if opts.force:
             return False
-        found = locate(lay, registries, opts.addr)
+        found = find_existing(lay, registries, opts.addr)
         if found is None:
             return False
         where, ref = found

@@ -131,7 +131,7 @@ def registries_for(
     return Registries(RegistryClient(creds), warn, lay.hint, consequence)
 
 
-def locate(lay: Layout, registries: Registries, engine_addr: str | None) -> tuple[str, str] | None:
+def find_existing(lay: Layout, registries: Registries, engine_addr: str | None) -> tuple[str, str] | None:
     """Where the image for this hash already is, without changing anything:
     ("workspace", ref), ("engine", ref) or ("global", ref); None when nowhere."""
     main = lay.main

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from layerkit.envs.models import ANONYMOUS, EnvRecord, check_version
 from layerkit.envs.store import EnvStore
-from layerkit.errors import Location, RegistryError, RegistryUnreachable, SpecError
+from layerkit.errors import Position, RegistryError, RegistryUnreachable, SpecError
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def _same_name(record: EnvRecord, name: str | None, store: EnvStore) -> None:
 
 
 def _next_version(
-    store: EnvStore, name: str | None, env_hash: str, wanted: str | None, where: Location | None
+    store: EnvStore, name: str | None, env_hash: str, wanted: str | None, where: Position | None
 ) -> tuple[str, EnvRecord | None]:
     """The version to write, or an existing record with this hash under the wanted version."""
     key = name or ANONYMOUS
@@ -75,7 +75,7 @@ def register(
     name: str | None,
     env_hash: str,
     wanted: str | None,
-    where: Location | None = None,
+    where: Position | None = None,
 ) -> Registered:
     """`make(version)` builds the record once the version is known."""
     key = name or ANONYMOUS

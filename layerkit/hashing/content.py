@@ -14,7 +14,7 @@ from typing import Any
 
 from layerkit.digest import HASH_SCHEMA, HashResult, digest
 from layerkit.lock.model import Lock
-from layerkit.render.plan import RenderPlan
+from layerkit.render.renderplan import RenderPlan
 from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
 from layerkit.spec.catalog import solve_glibc

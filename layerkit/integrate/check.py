@@ -126,7 +126,7 @@ def _quote(path: Path | str) -> str:
 def _check_lock(
     checked: Checked, spec: Path, lockfile: Path, require: bool
 ) -> tuple[LockState, tuple[Problem, ...]]:
-    from layerkit.lock.run import recorded_hash
+    from layerkit.lock.solve import recorded_hash
     from layerkit.pipeline import check_lock
 
     shown = display(lockfile)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from layerkit.errors import Location, SpecError
+from layerkit.errors import Position, SpecError
 from layerkit.integrate.check import default_context_dir
 from layerkit.integrate.discover import display
 
@@ -55,7 +55,7 @@ def target(path: str) -> str:
     bad = _UNSAFE.search(path)
     if bad or path.startswith("~"):
         char = bad.group(0) if bad else "~"
-        raise SpecError(f"make cannot name a file with {char!r} in its path; rename it", Location(path))
+        raise SpecError(f"make cannot name a file with {char!r} in its path; rename it", Position(path))
     return path.replace("$", "$$").replace(" ", "\\ ").replace("#", "\\#").replace(":", "\\:")
 
 
@@ -110,7 +110,7 @@ def _unique(envs: list[tuple[EnvTargets, str | None]], stamps: Path) -> list[Env
             raise SpecError(
                 f"environment name '{e.name}' is also {taken[e.name]}'s; give one of them "
                 "another `name` (or `version`) so their make targets differ",
-                Location(e.spec),
+                Position(e.spec),
             )
         taken[e.name] = e.spec
     return sorted(out, key=lambda e: e.spec)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from layerkit import inputs
-from layerkit.errors import Location, SpecError
+from layerkit.errors import Position, SpecError
 from layerkit.lock.model import Lock, LockedPackage
 from layerkit.spec.matchspec import archive
 
@@ -34,20 +34,20 @@ def parse_explicit(text: str, source: str, platform: str | None = None) -> Lock:
             continue
         if not seen_marker:
             raise SpecError(
-                "not an explicit lock: '@EXPLICIT' must come before the URLs", Location(source, n, 1)
+                "not an explicit lock: '@EXPLICIT' must come before the URLs", Position(source, n, 1)
             )
         url, _, frag = line.partition("#")
         if not _URL.fullmatch(url):
-            raise SpecError(f"not a package URL: {line[:80]!r}", Location(source, n, 1))
+            raise SpecError(f"not a package URL: {line[:80]!r}", Position(source, n, 1))
         package = archive(url)
         if package is None:
-            raise SpecError("URL does not name a conda package archive", Location(source, n, 1))
+            raise SpecError("URL does not name a conda package archive", Position(source, n, 1))
         sha256 = frag[7:] if frag.startswith("sha256:") else None
         md5 = frag if frag and not sha256 else None
         if (sha256 and not re.fullmatch(r"[0-9a-f]{64}", sha256)) or (
             md5 and not re.fullmatch(r"[0-9a-f]{32}", md5)
         ):
-            raise SpecError("bad checksum after '#'", Location(source, n, len(url) + 2))
+            raise SpecError("bad checksum after '#'", Position(source, n, len(url) + 2))
         packages.append(
             LockedPackage(
                 manager="conda",
@@ -61,7 +61,7 @@ def parse_explicit(text: str, source: str, platform: str | None = None) -> Lock:
             )
         )
     if not seen_marker:
-        raise SpecError("not an explicit lock: no '@EXPLICIT' line", Location(source, 1, 1))
+        raise SpecError("not an explicit lock: no '@EXPLICIT' line", Position(source, 1, 1))
     return Lock(source=source, packages=tuple(packages))
 
 

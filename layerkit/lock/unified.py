@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import inputs
-from layerkit.errors import Location, SpecError
+from layerkit.errors import Position, SpecError
 from layerkit.lock.model import Lock, LockedPackage
 from layerkit.spec.imageref import is_digest
 from layerkit.spec.matchspec import archive
@@ -21,7 +21,7 @@ _GLIBC_FLOOR = re.compile(r">=?\s*([0-9]+(?:\.[0-9]+)*)")
 def parse_unified(data: Any, source: str) -> Lock:
     if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("package"), list):
         raise SpecError(
-            "not a conda-lock v1 lockfile (version: 1 with a package list)", Location(source, 1, 1)
+            "not a conda-lock v1 lockfile (version: 1 with a package list)", Position(source, 1, 1)
         )
     meta = data.get("metadata") or {}
     custom = meta.get("custom_metadata") or {} if isinstance(meta, dict) else {}
@@ -48,7 +48,7 @@ def parse_unified(data: Any, source: str) -> Lock:
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise SpecError(f"lock package #{i + 1} is malformed ({exc})", Location(source)) from None
+            raise SpecError(f"lock package #{i + 1} is malformed ({exc})", Position(source)) from None
     spec_hash = custom.get(SPEC_HASH_KEY) if isinstance(custom, dict) else None
     return Lock(
         source=source,
@@ -79,7 +79,7 @@ def _base_digests(raw: Any, source: str) -> tuple[tuple[str, str], ...]:
         raise SpecError(
             f"metadata.custom_metadata.{BASE_DIGESTS_KEY} must be a JSON object of image ref -> sha256 digest; "
             "run `layerkit lock` again",
-            Location(source),
+            Position(source),
         )
     return tuple(sorted(doc.items()))
 
@@ -99,6 +99,6 @@ def read_unified(path: Path) -> Lock:
         data = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
         raise SpecError(
-            f"lockfile is not valid YAML: {str(exc).splitlines()[0]}", Location(str(path))
+            f"lockfile is not valid YAML: {str(exc).splitlines()[0]}", Position(str(path))
         ) from None
     return parse_unified(data, str(path))

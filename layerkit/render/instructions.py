@@ -3,7 +3,7 @@ logical line, continuations joined, blank and comment lines dropped (also inside
 continuation), heredoc bodies skipped; and the problems that make a base Dockerfile wrong
 once layerkit inlines it; and FROM lines read as BuildKit's instructions.parseFrom does.
 Shared by the base-Dockerfile checks (render/userfile.py), `layerkit plan`'s step list
-(build/buildplan.py) and the engine adjustments (build/compat.py).
+(build/decisions.py) and the engine adjustments (build/compat.py).
 
 The rules follow moby/buildkit frontend/dockerfile/parser (parser.go: Parse, processLine,
 trimContinuationCharacter, heredocsFromLine, reHeredoc; shell/lex.go: processPossibleHeredoc)

@@ -16,7 +16,7 @@ from layerkit import __version__
 from layerkit.digest import HASH_SCHEMA, HashResult
 from layerkit.render.blocks.dockerfile import Label
 from layerkit.render.envvars import quote
-from layerkit.render.plan import RenderPlan
+from layerkit.render.renderplan import RenderPlan
 
 
 @cache

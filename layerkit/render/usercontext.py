@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit import inputs
-from layerkit.errors import Location, SpecError
+from layerkit.errors import Position, SpecError
 
 PREFIX = "user-context"  # where the user's files sit in the context layerkit sends
 MAX_BYTES = 512 * 1024 * 1024  # a context this large belongs in an image of its own
@@ -54,7 +54,7 @@ class UserContext:
         return data, modes
 
 
-def collect(root: Path, loc: Location) -> UserContext:
+def collect(root: Path, loc: Position) -> UserContext:
     """List the files of `root` that .dockerignore keeps (symlinks and specials refused)."""
     from layerkit.ignorefiles import walk
 

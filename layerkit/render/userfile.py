@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from layerkit import inputs
-from layerkit.errors import Location, SpecError
+from layerkit.errors import Position, SpecError
 from layerkit.render.instructions import Instruction, instruction_name, instructions, parse, read_from, words
 from layerkit.render.usercontext import UserContext, collect, prefixed
 from layerkit.spec.validate import Checked
@@ -39,7 +39,7 @@ def user_base(checked: Checked) -> tuple[str, str, UserContext | None]:
     return aliased, name, context
 
 
-def context_root(checked: Checked) -> tuple[Path, Location]:
+def context_root(checked: Checked) -> tuple[Path, Position]:
     """The folder a dockerfile_file reads: base.context, else the Dockerfile's own folder."""
     r = checked.resolved
     base = r.spec.base
@@ -93,7 +93,7 @@ def _copy_parts(text: str) -> tuple[list[str], list[str], list[str]] | None:
     return head, flags, args or rest.split()
 
 
-def _where(checked: Checked, line: int) -> tuple[str, Location]:
+def _where(checked: Checked, line: int) -> tuple[str, Position]:
     """How to name line ``line`` of the base Dockerfile: a prefix for an inline one (located
     at its block in the spec), or its file's own position."""
     base = checked.resolved.spec.base
@@ -102,7 +102,7 @@ def _where(checked: Checked, line: int) -> tuple[str, Location]:
         key = "dockerfile" if base.dockerfile is not None else "dockerfile_file"
         prefix = f"line {line} of base.dockerfile: " if base.dockerfile is not None and line else ""
         return prefix, checked.resolved.loc(("base", key))
-    return "", Location(str(_dockerfile_path(checked)), line, 1)
+    return "", Position(str(_dockerfile_path(checked)), line, 1)
 
 
 def check_base_dockerfile(checked: Checked) -> None:
@@ -124,7 +124,7 @@ def checked_text(checked: Checked) -> str:
     escape = _escape_directive(text)
     if escape not in (None, "\\"):
         # Inlined below layerkit's header, a parser directive is an ordinary comment.
-        loc = Location(str(path), 1, 1) if path else checked.resolved.loc(("base", "dockerfile"))
+        loc = Position(str(path), 1, 1) if path else checked.resolved.loc(("base", "dockerfile"))
         raise SpecError(
             f"the base Dockerfile sets `# escape={escape}`, which has no effect once layerkit inlines it; "
             "use the default backslash",
@@ -136,12 +136,12 @@ def checked_text(checked: Checked) -> str:
                 f"line {problem.line} of base.dockerfile: {problem.message}",
                 checked.resolved.loc(("base", "dockerfile")),
             )
-        raise SpecError(problem.message, Location(str(path), problem.line, problem.col))
+        raise SpecError(problem.message, Position(str(path), problem.line, problem.col))
     for ins in instructions(text):
         # Instruction names are case-insensitive, and an ONBUILD RUN runs in layerkit's base stage.
         args = words(ins.text)
         args = args[1:] if args[:1] and args[0].lower() == "onbuild" else args
-        where = Location(str(path), ins.first, 1) if path else checked.resolved.loc(("base", "dockerfile"))
+        where = Position(str(path), ins.first, 1) if path else checked.resolved.loc(("base", "dockerfile"))
         prefix = "" if path else f"line {ins.first} of base.dockerfile: "
         run = bool(args) and args[0].lower() == "run"
         mounts = [w for w in args[1:] if w.lower().startswith("--mount=")] if run else []

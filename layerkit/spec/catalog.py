@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from layerkit.errors import Location, SpecError
+from layerkit.errors import Position, SpecError
 from layerkit.spec.imageref import DIGEST, parse_image_ref
 from layerkit.spec.models import MpiKind, OnnxFlavour, Str
 
@@ -213,7 +213,7 @@ def _load_yaml(text: str, source: str) -> object:
         return YAML(typ="safe").load(text)
     except YAMLError as exc:
         raise SpecError(
-            f"invalid YAML in the catalog: {str(exc).splitlines()[0]}", Location(source)
+            f"invalid YAML in the catalog: {str(exc).splitlines()[0]}", Position(source)
         ) from None
 
 
@@ -240,9 +240,9 @@ def load_catalog() -> Catalog:
         try:
             image = CatalogImage.model_validate(docs[name])
         except ValidationError as exc:
-            raise SpecError(f"bad catalog entry: {exc.errors()[0]['msg']}", Location(entry)) from None
+            raise SpecError(f"bad catalog entry: {exc.errors()[0]['msg']}", Position(entry)) from None
         if image.id != entry[:-5]:
-            raise SpecError(f"catalog id {image.id!r} does not match its file name", Location(entry))
+            raise SpecError(f"catalog id {image.id!r} does not match its file name", Position(entry))
         images.append(image)
     compat = docs.get("compat.yaml")
     installers = docs.get("installers.yaml")
@@ -258,7 +258,7 @@ def load_catalog() -> Catalog:
         }
     )
     if problems := catalog.ref_problems():
-        raise SpecError(f"bad catalog ref: {problems[0]}", Location("base-images/digests.yaml"))
+        raise SpecError(f"bad catalog ref: {problems[0]}", Position("base-images/digests.yaml"))
     return catalog
 
 

@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 
-from layerkit.errors import Location, SpecError
+from layerkit.errors import Position, SpecError
 
 # posixpath.expandvars' `\$(\w+|\{[^}]*\})`, with names narrowed to what an environment
 # variable (and a BuildKit secret id in a Dockerfile) can be.
@@ -58,7 +58,7 @@ def channel_names(channels: Iterable[str]) -> tuple[str, ...]:
 
 def values(
     wanted: Iterable[str],
-    where: Location | None,
+    where: Position | None,
     what: str,
     env: Mapping[str, str] | None = None,
     uses: str = "a channel URL",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from layerkit.errors import Location, SpecError
+from layerkit.errors import Position, SpecError
 from layerkit.spec import matchspec as M
 from layerkit.spec.merge import Resolved
 
@@ -62,7 +62,7 @@ def admitted(version_spec: str) -> list[tuple[int, int]]:
     ]
 
 
-def _check_python(dep: str, version_spec: str, where: Location) -> None:
+def _check_python(dep: str, version_spec: str, where: Position) -> None:
     series = admitted(version_spec)
     # A spec no known Python meets (python>=4) is the solver's to refuse, with its reasons.
     if not series or any(s >= MIN_PYTHON for s in series):

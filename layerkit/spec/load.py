@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from layerkit import inputs
-from layerkit.errors import Location, SpecError
+from layerkit.errors import Position, SpecError
 from layerkit.spec import aml, formats
 from layerkit.spec import importers as I
 from layerkit.spec.models import Spec
@@ -31,15 +31,15 @@ class Layer:
     positions: Positions = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
-    def loc(self, key: Key) -> Location:
+    def loc(self, key: Key) -> Position:
         """Position of `key`, or of its nearest ancestor that has one."""
         k = tuple(key)
         while k:
             if k in self.positions:
                 line, col = self.positions[k]
-                return Location(self.source, line, col)
+                return Position(self.source, line, col)
             k = k[:-1]
-        return Location(self.source, 1, 1)
+        return Position(self.source, 1, 1)
 
 
 def _field_names(model: type[BaseModel], path: Key) -> list[str]:
@@ -103,18 +103,18 @@ def validate_data(data: Any, pos: Positions, source: str) -> Spec:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise SpecError("a spec must be a mapping of keys to values", Location(source, 1, 1))
+        raise SpecError("a spec must be a mapping of keys to values", Position(source, 1, 1))
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
 
-        def where(err: Any) -> Location:
+        def where(err: Any) -> Position:
             key = tuple(p for p in err["loc"] if not _is_tag(p))
             while key and key not in pos:
                 key = key[:-1]
             line, col = pos.get(key, (1, 1))
-            return Location(source, line, col)
+            return Position(source, line, col)
 
         first = min(errors, key=lambda e: (where(e).line, where(e).col))
         raise SpecError(_message(first, Spec), where(first)) from None
@@ -133,7 +133,7 @@ def load_file(path: Path) -> Layer:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(f"not UTF-8 text (byte {exc.start})", Location(source)) from None
+        raise SpecError(f"not UTF-8 text (byte {exc.start})", Position(source)) from None
     data, pos = parse_text(text, source)
     fmt = detect_format(data)
     data, pos, warnings = import_data(fmt, data, pos, source, path.parent, text)

@@ -16,13 +16,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from layerkit.errors import Location, SpecError
+from layerkit.errors import Position, SpecError
 from layerkit.spec.load import Layer, load_file, load_text
 from layerkit.spec.models import KeyedBy, Spec, StrictOrder
 from layerkit.spec.parse import Key
 
 BUILTIN_PREFIX = "layerkit:"
-Provenance = dict[Key, Location]
+Provenance = dict[Key, Position]
 
 
 @dataclass(frozen=True)
@@ -76,13 +76,13 @@ class Resolved:
     def root(self) -> Layer:
         return self.layers[-1]
 
-    def loc(self, key: Key) -> Location:
+    def loc(self, key: Key) -> Position:
         k = tuple(key)
         while k:
             if k in self.provenance:
                 return self.provenance[k]
             k = k[:-1]
-        return Location(self.root.source, 1, 1)
+        return Position(self.root.source, 1, 1)
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -124,7 +124,7 @@ def _no_duplicates(new: tuple[Any, ...], fn: Callable[[str], str], kind: str, ke
 def _merge_list(old: tuple[Any, ...], new: tuple[Any, ...], marker: object, key: Key,
                 prov: Provenance, layer: Layer) -> tuple[Any, ...]:  # fmt: skip
     old_prov = {i: prov.pop((*key, i)) for i in range(len(old)) if (*key, i) in prov}
-    items: list[tuple[Any, Location | None]] = [(v, old_prov.get(i)) for i, v in enumerate(old)]
+    items: list[tuple[Any, Position | None]] = [(v, old_prov.get(i)) for i, v in enumerate(old)]
     if isinstance(marker, KeyedBy):
         fn = KEY_FUNCS[marker.key]
         index = {fn(v): i for i, (v, _) in enumerate(items)}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from typing import Any, Literal
 
-from layerkit.errors import Location, SpecError
+from layerkit.errors import Position, SpecError
 
 Key = tuple[str | int, ...]
 Positions = dict[Key, tuple[int, int]]
@@ -35,7 +35,7 @@ def _plain(node: Any, key: Key, pos: Positions, source: str) -> Any:
         for k, v in node.items():
             line, col = node.lc.key(k)
             if not isinstance(k, str):
-                raise SpecError(f"keys must be strings, got {k!r}", Location(source, line + 1, col + 1))
+                raise SpecError(f"keys must be strings, got {k!r}", Position(source, line + 1, col + 1))
             if v is not None and not isinstance(v, CommentedMap | CommentedSeq):
                 # A scalar's own position: that is where a bad value is. A key with no value
                 # keeps the key's (ruamel puts the missing value at the next token).
@@ -61,7 +61,7 @@ def _plain(node: Any, key: Key, pos: Positions, source: str) -> Any:
         return float(node)
     if isinstance(node, str):
         return _text(str(node), pos.get(key, (1, 1)), source)
-    raise SpecError(f"unsupported YAML value {node!r}", Location(source, *pos.get(key, (1, 1))))
+    raise SpecError(f"unsupported YAML value {node!r}", Position(source, *pos.get(key, (1, 1))))
 
 
 def _text(value: str, at: tuple[int, int], source: str) -> str:
@@ -71,7 +71,7 @@ def _text(value: str, at: tuple[int, int], source: str) -> str:
     try:
         return value.encode("utf-16", "surrogatepass").decode("utf-16")
     except UnicodeError:
-        raise SpecError("text holds an unpaired UTF-16 surrogate", Location(source, *at)) from None
+        raise SpecError("text holds an unpaired UTF-16 surrogate", Position(source, *at)) from None
 
 
 def parse_text(text: str, source: str) -> tuple[Any, Positions]:
@@ -79,17 +79,17 @@ def parse_text(text: str, source: str) -> tuple[Any, Positions]:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     if len(text) > MAX_BYTES:
-        raise SpecError(f"file is larger than {MAX_BYTES} bytes", Location(source))
+        raise SpecError(f"file is larger than {MAX_BYTES} bytes", Position(source))
     try:
         data = _yaml().load(io.StringIO(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         problem = (exc.problem or exc.context or "invalid YAML").strip()
-        raise SpecError(f"invalid YAML: {problem}", Location(source, line, col)) from None
+        raise SpecError(f"invalid YAML: {problem}", Position(source, line, col)) from None
     except (YAMLError, ValueError, RecursionError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SpecError(f"invalid YAML: {first}", Location(source)) from None
+        raise SpecError(f"invalid YAML: {first}", Position(source)) from None
     pos: Positions = {}
     return _plain(data, (), pos, source), pos
 
@@ -152,6 +152,6 @@ class _Out:
         if old in self.pos:
             self.new_pos[new] = self.pos[old]
 
-    def loc(self, old: Key) -> Location:
+    def loc(self, old: Key) -> Position:
         line, col = self.pos.get(old, (1, 1))
-        return Location(self.source, line, col)
+        return Position(self.source, line, col)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from layerkit.errors import Location, SpecError
+from layerkit.errors import Position, SpecError
 from layerkit.spec.models import Platform
 from layerkit.spec.parse import Key, Positions
 
@@ -62,7 +62,7 @@ def dropped(
             continue
         cond = m.group(3)
         keep = [p for p in plats if cond in PLATFORM_SELECTORS[p]]
-        where = Location(source, line_no, col)
+        where = Position(source, line_no, col)
         if len(keep) == len(plats):
             continue
         if keep:

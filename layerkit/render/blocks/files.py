@@ -38,7 +38,7 @@ def context_files(
     dependencies: tuple[str, ...],
 ) -> list[tuple[str, str]]:
     """(name, content) of the build context; `dependencies` are the conda dependencies as
-    installed (render/plan.py effective_dependencies), for an unlocked environment.yml."""
+    installed (render/renderplan.py effective_dependencies), for an unlocked environment.yml."""
     spec = checked.resolved.spec
     files: list[tuple[str, str]] = []
     if env is None:

@@ -88,7 +88,7 @@ def _steps(checked: Checked, stage: str) -> tuple[CommandStep, ...]:
     return tuple(out)
 
 
-def build_plan(checked: Checked, lock: Lock | None = None, platform: str | None = None) -> RenderPlan:
+def render_plan(checked: Checked, lock: Lock | None = None, platform: str | None = None) -> RenderPlan:
     """Decide everything the Dockerfile needs from a checked spec and an optional lock."""
     r = checked.resolved
     spec = r.spec
@@ -195,7 +195,7 @@ def _base_from(base_dockerfile: tuple[str, str] | None, base_ref: str | None) ->
     if base_dockerfile is not None:
         text, alias = base_dockerfile
         return Comment("--- base: the user's Dockerfile ---"), Raw(text), From(alias, "base")
-    assert base_ref is not None  # build_plan sets one of the two
+    assert base_ref is not None  # render_plan sets one of the two
     return (From(base_ref, "base"),)
 
 

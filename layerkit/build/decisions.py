@@ -1,6 +1,6 @@
 """`layerkit plan`: what `layerkit build` would do, as versioned JSON for other build tools.
 
-Same decisions as the build (layerkit.build.lookup.layout/locate), no daemon needed and
+Same decisions as the build (layerkit.build.lookup.layout/find_existing), no daemon needed and
 nothing changed: the registry is only asked (manifest HEAD) whether the images exist;
 `offline` asks nothing. The document's shape is layerkit/schemas/plan-1.schema.json.
 """
@@ -50,7 +50,7 @@ class StageImage:
 
 
 @dataclass(frozen=True)
-class EnvPlan:
+class EnvDecision:
     spec: str
     name: str | None
     version: str | None
@@ -95,10 +95,10 @@ class EnvPlan:
         }
 
 
-def plan_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: bool = False) -> EnvPlan:
-    from layerkit.build.lookup import credentials_for, layout, locate, registries_for
+def decide_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: bool = False) -> EnvDecision:
+    from layerkit.build.lookup import credentials_for, find_existing, layout, registries_for
     from layerkit.integrate.discover import display
-    from layerkit.lock.run import lock_inputs
+    from layerkit.lock.solve import lock_inputs
 
     lay = layout(rendered, opts)
     warnings = list(rendered.warnings)
@@ -109,7 +109,7 @@ def plan_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: boo
     checked = not offline
     if checked:
         try:
-            found = locate(lay, registries, opts.addr)
+            found = find_existing(lay, registries, opts.addr)
         except DaemonError as exc:
             # Registry-less images live in the local engine; an engine that is not running
             # leaves the answer open instead of failing the plan.
@@ -137,7 +137,7 @@ def plan_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: boo
     if lk is not None and lk.spec_hash is not None:
         fresh = lk.spec_hash == lock_inputs(rendered.checked).spec_hash()
     s = rendered.checked.resolved.spec
-    return EnvPlan(
+    return EnvDecision(
         spec=display(spec),
         name=s.name,
         version=s.version,
@@ -162,5 +162,5 @@ def plan_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: boo
     )
 
 
-def plan_document(plans: list[EnvPlan]) -> dict[str, object]:
+def plan_document(plans: list[EnvDecision]) -> dict[str, object]:
     return {"schema": PLAN_SCHEMA, "environments": [p.to_json() for p in plans]}
