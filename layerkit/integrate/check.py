@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from layerkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, CheckFailed, SpecError
+from layerkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, CheckFailed, SpecError, error_line
 from layerkit.integrate.discover import display, tracked_under
 
 if TYPE_CHECKING:
@@ -215,7 +215,7 @@ def check_one(
         if exc.location and Path(exc.location.file).is_absolute():
             # Layers are loaded by absolute path; name them as the user does.
             where = str(replace(exc.location, file=display(Path(exc.location.file))))
-        return SpecCheck(shown, f"{where}: error: {exc.message}", None, None, (), ())
+        return SpecCheck(shown, error_line(where, exc.message), None, None, (), ())
     return SpecCheck(shown, None, lock, ctx, problems, tuple(dict.fromkeys(checked.warnings)))
 
 
