@@ -110,7 +110,11 @@ class _Walk:
         tag = getattr(getattr(node, "tag", None), "value", None)
         if tag and tag not in _PLAIN_TAGS:
             shown = tag.replace("tag:yaml.org,2002:", "!!")
-            raise SpecError(f"YAML tag {shown} is not supported; remove it", self.at(key))
+            lc = getattr(node, "lc", None)  # a collection's own start, past its key
+            at = (
+                Position(self.source, lc.line + 1, lc.col + 1) if lc and lc.line is not None else self.at(key)
+            )
+            raise SpecError(f"YAML tag {shown} is not supported; remove it", at)
 
 
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "map", "seq")}
