@@ -127,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         # The file system refused a write (an unwritable or immutable folder, a path under a
         # file, /proc): the environment's fault, one line naming the path. Reads of inputs
         # go through layerkit.inputs and are SpecErrors already.
-        where = Position(os.fsdecode(exc.filename)) if exc.filename is not None else None
-        return _error(where, f"file system: {exc.strerror or type(exc).__name__}", EXIT_ENVIRONMENT)
+        reason = exc.strerror or type(exc).__name__
+        if exc.filename is None:  # a socket or pipe, not a path
+            return _error(None, reason, EXIT_ENVIRONMENT)
+        return _error(Position(os.fsdecode(exc.filename)), f"file system: {reason}", EXIT_ENVIRONMENT)
     except KeyboardInterrupt:
         print("layerkit: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -175,3 +175,15 @@ def test_the_issues_apt_value_stays_on_one_line(tmp_path: Path, command: str) ->
     line = assert_one_line_error(run, 2, "s.yaml:2:7")
     assert "x\\nRUN touch /INJECTED\\x1b[31m\\x07" in line, line
     assert not any(ln.startswith("RUN") for ln in run.err.splitlines())
+
+
+@injection
+def test_error_line_escapes_every_control_character() -> None:
+    from layerkit.errors import Position, error_line, excerpt
+
+    controls = "".join(map(chr, [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, 0xDCFF]))
+    line = error_line(Position("s\x1b.yaml", 1, 2), f"value {controls}")
+    assert line.isprintable() and line.startswith("s\\x1b.yaml:1:2: error: value \\x00"), line
+    assert "\\n" in line and "\\u2028" in line and "\\udcff" in line
+    assert error_line(None, "x") == "layerkit: error: x"
+    assert excerpt("a" * 100) == repr("a" * 24 + "...") and excerpt("a\nb") == repr("a\\nb")
