@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from layerkit import inputs
 from layerkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, CheckFailed, SpecError, error_line
 from layerkit.integrate.discover import display, tracked_under
 
@@ -163,12 +164,11 @@ def _check_context(
     stale = []
     for name, want in sorted(files.items()):
         try:
-            if (directory / name).read_bytes() == want:
+            # Read no more than the render's size: a FIFO or /dev/zero there is stale, not a hang.
+            if inputs.read_bytes(directory / name, "rendered file", max_bytes=len(want)) == want:
                 continue
-        except (FileNotFoundError, NotADirectoryError):
-            pass
-        except OSError as exc:
-            raise SpecError(f"cannot read {display(directory / name)}: {exc.strerror}") from None
+        except SpecError:
+            pass  # missing, not a regular file, larger, unreadable: rewritten by --fix
         stale.append(name)
     extra = sorted(_on_disk(directory) - set(files))
     shown = display(directory)

@@ -221,3 +221,24 @@ def test_dockerfile_from_line_is_quoted_short(tmp_path: Path) -> None:
     run = layerkit("render", "s.yaml", cwd=tmp_path)
     assert_one_line_error(run, 2)
     assert run.err.count("s3cr3t") <= 4, run.err
+
+
+@bad_input
+def test_committed_context_file_that_is_a_fifo_is_stale_not_a_hang(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(SPEC)
+    assert layerkit("render", "s.yaml", "-o", "s.context", cwd=tmp_path).code == 0
+    (tmp_path / "s.context" / "Dockerfile").unlink()
+    os.mkfifo(tmp_path / "s.context" / "Dockerfile")
+    run = layerkit("check", "s.yaml", cwd=tmp_path)
+    assert run.code == 1 and "Traceback" not in run.err, run.err
+    assert "Dockerfile" in run.err
+
+
+@bad_input
+def test_dockerignore_over_the_size_cap(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM ubuntu:22.04\nCOPY a /a\n")  # COPY: the context is read
+    (tmp_path / "a").write_text("a\n")
+    (tmp_path / ".dockerignore").write_bytes(b"#" * (inputs.MAX_BYTES + 1))
+    (tmp_path / "s.yaml").write_text("name: x\nbase:\n  dockerfile_file: Dockerfile\nuser_managed: true\n")
+    line = assert_one_line_error(layerkit("render", "s.yaml", cwd=tmp_path), 2, "s.yaml:3:20")
+    assert ".dockerignore" in line and "larger than" in line
