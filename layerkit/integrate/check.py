@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from layerkit import inputs
-from layerkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, CheckFailed, SpecError, error_line
+from layerkit.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    CheckFailed,
+    SpecError,
+    error_line,
+    one_line,
+)
 from layerkit.integrate.discover import display, tracked_under
 
 if TYPE_CHECKING:
@@ -38,7 +46,7 @@ class Problem:
     severity: Literal["error", "warning"] = "error"
 
     def line(self) -> str:
-        return f"{self.file}: {'warning: ' if self.severity == 'warning' else ''}{self.message}"
+        return one_line(f"{self.file}: {'warning: ' if self.severity == 'warning' else ''}{self.message}")
 
 
 @dataclass(frozen=True)

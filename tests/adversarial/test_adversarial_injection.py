@@ -187,3 +187,24 @@ def test_error_line_escapes_every_control_character() -> None:
     assert "\\n" in line and "\\u2028" in line and "\\udcff" in line
     assert error_line(None, "x") == "layerkit: error: x"
     assert excerpt("a" * 100) == repr("a" * 24 + "...") and excerpt("a\nb") == repr("a\\nb")
+
+
+@injection
+@pytest.mark.parametrize("command", ["validate", "render", "check"])
+def test_warnings_that_echo_a_value_stay_on_one_line(tmp_path: Path, command: str) -> None:
+    """A v1 runconfig's job keys are echoed in a warning: a key holding ESC, BEL and a
+    newline is printed escaped."""
+    doc = {
+        "script": "train.py",
+        f"x\x1b[2J\x07\n{MARK}": 1,
+        "environment": {
+            "python": {"condaDependencies": {"channels": ["conda-forge"], "dependencies": ["python=3.11"]}}
+        },
+    }
+    (tmp_path / "rc.json").write_text(json.dumps(doc))
+    run = layerkit(command, "rc.json", cwd=tmp_path)
+    assert "Traceback" not in run.err, run.err
+    warning = next(ln for ln in run.err.splitlines() if "job settings" in ln)
+    assert "x\\x1b[2J\\x07\\nRUN touch /INJECTED" in warning, warning
+    assert not any(ln.startswith("RUN") for ln in run.err.splitlines()), run.err
+    assert "\x1b" not in run.err and "\x07" not in run.err
