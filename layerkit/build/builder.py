@@ -35,6 +35,7 @@ from layerkit.build.lookup import Registries, credentials_for, find_existing, la
 from layerkit.build.options import BuildOptions as BuildOptions
 from layerkit.build.progress import PUBLISH
 from layerkit.build.request import Target, solve_args
+from layerkit.build.signing import signature_gate
 from layerkit.errors import RegistryError, SpecError
 
 if TYPE_CHECKING:
@@ -121,11 +122,16 @@ def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress
 
     creds = credentials_for(rendered, lay)
     registries = registries_for(lay, creds, warn)
+    gate = (
+        signature_gate(opts.require_signature, registries.client, creds, warn)
+        if opts.require_signature
+        else None
+    )
 
     def lookup() -> bool:
         if opts.force:
             return False
-        found = find_existing(lay, registries, opts.addr)
+        found = find_existing(lay, registries, opts.addr, gate)
         if found is None:
             return False
         where, ref = found
