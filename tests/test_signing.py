@@ -21,7 +21,6 @@ from layerkit.build.request import targets
 from layerkit.build.signing import COSIGN_ENV, sign, sign_pushed, signature_gate, verify
 from layerkit.envs import sbom
 from layerkit.envs.oci import OCI_INDEX, OciClient
-from layerkit.errors import SpecError
 from layerkit.lock.sbom import MEDIA_TYPE
 
 pytestmark = pytest.mark.integration
@@ -123,11 +122,6 @@ def test_sign_verify_unsigned_and_wrong_key(anon: AuthRegistry, keys: Keys) -> N
 def test_signing_is_by_digest_only(anon: AuthRegistry, keys: Keys) -> None:
     with pytest.raises(AssertionError, match="only ever given digests"):
         sign(ImageRef.parse(f"{anon.address}/s/a:h1"), keys.key, None)
-
-
-def test_a_missing_key_file_is_bad_input(anon: AuthRegistry, keys: Keys, tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match="is not a file"):
-        signature_gate(str(tmp_path / "nope.pub"), RegistryClient(), lambda h: None, print)
 
 
 def _layout(ref: str, globals_: tuple[str, ...] = ()) -> Layout:

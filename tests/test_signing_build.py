@@ -130,3 +130,20 @@ def test_the_sbom_lists_every_locked_package_and_env_show_prints_it(
     shown = cli("env", "show", "demo-train", "--spec", signed.spec, "--sbom")
     assert shown.code == 0, shown.err
     assert json.loads(shown.out) == doc
+
+
+def test_an_unsigned_stage_image_is_no_cache_source_and_is_rebuilt(
+    signed: Signed, services: Services
+) -> None:
+    """Tamper a stage image (another image under `<repo>-env:<env hash>`): under the gate it
+    is not taken as the build's cache source, but solved, pushed and signed again."""
+    env_ref = signed.first.stages["env"]
+    RegistryClient().copy(ImageRef.parse(services.base_image), ImageRef.parse(env_ref))
+    assert verify(_by_digest(env_ref), signed.pub, None).reason == "unsigned"
+    again, _ = build_spec(
+        signed.spec, services, force=True, require_signature=signed.pub, sign_key=signed.key
+    )
+    assert f"warning: not reusing {env_ref}: unsigned; building it again" in again.warnings
+    assert again.stages["env"] == env_ref
+    assert verify(_by_digest(env_ref), signed.pub, None).ok
+    assert not any("not reusing" in w and "-base:" in w for w in again.warnings)  # base was signed

@@ -48,3 +48,29 @@ def test_help_names_the_options(cli, capsys: pytest.CaptureFixture[str]) -> None
             main([command, "--help"])
         text = capsys.readouterr().out
         assert all(o in text for o in options), command
+
+
+def test_a_require_signature_key_that_is_not_a_file_is_exit_2(cli, spec: Path) -> None:
+    for command in ("build", "plan"):
+        r = cli(command, spec, "--no-lock", "--require-signature", spec.parent / "missing.pub")
+        assert r.code == 2 and r.out == "", command
+        assert "--require-signature key" in r.err and "is not a file" in r.err, command
+
+
+def test_the_spec_setting_is_relative_to_its_layer_and_has_a_position(cli, spec: Path) -> None:
+    """registry.require_signature in a site layer elsewhere: its key is looked up beside
+    that layer; a missing one is bad input at the setting's line."""
+    from layerkit import api
+    from layerkit.build.signing import required_key
+
+    site = spec.parent / "site" / "site.yaml"
+    site.parent.mkdir()
+    site.write_text("registry:\n  address: '127.0.0.1:1'\n  require_signature: keys/cosign.pub\n")
+    spec.write_text(SPEC.replace("registry: {address: '127.0.0.1:1'}\n", "extends: [site/site.yaml]\n"))
+    r = cli("plan", spec, "--no-lock")
+    assert r.code == 2 and f"{site}:3" in r.err and "keys/cosign.pub" in r.err
+    (site.parent / "keys").mkdir()
+    (site.parent / "keys" / "cosign.pub").write_text("a key")
+    rendered = api.render(spec, None, None, False)
+    assert required_key(rendered, None) == str(site.parent / "keys" / "cosign.pub")
+    assert required_key(rendered, str(site)) == str(site)  # the option wins

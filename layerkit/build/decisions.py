@@ -108,11 +108,11 @@ def decide_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: b
     found: tuple[str, str] | None = None
     checked = not offline
     gate = None
-    if checked and opts.require_signature:
-        from layerkit.build.signing import signature_gate
+    if checked:
+        from layerkit.build.signing import gate_for
 
         creds = credentials_for(rendered, lay)
-        gate = signature_gate(opts.require_signature, registries.client, creds, warnings.append)
+        gate = gate_for(rendered, opts.require_signature, registries.client, creds, warnings.append)
     if checked:
         try:
             found = find_existing(lay, registries, opts.addr, gate)

@@ -29,6 +29,7 @@ from layerkit.spec.imageref import ImageRef, is_loopback
 
 if TYPE_CHECKING:
     from layerkit.build.registry import Credentials, RegistryClient
+    from layerkit.pipeline import Rendered
 
 COSIGN_ENV = "LAYERKIT_COSIGN"
 _TIMEOUT = 300.0
@@ -57,6 +58,39 @@ def check_key(key: str, what: str) -> None:
     """A key given as a file must be one; KMS and other `scheme://` keys are cosign's to check."""
     if "://" not in key and not Path(key).is_file():
         raise SpecError(f"{what} {key!r} is not a file")
+
+
+def required_key(rendered: Rendered, option: str | None) -> str | None:
+    """The public key reuse is gated on: --require-signature, else the spec's
+    registry.require_signature (a file relative to the layer that sets it)."""
+    if option:
+        check_key(option, "--require-signature key")
+        return option
+    r = rendered.checked.resolved
+    key = r.spec.registry.require_signature if r.spec.registry else None
+    if not key:
+        return None
+    where = r.loc(("registry", "require_signature"))
+    if "://" not in key and not Path(key).is_absolute():
+        layer = next((lay for lay in reversed(r.layers) if lay.source == where.file), r.root)
+        if layer.path is None:
+            raise SpecError("registry.require_signature needs a spec file to be relative to", where)
+        key = str(layer.path.parent / key)
+    if "://" not in key and not Path(key).is_file():
+        raise SpecError(f"registry.require_signature {key!r} is not a file", where)
+    return key
+
+
+def gate_for(
+    rendered: Rendered,
+    option: str | None,
+    client: RegistryClient,
+    creds: Callable[[str], Credentials | None],
+    warn: Callable[[str], None],
+) -> Callable[[str, bool], bool] | None:
+    """signature_gate for the key required (option or spec), None when none is."""
+    key = required_key(rendered, option)
+    return signature_gate(key, client, creds, warn) if key else None
 
 
 def _registry_flags(host: str) -> list[str]:
@@ -126,7 +160,6 @@ def signature_gate(
 ) -> Callable[[str, bool], bool]:
     """The predicate find_existing asks before it reuses an image: (ref, in a registry) ->
     whether its signature verifies. Says why not once per image, as a warning."""
-    check_key(pubkey, "--require-signature key")
     verdicts: dict[str, Verdict] = {}  # by digest: build asks before and after its lock
     warned: set[str] = set()
 
