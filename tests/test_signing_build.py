@@ -82,8 +82,12 @@ def test_a_verified_image_is_found(signed: Signed, services: Services) -> None:
 def test_a_wrong_key_means_no_reuse(signed: Signed, services: Services) -> None:
     again, _ = build_spec(signed.spec, services, require_signature=signed.other_pub, sign_key=signed.key)
     assert again.action == "built" and again.pushed
-    refused = [w for w in again.warnings if "not reusing" in w]
-    assert len(refused) == 1 and refused[0].startswith(f"warning: not reusing {again.image}: bad signature")
+    # The image and, as cache sources, both stage images: each refused once, saying why.
+    refused = sorted(
+        w.split(": ")[1].removeprefix("not reusing ") for w in again.warnings if "not reusing" in w
+    )
+    assert refused == sorted([again.image, *signed.first.stages.values()])
+    assert all(": bad signature (" in w for w in again.warnings if "not reusing" in w)
     assert verify(_by_digest(again.image), signed.pub, None).ok  # signed anew (key a)
 
 
@@ -147,3 +151,14 @@ def test_an_unsigned_stage_image_is_no_cache_source_and_is_rebuilt(
     assert again.stages["env"] == env_ref
     assert verify(_by_digest(env_ref), signed.pub, None).ok
     assert not any("not reusing" in w and "-base:" in w for w in again.warnings)  # base was signed
+
+
+def test_plan_shows_the_gate(signed: Signed, services: Services) -> None:
+    from layerkit import api
+    from layerkit.build.builder import BuildOptions
+
+    trusted = api.plan(signed.spec, options=BuildOptions(require_signature=signed.pub))
+    assert trusted.action == "found" and not [w for w in trusted.warnings if "not reusing" in w]
+    refused = api.plan(signed.spec, options=BuildOptions(require_signature=signed.other_pub))
+    assert refused.action == "build" and refused.found_at is None
+    assert any(w.startswith(f"warning: not reusing {refused.image}: bad signature") for w in refused.warnings)
