@@ -23,6 +23,10 @@ def attest(rendered: Rendered, opts: BuildOptions, result: BuildResult, note: Ca
     from layerkit.envs.sbom import attach_from_lock
 
     if not result.pushed or result.action == "found":
+        if opts.sign_key and not result.pushed and result.action != "found":
+            warning = f"warning: {result.image} is not signed: it was not pushed (--sign signs pushed images)"
+            result.warnings.append(warning)
+            note(warning)
         return  # nothing pushed by this run: nothing of ours to sign or describe
     creds = credentials_for(rendered, layout(rendered, opts))
     if opts.sign_key:

@@ -142,7 +142,10 @@ def attach_from_lock(
 
 def image_sbom(client: OciClient, image: str) -> bytes:
     """`env show --sbom`: the SBOM attached to `image`, or an error saying there is none."""
-    found = fetch(client, ImageRef.parse(image))
+    ref = ImageRef.parse(image)
+    if client.head_manifest(ref) is None:
+        raise EnvironmentFailure(f"{image} is not in the registry: `layerkit build` pushes it and its SBOM")
+    found = fetch(client, ref)
     if found is None:
         raise EnvironmentFailure(f"{image} has no SBOM attached (it was built before layerkit attached them)")
     return found

@@ -58,13 +58,16 @@ trixie_unpack() {
   local tmp p deb
   mkdir -p "$(dirname "$prefix")"
   tmp=$(mktemp -d "$prefix.XXXXXX")
+  # shellcheck disable=SC2064  # $tmp is expanded now, on purpose
+  trap "rm -rf '$tmp'" EXIT
   for p in "${pkgs[@]}"; do
     deb=$(ls -t "$apt_root/archives/${p}_"*.deb | head -n1)
     dpkg-deb -x "$deb" "$tmp"
     echo "  unpacked $(basename "$deb")" >&2
   done
-  "$finish" "$tmp" || { rm -rf "$tmp"; return 1; }
+  "$finish" "$tmp"
   rm -rf "$prefix"
   mv "$tmp" "$prefix"
+  trap - EXIT
   touch "$prefix/.complete"
 }
