@@ -206,3 +206,15 @@ def test_sbom_attached_to_its_image_and_read_back(anon: AuthRegistry) -> None:
     ).encode()
     client.put_manifest(anon.address, "b/img", other_digest.digest.replace(":", "-"), forged, OCI_INDEX)
     assert sbom.fetch(client, ImageRef.parse(other)) is None
+
+
+def test_env_show_sbom_says_when_there_is_none(anon: AuthRegistry) -> None:
+    from layerkit.errors import EnvironmentFailure
+
+    client = OciClient()
+    ref = f"{anon.address}/b/bare:h"
+    push_image(client, ref, b"no sbom")
+    with pytest.raises(EnvironmentFailure, match="has no SBOM attached"):
+        sbom.image_sbom(client, ref)
+    with pytest.raises(EnvironmentFailure, match="is not in the registry"):
+        sbom.image_sbom(client, f"{anon.address}/b/bare:missing")
