@@ -87,7 +87,6 @@ def _error(tmp_path: Path, text: str) -> SpecError:
             50,
             "twice",
         ),
-        ("serve: {models: [{name: m, path: ../m.pkl}]}\n", 4, 34, "inside the spec's folder"),
         ("serve: {autoscale_target_utilization: 101}\n", 4, 39, "less than or equal to 100"),
         ("serve: {entry_scrip: score.py}\n", 4, 22, "did you mean 'entry_script'"),
     ],

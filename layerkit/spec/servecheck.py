@@ -71,8 +71,6 @@ def _models(r: Resolved, s: Serve) -> None:
             version = f" version {m.version}" if m.version else ""
             raise _bad(r, f"model '{m.name}'{version} is listed twice (also item {seen[key]})", "models", i)
         seen[key] = i
-        if m.path.startswith("/") or ".." in m.path.split("/"):
-            raise _bad(r, f"'{m.path}': give a path inside the spec's folder", "models", i, "path")
 
 
 _AUTOSCALE_ONLY = ("autoscale_min_replicas", "autoscale_max_replicas", "autoscale_target_utilization")
