@@ -18,6 +18,7 @@ from layerkit import api
 from layerkit.build.builder import BuildOptions
 from layerkit.build.lookup import credentials_for, layout
 from layerkit.build.runner import RunOptions, container_config, spec_settings
+from layerkit.deploy.manifests import Request, documents
 from layerkit.envs.record import build_record
 from layerkit.errors import SpecError
 from layerkit.lock.solve import lock_inputs
@@ -67,8 +68,15 @@ def _run(r: api.Rendered) -> object:  # `run`: what the engine is asked for
     return settings["workdir"], settings["gpu"], config
 
 
-def _serve(r: api.Rendered) -> object:  # `deploy`: the settings its manifests are written from
+def _serve(r: api.Rendered) -> object:
+    # The inference image's inputs (issue 16 §1: entry script, source, models, payload cap); until
+    # that image is built, the settings `serve`/`deploy` read them from.
     return settings(r.checked.resolved.spec.serve)
+
+
+def _deploy(r: api.Rendered) -> object:  # `deploy`: the Kubernetes manifests (both autoscalers)
+    s = settings(r.checked.resolved.spec.serve)
+    return [documents(Request("f", "registry.example.com/f:1", a), s) for a in ("knative", "hpa")]
 
 
 # field -> (observation, spec A, spec B): A and B differ in that field only.
@@ -256,8 +264,17 @@ SERVE = {
         for key in ("initial_delay_seconds", "period_seconds", "timeout_seconds", "failure_threshold")
     },
 }
+_IMAGE_ONLY = {"entry_script", "source_directory", "models.name", "models.version", "models.path",
+               "max_request_mb", "scoring_route"}  # fmt: skip
 EFFECTS.update(
-    {f"serve.{k}": (_serve, BASE + f"serve: {a}\n", BASE + f"serve: {b}\n") for k, (a, b) in SERVE.items()}
+    {
+        f"serve.{k}": (
+            _serve if k in _IMAGE_ONLY else _deploy,
+            BASE + f"serve: {a}\n",
+            BASE + f"serve: {b}\n",
+        )
+        for k, (a, b) in SERVE.items()
+    }
 )
 
 # Fields whose only effect is a refusal of spec B (its value contradicts another field).
