@@ -85,6 +85,8 @@ def test_plan_with_fixed_replicas_compares_num_replicas(
             "--rps belongs to `layerkit deploy plan`",
         ),
         (["deploy", "plan"], "give one SPEC"),
+        (["deploy", "plan", "SPEC", "--rps", "1", "--request-seconds", "1", "--name", "x"], "--name belongs"),
+        (["deploy", "keys", "SPEC", "-o", "DIR"], "-o belongs to `layerkit deploy SPEC`"),
         (["deploy", "SPEC", "-o", "DIR", "--image", "not a ref"], "not a valid image reference"),
         (["deploy", "SPEC", "-o", "DIR", "--image", "x", "--name", "Bad_Name"], "--name 'Bad_Name'"),
     ],

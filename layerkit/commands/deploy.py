@@ -68,6 +68,8 @@ def _refuse_options(args: argparse.Namespace, action: str) -> None:
             raise SpecError(f"{flag} belongs to {where}")
     if action != "manifests" and args.autoscaler != "knative":
         raise SpecError("--autoscaler belongs to `layerkit deploy SPEC`")
+    if action == "plan" and args.name is not None:
+        raise SpecError("--name belongs to `layerkit deploy SPEC` and `layerkit deploy keys`")
 
 
 def run(args: argparse.Namespace) -> int:
