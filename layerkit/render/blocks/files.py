@@ -4,8 +4,9 @@ layerkit's scripts) and the env stage's COPYs of them, in the order that keeps l
 from __future__ import annotations
 
 import json
+from typing import Literal
 
-from layerkit.errors import SpecError
+from layerkit.errors import Position, SpecError
 from layerkit.lock.model import Lock
 from layerkit.render import envinstall
 from layerkit.render.blocks.dockerfile import Copy
@@ -44,7 +45,10 @@ def context_files(
     if env is None:
         return files
     if lock is not None:
-        files.append((env.conda_file, lock.explicit(platform)))
+        _checksummed(lock, platform)
+        # micromamba 1.5 reads only md5 after a URL; conda >= 24.9 and install_env.py read sha256.
+        checksum: Literal["md5", "sha256"] = "md5" if env.installer == "micromamba" else "sha256"
+        files.append((env.conda_file, lock.explicit(platform, checksum)))
         if env.pip_file:
             creds = "".join(f"{ln}\n" for ln in envinstall.pip_credential_lines(checked))
             files.append((env.pip_file, creds + lock.pip_requirements(platform)))
@@ -113,3 +117,17 @@ def _hashes_all_or_none(checked: Checked, requirements: tuple[str, ...]) -> None
             "every package), or give every line its --hash",
             checked.resolved.loc(("conda", "pip")),
         )
+
+
+def _checksummed(lock: Lock, platform: str) -> None:
+    """Every locked package has a checksum, which its installer verifies the download against
+    (conda, micromamba and install_env.py: the explicit file's `#`; pip: --require-hashes).
+    conda-lock writes one for each; a package without one could not be verified."""
+    for p in (*lock.for_platform(platform, "conda"), *lock.for_platform(platform, "pip")):
+        if not (p.sha256 or (p.md5 and p.manager == "conda")):
+            need = "a sha256 or md5" if p.manager == "conda" else "a sha256"
+            raise SpecError(
+                f"the lock gives {p.manager} package {p.name} {p.version} no checksum, so the build "
+                f"could not verify it; run `layerkit lock` again (it records {need} for every package)",
+                Position(lock.source),
+            )
