@@ -1,0 +1,87 @@
+"""Issue 15 §2: every package is verified against the lock, for real.
+
+A site's channel serves a package; `layerkit lock` records its checksums; then the channel
+serves another file under the same name (rebuilt with other content, re-indexed, so its
+repodata agrees with it). `layerkit build` must fail, naming the package and both digests;
+with the locked file back, the same lock builds. The same for a pip wheel on the site's
+PyPI mirror. Each package carries this run's random payload, so no package cache of the
+engine (the BuildKit cache mount of rattler's packages) can hold it from another test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import docker
+import fixtures_build as fb
+import fixtures_channels as fx
+import pytest
+from fixtures_services import Services, container_output
+
+from layerkit import api
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).parents[1]
+
+
+def _publish(channel: Path, payload: str) -> str:
+    """(Re)write tamperkit 1.0 into `channel` with `payload`, re-index; its sha256."""
+    from rattler.index import index_fs
+
+    pkg = fx.PkgDef("tamperkit", "1.0", "h0_0")
+    fb._write_package(channel, pkg, {"share/tamperkit/ID": payload.encode()})
+    asyncio.run(index_fs(channel, write_zst=False, write_shards=False, force=True))
+    return hashlib.sha256((channel / pkg.subdir / pkg.filename).read_bytes()).hexdigest()
+
+
+def _build(spec: Path, services: Services) -> subprocess.CompletedProcess[str]:
+    """`layerkit build` as a user runs it, on the services' engine (host network: the site)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    addr = f"docker://{services.docker_host}"
+    return subprocess.run(
+        [sys.executable, "-m", "layerkit", "build", str(spec), "--addr", addr, "--network", "host"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+
+
+def _locked_sha256(spec: Path, name: str) -> str | None:
+    lock = api.read_lock(spec.with_name("layerkit.conda-lock.yml"))
+    return next(p.sha256 for p in lock.packages if p.name == name)
+
+
+def test_a_conda_package_changed_after_locking_fails_the_build(services: Services, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex
+    with fb.airgap_site(tmp_path / "site") as site:
+        channel = tmp_path / "site" / "channel"
+        good = _publish(channel, f"{tag}\n")
+        spec = fb.site_spec(
+            tmp_path / "spec", site, services, repo=f"verify/{tag[:8]}", deps=(*fb.DEPS, "tamperkit=1.0")
+        )
+        assert _locked_sha256(spec, "tamperkit") == good
+        bad = _publish(channel, f"tampered {tag}\n")
+        assert bad != good
+
+        failed = _build(spec, services)
+        assert failed.returncode == 3, failed.stderr[-3000:]
+        said = [ln for ln in failed.stderr.splitlines() if "is not the locked package" in ln]
+        assert said, failed.stderr[-3000:]
+        assert "tamperkit-1.0-h0_0.tar.bz2" in said[0]
+        assert f"expected sha256 {good}" in said[0] and f"got {bad}" in said[0]
+
+        # The locked file back: the same lock builds, and the image holds that file's content.
+        assert _publish(channel, f"{tag}\n") == good
+        built = _build(spec, services)
+        assert built.returncode == 0, built.stderr[-3000:]
+    image = f"{services.registry}/verify/{tag[:8]}:{api.hash_spec(spec).hash}"
+    client = docker.DockerClient(base_url=services.docker_host)
+    out = container_output(client, image, ["cat", "/opt/env/share/tamperkit/ID"])
+    assert out.decode() == f"{tag}\n"
