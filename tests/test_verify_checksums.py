@@ -69,18 +69,23 @@ def test_the_explicit_file_keeps_the_checksum_each_installer_verifies(installer:
 def test_the_other_checksum_where_the_lock_has_only_that() -> None:
     md5_only = api.render(checked("rattler"), lock(conda_pkg(sha256=None)), auto_lock=False)
     assert f"{URL}#{MD5}\n" in md5_only.files["conda-linux-64.lock"]
-    sha_only = api.render(checked("micromamba"), lock(conda_pkg(md5=None)), auto_lock=False)
+    sha_only = api.render(checked("conda"), lock(conda_pkg(md5=None)), auto_lock=False)
     assert f"{URL}#sha256:{SHA}\n" in sha_only.files["conda-linux-64.lock"]
+    # micromamba 1.5 takes whatever follows `#` for an md5: a sha256 alone it cannot verify.
+    with pytest.raises(
+        SpecError, match=r"conda package numpy 1\.26\.4 no md5 \(all micromamba 1\.5 verifies\)"
+    ):
+        api.render(checked("micromamba"), lock(conda_pkg(md5=None)), auto_lock=False)
     # `layerkit lock`'s own explicit file stays md5-first, as conda-lock writes it.
     assert lock(conda_pkg()).explicit("linux-64").endswith(f"{URL}#{MD5}\n")
 
 
 def test_a_locked_package_without_a_checksum_is_refused_at_render() -> None:
-    with pytest.raises(SpecError, match=r"conda package numpy 1\.26\.4 no checksum") as exc:
+    with pytest.raises(SpecError, match=r"conda package numpy 1\.26\.4 no sha256 or md5, so") as exc:
         api.render(checked("rattler"), lock(conda_pkg(sha256=None, md5=None)), auto_lock=False)
     assert str(exc.value.location) == "spec.conda-lock.yml"
     pip = ", pip: [tinypip==1.0]"
-    with pytest.raises(SpecError, match=r"pip package tinypip 1\.0 no checksum"):
+    with pytest.raises(SpecError, match=r"pip package tinypip 1\.0 no sha256, so"):
         api.render(checked("rattler", pip), lock(conda_pkg(), pip_pkg(None)), auto_lock=False)
 
 
@@ -163,3 +168,14 @@ def test_install_env_installs_the_locked_file_and_refuses_another_under_its_name
 def test_mismatch_message_leaves_other_errors_alone() -> None:
     ie = fb.install_env_module()
     assert ie.mismatch_message("failed to fetch x\nCaused by: 404 Not Found") is None
+
+
+def test_an_explicit_lock_reads_every_checksum_form_conda_writes() -> None:
+    from layerkit.lock.explicit import parse_explicit
+
+    text = f"@EXPLICIT\n{URL}#{MD5}\n{URL}#sha256:{SHA}\n{URL}#{SHA}\n"
+    got = [(p.sha256, p.md5) for p in parse_explicit(text, "x.txt").packages]
+    assert got == [(None, MD5), (SHA, None), (SHA, None)]
+    with pytest.raises(SpecError, match="bad checksum after '#'") as exc:
+        parse_explicit(f"@EXPLICIT\n{URL}#sha256:{MD5}\n", "x.txt")
+    assert str(exc.value.location) == f"x.txt:2:{len(URL) + 2}"

@@ -45,9 +45,10 @@ def context_files(
     if env is None:
         return files
     if lock is not None:
-        _checksummed(lock, platform)
-        # micromamba 1.5 reads only md5 after a URL; conda >= 24.9 and install_env.py read sha256.
+        # micromamba 1.5 reads whatever follows a URL's `#` as its md5; conda >= 24.9 and
+        # install_env.py read `#sha256:`, the stronger one.
         checksum: Literal["md5", "sha256"] = "md5" if env.installer == "micromamba" else "sha256"
+        _checksummed(lock, platform, checksum == "md5")
         files.append((env.conda_file, lock.explicit(platform, checksum)))
         if env.pip_file:
             creds = "".join(f"{ln}\n" for ln in envinstall.pip_credential_lines(checked))
@@ -119,15 +120,22 @@ def _hashes_all_or_none(checked: Checked, requirements: tuple[str, ...]) -> None
         )
 
 
-def _checksummed(lock: Lock, platform: str) -> None:
-    """Every locked package has a checksum, which its installer verifies the download against
-    (conda, micromamba and install_env.py: the explicit file's `#`; pip: --require-hashes).
-    conda-lock writes one for each; a package without one could not be verified."""
+def _checksummed(lock: Lock, platform: str, md5_only: bool) -> None:
+    """Every locked package has a checksum its installer verifies the download against (conda,
+    micromamba and install_env.py: the explicit file's `#`; pip: --require-hashes). conda-lock
+    writes both for a conda package and a sha256 for a pip one; without, nothing is verified."""
     for p in (*lock.for_platform(platform, "conda"), *lock.for_platform(platform, "pip")):
-        if not (p.sha256 or (p.md5 and p.manager == "conda")):
-            need = "a sha256 or md5" if p.manager == "conda" else "a sha256"
+        if p.manager == "conda":
+            ok, need = (
+                (p.md5, "md5 (all micromamba 1.5 verifies)")
+                if md5_only
+                else (p.sha256 or p.md5, "sha256 or md5")
+            )
+        else:
+            ok, need = p.sha256, "sha256"
+        if not ok:
             raise SpecError(
-                f"the lock gives {p.manager} package {p.name} {p.version} no checksum, so the build "
-                f"could not verify it; run `layerkit lock` again (it records {need} for every package)",
+                f"the lock gives {p.manager} package {p.name} {p.version} no {need}, so the build could "
+                "not verify it; run `layerkit lock` again (it records both for every conda package)",
                 Position(lock.source),
             )
