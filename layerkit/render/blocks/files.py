@@ -53,7 +53,7 @@ def context_files(
         if env.pip_file:
             creds = "".join(f"{ln}\n" for ln in envinstall.pip_credential_lines(checked))
             files.append((env.pip_file, creds + lock.pip_requirements(platform)))
-    else:
+    else:  # unlocked: nothing to verify the packages against but the channels' own checksums
         conda, mirrors = spec.conda, spec.mirrors
         channels = list(M.resolved_channels(conda, mirrors))
         doc = {
