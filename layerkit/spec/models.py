@@ -12,6 +12,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from layerkit.spec.serve import Serve
+
 
 @dataclass(frozen=True)
 class KeyedBy:
@@ -145,3 +147,4 @@ class Spec(Model):
     runtime: Runtime | None = None
     registry: Registry | None = None
     mirrors: Mirrors | None = None
+    serve: Serve | None = None  # deploying it as a web service (spec/serve.py)
