@@ -18,6 +18,7 @@ from layerkit import api
 from layerkit.build.builder import BuildOptions
 from layerkit.build.lookup import credentials_for, layout
 from layerkit.build.runner import RunOptions, container_config, spec_settings
+from layerkit.build.signing import required_key
 from layerkit.deploy.manifests import Request, documents
 from layerkit.envs.record import build_record
 from layerkit.errors import SpecError
@@ -54,6 +55,10 @@ def _credentials(r: api.Rendered) -> object:  # `build`/`run`: the workspace reg
 
 def _base_credentials(r: api.Rendered) -> object:  # `build`/`lock`: the base registry's login
     return credentials_for(r, layout(r, BuildOptions()))("base.example.com")
+
+
+def _signature_key(r: api.Rendered) -> object:  # `build`/`plan`: the key reuse is gated on
+    return required_key(r, None)
 
 
 def _record(r: api.Rendered) -> object:  # `env register`
@@ -208,6 +213,11 @@ EFFECTS: dict[str, tuple[Callable[[api.Rendered], object], str, str]] = {
         _images,
         BASE,
         BASE + "registry: {global_registries: ['shared.example.com']}\n",
+    ),
+    "registry.require_signature": (
+        _signature_key,
+        BASE,
+        BASE + "registry: {require_signature: 'hashivault://layerkit'}\n",  # a KMS key: no file
     ),
     "mirrors.channel_alias": (_lock, FORGE, FORGE + "mirrors: {channel_alias: 'http://mirror.internal/'}\n"),
     "mirrors.channels": (

@@ -35,6 +35,7 @@ from layerkit.build.lookup import Registries, credentials_for, find_existing, la
 from layerkit.build.options import BuildOptions as BuildOptions
 from layerkit.build.progress import PUBLISH
 from layerkit.build.request import Target, solve_args
+from layerkit.build.signing import gate_for
 from layerkit.errors import RegistryError, SpecError
 
 if TYPE_CHECKING:
@@ -121,11 +122,12 @@ def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress
 
     creds = credentials_for(rendered, lay)
     registries = registries_for(lay, creds, warn)
+    gate = gate_for(rendered, opts.require_signature, registries.client, creds, warn)
 
     def lookup() -> bool:
         if opts.force:
             return False
-        found = find_existing(lay, registries, opts.addr)
+        found = find_existing(lay, registries, opts.addr, gate)
         if found is None:
             return False
         where, ref = found
@@ -150,7 +152,7 @@ def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress
             progress.message(f"{result.image}: built meanwhile by another run")
             result.seconds = time.monotonic() - started
             return result
-        _solve_all(rendered, plan, opts, progress, registries, creds, result, address is not None)
+        _solve_all(rendered, plan, opts, progress, registries, creds, result, address is not None, gate)
     result.cached_steps, result.total_steps = progress.counts(main.label)
     _describe(result, registries, result.pushed)
     result.seconds = time.monotonic() - started
@@ -181,6 +183,7 @@ def _solve_all(
     creds: Callable[[str], Credentials | None],
     result: BuildResult,
     has_registry: bool,
+    gate: Callable[[str, bool], bool] | None = None,
 ) -> None:
     from layerkit.build.client import BuildkitClient
     from layerkit.build.context import BuildContext
@@ -189,7 +192,11 @@ def _solve_all(
     main = plan[0]
     user = rendered.plan.user_context
     extra, modes = user.read() if user else ({}, {})
-    existing = {t.stage: has_registry and registries.exists(t.ref) for t in plan[1:]}
+    # Under --require-signature a stage image is a cache source only if it verifies; else rebuilt.
+    existing = {
+        t.stage: has_registry and registries.exists(t.ref) and (gate is None or gate(t.ref, True))
+        for t in plan[1:]
+    }
     # Earlier builds of this environment (same name-version tag) seed the cache too.
     prior = [f"{main.repo}:{t}" for t in main.extra_tags]
     cache_from = [t.ref for t in plan[1:] if existing[t.stage]]

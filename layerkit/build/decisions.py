@@ -107,9 +107,15 @@ def decide_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: b
     )
     found: tuple[str, str] | None = None
     checked = not offline
+    gate = None
+    if checked:
+        from layerkit.build.signing import gate_for
+
+        creds = credentials_for(rendered, lay)
+        gate = gate_for(rendered, opts.require_signature, registries.client, creds, warnings.append)
     if checked:
         try:
-            found = find_existing(lay, registries, opts.addr)
+            found = find_existing(lay, registries, opts.addr, gate)
         except DaemonError as exc:
             # Registry-less images live in the local engine; an engine that is not running
             # leaves the answer open instead of failing the plan.
