@@ -140,7 +140,8 @@ def decide(
         # A workspace registry that is down gets no copy: the global image is used as it is.
         copy = where == "global" and has_registry and not down()
         stages = tuple(
-            StageImage(t.stage or "", t.ref, True if where == "workspace" else None) for t in lay.targets[1:]
+            StageImage(t.stage or "", t.ref, True if where == "workspace" else None, t.cache_ref)
+            for t in lay.targets[1:]
         )
         copies: tuple[tuple[str, str], ...] = ()
         if copy:
@@ -149,17 +150,17 @@ def decide(
             copies = tuple((src.ref, dst.ref) for src, dst in zip(sources[1:], lay.targets[1:], strict=True))
             copies += ((ref, main.ref),)
         return Decision(
-            "copy" if copy else "found",
-            ref,
-            main.ref,
-            main.refs[1:],
-            lay.address,
-            copy,
-            stages,
-            (),
-            (),
-            (),
-            copies,
+            action="copy" if copy else "found",
+            found_at=ref,
+            image=main.ref,
+            tags=main.refs[1:],
+            registry=lay.address,
+            push=copy,
+            stage_images=stages,
+            cache_from=(),
+            registry_caches=(),
+            cache_exports=(),
+            copies=copies,
         )
 
     def exists(ref: str) -> bool | None:
@@ -179,22 +180,24 @@ def decide(
     )
     missing = ", ".join(s.ref for s in stages if s.exists is False)
     if main_exists and missing and not opts.force:
-        warn(f"warning: {main.ref} is in the registry without {missing}: building again to push it")
+        warn(
+            f"warning: {main.ref} is in the registry without {missing}: building it again, which pushes them"
+        )
     # Existing stage images, earlier builds of this environment (same name-version tag) and,
     # when it is there but incomplete or forced, the image this build replaces seed the cache.
     cache_from = [s.ref for s in stages if s.exists] + prior + ([main.ref] if main_exists else [])
     exports = [main.cache_ref, *(s.cache for s in stages if s.build)] if push else []
     return Decision(
-        action,
-        None,
-        main.ref,
-        main.refs[1:],
-        lay.address,
-        push,
-        stages,
-        tuple(sorted(set(cache_from))),
-        tuple(t.cache_ref for t, _, c in looked if c),
-        tuple(exports),
+        action=action,
+        found_at=None,
+        image=main.ref,
+        tags=main.refs[1:],
+        registry=lay.address,
+        push=push,
+        stage_images=stages,
+        cache_from=tuple(sorted(set(cache_from))),
+        registry_caches=tuple(t.cache_ref for t, _, c in looked if c),
+        cache_exports=tuple(exports),
     )
 
 
