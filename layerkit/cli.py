@@ -49,6 +49,7 @@ COMMANDS: dict[str, str] = {
     "check": "check that specs are valid, locks fresh and rendered contexts current (exit 1 if stale)",
     "env": "register environment versions in the registry; list, show and diff them",
     "make": "print a GNU Makefile fragment: spec+layers -> lock -> context -> image stamp, per environment",
+    "deploy": "write Kubernetes manifests for the spec's serve: section; `deploy plan`: replicas for a load; `deploy keys`: a keys Secret",
 }
 
 

@@ -108,6 +108,24 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_signature_arguments(p: argparse.ArgumentParser, sign: bool = True) -> None:
+    """cosign keys (a file, or any key reference cosign takes): `build` signs with one and
+    gates reuse on the other; `plan` only gates. No transparency log is contacted."""
+    if sign:
+        p.add_argument(
+            "--sign",
+            metavar="KEY",
+            help="sign every image the build pushes with this cosign private key "
+            "(its password: $COSIGN_PASSWORD)",
+        )
+    p.add_argument(
+        "--require-signature",
+        metavar="PUBKEY",
+        help="reuse an existing image (skip by hash, copy) only if its cosign signature "
+        "verifies with this public key; otherwise build it again",
+    )
+
+
 def lock_of(args: argparse.Namespace) -> tuple[Path | None, bool]:
     """(explicit lockfile or None, whether to look for the default one) from add_lock_arguments."""
     return (None if args.no_lock else args.lock), not args.no_lock
@@ -126,4 +144,6 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
         tags=tuple(args.tag),
         name_tag=not args.no_name_tag,
         tls=tls_from_args(args),
+        sign_key=getattr(args, "sign", None),
+        require_signature=getattr(args, "require_signature", None),
     )

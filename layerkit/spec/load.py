@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from layerkit import inputs
 from layerkit.errors import Position, SpecError, excerpt
-from layerkit.spec import aml, formats
+from layerkit.spec import aml, azdeploy, formats
 from layerkit.spec import importers as I
 from layerkit.spec.models import Spec
 from layerkit.spec.parse import MAX_BYTES, Format, Key, Positions, _Out, detect_format, parse_text
@@ -174,6 +174,10 @@ def import_data(
         I.hosted(data, out, (), base_dir, warnings)
     elif fmt == "aml-v2":
         aml.v2(data, out, base_dir, warnings)
+    elif fmt == "aml-deployconfig":
+        azdeploy.v1(data, out, warnings)
+    elif fmt == "aml-online-deployment":
+        azdeploy.v2(data, out, warnings)
     elif fmt == "aml-runconfig":
         job = sorted(k for k in data if k != "environment")
         if job:

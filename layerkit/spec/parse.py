@@ -13,8 +13,9 @@ from layerkit.errors import Position, SpecError, excerpt
 Key = tuple[str | int, ...]
 Positions = dict[Key, tuple[int, int]]
 Format = Literal[
-    "layerkit", "environment.yml", "hosted-environment", "hosted-inference", "aml-v2", "aml-runconfig"
-]
+    "layerkit", "environment.yml", "hosted-environment", "hosted-inference", "aml-v2", "aml-runconfig",
+    "aml-deployconfig", "aml-online-deployment",
+]  # fmt: skip
 
 MAX_BYTES = 256 * 1024  # a spec is kilobytes; ruamel's pure-Python parser is slow on megabytes
 
@@ -206,6 +207,14 @@ def _too_deep(text: str, source: str) -> Position:
     return Position(source, 1, 1)
 
 
+# An Azure ML v2 online deployment's keys beside its `endpoint_name` (spec/azdeploy.py).
+_ONLINE_DEPLOYMENT = {
+    "instance_count",
+    "instance_type",
+    "request_settings",
+    "scale_settings",
+    "code_configuration",
+}
 _RUNCONFIG = {"script", "command", "framework", "communicator", "target"}
 
 
@@ -216,8 +225,12 @@ def detect_format(data: Any) -> Format:
     keys = set(data)
     if "$schema" in keys and "environment.schema.json" in str(data["$schema"]):
         return "aml-v2"
-    if "entryScript" in keys and ("environment" in keys or keys & {"condaFile", "runtime", "baseImage"}):
+    if "entryScript" in keys and not keys & {"conda", "base", "extends", "serve", "features", "apt", "steps"}:
         return "hosted-inference"
+    if "computeType" in keys:
+        return "aml-deployconfig"
+    if str(data.get("$schema", "")).endswith("OnlineDeployment.schema.json") or "endpoint_name" in keys:
+        return "aml-online-deployment"
     if "environment" in keys and isinstance(data["environment"], dict) and keys & _RUNCONFIG:
         return "aml-runconfig"
     if keys & {"image", "build", "conda_file"} and not keys & {
