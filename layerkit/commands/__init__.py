@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from layerkit.errors import one_line
+
 if TYPE_CHECKING:
     from layerkit.build.builder import BuildOptions
     from layerkit.build.tls import TLSConfig
@@ -28,7 +30,7 @@ def warn(args: argparse.Namespace, warnings: tuple[str, ...] | list[str]) -> Non
     """Warnings on stderr, once each, unless -q."""
     if not getattr(args, "quiet", False):
         for w in dict.fromkeys(warnings):
-            print(w, file=sys.stderr)
+            print(one_line(w), file=sys.stderr)  # a warning may echo a value: one line, escaped
 
 
 def add_tls_arguments(p: argparse.ArgumentParser) -> None:

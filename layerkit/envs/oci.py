@@ -12,7 +12,7 @@ import json
 import re
 import urllib.parse
 
-from layerkit.build.registry import RegistryClient, upload_put_path
+from layerkit.build.registry import RegistryClient, json_object, upload_put_path
 from layerkit.errors import RegistryError, RegistryUnreachable
 
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
@@ -44,7 +44,10 @@ class OciClient(RegistryClient):
                 return None
             if resp.status != 200:
                 raise RegistryError(f"registry {host}: GET {path} answered HTTP {resp.status}")
-            items.extend(str(x) for x in (json.loads(body).get(key) or ()))
+            found = json_object(body, f"registry {host}: GET {path}").get(key) or []
+            if not isinstance(found, list) or not all(isinstance(x, str) for x in found):
+                raise RegistryError(f"registry {host}: GET {path}: '{key}' is not a list of names")
+            items.extend(found)
             m = _NEXT.search(resp.getheader("Link", "") or "")
             url = None
             if m:

@@ -67,11 +67,5 @@ def parse_explicit(text: str, source: str, platform: str | None = None) -> Lock:
 
 
 def read_explicit(path: Path) -> Lock:
-    inputs.note(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read lock {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"lock {path} is not UTF-8 text") from None
+    text = inputs.read_text(path, "lock", max_bytes=inputs.MAX_LOCK_BYTES)
     return parse_explicit(text, str(path))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from layerkit.errors import Position, SpecError
+from layerkit.errors import Position, SpecError, excerpt
 from layerkit.spec.models import Spec
 from layerkit.spec.parse import Positions
 
@@ -99,7 +99,8 @@ def check(data: Any, pos: Positions, source: str) -> None:
             first = min(data, key=lambda k: pos.get((k,), (0, 0)))
             line, col = pos.get((first,), (1, 1))
             raise SpecError(
-                f"unknown key '{first}': not a format layerkit reads ({READS})", Position(source, line, col)
+                f"unknown key {excerpt(first)}: not a format layerkit reads ({READS})",
+                Position(source, line, col),
             )
         return
     line, col = pos.get((key,), (1, 1))
