@@ -135,7 +135,7 @@ def test_needs_the_server_and_an_entry_script(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="extends: \\[layerkit:inference\\]"):
         api.render_inference(spec, auto_lock=False)
     spec.write_text(text.replace("  entry_script: score.py\n", ""))
-    with pytest.raises(SpecError, match="needs serve.entry_script"):
+    with pytest.raises(SpecError, match=r"needs serve\.entry_script"):
         api.render_inference(spec, auto_lock=False)
     spec.write_text(text.replace("entry_script: score.py", "entry_script: notes.tmp"))
     with pytest.raises(SpecError, match="ignore file leaves it out"):
