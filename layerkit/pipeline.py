@@ -183,6 +183,7 @@ def write_context(rendered: Rendered, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, content in sorted(rendered.files.items()):
+        (out_dir / name).parent.mkdir(parents=True, exist_ok=True)  # an inference image's inference/
         written.append(atomic.write_text(out_dir / name, content))
     return written
 

@@ -177,3 +177,63 @@ def test_without_keys_the_container_refuses_to_start(built: tuple[BuildResult, P
             out.remove(force=True)
     finally:
         client.close()
+
+
+def test_init_that_raises_ends_the_container_with_its_error(
+    built: tuple[BuildResult, Path], services: Services, tmp_path: Path
+) -> None:
+    """score.py's init() opens the model file: with no model there it raises, and the
+    container exits non-zero with the server's error in its log."""
+    result, _ = built
+    keys = _keys(tmp_path / "keys", PRIMARY, SECONDARY)
+    client = docker.DockerClient(base_url=services.docker_host)
+    try:
+        client.images.pull(result.image)
+        container = client.containers.run(
+            result.image, network_mode="none", detach=True,
+            environment={"AZUREML_MODEL_DIR": "/nonexistent"},
+            volumes={str(keys): {"bind": "/var/run/layerkit/keys", "mode": "ro"}},
+        )  # fmt: skip
+        try:
+            status = container.wait(timeout=300)
+            logs = container.logs().decode(errors="replace")
+            assert status["StatusCode"] != 0, logs
+            assert "FileNotFoundError" in logs and "/nonexistent/scaler/1/weights.json" in logs, logs
+        finally:
+            container.remove(force=True)
+    finally:
+        client.close()
+
+
+def test_golden_nginx_configs_pass_the_real_nginx(
+    built: tuple[BuildResult, Path], services: Services, tmp_path: Path
+) -> None:
+    """Every golden nginx config (key on and off, own routes) as the base's nginx reads it."""
+    import io
+    import tarfile
+
+    result, _ = built
+    keys = _keys(tmp_path / "keys", PRIMARY, SECONDARY)
+    goldens = sorted((HERE / "golden").glob("inference-*.nginx.conf"))
+    assert len(goldens) == 3
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for path in goldens:
+            tar.add(path, arcname=path.name)
+    client = docker.DockerClient(base_url=services.docker_host)
+    try:
+        client.images.pull(result.image)
+        container = client.containers.run(
+            result.image, detach=True, network_mode="none",
+            volumes={str(keys): {"bind": "/var/run/layerkit/keys", "mode": "ro"}},
+        )  # fmt: skip
+        try:
+            _wait_ready(container)  # keys.conf, which the key-auth configs include, is written
+            assert container.put_archive("/tmp", archive.getvalue())
+            for path in goldens:
+                code, out = container.exec_run(["nginx", "-t", "-e", "stderr", "-c", f"/tmp/{path.name}"])
+                assert code == 0, (path.name, out.decode(errors="replace"))
+        finally:
+            container.remove(force=True)
+    finally:
+        client.close()
