@@ -48,10 +48,11 @@ ENV AML_APP_ROOT="/var/azureml-app" \
     LAYERKIT_AUTH="key" \
     LAYERKIT_KEYS_DIR="/var/run/layerkit/keys" \
     LAYERKIT_SERVE_PYTHON="/opt/env/bin/python" \
-    LAYERKIT_SERVER_PORT="31311"
+    LAYERKIT_SERVER_PORT="31311" \
+    SCORING_TIMEOUT_MS="60000"
 WORKDIR /var/azureml-app
 EXPOSE 5001
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="c693398b7ae1a435ba33a94f6a3a3ec28a5b4825dbc0e3c796909a8298e1692a" \
-      io.layerkit.inference.hash="fc2b00125a1495c31f3a9e186c4bcdc57e51896ae884e9905e489437702ff9c6"
+      io.layerkit.inference.hash="b469ac59bc74bbe4f35febe37bbd4b172ae23df4899ca66ad83192e1d32d06c0"

@@ -37,10 +37,11 @@ ENV AML_APP_ROOT="/var/azureml-app" \
     LAYERKIT_AUTH="key" \
     LAYERKIT_KEYS_DIR="/var/run/layerkit/keys" \
     LAYERKIT_SERVE_PYTHON="/opt/env/bin/python" \
-    LAYERKIT_SERVER_PORT="31311"
+    LAYERKIT_SERVER_PORT="31311" \
+    SCORING_TIMEOUT_MS="60000"
 WORKDIR /var/azureml-app
 EXPOSE 5001
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="7f7b939cd0243af05f4520ead781010637584cb3f644b42d21e74f346a7a0774" \
-      io.layerkit.inference.hash="bf3c97dc0235af543fa00ee3e543333bde3d22c6f14d8b8c0beebbc4d636b1c8"
+      io.layerkit.inference.hash="de718991be3539282b4a5b05d400ee69fe4ec8f92bdad8bf5b0ffb913a196118"

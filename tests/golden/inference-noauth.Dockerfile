@@ -36,10 +36,11 @@ ENV AML_APP_ROOT="/var/azureml-app" \
     LAYERKIT_AUTH="none" \
     LAYERKIT_KEYS_DIR="/var/run/layerkit/keys" \
     LAYERKIT_SERVE_PYTHON="/opt/env/bin/python" \
-    LAYERKIT_SERVER_PORT="31311"
+    LAYERKIT_SERVER_PORT="31311" \
+    SCORING_TIMEOUT_MS="60000"
 WORKDIR /var/azureml-app
 EXPOSE 8080
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="a31930263aca407aa3e60155c68e09dda31c41797225cb882853f65ff5c9e44c" \
-      io.layerkit.inference.hash="9661ab51b14526570458fbb99ac4db39356fe192ff8385f50a086dad7072e25c"
+      io.layerkit.inference.hash="c4df16ee795bbad025259226f73befe550c90afd508da659e9931b892d143bdd"
