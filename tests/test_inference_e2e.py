@@ -80,9 +80,9 @@ def _wait_ready(container: docker.models.containers.Container) -> None:
 
 
 def _ask(
-    container: docker.models.containers.Container, cases: list[dict[str, object]]
+    container: docker.models.containers.Container, cases: list[dict[str, object]], port: int = 5001
 ) -> dict[str, tuple[int, str]]:
-    code, out = container.exec_run(["/opt/env/bin/python", "-c", CLIENT, "5001", json.dumps(cases)])
+    code, out = container.exec_run(["/opt/env/bin/python", "-c", CLIENT, str(port), json.dumps(cases)])
     assert code == 0, out.decode(errors="replace")
     lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
     return {d["name"]: (d["status"], d["body"]) for d in lines}
@@ -205,10 +205,11 @@ def test_init_that_raises_ends_the_container_with_its_error(
         client.close()
 
 
-def test_golden_nginx_configs_pass_the_real_nginx(
+def test_ports_move_at_run_time_and_goldens_pass_the_real_nginx(
     built: tuple[BuildResult, Path], services: Services, tmp_path: Path
 ) -> None:
-    """Every golden nginx config (key on and off, own routes) as the base's nginx reads it."""
+    """Other ports without a new image (a container on the host's network needs free ones);
+    and every golden nginx config (key on and off, own routes) as the base's nginx reads it."""
     import io
     import tarfile
 
@@ -225,10 +226,20 @@ def test_golden_nginx_configs_pass_the_real_nginx(
         client.images.pull(result.image)
         container = client.containers.run(
             result.image, detach=True, network_mode="none",
+            environment={"LAYERKIT_PORT": "6001", "LAYERKIT_SERVER_PORT": "31400"},
             volumes={str(keys): {"bind": "/var/run/layerkit/keys", "mode": "ro"}},
         )  # fmt: skip
         try:
             _wait_ready(container)  # keys.conf, which the key-auth configs include, is written
+            got = _ask(container, [
+                {"name": "live", "path": "/"},
+                {"name": "score", "path": "/score", "key": SECONDARY, "body": SCORE},
+                {"name": "no key", "path": "/score", "body": SCORE},
+            ], port=6001)  # fmt: skip
+            assert [got[n][0] for n in ("live", "score", "no key")] == [200, 200, 401], got
+            tcp = container.exec_run(["cat", "/proc/net/tcp"]).output.decode()
+            listening = {f.split()[1] for f in tcp.splitlines()[1:] if f.split()[3] == "0A"}
+            assert {"00000000:1771", "0100007F:7AA8"} <= listening, tcp  # 6001 (nginx), 31400 (server)
             assert container.put_archive("/tmp", archive.getvalue())
             for path in goldens:
                 code, out = container.exec_run(["nginx", "-t", "-e", "stderr", "-c", f"/tmp/{path.name}"])

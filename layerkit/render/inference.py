@@ -154,6 +154,7 @@ def inference_plan(checked: Checked) -> InferencePlan:
         ("AZUREML_SOURCE_DIRECTORY", quote(APP_ROOT)),
         ("LAYERKIT_AUTH", quote(s.auth)),
         ("LAYERKIT_KEYS_DIR", quote(KEYS_DIR)),
+        ("LAYERKIT_PORT", quote(str(s.port))),
         ("LAYERKIT_SERVE_PYTHON", quote(python)),
         ("LAYERKIT_SERVER_PORT", quote(str(nginxconf.SERVER_PORT))),
         # The server's own scoring timeout (its config reads it); nginx waits as long.

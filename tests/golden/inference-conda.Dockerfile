@@ -47,6 +47,7 @@ ENV AML_APP_ROOT="/var/azureml-app" \
     AZUREML_SOURCE_DIRECTORY="/var/azureml-app" \
     LAYERKIT_AUTH="key" \
     LAYERKIT_KEYS_DIR="/var/run/layerkit/keys" \
+    LAYERKIT_PORT="5001" \
     LAYERKIT_SERVE_PYTHON="/opt/env/bin/python" \
     LAYERKIT_SERVER_PORT="31311" \
     SCORING_TIMEOUT_MS="60000"
@@ -55,4 +56,4 @@ EXPOSE 5001
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="c693398b7ae1a435ba33a94f6a3a3ec28a5b4825dbc0e3c796909a8298e1692a" \
-      io.layerkit.inference.hash="b469ac59bc74bbe4f35febe37bbd4b172ae23df4899ca66ad83192e1d32d06c0"
+      io.layerkit.inference.hash="c6b3453a598e56ec6a0d8d684e3ea0ec1a76bd778c36aebc64e8fae65ac7e356"

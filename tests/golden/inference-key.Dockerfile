@@ -36,6 +36,7 @@ ENV AML_APP_ROOT="/var/azureml-app" \
     AZUREML_SOURCE_DIRECTORY="/var/azureml-app" \
     LAYERKIT_AUTH="key" \
     LAYERKIT_KEYS_DIR="/var/run/layerkit/keys" \
+    LAYERKIT_PORT="5001" \
     LAYERKIT_SERVE_PYTHON="/opt/env/bin/python" \
     LAYERKIT_SERVER_PORT="31311" \
     SCORING_TIMEOUT_MS="60000"
@@ -44,4 +45,4 @@ EXPOSE 5001
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="7f7b939cd0243af05f4520ead781010637584cb3f644b42d21e74f346a7a0774" \
-      io.layerkit.inference.hash="de718991be3539282b4a5b05d400ee69fe4ec8f92bdad8bf5b0ffb913a196118"
+      io.layerkit.inference.hash="a26f19110d8476ec9948ec16fcbfcd7cd52cce13eecd8a39c769c7b042a621e4"

@@ -35,6 +35,7 @@ ENV AML_APP_ROOT="/var/azureml-app" \
     AZUREML_SOURCE_DIRECTORY="/var/azureml-app" \
     LAYERKIT_AUTH="none" \
     LAYERKIT_KEYS_DIR="/var/run/layerkit/keys" \
+    LAYERKIT_PORT="8080" \
     LAYERKIT_SERVE_PYTHON="/opt/env/bin/python" \
     LAYERKIT_SERVER_PORT="31311" \
     SCORING_TIMEOUT_MS="60000"
@@ -43,4 +44,4 @@ EXPOSE 8080
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="a31930263aca407aa3e60155c68e09dda31c41797225cb882853f65ff5c9e44c" \
-      io.layerkit.inference.hash="c4df16ee795bbad025259226f73befe550c90afd508da659e9931b892d143bdd"
+      io.layerkit.inference.hash="0365543cd582b8ee53280f9f048a62f36574dcac60e7f726182722ddff36c9cd"
