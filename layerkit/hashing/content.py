@@ -23,7 +23,6 @@ from layerkit.hashing import normalise
 from layerkit.hashing.canonical import canonical_checked, canonical_lock
 from layerkit.lock.model import Lock
 from layerkit.render.blocks.dockerfile import Copy, From, Raw, Run, Stage
-from layerkit.render.jinja import render_dockerfile
 from layerkit.render.renderplan import RenderPlan, render_plan
 from layerkit.spec.validate import Checked
 
@@ -102,6 +101,13 @@ def _after(stage: Stage) -> set[str]:
         elif isinstance(i, Run):
             out |= {v for m in i.mounts for k, v in m.options if k == "from"}
     return out
+
+
+def render_dockerfile(plan: RenderPlan, h: HashResult, version: str) -> str:
+    """The template, imported when a hash is computed: `check`'s fresh path needs no Jinja."""
+    from layerkit.render.jinja import render_dockerfile as render
+
+    return render(plan, h, version)
 
 
 def _secrets(plan: RenderPlan) -> tuple[str, ...]:
