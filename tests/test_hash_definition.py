@@ -158,6 +158,23 @@ def test_a_lock_made_through_mirrors_is_the_same_definition() -> None:
     assert api.hash_spec(mirrored, moved).hash != b.hash  # a moved base is another image
 
 
+def test_a_checksum_pinned_package_is_the_same_wherever_it_is_fetched_from() -> None:
+    checked = _checked(SPEC.format(name="a"))
+    pip = LockedPackage(manager="pip", platform="linux-64", name="requests", version="2.32.3",
+                        url="https://files.pythonhosted.org/packages/ab/requests-2.32.3-py3-none-any.whl",
+                        sha256="d" * 64)  # fmt: skip
+    lock = _lock("https://conda.anaconda.org/conda-forge", "ubuntu:22.04")
+    lock = lock.model_copy(update={"packages": (*lock.packages, pip)})
+    moved = {"url": "http://devpi.internal/root/pypi/+f/d00/requests-2.32.3-py3-none-any.whl"}
+    relocked = lock.model_copy(update={"packages": (lock.packages[0], pip.model_copy(update=moved))})
+    assert api.render(checked, lock).files != api.render(checked, relocked).files
+    assert api.hash_spec(checked, lock).hash == api.hash_spec(checked, relocked).hash
+    other = lock.model_copy(
+        update={"packages": (lock.packages[0], pip.model_copy(update={"sha256": "e" * 64}))}
+    )
+    assert api.hash_spec(checked, other).hash != api.hash_spec(checked, lock).hash
+
+
 CRED = """
 name: c
 conda:

@@ -3,7 +3,7 @@ before rendering, so the rendered build definition alone decides the hash (conte
 
 Out: the spec's name, version and description (identity, not content), its mirrors (they
 change where packages and bases come from, not what they are: a lock's URLs and base-image
-pins are mapped back to their canonical source) and the spelling of pip project names
+pins are mapped back to their canonical source, or dropped where a checksum pins the file) and the spelling of pip project names
 (PEP 503: one project). Dependency order needs nothing here: the rendered environment file
 lists them sorted. Channel order stays: it is priority.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from layerkit.lock.model import Lock
+from layerkit.lock.model import Lock, LockedPackage
 from layerkit.render.baserefs import base_refs
 from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
@@ -21,6 +21,7 @@ from layerkit.spec.models import Mirrors
 from layerkit.spec.validate import Checked
 
 PYPI_INDEX = "https://pypi.org/simple"
+PINNED = "checksum-pinned:"  # stands for the URL of a file its checksum names
 
 
 def canonical_checked(checked: Checked) -> Checked:
@@ -34,15 +35,17 @@ def canonical_checked(checked: Checked) -> Checked:
 
 
 def canonical_lock(lock: Lock | None, checked: Checked, canonical: Checked) -> Lock | None:
-    """The lock as if made without the site's mirrors: package URLs on their canonical channel
-    or index, base-image pins under the canonical refs `canonical` renders."""
+    """The lock as if made without the site's mirrors. A package its checksum pins is that
+    file wherever it is fetched from (the install verifies it): its URL becomes its file name
+    alone, so a relock through a mirror or a token path names the same image. Other URLs move
+    to their canonical channel or index; base-image pins go under the canonical refs."""
+    if lock is None:
+        return None
     mirrors = checked.resolved.spec.mirrors
-    if lock is None or mirrors is None:
-        return lock
-    table = url_table(mirrors)
-    packages = tuple(p.model_copy(update={"url": unmirror(p.url, table)}) for p in lock.packages)
+    table = url_table(mirrors) if mirrors else []
+    packages = tuple(p.model_copy(update={"url": _canonical_url(p, table)}) for p in lock.packages)
     pins = dict(lock.base_digests)
-    if mirrors.base_registry and pins:
+    if mirrors and mirrors.base_registry and pins:
         for ref in base_refs(canonical):
             if (d := lock.base_digest(mirror(ref, mirrors.base_registry))) is not None:
                 pins.setdefault(ref, d)
@@ -60,6 +63,12 @@ def url_table(mirrors: Mirrors) -> list[tuple[str, str]]:
     if mirrors.pypi_index:
         pairs.append((mirrors.pypi_index.rstrip("/"), PYPI_INDEX))
     return sorted(pairs, key=lambda p: -len(p[0]))
+
+
+def _canonical_url(p: LockedPackage, table: list[tuple[str, str]]) -> str:
+    if p.sha256 or p.md5:
+        return f"{PINNED}/{p.url.rsplit('/', 1)[-1]}"
+    return unmirror(p.url, table)
 
 
 def unmirror(url: str, table: list[tuple[str, str]]) -> str:
