@@ -86,7 +86,7 @@ def test_the_hash_covers_the_url_but_never_the_credential(monkeypatch: pytest.Mo
     monkeypatch.setenv("CONDA_TOKEN", "tok-secret-2")
     second = api.hash_spec(checked([URL]), auto_lock=False)
     assert first.hash == second.hash
-    env_file = definition(checked([URL]), "linux-64")[1]["context"]["environment.yml"]
+    env_file = definition(checked([URL]), "linux-64").context["environment.yml"]
     assert "https://repo.example/t/${" in env_file and "tok-secret" not in json.dumps(first.parts) + env_file
     renamed = api.hash_spec(checked(["https://repo.example/t/${OTHER}/stable"]), auto_lock=False)
     assert renamed.hash == first.hash

@@ -132,8 +132,8 @@ MIRRORS = """mirrors:
 def test_mirrors_do_not_enter_the_definition() -> None:
     plain, mirrored = _checked(SPEC.format(name="a")), _checked(SPEC.format(name="a") + MIRRORS)
     assert "hub.internal:5000" in api.render(mirrored, auto_lock=False).dockerfile  # they are used
-    assert canonical_json(definition(plain, "linux-64")[1]) == canonical_json(
-        definition(mirrored, "linux-64")[1]
+    assert canonical_json(definition(plain, "linux-64").to_json()) == canonical_json(
+        definition(mirrored, "linux-64").to_json()
     )
     a, b = api.hash_spec(plain, auto_lock=False), api.hash_spec(mirrored, auto_lock=False)
     assert (a.hash, a.stages) == (b.hash, b.stages)
@@ -198,7 +198,7 @@ def test_credentials_do_not_enter_the_hash(tok: str, user: str) -> None:
     assert api.render(ref, auto_lock=False).files != api.render(other, auto_lock=False).files
     assert api.hash_spec(ref, auto_lock=False).hash == api.hash_spec(other, auto_lock=False).hash
     names = re.findall(r"\$\{(\w+)\}", CRED.format(tok=tok, user=user))
-    assert names and not any(n in json.dumps(definition(other, "linux-64")[1]) for n in names)
+    assert names and not any(n in json.dumps(definition(other, "linux-64").to_json()) for n in names)
 
 
 def test_the_credentialed_host_does_enter_the_hash() -> None:
@@ -251,9 +251,9 @@ def test_the_hash_is_complete_over_the_flavours(flavour: str) -> None:
         assert (
             api.render(a, auto_lock=False).files != api.render(b, auto_lock=False).files or why != "mirrors"
         )
-        assert canonical_json(definition(a, "linux-64")[1]) == canonical_json(definition(b, "linux-64")[1]), (
-            why
-        )
+        assert canonical_json(definition(a, "linux-64").to_json()) == canonical_json(
+            definition(b, "linux-64").to_json()
+        ), why
         assert api.hash_spec(a, auto_lock=False).hash == api.hash_spec(b, auto_lock=False).hash, why
     seen = {_built(ref): ref_hash.hash}
     for why, change in INCLUDED.items():

@@ -16,6 +16,7 @@ from the installer image, not the base, so a base-only change does not move it.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from layerkit.digest import HASH_SCHEMA, HashResult, digest
@@ -30,30 +31,43 @@ STAGES = ("base", "env")  # the stage images a build pushes and caches under the
 _BLANK = HashResult("", {}, {})  # labels name the hash: formatted blank, as is the version
 
 
-def definition(
-    checked: Checked, platform: str, lock: Lock | None = None
-) -> tuple[RenderPlan, dict[str, Any]]:
-    """(canonical plan, the normalised build definition: Dockerfile, context files, user files)."""
+@dataclass(frozen=True)
+class Definition:
+    """The normalised build definition: what the hash is of."""
+
+    dockerfile: str
+    context: dict[str, str]  # name -> normalised content
+    user_context: list[list[object]]  # (path, mode, sha256) of the files a base Dockerfile copies
+
+    def to_json(self) -> dict[str, object]:
+        return {"dockerfile": self.dockerfile, "context": self.context, "user_context": self.user_context}
+
+
+def definition(checked: Checked, platform: str, lock: Lock | None = None) -> Definition:
+    return _definition(checked, platform, lock)[1]
+
+
+def _definition(checked: Checked, platform: str, lock: Lock | None) -> tuple[RenderPlan, Definition]:
+    """(canonical plan, its normalised build definition)."""
     canon = canonical_checked(checked)
     plan = render_plan(canon, canonical_lock(lock, checked, canon), platform).model_copy(
         update={"sources": ()}
     )
     secrets = _secrets(plan)
-    files = {n: normalise.context_file(n, c, secrets) for n, c in plan.context_files}
-    return plan, {
-        "dockerfile": normalise.dockerfile(render_dockerfile(plan, _BLANK, version=""), secrets),
-        "context": files,
-        "user_context": plan.user_context.hash_part() if plan.user_context else [],
-    }
+    return plan, Definition(
+        dockerfile=normalise.dockerfile(render_dockerfile(plan, _BLANK, version=""), secrets),
+        context={n: normalise.context_file(n, c, secrets) for n, c in plan.context_files},
+        user_context=plan.user_context.hash_part() if plan.user_context else [],
+    )
 
 
 def compute(checked: Checked, plan: RenderPlan, lock: Lock | None = None) -> HashResult:
-    canon, d = definition(checked, plan.platform, lock)
+    canon, d = _definition(checked, plan.platform, lock)
     parts: dict[str, Any] = {
         "schema": HASH_SCHEMA,
-        "dockerfile": d["dockerfile"],
-        "context": {n: _sha(c) for n, c in sorted(d["context"].items())},
-        "user_context": d["user_context"],
+        "dockerfile": d.dockerfile,
+        "context": {n: _sha(c) for n, c in sorted(d.context.items())},
+        "user_context": d.user_context,
     }
     return HashResult(digest(parts), parts, _stage_hashes(canon, parts))
 
