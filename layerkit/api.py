@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 # Environment versions in the registry: their own module, named here as part of the API.
-from layerkit.api_envs import env_diff, env_list, env_show
+from layerkit.api_envs import env_diff, env_list, env_sbom, env_show
 from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
 
@@ -51,6 +51,7 @@ __all__ = [
     "env_diff",
     "env_list",
     "env_register",
+    "env_sbom",
     "env_show",
     "find_lock",
     "hash_spec",
@@ -154,6 +155,7 @@ def _build_rendered(
     from layerkit.build.builder import BuildOptions
     from layerkit.build.builder import build as run_build
     from layerkit.build.progress import Progress
+    from layerkit.envs.attest import attest
 
     opts = options or BuildOptions()
     for w in rendered.warnings:
@@ -163,9 +165,16 @@ def _build_rendered(
         on_warning(
             f"{spec}: warning: no lock found; the env stage installs the unlocked spec (run `layerkit lock`)"
         )
+    if opts.sign_key:  # before the build, not after minutes of it
+        from layerkit.build.signing import check_key, cosign_binary
+
+        check_key(opts.sign_key, "--sign key")
+        cosign_binary()
     prog = progress or Progress(opts.progress)
     try:
-        return run_build(spec, rendered, opts, prog)
+        result = run_build(spec, rendered, opts, prog)
+        attest(rendered, opts, result, prog.message)
+        return result
     finally:
         prog.close()
 

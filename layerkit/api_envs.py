@@ -41,6 +41,20 @@ def env_show(
     return show(ref, registry, spec, on_warning or (lambda _m: None))
 
 
+def env_sbom(
+    ref: str,
+    *,
+    registry: str | None = None,
+    spec: Path | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> bytes:
+    """The CycloneDX JSON SBOM `layerkit build` attached to the image of ``NAME[@VERSION]``
+    (read from the registry, checked against the image's digest)."""
+    from layerkit.envs.ops import show_sbom
+
+    return show_sbom(ref, registry, spec, on_warning or (lambda _m: None))
+
+
 def env_diff(
     old: str,
     new: str,

@@ -13,13 +13,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from layerkit import __version__
-from layerkit.errors import EXIT_INTERRUPTED, EXIT_OK, LayerkitError, SpecError
+from layerkit.errors import (
+    EXIT_ENVIRONMENT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    LayerkitError,
+    Position,
+    SpecError,
+    error_line,
+)
 
 EXIT_CODES_HELP = """exit codes:
   0    ok
   1    a check failed (e.g. a stale lock)
   2    bad input (spec, layer, lock or arguments); the message names file:line:col
-  3    environment failure (solver, daemon, registry, network)
+  3    environment failure (solver, daemon, registry, network, file system)
   130  interrupted
 """
 
@@ -41,6 +49,7 @@ COMMANDS: dict[str, str] = {
     "check": "check that specs are valid, locks fresh and rendered contexts current (exit 1 if stale)",
     "env": "register environment versions in the registry; list, show and diff them",
     "make": "print a GNU Makefile fragment: spec+layers -> lock -> context -> image stamp, per environment",
+    "deploy": "write Kubernetes manifests for the spec's serve: section; `deploy plan`: replicas for a load; `deploy keys`: a keys Secret",
 }
 
 
@@ -112,16 +121,31 @@ def main(argv: list[str] | None = None) -> int:
         logs = getattr(exc, "logs", "")
         if logs:
             sys.stderr.write(logs if logs.endswith("\n") else logs + "\n")
-        where = f"{exc.location}: " if exc.location else "layerkit: "
-        print(f"{where}error: {exc.message}", file=sys.stderr)
-        return exc.exit_code
+        return _error(exc.location, exc.message, exc.exit_code)
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            return _broken_pipe()
+        # The file system refused a write (an unwritable or immutable folder, a path under a
+        # file, /proc): the environment's fault, one line naming the path. Reads of inputs
+        # go through layerkit.inputs and are SpecErrors already.
+        reason = exc.strerror or type(exc).__name__
+        if exc.filename is None:  # a socket or pipe, not a path
+            return _error(None, reason, EXIT_ENVIRONMENT)
+        return _error(Position(os.fsdecode(exc.filename)), f"file system: {reason}", EXIT_ENVIRONMENT)
     except KeyboardInterrupt:
         print("layerkit: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # stdout closed early (e.g. `| head`): not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+
+
+def _error(where: Position | None, message: str, code: int) -> int:
+    print(error_line(where, message), file=sys.stderr)
+    return code
+
+
+def _broken_pipe() -> int:
+    # stdout closed early (e.g. `| head`): not an error of ours.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK
 
 
 def entry() -> None:

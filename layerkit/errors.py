@@ -6,6 +6,7 @@ Exit codes (stable, documented in README):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -29,6 +30,35 @@ class Position:
         if self.line:
             return f"{self.file}:{self.line}"
         return self.file
+
+
+# C0 and C1 controls, DEL, Unicode line/paragraph separators, and lone surrogates (from an
+# undecodable file name): none may reach a terminal from a value we echo.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(m: re.Match[str]) -> str:
+    ch = m.group()
+    return _NAMED.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+
+
+def one_line(text: str) -> str:
+    """`text` safe for one line of a terminal: control characters shown as escapes."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def excerpt(value: object, limit: int = 24) -> str:
+    """A short quoted excerpt of something read from a file: an error about a foreign file
+    (a layer or Dockerfile named by path) must not print that file's contents."""
+    text = one_line(str(value))
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def error_line(where: object, message: str) -> str:
+    """The one error format, `file:line:col: error: message`, always one line: a value the
+    message echoes (a newline, an escape sequence, a bell) is printed escaped."""
+    return one_line(f"{where or 'layerkit'}: error: {message}")
 
 
 class LayerkitError(Exception):

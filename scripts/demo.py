@@ -38,9 +38,8 @@ def site_yaml(site: fb.Site, registry: str) -> str:
     images are named `debian:bookworm` and pulled through `mirrors.base_registry` (this run's
     registry, which holds it as library/debian:bookworm): mirrors stay out of the hash, so the
     random port does too and every run shows the same environment hash."""
-    layer = fb.site_layer(site, "debian:bookworm", registry)
     return (
-        layer.replace("mirrors:\n", f"mirrors:\n  base_registry: {registry}\n")
+        fb.site_layer(site, "debian:bookworm", registry, base_mirror=registry)
         + "  repository: demo/layerkit\n"
     )
 

@@ -6,7 +6,8 @@
 # Installs only what is missing.
 # Then Docker 26 from Debian 13, the engine of the demo, `make services` and the e2e tests,
 # unpacked into a private prefix under ${LAYERKIT_CACHE:-~/.cache/layerkit}
-# (scripts/services/engine26.sh; nothing installed system-wide, cached after the first run).
+# (scripts/services/engine26.sh; nothing installed system-wide, cached after the first run),
+# and cosign 2.5 from Debian 13 the same way (scripts/services/cosign.sh: the signing tests).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
@@ -19,3 +20,4 @@ if ((${#need[@]})); then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 bash "$(dirname "${BASH_SOURCE[0]}")/services/engine26.sh" >/dev/null
+bash "$(dirname "${BASH_SOURCE[0]}")/services/cosign.sh" >/dev/null

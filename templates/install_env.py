@@ -11,6 +11,12 @@ the BuildKit secret of the same name (`RUN --mount=type=secret,id=CONDA_TOKEN` p
 /run/secrets/CONDA_TOKEN, for this RUN only), and written nowhere: repodata is cached in a
 folder removed before exit, the prefix's conda-meta records get the `${NAME}` back, and
 messages show `${NAME}` instead of the value.
+
+A locked install is verified against the lock: each package's record takes the lock's sha256
+(or md5, where that is all the lock has) in place of the channel's, and rattler checks the
+archive against it when it downloads it and when it reuses it from the cache, before linking.
+So a channel that serves another file under a locked name fails the build. An unlocked
+install (--spec) has no lock to check against: only the channel's own repodata checksums.
 """
 
 import argparse
@@ -70,14 +76,48 @@ def _mask_prefix(prefix):
                 fh.write(masked)
 
 
-def _explicit_urls(path):
-    urls = []
+# The checksum after a URL's `#`: conda's explicit forms (`sha256:`/`sha256=` optional).
+_CHECKSUM = re.compile(r"(?:sha256[:=])?([0-9a-f]{64})|([0-9a-f]{32})")
+# rattler 0.28's words for an archive that is not the one its record names.
+_MISMATCH = re.compile(r"hash mismatch when extracting (\S+) to .*?: expected ([0-9a-f]+), got ([0-9a-f]+)")
+
+
+def _explicit_entries(path):
+    """(url, sha256, md5) of each locked package, its checksum as the lock gives it."""
+    entries = []
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             line = line.strip()
-            if line and not line.startswith(("#", "@")):
-                urls.append(line.split("#", 1)[0])
-    return urls
+            if not line or line.startswith(("#", "@")):
+                continue
+            url, _, frag = line.partition("#")
+            m = _CHECKSUM.fullmatch(frag.strip())
+            if m is None:  # layerkit renders none without one: a hand-edited file
+                raise SystemExit(
+                    f"install_env: the lock gives no sha256 or md5 for {url.rsplit('/', 1)[-1]}, so it "
+                    "cannot be verified; run `layerkit lock` again"
+                )
+            entries.append((url, m.group(1), m.group(2)))
+    return entries
+
+
+def _pin_checksums(record, sha256, md5):
+    """The lock's checksums replace the channel's: rattler verifies the archive against them."""
+    record.sha256 = bytes.fromhex(sha256) if sha256 else None
+    record.md5 = bytes.fromhex(md5) if md5 else None
+
+
+def mismatch_message(text):
+    """One line naming the package, the lock's digest and the served one; None: not a mismatch."""
+    m = _MISMATCH.search(text)
+    if m is None:
+        return None
+    url, want, got = m.groups()
+    kind = "sha256" if len(want) == 64 else "md5"
+    return (
+        f"install_env: {url.rsplit('/', 1)[-1]} is not the locked package: expected {kind} {want}, "
+        f"got {got} from {url} (the channel serves another file under this name; relock if that is intended)"
+    )
 
 
 def _gateway(repodata_cache):
@@ -86,10 +126,11 @@ def _gateway(repodata_cache):
     return rattler.Gateway(cache_dir=repodata_cache) if repodata_cache else rattler.Gateway()
 
 
-async def _records_for(urls, platform, repodata_cache=None):
+async def _records_for(entries, platform, repodata_cache=None):
+    """The channels' records of the locked URLs, each with the lock's checksums."""
     import rattler
 
-    urls = [expand(u) for u in urls]
+    urls = [expand(u) for u, _, _ in entries]
     by_channel = {}
     for url in urls:
         base, subdir, _ = url.rsplit("/", 2)
@@ -105,6 +146,8 @@ async def _records_for(urls, platform, repodata_cache=None):
     missing = [u for u in urls if u not in records]
     if missing:
         raise SystemExit(f"install_env: {len(missing)} locked packages are not in their channels, e.g. {missing[0]}")
+    for url, (_, sha256, md5) in zip(urls, entries):
+        _pin_checksums(records[url], sha256, md5)
     return [records[u] for u in urls]
 
 
@@ -145,7 +188,7 @@ def main():
     repodata_cache = tempfile.mkdtemp(prefix="lk-repodata-") if private else None
     try:
         if args.lock:
-            records = asyncio.run(_records_for(_explicit_urls(args.lock), args.platform, repodata_cache))
+            records = asyncio.run(_records_for(_explicit_entries(args.lock), args.platform, repodata_cache))
         else:
             records = asyncio.run(_solve(args.spec, args.platform, repodata_cache))
         cache = {"cache_dir": args.cache_dir} if args.cache_dir else {}
@@ -168,7 +211,8 @@ if __name__ == "__main__":
             print(mask(str(exc.code)), file=sys.stderr)
     except Exception as exc:  # rattler's messages name the URL: never print a secret
         code = 1
-        print(f"install_env: {type(exc).__name__}: {mask(str(exc))}", file=sys.stderr)
+        text = mask(str(exc))
+        print(mismatch_message(text) or f"install_env: {type(exc).__name__}: {text}", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # py-rattler can crash at interpreter exit

@@ -188,8 +188,15 @@ def airgap_site(root: Path, on_get: Callable[[str], None] | None = None) -> Iter
         stop_pypi()
 
 
-def site_layer(site: Site, base_image: str, registry: str | None, installer_image: str | None = None) -> str:
-    """A spec layer pointing a spec at the site: channel mirror, PyPI mirror, base, registry."""
+def site_layer(
+    site: Site,
+    base_image: str,
+    registry: str | None,
+    installer_image: str | None = None,
+    base_mirror: str | None = None,
+) -> str:
+    """A spec layer pointing a spec at the site: channel mirror, PyPI mirror, base (pulled
+    through `base_mirror` when given), registry."""
     lines = [
         f"base:\n  image: {base_image}\n",
         # The site's installer image: the Debian 12 base (Python 3.11, venv), as an air-gapped
@@ -197,6 +204,8 @@ def site_layer(site: Site, base_image: str, registry: str | None, installer_imag
         f"conda:\n  channels: [demo]\n  installer: rattler\n  installer_image: {installer_image or base_image}\n",
         f"mirrors:\n  channels: {{demo: '{site.channel_url}'}}\n  pypi_index: '{site.pypi_url}'\n",
     ]
+    if base_mirror:
+        lines.append(f"  base_registry: {base_mirror}\n")
     if registry:
         lines.append(f"registry:\n  address: {registry}\n")
     return "".join(lines)

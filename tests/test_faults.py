@@ -230,3 +230,58 @@ def test_a_failing_step_is_named_not_the_cold_cache_import(
     assert last.startswith('layerkit: error: BuildKit step \'[runtime 2/3] RUN ["sh", "-c"'), last
     assert "exit code: 7" in last, last
     assert MLKIT_OUT in tail, err[-3000:]  # the step's log tail comes first
+
+
+def planned(case: Case) -> dict[str, object]:
+    """What `layerkit plan` decides for the case's spec now (the decision build must carry out)."""
+    from layerkit import api
+    from layerkit.build.builder import BuildOptions
+
+    return api.plan(case.spec, options=BuildOptions(addr=case.addr)).decision.to_json()
+
+
+def test_registry_killed_mid_stage_push_is_not_found_later(proxied: Case, hold: ff.Hold) -> None:
+    # Issue 15 §4: the env stage image's push dies. The image, pushed last, is not in the
+    # registry, so the next run cannot say "found" with the env stage image missing.
+    hold.arm(ff.upload_to(f"{proxied.repo}-env"))  # the env stage image's first blob upload
+    build = proxied.start()
+    hold.wait_hit(build)  # held there, the build is mid-push
+    proxied.dirs.kill_registry()
+    hold.release()
+    failed_with(proxied, build.finish(), 3)
+
+    proxied.dirs.start_registry()
+    states = proxied.registry_states()
+    assert (states["image"], states["env"], states["base"]) == ("absent", "absent", "complete"), states
+    decision = planned(proxied)
+    assert decision["action"] == "build", decision
+    assert [(s["stage"], s["build"]) for s in decision["stage_images"]] == [("base", False), ("env", True)]  # type: ignore[union-attr]
+    doc = recovers(proxied)
+    assert doc["action"] == "built" and doc["decision"] == decision, doc
+    assert doc["solved"] == ["image", "env", "publish"], doc
+    assert set(proxied.registry_states().values()) == {"complete"}
+    assert planned(proxied)["action"] == "found"
+
+
+def test_registry_killed_while_the_image_is_published_reuses_the_stage_images(
+    proxied: Case, hold: ff.Hold
+) -> None:
+    # Every stage image and cache is in when the image's own push dies: the next run solves and
+    # publishes only the image, on the stage images the registry already holds.
+    hold.arm(ff.upload_to(proxied.repo))  # the image's first blob upload: the publish solve's
+    build = proxied.start()
+    hold.wait_hit(build)
+    proxied.dirs.kill_registry()
+    hold.release()
+    failed_with(proxied, build.finish(), 3)
+
+    proxied.dirs.start_registry()
+    states = proxied.registry_states()
+    assert states.pop("image") == "absent" and set(states.values()) == {"complete"}, states
+    decision = planned(proxied)
+    assert decision["action"] == "build", decision
+    assert [s["build"] for s in decision["stage_images"]] == [False, False]  # type: ignore[union-attr]
+    doc = recovers(proxied)
+    assert doc["action"] == "built" and doc["decision"] == decision, doc
+    assert doc["solved"] == ["image", "publish"], doc
+    assert set(proxied.registry_states().values()) == {"complete"}

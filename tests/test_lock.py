@@ -11,6 +11,7 @@ import pytest
 from fixtures_services import refused_port
 
 from layerkit import api
+from layerkit.lock.explicit import parse_explicit
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("lock_sandbox")]
 
@@ -140,8 +141,14 @@ def test_locked_hash_and_render(cli, channel: tuple[Path, str], tmp_path: Path) 
     rendered = api.render(spec)
     assert rendered.plan.env_install is not None and rendered.plan.env_install.locked
     assert "--lock conda-linux-64.lock" in rendered.dockerfile
-    explicit = (tmp_path / "env.linux-64.explicit.txt").read_text()
-    assert rendered.files["conda-linux-64.lock"].splitlines()[2:] == explicit.splitlines()[2:]
+    # The same packages as the exported explicit file; the context's with the lock's sha256
+    # (what install_env.py verifies), the export's with md5 (what every conda reads).
+    exported = api.read_lock(tmp_path / "env.linux-64.explicit.txt").packages
+    context = parse_explicit(rendered.files["conda-linux-64.lock"], "ctx").packages
+    by_url = {p.url: p for p in api.read_lock(tmp_path / "env.conda-lock.yml").packages}
+    assert [p.url for p in context] == [p.url for p in exported] and context
+    assert all(p.sha256 == by_url[p.url].sha256 and p.sha256 and not p.md5 for p in context)
+    assert all(p.md5 == by_url[p.url].md5 and p.md5 for p in exported)
 
 
 def test_channel_alias(cli, tmp_path: Path) -> None:

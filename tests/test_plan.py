@@ -73,12 +73,15 @@ def test_dockerfile_steps_join_continuations_and_track_stages() -> None:
     ]
 
 
-def _spec(tmp: Path, base_image: str, address: str, globals_: list[str] | None = None) -> Path:
-    spec = tmp / "layerkit.yaml"
+def _spec(
+    tmp: Path, base_image: str, address: str, globals_: list[str] | None = None, repo: str = "plantest"
+) -> Path:
+    spec = tmp / repo / "layerkit.yaml"
+    spec.parent.mkdir(exist_ok=True)
     glob = f"\n  global_registries: {json.dumps(globals_)}" if globals_ else ""
     spec.write_text(
         f"name: plantest\nbase: {{image: '{base_image}'}}\nuser_managed: true\n"
-        f"steps: [{{run: 'echo planned'}}]\nregistry:\n  address: '{address}'\n  repository: plantest{glob}\n"
+        f"steps: [{{run: 'echo planned'}}]\nregistry:\n  address: '{address}'\n  repository: {repo}{glob}\n"
     )
     return spec
 
@@ -102,7 +105,9 @@ def test_plan_reports_build_cache_found_and_copy_without_changing_anything(
     assert env["stage_images"][0]["exists"] is True
     assert env["cache_from"] == [base_stage["ref"]]
 
-    # The image itself in the workspace registry: nothing to do, no steps.
+    # The image in the workspace registry beside every stage image: nothing to do, no steps.
+    for stage in env["stage_images"][1:]:
+        client.copy(ImageRef.parse(services.base_image), ImageRef.parse(stage["ref"]))
     client.copy(ImageRef.parse(services.base_image), ImageRef.parse(env["image"]))
     (env,) = _validated(cli("plan", spec, "--json", "--no-name-tag").out)["environments"]
     assert env["action"] == "found" and env["found_at"] == env["image"] and env["steps"] == []
@@ -114,7 +119,18 @@ def test_plan_reports_build_cache_found_and_copy_without_changing_anything(
         assert env2["action"] == "copy"
         assert env2["found_at"] == env["image"]
         assert env2["image"] == f"{ws.address}/plantest:{env['hash']}"
+        stage_refs = [s["ref"] for s in env2["stage_images"]]
+        assert [c["to"] for c in env2["copies"]] == [*stage_refs, env2["image"]]  # the image last
         assert client.head_manifest(ImageRef.parse(env2["image"])) is None
+
+    # The image alone, without its stage images, is not found: they would never be pushed.
+    alone = _spec(tmp_path, services.base_image, services.registry, repo="plantest-alone")
+    (env3,) = _validated(cli("plan", alone, "--json", "--no-name-tag").out)["environments"]
+    client.copy(ImageRef.parse(services.base_image), ImageRef.parse(env3["image"]))
+    (env3,) = _validated(cli("plan", alone, "--json", "--no-name-tag").out)["environments"]
+    assert env3["action"] == "build" and env3["cache_from"] == [env3["image"]]
+    assert [s["build"] for s in env3["stage_images"]] == [True] * len(env3["stage_images"])
+    assert all(any(s["ref"] in w for w in env3["warnings"]) for s in env3["stage_images"]), env3
 
 
 def test_unreachable_registry_leaves_the_answer_open(cli, tmp_path: Path) -> None:

@@ -10,30 +10,9 @@ import pytest
 from fixtures_services import AuthRegistry, Services, refused_port
 
 from layerkit.build.registry import Credentials, ImageRef, RegistryClient, resolve_credentials
-from layerkit.errors import RegistryError, RegistryUnreachable, SpecError
+from layerkit.errors import RegistryError, RegistryUnreachable
 
 D = "sha256:" + "a" * 64
-
-
-@pytest.mark.parametrize(
-    ("ref", "parsed", "text"),
-    [
-        ("debian", ("docker.io", "library/debian", None, None), "docker.io/library/debian:latest"),
-        ("localhost:5000/a/b:1", ("localhost:5000", "a/b", "1", None), "localhost:5000/a/b:1"),
-        (f"r.example.com/x@{D}", ("r.example.com", "x", None, D), f"r.example.com/x@{D}"),
-        ("team/env:v2", ("docker.io", "team/env", "v2", None), "docker.io/team/env:v2"),
-    ],
-)
-def test_image_ref_parse(ref: str, parsed: tuple[object, ...], text: str) -> None:
-    r = ImageRef.parse(ref)
-    assert (r.registry, r.repository, r.tag, r.digest) == parsed
-    assert str(r) == text
-
-
-@pytest.mark.parametrize("bad", ["", "UPPER/case", "a b", "x:tag:tag", "host:5000/"])
-def test_bad_image_refs(bad: str) -> None:
-    with pytest.raises(SpecError, match="bad image reference"):
-        ImageRef.parse(bad)
 
 
 def test_credentials_from_named_env_vars_and_docker_config(tmp_path: Path) -> None:

@@ -18,10 +18,14 @@ from layerkit import api
 from layerkit.build.builder import BuildOptions
 from layerkit.build.lookup import credentials_for, layout
 from layerkit.build.runner import RunOptions, container_config, spec_settings
+from layerkit.build.signing import required_key
+from layerkit.deploy.manifests import Request, documents
 from layerkit.envs.record import build_record
+from layerkit.errors import SpecError
 from layerkit.lock.solve import lock_inputs
 from layerkit.spec.catalog import CatalogImage
 from layerkit.spec.models import Spec
+from layerkit.spec.serve import settings
 
 BASE = "name: f\nversion: '1'\nbase: {image: 'ubuntu:22.04'}\nconda: {dependencies: [numpy]}\n"
 FORGE = BASE.replace("{dependencies", "{channels: [conda-forge], dependencies")  # a bare channel name
@@ -55,7 +59,6 @@ def _base_credentials(r: api.Rendered) -> object:  # `build`/`lock`: the base re
 
 
 def _bases_accepting(r: api.Rendered) -> object:  # `check`: the catalog bases features.gpu fits
-    from layerkit.errors import SpecError
     from layerkit.spec.gpu import check_named_base
 
     def fits(image: CatalogImage) -> bool:
@@ -71,6 +74,10 @@ def _bases_accepting(r: api.Rendered) -> object:  # `check`: the catalog bases f
     return tuple(n for n in ("2.15", "2.16") if fits(image.model_copy(update={"nccl": n})))
 
 
+def _signature_key(r: api.Rendered) -> object:  # `build`/`plan`: the key reuse is gated on
+    return required_key(r, None)
+
+
 def _record(r: api.Rendered) -> object:  # `env register`
     return build_record(r, image="x", version="1").description
 
@@ -81,6 +88,17 @@ def _run(r: api.Rendered) -> object:  # `run`: what the engine is asked for
         RunOptions(("python", "train.py"), user="u"), shm_size=settings["shm_size"], python=settings["python"]
     )
     return settings["workdir"], settings["gpu"], config
+
+
+def _serve(r: api.Rendered) -> object:
+    # The inference image's inputs (issue 16 §1: entry script, source, models, payload cap); until
+    # that image is built, the settings `serve`/`deploy` read them from.
+    return settings(r.checked.resolved.spec.serve)
+
+
+def _deploy(r: api.Rendered) -> object:  # `deploy`: the Kubernetes manifests (both autoscalers)
+    s = settings(r.checked.resolved.spec.serve)
+    return [documents(Request("f", "registry.example.com/f:1", a), s) for a in ("knative", "hpa")]
 
 
 # field -> (observation, spec A, spec B): A and B differ in that field only.
@@ -215,6 +233,11 @@ EFFECTS: dict[str, tuple[Callable[[api.Rendered], object], str, str]] = {
         BASE,
         BASE + "registry: {global_registries: ['shared.example.com']}\n",
     ),
+    "registry.require_signature": (
+        _signature_key,
+        BASE,
+        BASE + "registry: {require_signature: 'hashivault://layerkit'}\n",  # a KMS key: no file
+    ),
     "mirrors.channel_alias": (_lock, FORGE, FORGE + "mirrors: {channel_alias: 'http://mirror.internal/'}\n"),
     "mirrors.channels": (
         _lock,
@@ -233,6 +256,58 @@ EFFECTS: dict[str, tuple[Callable[[api.Rendered], object], str, str]] = {
         FLAVOUR + "mirrors: {base_registry: 'mirror.internal:5000'}\n",
     ),
 }
+
+# serve.FIELD: the section's value in spec A and in spec B (spec/serve.py).
+SERVE = {
+    "entry_script": ("{entry_script: a.py}", "{entry_script: b.py}"),
+    "source_directory": ("{source_directory: a}", "{source_directory: b}"),
+    "models.name": ("{models: [{name: a, path: m}]}", "{models: [{name: b, path: m}]}"),
+    "models.version": ("{models: [{name: a, path: m}]}", "{models: [{name: a, version: 2, path: m}]}"),
+    "models.path": ("{models: [{name: a, path: m}]}", "{models: [{name: a, path: n}]}"),
+    "port": ("{}", "{port: 8080}"),
+    "max_request_mb": ("{}", "{max_request_mb: 10}"),
+    "scoring_timeout_ms": ("{}", "{scoring_timeout_ms: 5000}"),
+    "max_concurrent_requests_per_replica": ("{}", "{max_concurrent_requests_per_replica: 4}"),
+    "liveness_route": ("{}", "{liveness_route: /live}"),
+    "readiness_route": ("{}", "{readiness_route: /ready}"),
+    "scoring_route": ("{}", "{scoring_route: /predict}"),
+    "auth": ("{}", "{auth: none}"),
+    "namespace": ("{}", "{namespace: prod}"),
+    "cpu_cores": ("{}", "{cpu_cores: 2}"),
+    "cpu_cores_limit": ("{}", "{cpu_cores_limit: 4}"),
+    "memory_gb": ("{}", "{memory_gb: 2}"),
+    "memory_gb_limit": ("{}", "{memory_gb_limit: 4}"),
+    "gpu": ("{}", "{gpu: 1}"),
+    # Azure's rule: autoscale follows num_replicas, and the flag saying otherwise is refused.
+    "autoscale_enabled": (
+        "{num_replicas: 2, autoscale_enabled: false}",
+        "{num_replicas: 2, autoscale_enabled: true}",
+    ),
+    "autoscale_min_replicas": ("{}", "{autoscale_min_replicas: 2}"),
+    "autoscale_max_replicas": ("{}", "{autoscale_max_replicas: 20}"),
+    "autoscale_target_utilization": ("{}", "{autoscale_target_utilization: 50}"),
+    "num_replicas": ("{}", "{num_replicas: 3}"),
+    **{
+        f"{probe}.{key}": ("{}", f"{{{probe}: {{{key}: 7}}}}")
+        for probe in ("liveness_probe", "readiness_probe")
+        for key in ("initial_delay_seconds", "period_seconds", "timeout_seconds", "failure_threshold")
+    },
+}
+_IMAGE_ONLY = {"entry_script", "source_directory", "models.name", "models.version", "models.path",
+               "max_request_mb", "scoring_route"}  # fmt: skip
+EFFECTS.update(
+    {
+        f"serve.{k}": (
+            _serve if k in _IMAGE_ONLY else _deploy,
+            BASE + f"serve: {a}\n",
+            BASE + f"serve: {b}\n",
+        )
+        for k, (a, b) in SERVE.items()
+    }
+)
+
+# Fields whose only effect is a refusal of spec B (its value contradicts another field).
+REFUSED_IN_B = {"serve.autoscale_enabled"}
 
 
 def _models(annotation: Any) -> Iterator[type[BaseModel]]:
@@ -285,4 +360,9 @@ def test_the_field_changes_what_its_entry_says(
         monkeypatch.setenv(var, value)
     observe, a, b = EFFECTS[field]
     assert a != b
+    if field in REFUSED_IN_B:
+        observe(_rendered(tmp_path, "a", a))
+        with pytest.raises(SpecError, match=field.split(".")[-1]):
+            _rendered(tmp_path, "b", b)
+        return
     assert observe(_rendered(tmp_path, "a", a)) != observe(_rendered(tmp_path, "b", b))

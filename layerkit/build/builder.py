@@ -2,12 +2,13 @@
 
 Order of work, cheapest first:
 1. render and hash (no daemon, no network);
-2. skip-by-hash: HEAD ``<repo>:<hash>`` in the workspace registry, then in each global
-   registry (found there: copied into the workspace registry); no daemon is contacted;
-3. one build per hash at a time on this machine (a file lock), re-checking the registry
-   once the lock is ours, so concurrent runs of the same spec build once;
-4. solve the image (its Status stream says what really ran), then solve each shared stage
-   not yet in the registry (all steps cached by then) and push them as their own images;
+2. decide (decisions.decide, the Decision `plan --json` prints): skip-by-hash HEADs the image
+   and its stage images in the workspace registry, then in each global registry (found
+   there: copied into the workspace registry); no daemon is contacted;
+3. one build per hash at a time on this machine (a file lock); a run that had to wait for
+   another decides again, since that run changed the registry, so concurrent runs build once;
+4. carry the Decision out: solve the image (its Status stream says what really ran), then
+   each stage image it marks ``build`` (all steps cached by then), pushed as its own image;
    the image itself reaches the registry last, since finding it ends later runs at step 2.
 
 A registry that cannot be reached at the start is not fatal: the build goes on without cache
@@ -29,12 +30,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from layerkit.build.compat import without_copy_link
-from layerkit.build.lookup import Registries, credentials_for, find_existing, layout, registries_for
+from layerkit.build.decisions import Decision, decide
+from layerkit.build.lookup import Registries, credentials_for, layout, registries_for
 
 # Its own module so lookup.py, which builder.py uses, can take it; callers import it here.
 from layerkit.build.options import BuildOptions as BuildOptions
 from layerkit.build.progress import PUBLISH
 from layerkit.build.request import Target, solve_args
+from layerkit.build.signing import gate_for
 from layerkit.errors import RegistryError, SpecError
 
 if TYPE_CHECKING:
@@ -64,6 +67,11 @@ class BuildResult:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # "solve image", "push base", ...
     warnings: list[str] = field(default_factory=list)
+    decision: Decision | None = None  # what was carried out (as `plan --json` prints it)
+    # What the solves really asked BuildKit for, so the decision can be checked against it.
+    solved: list[str] = field(default_factory=list)  # each solve's label, in order
+    cache_imports: list[str] = field(default_factory=list)
+    cache_exports: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -81,6 +89,10 @@ class BuildResult:
             "seconds": round(self.seconds, 3),
             "timings": dict(self.timings),
             "warnings": list(self.warnings),
+            "decision": self.decision.to_json() if self.decision else None,
+            "solved": list(self.solved),
+            "cache_imports": sorted(set(self.cache_imports)),
+            "cache_exports": sorted(set(self.cache_exports)),
         }
 
 
@@ -92,69 +104,73 @@ def build_lock_path(env_hash: str) -> Path:
 
 
 @contextlib.contextmanager
-def _build_lock(env_hash: str, progress: Progress) -> Iterator[None]:
+def _build_lock(env_hash: str, progress: Progress) -> Iterator[bool]:
+    """Held for the block; True when another run held it first (and so may have built)."""
     path = build_lock_path(env_hash)
     path.parent.mkdir(parents=True, exist_ok=True)
+    waited = False
     with open(path, "a+b") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             progress.message(f"waiting for another build of {env_hash[:12]} on this machine")
             fcntl.flock(fh, fcntl.LOCK_EX)
+            waited = True
         try:
-            yield
+            yield waited
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress) -> BuildResult:
-    from layerkit.build.registry import ImageRef
-
     started = time.monotonic()
     lay = layout(rendered, opts)
-    address, plan, main, workspace_host = lay.address, lay.targets, lay.main, lay.workspace_host
+    main = lay.main
     result = BuildResult(hash=main.hash, image=main.ref, action="built")
 
     def warn(message: str) -> None:
-        result.warnings.append(message)
-        progress.message(message)
+        if message not in result.warnings:
+            result.warnings.append(message)
+            progress.message(message)
 
     creds = credentials_for(rendered, lay)
     registries = registries_for(lay, creds, warn)
-
-    def lookup() -> bool:
-        if opts.force:
-            return False
-        found = find_existing(lay, registries, opts.addr)
-        if found is None:
-            return False
-        where, ref = found
-        result.source = "engine" if where == "engine" else ref
-        if where != "global":
-            result.action = "found"
-        elif address and workspace_host not in registries.down:
-            registries.client.copy(ImageRef.parse(ref), ImageRef.parse(main.ref))
-            result.action, result.pushed, result.image = "copied", True, main.ref
-        else:
-            result.action, result.image = "found", ref
-        return True
-
-    if lookup():
+    gate = gate_for(rendered, opts.require_signature, registries.client, creds, warn)
+    decision = result.decision = decide(lay, registries, opts, warn, accept=gate)
+    if decision.action in ("found", "copy"):
+        _reuse(decision, registries, result)
         progress.message(f"{result.image}: {result.action} ({result.source}); nothing to build")
-        _describe(result, registries, bool(address))
+        _describe(result, registries, decision.registry is not None)
         result.seconds = time.monotonic() - started
         return result
 
-    with _build_lock(main.hash, progress):
-        if lookup():  # another run built it while we waited
-            progress.message(f"{result.image}: built meanwhile by another run")
-            result.seconds = time.monotonic() - started
-            return result
-        _solve_all(rendered, plan, opts, progress, registries, creds, result, address is not None)
+    with _build_lock(main.hash, progress) as waited:
+        if waited:  # the run we waited for changed the registry: decide again
+            decision = result.decision = decide(lay, registries, opts, warn, accept=gate)
+            if decision.action in ("found", "copy"):
+                _reuse(decision, registries, result)
+                progress.message(f"{result.image}: built meanwhile by another run")
+                result.seconds = time.monotonic() - started
+                return result
+        _solve_all(rendered, lay.targets, decision, opts, progress, creds, result)
     result.cached_steps, result.total_steps = progress.counts(main.label)
     _describe(result, registries, result.pushed)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _reuse(decision: Decision, registries: Registries, result: BuildResult) -> None:
+    """Carry out found or copy: copies in the Decision's order, the image last."""
+    from layerkit.build.registry import ImageRef
+
+    found = decision.found_at
+    result.source = "engine" if decision.registry is None and found == decision.image else found
+    for src, dst in decision.copies:
+        registries.client.copy(ImageRef.parse(src), ImageRef.parse(dst))
+    result.action = "copied" if decision.action == "copy" else "found"
+    result.pushed = bool(decision.copies)
+    result.image = decision.uses
+    result.stages = {s.stage: s.ref for s in decision.stage_images if decision.action == "copy" or s.exists}
 
 
 def _describe(result: BuildResult, registries: Registries, in_registry: bool) -> None:
@@ -175,12 +191,11 @@ def _describe(result: BuildResult, registries: Registries, in_registry: bool) ->
 def _solve_all(
     rendered: Rendered,
     plan: list[Target],
+    decision: Decision,
     opts: BuildOptions,
     progress: Progress,
-    registries: Registries,
     creds: Callable[[str], Credentials | None],
     result: BuildResult,
-    has_registry: bool,
 ) -> None:
     from layerkit.build.client import BuildkitClient
     from layerkit.build.context import BuildContext
@@ -189,17 +204,9 @@ def _solve_all(
     main = plan[0]
     user = rendered.plan.user_context
     extra, modes = user.read() if user else ({}, {})
-    existing = {t.stage: has_registry and registries.exists(t.ref) for t in plan[1:]}
-    # Earlier builds of this environment (same name-version tag) seed the cache too.
-    prior = [f"{main.repo}:{t}" for t in main.extra_tags]
-    cache_from = [t.ref for t in plan[1:] if existing[t.stage]]
-    cache_from += [ref for ref in prior if has_registry and registries.exists(ref)]
-    if opts.force and has_registry and registries.exists(main.ref):
-        cache_from.append(main.ref)  # a forced rebuild starts from the image it replaces
-    workspace = ImageRef.parse(main.ref).registry if has_registry else None
-    push = opts.push and has_registry and workspace not in registries.down
-    if not push and has_registry and opts.push:
-        result.warnings.append(f"warning: {main.ref} is not pushed: its registry is unreachable")
+    has_registry = decision.registry is not None
+    stage_images = {s.stage: s for s in decision.stage_images}
+    cache_from, caches, push = decision.cache_from, decision.registry_caches, decision.push
 
     secrets = build_secrets(rendered)
     files: dict[str, str | bytes] = {**rendered.files, **extra}
@@ -219,11 +226,6 @@ def _solve_all(
         # moby exporter + an Engine API push, unless the daemon's builder pushes itself (buildkitd,
         # or dockerd's containerd worker when there is a registry to push to).
         embedded = caps.embedded_in_docker and not (caps.pushes_images and push)
-        # Every target's registry cache that exists: a base-only change still finds the env
-        # stage's (its hash did not move), a rebuild of this hash finds the image's.
-        caches = [
-            t.cache_ref for t in plan if has_registry and not embedded and registries.exists(t.cache_ref)
-        ]
         engine = _engine(client) if embedded else None
         with BuildContext(client, files, creds, modes=modes, secrets=secrets) as ctx:
 
@@ -254,6 +256,9 @@ def _solve_all(
                     masked=secrets,
                 )
                 result.timings[f"solve {label}"] = round(time.monotonic() - t0, 3)
+                result.solved.append(label)
+                result.cache_imports += cache_from if embedded else [a["ref"] for _, a in args.cache_imports]
+                result.cache_exports += [a["ref"] for kind, a in args.cache_exports if kind == "registry"]
                 return dict(res.exporter_response)
 
             def engine_push(target: Target) -> None:
@@ -276,11 +281,11 @@ def _solve_all(
                 response = solve(main, main.label, publish=not deferred, export_cache=exporter_cache)
                 for target in plan[1:]:
                     assert target.stage is not None
-                    # A stage image is done with its registry cache: one pushed before its cache
-                    # export died is solved again (all cached) so the cache goes in too.
-                    done = existing[target.stage] and (embedded or target.cache_ref in caches)
-                    if done or not push:
-                        continue  # stage images only matter in a registry
+                    # The decision's: stage images only matter in a registry, and one is done
+                    # with its registry cache (one pushed before its cache export died is
+                    # solved again, all cached, so the cache goes in too).
+                    if not stage_images[target.stage].solved(registry_cache=not embedded):
+                        continue
                     solve(target, target.label, publish=True, export_cache=exporter_cache)
                     engine_push(target)
                     result.stages[target.stage] = target.ref
@@ -295,7 +300,7 @@ def _solve_all(
                 if engine is not None:
                     engine.close()
     for t in plan[1:]:
-        if existing[t.stage] and t.stage:
+        if t.stage and stage_images[t.stage].exists:
             result.stages[t.stage] = t.ref
     result.pushed = push
 

@@ -1,12 +1,14 @@
-"""`layerkit plan`: what `layerkit build` would do, as versioned JSON for other build tools.
+"""What `layerkit build` does for one environment, decided once: `plan --json` prints it and
+`build` carries it out (builder.py executes a Decision; it looks nothing up itself).
 
-Same decisions as the build (layerkit.build.lookup.layout/find_existing), no daemon needed and
-nothing changed: the registry is only asked (manifest HEAD) whether the images exist;
-`offline` asks nothing. The document's shape is layerkit/schemas/plan-1.schema.json.
+The decision asks the registry (manifest HEADs) and, registry-less, the local engine; no
+BuildKit daemon is needed and nothing is changed. `offline` asks nothing. The document's
+shape is layerkit/schemas/plan-1.schema.json.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -14,7 +16,8 @@ from typing import TYPE_CHECKING, Literal
 from layerkit.errors import DaemonError
 
 if TYPE_CHECKING:
-    from layerkit.build.builder import BuildOptions
+    from layerkit.build.lookup import Layout, Registries
+    from layerkit.build.options import BuildOptions
     from layerkit.pipeline import Rendered
 
 PLAN_SCHEMA = "layerkit.plan/1"
@@ -46,11 +49,176 @@ def dockerfile_steps(dockerfile: str) -> list[Step]:
 class StageImage:
     stage: str
     ref: str
-    exists: bool | None  # None: not asked (offline, or the registry was down)
+    exists: bool | None  # None: not asked (offline, the registry was down, or nothing to build)
+    cache: str = ""  # its registry cache
+    cache_exists: bool | None = None
+    # A build solves and pushes it (with its cache); an engine without registry caches
+    # (dockerd's classic store) needs only the image: see solved().
+    build: bool = False
+
+    def solved(self, registry_cache: bool) -> bool:
+        return self.build and (registry_cache or not self.exists)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "stage": self.stage,
+            "ref": self.ref,
+            "exists": self.exists,
+            "cache": self.cache,
+            "cache_exists": self.cache_exists,
+            "build": self.build,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """found: use ``found_at`` as it is; copy: ``copies`` (stage images first, the image
+    last); build: solve the image, then the stage images marked ``build``, then publish the
+    image; unchecked: the registry could not be asked, so build and push nothing."""
+
+    action: Action
+    found_at: str | None
+    image: str  # the workspace's <repository>:<hash>
+    tags: tuple[str, ...]
+    registry: str | None
+    push: bool
+    stage_images: tuple[StageImage, ...]
+    cache_from: tuple[str, ...]  # images imported as cache
+    registry_caches: tuple[str, ...]  # registry caches imported (engines that use them)
+    cache_exports: tuple[str, ...]  # registry caches exported (engines that export them)
+    copies: tuple[tuple[str, str], ...] = ()  # (from, to)
+
+    @property
+    def uses(self) -> str:
+        """The image a run uses: the one found (maybe in a global registry), else the workspace's."""
+        return self.found_at if self.action == "found" and self.found_at else self.image
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "action": self.action,
+            "found_at": self.found_at,
+            "image": self.image,
+            "tags": list(self.tags),
+            "registry": self.registry,
+            "push": self.push,
+            "stage_images": [s.to_json() for s in self.stage_images],
+            "cache_from": list(self.cache_from),
+            "registry_caches": list(self.registry_caches),
+            "cache_exports": list(self.cache_exports),
+            "copies": [{"from": a, "to": b} for a, b in self.copies],
+        }
+
+
+def decide(
+    lay: Layout,
+    registries: Registries,
+    opts: BuildOptions,
+    warn: Callable[[str], None],
+    *,
+    offline: bool = False,
+    accept: Callable[[str, bool], bool] | None = None,
+) -> Decision:
+    """The one place found/copy/build is decided, for `plan` and `build` alike.
+    `accept(ref, in_registry)`: whether an image may be reused, as found or as a cache source
+    (signing.signature_gate under --require-signature); None accepts every image."""
+    from layerkit.build.lookup import find_existing, under
+
+    main, has_registry = lay.main, lay.address is not None
+    checked = not offline
+    found: tuple[str, str] | None = None
+    if checked and not opts.force:
+        try:
+            found = find_existing(lay, registries, opts.addr, accept)
+        except DaemonError as exc:
+            # Registry-less images live in the local engine; an engine that is not running
+            # leaves the answer open instead of failing the plan (a build then fails to reach it).
+            warn(f"warning: {exc}; cannot tell whether the image exists")
+            checked = False
+
+    def down() -> bool:
+        return lay.workspace_host in registries.down
+
+    if found is not None:
+        where, ref = found
+        # A workspace registry that is down gets no copy: the global image is used as it is.
+        copy = where == "global" and has_registry and not down()
+        stages = tuple(
+            StageImage(t.stage or "", t.ref, True if where == "workspace" else None, t.cache_ref)
+            for t in lay.targets[1:]
+        )
+        copies: tuple[tuple[str, str], ...] = ()
+        if copy:
+            sources = under(ref.rsplit(":", 1)[0], lay)
+            # Stage images first: the image, which the next run finds, arrives last.
+            copies = tuple((src.ref, dst.ref) for src, dst in zip(sources[1:], lay.targets[1:], strict=True))
+            copies += ((ref, main.ref),)
+        return Decision(
+            action="copy" if copy else "found",
+            found_at=ref,
+            image=main.ref,
+            tags=main.refs[1:],
+            registry=lay.address,
+            push=copy,
+            stage_images=stages,
+            cache_from=(),
+            registry_caches=(),
+            cache_exports=(),
+            copies=copies,
+        )
+
+    def exists(ref: str) -> bool | None:
+        if not checked or not has_registry or down():
+            return None
+        return registries.exists(ref)
+
+    refused: set[str] = set()
+
+    def usable(ref: str) -> bool | None:
+        # An image the gate refuses is not reused, not even as a cache source: it is rebuilt
+        # (the gate has said why).
+        there = exists(ref)
+        if there and accept is not None and not accept(ref, True):
+            refused.add(ref)
+            return False
+        return there
+
+    looked = [(t, usable(t.ref), exists(t.cache_ref)) for t in lay.targets]
+    main_exists = looked[0][1]
+    prior = [ref for ref in (f"{main.repo}:{t}" for t in main.extra_tags) if exists(ref)]
+    push = opts.push and has_registry and checked and not down()
+    action: Action = "build" if checked and not down() else "unchecked"
+    if has_registry and opts.push and down():
+        warn(f"warning: {main.ref} is not pushed: its registry is unreachable")
+    stages = tuple(
+        StageImage(t.stage or "", t.ref, e, t.cache_ref, c, push and not (e and c)) for t, e, c in looked[1:]
+    )
+    missing = ", ".join(s.ref for s in stages if s.exists is False and s.ref not in refused)
+    if main_exists and missing and not opts.force:
+        warn(
+            f"warning: {main.ref} is in the registry without {missing}: building it again, which pushes them"
+        )
+    # Existing stage images, earlier builds of this environment (same name-version tag) and,
+    # when it is there but incomplete or forced, the image this build replaces seed the cache.
+    cache_from = [s.ref for s in stages if s.exists] + prior + ([main.ref] if main_exists else [])
+    exports = [main.cache_ref, *(s.cache for s in stages if s.build)] if push else []
+    return Decision(
+        action=action,
+        found_at=None,
+        image=main.ref,
+        tags=main.refs[1:],
+        registry=lay.address,
+        push=push,
+        stage_images=stages,
+        cache_from=tuple(sorted(set(cache_from))),
+        registry_caches=tuple(t.cache_ref for t, _, c in looked if c),
+        cache_exports=tuple(exports),
+    )
 
 
 @dataclass(frozen=True)
 class EnvDecision:
+    """One environment of the plan document: its inputs and hash, and the Decision."""
+
     spec: str
     name: str | None
     version: str | None
@@ -60,15 +228,17 @@ class EnvDecision:
     platform: str
     hash: str
     stage_hashes: dict[str, str]
-    image: str
-    tags: tuple[str, ...]
-    registry: str | None
-    action: Action
-    found_at: str | None
-    stage_images: tuple[StageImage, ...]
-    cache_from: tuple[str, ...]
+    decision: Decision
     steps: tuple[Step, ...]
     warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def action(self) -> Action:
+        return self.decision.action
+
+    @property
+    def image(self) -> str:
+        return self.decision.image
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -83,20 +253,14 @@ class EnvDecision:
             },
             "hash": self.hash,
             "stages": dict(sorted(self.stage_hashes.items())),
-            "image": self.image,
-            "tags": list(self.tags),
-            "registry": self.registry,
-            "action": self.action,
-            "found_at": self.found_at,
-            "stage_images": [{"stage": s.stage, "ref": s.ref, "exists": s.exists} for s in self.stage_images],
-            "cache_from": list(self.cache_from),
+            **self.decision.to_json(),
             "steps": [{"stage": s.stage, "instruction": s.instruction, "text": s.text} for s in self.steps],
             "warnings": list(self.warnings),
         }
 
 
 def decide_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: bool = False) -> EnvDecision:
-    from layerkit.build.lookup import credentials_for, find_existing, layout, registries_for
+    from layerkit.build.lookup import credentials_for, layout, registries_for
     from layerkit.integrate.discover import display
     from layerkit.lock.solve import lock_inputs
 
@@ -105,33 +269,13 @@ def decide_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: b
     registries = registries_for(
         lay, credentials_for(rendered, lay), warnings.append, "cannot tell which images it holds"
     )
-    found: tuple[str, str] | None = None
-    checked = not offline
-    if checked:
-        try:
-            found = find_existing(lay, registries, opts.addr)
-        except DaemonError as exc:
-            # Registry-less images live in the local engine; an engine that is not running
-            # leaves the answer open instead of failing the plan.
-            warnings.append(f"warning: {exc}; cannot tell whether the image exists")
-            checked = False
-    if lay.workspace_host in registries.down:
-        checked = False
-    action: Action
-    if found is not None:
-        action = "copy" if found[0] == "global" and lay.address else "found"
-    else:
-        action = "build" if checked else "unchecked"
+    gate = None
+    if not offline:
+        from layerkit.build.signing import gate_for
 
-    def exists(ref: str) -> bool | None:
-        if not checked or lay.address is None:
-            return None
-        return registries.exists(ref)
-
-    stage_images = tuple(StageImage(t.stage or "", t.ref, exists(t.ref)) for t in lay.targets[1:])
-    prior = tuple(f"{lay.main.repo}:{t}" for t in lay.main.extra_tags)
-    cache_from = [s.ref for s in stage_images if s.exists]
-    cache_from += [ref for ref in prior if exists(ref)] if action == "build" else []
+        creds = credentials_for(rendered, lay)
+        gate = gate_for(rendered, opts.require_signature, registries.client, creds, warnings.append)
+    decision = decide(lay, registries, opts, warnings.append, offline=offline, accept=gate)
     lk = rendered.lock
     fresh = None
     if lk is not None and lk.spec_hash is not None:
@@ -150,14 +294,10 @@ def decide_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: b
         platform=rendered.plan.platform,
         hash=rendered.hash.hash,
         stage_hashes=dict(rendered.hash.stages),
-        image=lay.main.ref,
-        tags=lay.main.refs[1:],
-        registry=lay.address,
-        action=action,
-        found_at=found[1] if found else None,
-        stage_images=stage_images,
-        cache_from=tuple(sorted(set(cache_from))),
-        steps=tuple(dockerfile_steps(rendered.dockerfile)) if action in ("build", "unchecked") else (),
+        decision=decision,
+        steps=tuple(dockerfile_steps(rendered.dockerfile))
+        if decision.action in ("build", "unchecked")
+        else (),
         warnings=tuple(dict.fromkeys(warnings)),
     )
 

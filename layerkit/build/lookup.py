@@ -131,16 +131,32 @@ def registries_for(
     return Registries(RegistryClient(creds), warn, lay.hint, consequence)
 
 
-def find_existing(lay: Layout, registries: Registries, engine_addr: str | None) -> tuple[str, str] | None:
+def under(repo: str, lay: Layout) -> list[Target]:
+    """The environment's targets (same hashes) under another repository: a global registry's."""
+    return targets(repo, lay.main.hash, {t.stage: t.hash for t in lay.targets if t.stage})
+
+
+def find_existing(
+    lay: Layout,
+    registries: Registries,
+    engine_addr: str | None,
+    accept: Callable[[str, bool], bool] | None = None,
+) -> tuple[str, str] | None:
     """Where the image for this hash already is, without changing anything:
-    ("workspace", ref), ("engine", ref) or ("global", ref); None when nowhere."""
+    ("workspace", ref), ("engine", ref) or ("global", ref); None when nowhere.
+    `accept(ref, in_registry)`: whether an image found may be reused (signing.signature_gate).
+
+    In a registry an image counts only with every stage image beside it: one whose stage
+    images are missing (a push that died between them, an older copy) is built again, which
+    pushes them, instead of being found forever incomplete."""
     main = lay.main
-    if lay.address and registries.exists(main.ref):
+    ok = accept or (lambda ref, in_registry: True)
+    if lay.address and all(registries.exists(t.ref) for t in lay.targets) and ok(main.ref, True):
         return "workspace", main.ref
-    if lay.address is None and _local_image(engine_addr, main.ref):
+    if lay.address is None and _local_image(engine_addr, main.ref) and ok(main.ref, False):
         return "engine", main.ref
     for ref in lay.globals:
-        if registries.exists(ref):
+        if all(registries.exists(t.ref) for t in under(ref.rsplit(":", 1)[0], lay)) and ok(ref, True):
             return "global", ref
     return None
 

@@ -24,3 +24,5 @@ class BuildOptions:
     tags: tuple[str, ...] = ()  # extra tags; the spec's name-version is added unless name_tag=False
     name_tag: bool = True
     tls: TLSConfig | None = None  # client TLS for tcp:// buildkitd
+    sign_key: str | None = None  # cosign key: sign every image the build pushes (build/signing.py)
+    require_signature: str | None = None  # cosign public key: reuse only images it verifies

@@ -36,6 +36,49 @@ _INDEX_TYPES = MANIFEST_TYPES[:2]
 _CHUNK = 1 << 20
 
 
+def json_object(data: bytes, what: str) -> dict[str, Any]:
+    """A registry's JSON answer, or RegistryError: a proxy's HTML page or a truncated body is
+    the registry's fault (exit 3), never a traceback. The body itself is not echoed."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        raise RegistryError(f"{what} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"{what} is not a JSON object")
+    return doc
+
+
+def _objects(doc: dict[str, Any], key: str, what: str) -> list[dict[str, Any]]:
+    items = doc.get(key) or []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise RegistryError(f"{what}: '{key}' is not a list of objects")
+    return items
+
+
+def _blobs(doc: dict[str, Any], what: str) -> list[dict[str, Any]]:
+    """An image manifest's config and layer descriptors."""
+    return _objects({"config": [doc.get("config") or {}]}, "config", what) + _objects(doc, "layers", what)
+
+
+def _size(value: object, what: str) -> int:
+    """A size from a manifest or a Content-Length header: a non-negative integer."""
+    try:
+        n = int(str(value), 10)
+    except ValueError:
+        raise RegistryError(f"{what}: size {str(value)[:20]!r} is not a number") from None
+    if n < 0:
+        raise RegistryError(f"{what}: size {n} is negative")
+    return n
+
+
+def _digest(descriptor: dict[str, Any], what: str) -> str:
+    """A descriptor's digest, checked before it goes into a URL path."""
+    digest = descriptor.get("digest")
+    if not isinstance(digest, str) or not re.fullmatch(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}", digest):
+        raise RegistryError(f"{what}: a descriptor's digest is not a sha256 or sha512 digest")
+    return digest
+
+
 @dataclass(frozen=True)
 class Credentials:
     username: str
@@ -210,8 +253,11 @@ class RegistryClient:
             raise RegistryError(
                 f"registry {host} refused the credentials (token service: HTTP {resp.status})"
             )
-        doc = json.loads(data)
-        self._tokens[(host, scope)] = str(doc.get("token") or doc.get("access_token") or "")
+        doc = json_object(data, f"registry {host}: the token service's answer")
+        token = doc.get("token") or doc.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise RegistryError(f"registry {host}: the token service's answer holds no token")
+        self._tokens[(host, scope)] = token
 
     @staticmethod
     def _scope(repo: str, push: bool = False) -> str:
@@ -231,7 +277,9 @@ class RegistryClient:
         return ManifestInfo(
             resp.getheader("Docker-Content-Digest", ""),
             resp.getheader("Content-Type", ""),
-            int(resp.getheader("Content-Length", "0")),
+            _size(
+                resp.getheader("Content-Length", "0"), f"registry {ref.registry}: HEAD {ref} Content-Length"
+            ),
         )
 
     def get_manifest(self, ref: ImageRef) -> tuple[bytes, str, str]:
@@ -247,23 +295,25 @@ class RegistryClient:
 
     def _platform_manifest(self, ref: ImageRef, platform: str) -> dict[str, object]:
         data, media, _ = self.get_manifest(ref)
-        doc = json.loads(data)
+        what = f"registry {ref.registry}: manifest of {ref}"
+        doc = json_object(data, what)
         if media in _INDEX_TYPES:
             os_, _, arch = platform.partition("/")
-            for m in doc.get("manifests", []):
-                p = m.get("platform", {})
-                if p.get("os") == os_ and p.get("architecture") == arch.split("/")[0]:
+            for m in _objects(doc, "manifests", what):
+                p = m.get("platform") or {}
+                if isinstance(p, dict) and p.get("os") == os_ and p.get("architecture") == arch.split("/")[0]:
                     return self._platform_manifest(
-                        ImageRef(ref.registry, ref.repository, None, m["digest"]), platform
+                        ImageRef(ref.registry, ref.repository, None, _digest(m, what)), platform
                     )
             raise RegistryError(f"{ref} has no manifest for {platform}")
-        return dict(doc)
+        return doc
 
     def image_size(self, ref: ImageRef, platform: str = "linux/amd64") -> int:
         """Compressed bytes a pull transfers: config plus layers."""
         doc: dict[str, Any] = self._platform_manifest(ref, platform)
-        blobs = [doc.get("config", {}), *doc.get("layers", [])]
-        return sum(int(b.get("size", 0)) for b in blobs)
+        what = f"registry {ref.registry}: manifest of {ref}"
+        blobs = _blobs(doc, what)
+        return sum(_size(b.get("size", 0), what) for b in blobs)
 
     def _has_blob(self, ref: ImageRef, digest: str) -> bool:
         resp = self._request(
@@ -310,15 +360,17 @@ class RegistryClient:
     def copy(self, src: ImageRef, dst: ImageRef) -> str:
         """Copy an image (an index with all its manifests) and its blobs; return the manifest digest."""
         data, media, digest = self.get_manifest(src)
-        doc = json.loads(data)
+        what = f"registry {src.registry}: manifest of {src}"
+        doc = json_object(data, what)
         if media in _INDEX_TYPES:
-            for m in doc.get("manifests", []):
-                child = ImageRef(src.registry, src.repository, None, m["digest"])
-                self.copy(child, ImageRef(dst.registry, dst.repository, None, m["digest"]))
+            for m in _objects(doc, "manifests", what):
+                child = _digest(m, what)
+                self.copy(ImageRef(src.registry, src.repository, None, child),
+                          ImageRef(dst.registry, dst.repository, None, child))  # fmt: skip
         else:
-            for blob in [doc.get("config", {}), *doc.get("layers", [])]:
+            for blob in _blobs(doc, what):
                 if blob.get("digest"):
-                    self._copy_blob(src, dst, blob["digest"], int(blob.get("size", 0)))
+                    self._copy_blob(src, dst, _digest(blob, what), _size(blob.get("size", 0), what))
         path = f"/v2/{dst.repository}/manifests/{dst.tag or (digest if dst.digest else 'latest')}"
         resp = self._request("PUT", dst.registry, path, self._scope(dst.repository, True), {"Content-Type": media},
                              body=data, length=len(data))  # fmt: skip

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from layerkit.errors import one_line
+
 if TYPE_CHECKING:
     from layerkit.build.builder import BuildOptions
     from layerkit.build.tls import TLSConfig
@@ -28,7 +30,7 @@ def warn(args: argparse.Namespace, warnings: tuple[str, ...] | list[str]) -> Non
     """Warnings on stderr, once each, unless -q."""
     if not getattr(args, "quiet", False):
         for w in dict.fromkeys(warnings):
-            print(w, file=sys.stderr)
+            print(one_line(w), file=sys.stderr)  # a warning may echo a value: one line, escaped
 
 
 def add_tls_arguments(p: argparse.ArgumentParser) -> None:
@@ -106,6 +108,24 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_signature_arguments(p: argparse.ArgumentParser, sign: bool = True) -> None:
+    """cosign keys (a file, or any key reference cosign takes): `build` signs with one and
+    gates reuse on the other; `plan` only gates. No transparency log is contacted."""
+    if sign:
+        p.add_argument(
+            "--sign",
+            metavar="KEY",
+            help="sign every image the build pushes with this cosign private key "
+            "(its password: $COSIGN_PASSWORD)",
+        )
+    p.add_argument(
+        "--require-signature",
+        metavar="PUBKEY",
+        help="reuse an existing image (skip by hash, copy) only if its cosign signature "
+        "verifies with this public key; otherwise build it again",
+    )
+
+
 def lock_of(args: argparse.Namespace) -> tuple[Path | None, bool]:
     """(explicit lockfile or None, whether to look for the default one) from add_lock_arguments."""
     return (None if args.no_lock else args.lock), not args.no_lock
@@ -124,4 +144,6 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
         tags=tuple(args.tag),
         name_tag=not args.no_name_tag,
         tls=tls_from_args(args),
+        sign_key=getattr(args, "sign", None),
+        require_signature=getattr(args, "require_signature", None),
     )

@@ -5,13 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from layerkit.commands import add_build_arguments, add_spec_argument, build_options, lock_of, out, warn
+from layerkit.commands import (
+    add_build_arguments,
+    add_signature_arguments,
+    add_spec_argument,
+    build_options,
+    lock_of,
+    out,
+    warn,
+)
 from layerkit.errors import EXIT_OK
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_spec_argument(p)
     add_build_arguments(p)
+    add_signature_arguments(p)
     p.add_argument("--json", action="store_true", help="JSON result on stdout")
 
 

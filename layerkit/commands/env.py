@@ -44,6 +44,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     _registry_options(c, with_spec=True)
     c = sub.add_parser("show", help="one version's record (default: the latest)")
     c.add_argument("ref", metavar="NAME[@VERSION]")
+    c.add_argument(
+        "--sbom",
+        action="store_true",
+        help="print its image's SBOM (CycloneDX JSON, attached by `layerkit build`)",
+    )
     _registry_options(c, with_spec=True)
     c = sub.add_parser("diff", help="what changed between two versions (exit 0: a diff is information)")
     c.add_argument("old", metavar="NAME@V1")
@@ -128,6 +133,10 @@ def run(args: argparse.Namespace) -> int:
     if args.env_command == "list":
         listing = api.env_list(args.name, registry=args.registry, spec=args.spec, on_warning=on_warning)
         out(_dumps(listing.to_json()) if args.json else _list_text(listing, args.name is not None))
+        return EXIT_OK
+    if args.env_command == "show" and args.sbom:
+        sbom = api.env_sbom(args.ref, registry=args.registry, spec=args.spec, on_warning=on_warning)
+        out(_dumps(json.loads(sbom)))
         return EXIT_OK
     if args.env_command == "show":
         record = api.env_show(args.ref, registry=args.registry, spec=args.spec, on_warning=on_warning)

@@ -9,6 +9,7 @@ from layerkit.commands import (
     add_engine_argument,
     add_image_arguments,
     add_lock_arguments,
+    add_signature_arguments,
     add_spec_argument,
     lock_of,
     out,
@@ -22,6 +23,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     add_lock_arguments(p, many=True)
     add_image_arguments(p)
     add_engine_argument(p, "the engine `build --addr` would use (where registry-less images live)")
+    add_signature_arguments(p, sign=False)
     p.add_argument("--offline", action="store_true", help="ask no registry or engine (action: unchecked)")
     p.add_argument("--json", action="store_true", help="the layerkit.plan/1 document on stdout")
 
@@ -34,7 +36,11 @@ def run(args: argparse.Namespace) -> int:
     if args.lock and len(args.spec) > 1:
         raise SpecError("--lock names one lockfile: give one SPEC with it")
     opts = BuildOptions(
-        addr=args.addr, registry=args.registry, tags=tuple(args.tag), name_tag=not args.no_name_tag
+        addr=args.addr,
+        registry=args.registry,
+        tags=tuple(args.tag),
+        name_tag=not args.no_name_tag,
+        require_signature=args.require_signature,
     )
     lock, auto = lock_of(args)
     plans = []

@@ -7,7 +7,7 @@ import json
 import sys
 
 from layerkit.commands import add_spec_argument, out, warn
-from layerkit.errors import EXIT_OK, SpecError
+from layerkit.errors import EXIT_OK, SpecError, error_line
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             checked = api.check_spec(spec)
         except SpecError as exc:
-            line = f"{exc.location or 'layerkit'}: error: {exc.message}"
+            line = error_line(exc.location, exc.message)
             print(line, file=sys.stderr)
             report.append({"spec": str(spec), "ok": False, "error": line})
             continue

@@ -12,11 +12,12 @@ import json
 import re
 import urllib.parse
 
-from layerkit.build.registry import RegistryClient, upload_put_path
+from layerkit.build.registry import RegistryClient, json_object, upload_put_path
 from layerkit.errors import RegistryError, RegistryUnreachable
 
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _PAGE = 1000
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 def sha256_digest(data: bytes) -> str:
@@ -43,7 +44,10 @@ class OciClient(RegistryClient):
                 return None
             if resp.status != 200:
                 raise RegistryError(f"registry {host}: GET {path} answered HTTP {resp.status}")
-            items.extend(str(x) for x in (json.loads(body).get(key) or ()))
+            found = json_object(body, f"registry {host}: GET {path}").get(key) or []
+            if not isinstance(found, list) or not all(isinstance(x, str) for x in found):
+                raise RegistryError(f"registry {host}: GET {path}: '{key}' is not a list of names")
+            items.extend(found)
             m = _NEXT.search(resp.getheader("Link", "") or "")
             url = None
             if m:
@@ -106,3 +110,18 @@ class OciClient(RegistryClient):
                 f"registry {host}: manifest {repo}:{reference} refused (HTTP {resp.status}{', ' + code if code else ''})"
             )
         return sha256_digest(data)
+
+    def referrers(self, host: str, repo: str, digest: str) -> bytes | None:
+        """The OCI 1.1 referrers API's index of what refers to `digest`; None when the
+        registry has no such API (404: a client then uses the `sha256-<hex>` tag schema)."""
+        resp = self._request(
+            "GET", host, f"/v2/{repo}/referrers/{digest}", self._scope(repo), {"Accept": OCI_INDEX}
+        )
+        body = resp.read()
+        if resp.status == 404:
+            return None
+        if resp.status != 200:
+            raise RegistryError(
+                f"registry {host}: referrers of {repo}@{digest[:19]} answered HTTP {resp.status}"
+            )
+        return body

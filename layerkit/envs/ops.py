@@ -128,10 +128,29 @@ def show(ref: str, registry: str | None, spec: Path | None, warn: Warn) -> EnvRe
     return _store(registry, spec, warn).get(name, version)
 
 
+def show_sbom(ref: str, registry: str | None, spec: Path | None, warn: Warn) -> bytes:
+    """The SBOM attached to the image of `NAME[@VERSION]`'s record (envs/sbom.py)."""
+    from layerkit.envs.sbom import image_sbom
+
+    name, version = parse_ref(ref)
+    store = _store(registry, spec, warn)
+    return image_sbom(store.client, store.get(name, version).image)
+
+
 def diff_refs(old: str, new: str, registry: str | None, spec: Path | None, warn: Warn) -> EnvDiff:
     store = _store(registry, spec, warn)
     a, b = parse_ref(old), parse_ref(new)
     return diff(store.get(*a), store.get(*b))
 
 
-__all__ = ["ANONYMOUS", "Listed", "Listing", "diff_refs", "listing", "parse_ref", "register_rendered", "show"]
+__all__ = [
+    "ANONYMOUS",
+    "Listed",
+    "Listing",
+    "diff_refs",
+    "listing",
+    "parse_ref",
+    "register_rendered",
+    "show",
+    "show_sbom",
+]

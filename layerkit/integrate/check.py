@@ -17,7 +17,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from layerkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, CheckFailed, SpecError
+from layerkit import inputs
+from layerkit.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    CheckFailed,
+    SpecError,
+    error_line,
+    one_line,
+)
 from layerkit.integrate.discover import display, tracked_under
 
 if TYPE_CHECKING:
@@ -37,7 +46,7 @@ class Problem:
     severity: Literal["error", "warning"] = "error"
 
     def line(self) -> str:
-        return f"{self.file}: {'warning: ' if self.severity == 'warning' else ''}{self.message}"
+        return one_line(f"{self.file}: {'warning: ' if self.severity == 'warning' else ''}{self.message}")
 
 
 @dataclass(frozen=True)
@@ -163,12 +172,11 @@ def _check_context(
     stale = []
     for name, want in sorted(files.items()):
         try:
-            if (directory / name).read_bytes() == want:
+            # Read no more than the render's size: a FIFO or /dev/zero there is stale, not a hang.
+            if inputs.read_bytes(directory / name, "rendered file", max_bytes=len(want)) == want:
                 continue
-        except (FileNotFoundError, NotADirectoryError):
-            pass
-        except OSError as exc:
-            raise SpecError(f"cannot read {display(directory / name)}: {exc.strerror}") from None
+        except SpecError:
+            pass  # missing, not a regular file, larger, unreadable: rewritten by --fix
         stale.append(name)
     extra = sorted(_on_disk(directory) - set(files))
     shown = display(directory)
@@ -215,7 +223,7 @@ def check_one(
         if exc.location and Path(exc.location.file).is_absolute():
             # Layers are loaded by absolute path; name them as the user does.
             where = str(replace(exc.location, file=display(Path(exc.location.file))))
-        return SpecCheck(shown, f"{where}: error: {exc.message}", None, None, (), ())
+        return SpecCheck(shown, error_line(where, exc.message), None, None, (), ())
     return SpecCheck(shown, None, lock, ctx, problems, tuple(dict.fromkeys(checked.warnings)))
 
 

@@ -15,6 +15,9 @@ _URL = re.compile(
     r"(?:https?|file)://(?:[^\s#'\"\\`$]|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*)+"
 )
 
+# What conda (>= 24.9) reads after a URL's `#`: an md5, or a sha256 with or without `sha256:`.
+_CHECKSUM = re.compile(r"(?:sha256:)?([0-9a-f]{64})|([0-9a-f]{32})")
+
 
 def parse_explicit(text: str, source: str, platform: str | None = None) -> Lock:
     """Parse an explicit file; the platform comes from its `# platform:` line if not given."""
@@ -42,12 +45,10 @@ def parse_explicit(text: str, source: str, platform: str | None = None) -> Lock:
         package = archive(url)
         if package is None:
             raise SpecError("URL does not name a conda package archive", Position(source, n, 1))
-        sha256 = frag[7:] if frag.startswith("sha256:") else None
-        md5 = frag if frag and not sha256 else None
-        if (sha256 and not re.fullmatch(r"[0-9a-f]{64}", sha256)) or (
-            md5 and not re.fullmatch(r"[0-9a-f]{32}", md5)
-        ):
+        checksum = _CHECKSUM.fullmatch(frag)
+        if frag and checksum is None:
             raise SpecError("bad checksum after '#'", Position(source, n, len(url) + 2))
+        sha256, md5 = checksum.groups() if checksum else (None, None)
         packages.append(
             LockedPackage(
                 manager="conda",
@@ -66,11 +67,5 @@ def parse_explicit(text: str, source: str, platform: str | None = None) -> Lock:
 
 
 def read_explicit(path: Path) -> Lock:
-    inputs.note(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read lock {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"lock {path} is not UTF-8 text") from None
+    text = inputs.read_text(path, "lock", max_bytes=inputs.MAX_LOCK_BYTES)
     return parse_explicit(text, str(path))

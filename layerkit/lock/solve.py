@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from layerkit import inputs
 from layerkit.atomic import write_text
 from layerkit.digest import digest
 from layerkit.errors import CheckFailed, EnvironmentFailure, SolveError, SpecError
@@ -104,14 +105,9 @@ def lock_inputs(checked: Checked) -> LockInputs:
 
 def recorded_hash(lockfile: Path) -> str | None:
     """The spec hash a lockfile was made for; a regex, so --check needs no YAML parser."""
-    try:
-        text = lockfile.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(lockfile):
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(
-            f"cannot read lock {lockfile}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}"
-        ) from None
+    text = inputs.read_text(lockfile, "lock", max_bytes=inputs.MAX_LOCK_BYTES)
     m = _HASH_LINE.search(text)
     return m.group(1) if m else None
 
@@ -129,7 +125,7 @@ def check_fresh(checked: Checked, lockfile: Path, base_refs: Callable[[], Sequen
         raise CheckFailed(
             f"{lockfile} is stale: the spec or its layers changed; run `layerkit lock {source}`"
         )
-    if BASE_DIGESTS_KEY in lockfile.read_text(encoding="utf-8"):
+    if BASE_DIGESTS_KEY in inputs.read_text(lockfile, "lock", max_bytes=inputs.MAX_LOCK_BYTES):
         # The packages are fresh, but a lock that pins base images must pin the current ones:
         # a changed base image or mirror would otherwise quietly go back to a floating tag.
         from layerkit.lock.basepin import unpinned_bases

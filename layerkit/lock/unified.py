@@ -88,13 +88,7 @@ def read_unified(path: Path) -> Lock:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    inputs.note(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read lock {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"lock {path} is not UTF-8 text") from None
+    text = inputs.read_text(path, "lock", max_bytes=inputs.MAX_LOCK_BYTES)
     try:
         data = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:

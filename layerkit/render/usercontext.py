@@ -63,8 +63,7 @@ def collect(root: Path, loc: Position) -> UserContext:
     ignore = root / ".dockerignore"
     patterns: list[str] = []
     if ignore.is_file():
-        inputs.note(ignore)
-        patterns = ignore.read_text(encoding="utf-8", errors="replace").splitlines()
+        patterns = inputs.read_bytes(ignore, ".dockerignore", loc).decode("utf-8", "replace").splitlines()
     files: list[ContextFile] = []
     total = 0
     for rel, info in walk(root, excludes=patterns):

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from layerkit import inputs
-from layerkit.errors import Position, SpecError
+from layerkit.errors import Position, SpecError, excerpt
 from layerkit.render.instructions import Instruction, instruction_name, instructions, parse, read_from, words
 from layerkit.render.usercontext import UserContext, collect, prefixed
 from layerkit.spec.validate import Checked
@@ -213,23 +213,8 @@ def _dockerfile_path(checked: Checked) -> Path:
 def _read_dockerfile(checked: Checked) -> tuple[str, Path]:
     loc = checked.resolved.loc(("base", "dockerfile_file"))
     path = _dockerfile_path(checked)
-    inputs.note(path)
-    try:
-        if path.exists() and not path.is_file():
-            raise SpecError(f"base Dockerfile {path} is not a regular file; name a Dockerfile", loc)
-        with path.open("rb") as fh:
-            data = fh.read(_MAX_BYTES + 1)
-        if len(data) > _MAX_BYTES:
-            raise SpecError(f"base Dockerfile {path} is over {_MAX_BYTES >> 20} MiB; name a Dockerfile", loc)
-        return data.decode("utf-8"), path
-    except OSError as exc:
-        raise SpecError(
-            f"cannot read base Dockerfile {path}: {exc.strerror}; fix base.dockerfile_file "
-            "(relative to the file that sets it)",
-            loc,
-        ) from None
-    except UnicodeDecodeError:
-        raise SpecError(f"base Dockerfile {path} is not UTF-8 text; save it as UTF-8", loc) from None
+    fix = "; fix base.dockerfile_file (relative to the file that sets it)"
+    return inputs.read_text(path, "base Dockerfile", loc, _MAX_BYTES, fix), path
 
 
 def _alias_last_stage(text: str, checked: Checked) -> tuple[str, str]:
@@ -244,7 +229,7 @@ def _alias_last_stage(text: str, checked: Checked) -> tuple[str, str]:
     parsed = read_from(last.text)
     if parsed is None:
         raise SpecError(
-            f"{prefix}cannot read the base Dockerfile's last FROM line {last.text.strip()[:80]!r}; "
+            f"{prefix}cannot read the base Dockerfile's last FROM line {excerpt(last.text.strip())}; "
             "write it as `FROM [--platform=P] IMAGE [AS NAME]`",
             loc,
         )

@@ -8,7 +8,7 @@ Key names are Azure's published ones:
   `build.dockerfile_path` (default "Dockerfile"), `os_type` (linux|windows), `inference_config`
   with `liveness_route`/`readiness_route`/`scoring_route` of `{path, port}`).
 - v1 inference config: azureml-core's InferenceConfig / ContainerImageConfig JSON
-  (`entryScript`, `runtime` "python"|"spark-py", `condaFile`, `extraDockerfileSteps`,
+  (`entryScript` and `sourceDirectory`, which go to the `serve:` section, `runtime` "python"|"spark-py", `condaFile`, `extraDockerfileSteps`,
   `sourceDirectory`, `enableGpu`, `baseImage`, `baseImageRegistry`, `schemaFile`,
   `description`, `environment`).
 - v1 runconfig: RunConfiguration's YAML (`script`, `arguments`, `target`, `framework`,
@@ -116,23 +116,18 @@ def inference(data: dict[str, Any], out: _Out, base_dir: Path, warnings: list[st
     from layerkit.spec import importers as I
 
     I._check_keys(data, set(INFERENCE_KEYS), (), out)
-    if data.get("entryScript") is not None:
-        # The scoring script belongs to a deployment, not to the environment layerkit builds.
-        warnings.append(f"{out.loc(('entryScript',))}: warning: 'entryScript' is the deployment's scoring "
-                        "script; layerkit builds the environment only and does not use it")  # fmt: skip
+    for old, new in (("entryScript", "entry_script"), ("sourceDirectory", "source_directory")):
+        if data.get(old) is not None:
+            out.put(("serve", new), data[old], (old,))
     if data.get("description") is not None:
         out.put(("description",), data["description"], ("description",))
     runtime = data.get("runtime")
     if runtime is not None and str(runtime).lower() != "python":
         raise SpecError(f"runtime '{runtime}' is not built by layerkit, which builds Python images; "
                         "use runtime: python", out.loc(("runtime",)))  # fmt: skip
-    for key, fix in (
-        ("sourceDirectory", "layerkit builds the environment, not the deployment: ship the source with "
-         "the deployment (or mount it with `layerkit run`) and remove this key"),
-        ("schemaFile", "a web service schema belongs to the deployment, not the image; remove this key"),
-    ):  # fmt: skip
-        if data.get(key) is not None:
-            raise SpecError(f"'{key}' is not read: {fix}", out.loc((key,)))
+    if data.get("schemaFile") is not None:
+        raise SpecError("'schemaFile' is not read: a web service schema belongs to the deployment, not the "
+                        "image; remove this key", out.loc(("schemaFile",)))  # fmt: skip
     legacy = [k for k in ("condaFile", "extraDockerfileSteps", "baseImage", "baseImageRegistry")
               if data.get(k) is not None]  # fmt: skip
     env = data.get("environment")

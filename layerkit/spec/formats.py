@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from layerkit.errors import Position, SpecError
+from layerkit.errors import Position, SpecError, excerpt
 from layerkit.spec.models import Spec
 from layerkit.spec.parse import Positions
 
@@ -35,7 +35,8 @@ _AML_INFERENCE = ("entryScript", "environment", "sourceDirectory", "enableGpu", 
                   "extraDockerfileSteps", "baseImage", "baseImageRegistry")  # fmt: skip
 READS = (
     "a layerkit spec; a conda environment.yml; Azure ML's v2 environment YAML; its v1 environment JSON "
-    "(or a folder saved by Environment.save_to_directory); a v1 .runconfig; a v1 inference config"
+    "(or a folder saved by Environment.save_to_directory); a v1 .runconfig; a v1 inference config; a v1 "
+    "deployment config; a v2 online deployment YAML"
 )
 AML_V2 = ("$schema", "image", "conda_file", "build", "os_type", "inference_config")
 AML_V2_PREVIEW = (
@@ -72,16 +73,11 @@ def _message(data: dict[str, Any], key: str) -> str:
             f"this looks like an Azure ML v2 environment YAML (it has '{key}'); it needs 'image' or 'build'"
         )
     if key in _AML_INFERENCE:
-        if "entryScript" in data and "environment" not in data:
-            return (
-                "this looks like an Azure ML v1 inference config, but it says nothing about the image; add "
-                "'environment' (or condaFile and baseImage)"
-            )
         if "entryScript" not in data:
             return "this looks like an Azure ML v1 inference config without 'entryScript'; add it"
         return (
             f"'{key}' is an Azure ML inference config key, but '{mine}' makes this a layerkit spec; write "
-            "the environment in one format"
+            "the environment in one format (the scoring script is serve.entry_script there)"
         )
     if mine is not None:
         return (
@@ -103,7 +99,8 @@ def check(data: Any, pos: Positions, source: str) -> None:
             first = min(data, key=lambda k: pos.get((k,), (0, 0)))
             line, col = pos.get((first,), (1, 1))
             raise SpecError(
-                f"unknown key '{first}': not a format layerkit reads ({READS})", Position(source, line, col)
+                f"unknown key {excerpt(first)}: not a format layerkit reads ({READS})",
+                Position(source, line, col),
             )
         return
     line, col = pos.get((key,), (1, 1))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import inputs
-from layerkit.errors import SpecError
+from layerkit.errors import SpecError, excerpt
 from layerkit.spec import condalock, formats, selectors
 from layerkit.spec.imageref import on_registry
 from layerkit.spec.parse import Key, _Out
@@ -70,7 +70,7 @@ def _check_keys(data: dict[str, Any], allowed: set[str], where: Key, out: _Out) 
         if key not in allowed:
             hint = difflib.get_close_matches(key, sorted(allowed), n=1)
             tip = f"; did you mean '{hint[0]}'?" if hint else ""
-            raise SpecError(f"unknown key '{key}'{tip}", out.loc((*where, key)))
+            raise SpecError(f"unknown key {excerpt(key)}{tip}", out.loc((*where, key)))
 
 
 # conda's own keys (conda/env/env.py VALID_KEYS); conda-lock's are in spec/condalock.py.
@@ -192,12 +192,7 @@ def read_beside(rel: Any, base_dir: Path, out: _Out, old: Key) -> str:
     """The text of a file a key names, relative to the file that names it."""
     if not isinstance(rel, str):
         raise SpecError(f"'{old[-1]}' must be a path", out.loc(old))
-    path = base_dir / rel
-    inputs.note(path)
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise SpecError(f"cannot read {path} as UTF-8 text", out.loc(old)) from None
+    return inputs.read_text(base_dir / rel, f"file named by '{old[-1]}'", out.loc(old))
 
 
 def conda_file(rel: Any, base_dir: Path, out: _Out, old: Key, what: str = "condaDependenciesFile") -> None:

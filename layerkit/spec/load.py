@@ -5,6 +5,7 @@ spec/parse.py's, importing other formats spec/importers.py's; both sit below thi
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +14,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from layerkit import inputs
-from layerkit.errors import Position, SpecError
-from layerkit.spec import aml, formats
+from layerkit.errors import Position, SpecError, excerpt
+from layerkit.spec import aml, azdeploy, formats
 from layerkit.spec import importers as I
 from layerkit.spec.models import Spec
-from layerkit.spec.parse import Format, Key, Positions, _Out, detect_format, parse_text
+from layerkit.spec.parse import MAX_BYTES, Format, Key, Positions, _Out, detect_format, parse_text
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _message(err: Any, model: type[BaseModel]) -> str:
         hint = difflib.get_close_matches(key, allowed, n=1)
         parent = ".".join(str(p) for p in loc[:-1]) or "the top level"
         suggestion = f"; did you mean '{hint[0]}'?" if hint else f"; allowed: {', '.join(allowed)}"
-        return f"unknown key '{key}' in {parent}{suggestion}"
+        return f"unknown key {excerpt(key)} in {parent}{suggestion}"
     msg = str(err["msg"])
     key = ".".join(str(p) for p in loc[:2])
     form = _FORMS.get(key) if err["type"] in ("dict_type", "string_type") else None
@@ -123,17 +124,14 @@ def validate_data(data: Any, pos: Positions, source: str) -> Spec:
 def load_file(path: Path) -> Layer:
     """Load one file of any supported format as a Layer."""
     source = str(path)
-    inputs.note(path)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SpecError(f"no such spec file: {path}") from None
-    except OSError as exc:
-        raise SpecError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"not UTF-8 text (byte {exc.start})", Position(source)) from None
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        # Its name goes into lock files, Dockerfile comments and JSON output, all UTF-8.
+        raise SpecError("the file name is not UTF-8; rename the file", Position(source)) from None
+    if not os.path.lexists(path):
+        raise SpecError(f"no such spec file: {path}", Position(source))
+    text = inputs.read_text(path, "spec file", max_bytes=MAX_BYTES)
     data, pos = parse_text(text, source)
     fmt = detect_format(data)
     data, pos, warnings = import_data(fmt, data, pos, source, path.parent, text)
@@ -176,6 +174,10 @@ def import_data(
         I.hosted(data, out, (), base_dir, warnings)
     elif fmt == "aml-v2":
         aml.v2(data, out, base_dir, warnings)
+    elif fmt == "aml-deployconfig":
+        azdeploy.v1(data, out, warnings)
+    elif fmt == "aml-online-deployment":
+        azdeploy.v2(data, out, warnings)
     elif fmt == "aml-runconfig":
         job = sorted(k for k in data if k != "environment")
         if job:

@@ -12,6 +12,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from layerkit.spec.serve import Serve
+
 
 @dataclass(frozen=True)
 class KeyedBy:
@@ -115,6 +117,9 @@ class Registry(Model):
     username_env: str | None = None  # NAME of the env var holding the user, never the value
     password_env: str | None = None
     global_registries: tuple[str, ...] | None = None  # looked up after the workspace one
+    # cosign public key (a file, relative to the layer that sets it, or a cosign key URL):
+    # reuse an image only if its signature verifies; as `build --require-signature`
+    require_signature: str | None = None
 
 
 class Mirrors(Model):
@@ -142,3 +147,4 @@ class Spec(Model):
     runtime: Runtime | None = None
     registry: Registry | None = None
     mirrors: Mirrors | None = None
+    serve: Serve | None = None  # deploying it as a web service (spec/serve.py)

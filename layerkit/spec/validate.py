@@ -15,6 +15,7 @@ from packaging.version import InvalidVersion, Version
 from layerkit.errors import SpecError
 from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
+from layerkit.spec import servecheck
 from layerkit.spec import values as V
 from layerkit.spec.catalog import Catalog, CatalogImage, load_catalog
 from layerkit.spec.gpu import check_named_base, cuda_of
@@ -346,6 +347,7 @@ def check(r: Resolved, catalog: Catalog | None = None) -> Checked:
     warn: list[str] = list(r.warnings)
     _check_values(r, warn)
     _check_features(r, cat)
+    servecheck.check(r, warn)
     spec = r.spec
     if spec.user_managed and not (b and any(getattr(b, k) for k in Base.EXCLUSIVE)):
         raise SpecError("user_managed needs base.image or base.dockerfile", r.loc(("user_managed",)))

@@ -4,8 +4,9 @@ layerkit's scripts) and the env stage's COPYs of them, in the order that keeps l
 from __future__ import annotations
 
 import json
+from typing import Literal
 
-from layerkit.errors import SpecError
+from layerkit.errors import Position, SpecError
 from layerkit.lock.model import Lock
 from layerkit.render import envinstall
 from layerkit.render.blocks.dockerfile import Copy
@@ -44,11 +45,15 @@ def context_files(
     if env is None:
         return files
     if lock is not None:
-        files.append((env.conda_file, lock.explicit(platform)))
+        # micromamba 1.5 reads whatever follows a URL's `#` as its md5; conda >= 24.9 and
+        # install_env.py read `#sha256:`, the stronger one.
+        checksum: Literal["md5", "sha256"] = "md5" if env.installer == "micromamba" else "sha256"
+        _checksummed(lock, platform, checksum == "md5")
+        files.append((env.conda_file, lock.explicit(platform, checksum)))
         if env.pip_file:
             creds = "".join(f"{ln}\n" for ln in envinstall.pip_credential_lines(checked))
             files.append((env.pip_file, creds + lock.pip_requirements(platform)))
-    else:
+    else:  # unlocked: nothing to verify the packages against but the channels' own checksums
         conda, mirrors = spec.conda, spec.mirrors
         channels = list(M.resolved_channels(conda, mirrors))
         doc = {
@@ -113,3 +118,24 @@ def _hashes_all_or_none(checked: Checked, requirements: tuple[str, ...]) -> None
             "every package), or give every line its --hash",
             checked.resolved.loc(("conda", "pip")),
         )
+
+
+def _checksummed(lock: Lock, platform: str, md5_only: bool) -> None:
+    """Every locked package has a checksum its installer verifies the download against (conda,
+    micromamba and install_env.py: the explicit file's `#`; pip: --require-hashes). conda-lock
+    writes both for a conda package and a sha256 for a pip one; without, nothing is verified."""
+    for p in (*lock.for_platform(platform, "conda"), *lock.for_platform(platform, "pip")):
+        if p.manager == "conda":
+            ok, need = (
+                (p.md5, "md5 (all micromamba 1.5 verifies)")
+                if md5_only
+                else (p.sha256 or p.md5, "sha256 or md5")
+            )
+        else:
+            ok, need = p.sha256, "sha256"
+        if not ok:
+            raise SpecError(
+                f"the lock gives {p.manager} package {p.name} {p.version} no {need}, so the build could "
+                "not verify it; run `layerkit lock` again (it records both for every conda package)",
+                Position(lock.source),
+            )

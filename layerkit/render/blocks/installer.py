@@ -105,6 +105,8 @@ def _pip(env: EnvInstall, packages: tuple[str, ...]) -> Run | None:
         names = " ".join(env.pip_secrets)
         commands.append(f"python3 expand_secrets.py {env.pip_file} {req} /run/secrets {names}")
     if env.pip_file:
+        # Locked: each wheel is checked against the lock's sha256, so a changed one fails. An
+        # unlocked build has no lock to check against (only the hashes a user wrote, if any).
         hashes = " --no-deps --require-hashes" if env.pip_hashes else ""
         commands.append(f"{pip}{hashes} -r {req}")
     if packages:

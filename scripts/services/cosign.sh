@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# cosign 2.5 (Debian 13 "trixie": the cosign package, a static Go binary) unpacked into a
+# private prefix on a Debian 12 machine, no system upgrade (how: trixie.sh). The signing
+# tests and `layerkit build --sign` use it; layerkit finds it through $LAYERKIT_COSIGN or PATH.
+#
+#   cosign.sh          fetch + unpack once; print the binary's path (a second run does nothing)
+set -euo pipefail
+
+cache_dir=${LAYERKIT_CACHE:-$HOME/.cache/layerkit}
+prefix=$cache_dir/tools/cosign
+bin=$prefix/usr/bin/cosign
+
+if [[ -f $prefix/.complete && -x $bin ]]; then echo "$bin"; exit 0; fi
+
+# shellcheck source=trixie.sh
+source "$(dirname "${BASH_SOURCE[0]}")/trixie.sh"
+
+finish() {
+  # No network and no home writes: `version` only prints what the binary was built as.
+  "$1/usr/bin/cosign" version >&2
+}
+trixie_unpack "$prefix" finish cosign
+echo "$bin"

@@ -1,0 +1,219 @@
+"""Issue 15 §2: every package is verified against the lock, for real.
+
+A site's channel serves a package; `layerkit lock` records its checksums; then the channel
+serves another file under the same name (rebuilt with other content, re-indexed, so its
+repodata agrees with it). `layerkit build` must fail, naming the package and both digests;
+with the locked file back, the same lock builds. The same for a pip wheel on the site's
+PyPI mirror. Each package carries this run's random payload, so no package cache of the
+engine (the BuildKit cache mount of rattler's packages) can hold it from another test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import uuid
+import zipfile
+from pathlib import Path
+
+import docker
+import fixtures_build as fb
+import fixtures_channels as fx
+import pytest
+from fixtures_services import Services, container_output
+
+from layerkit import api
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).parents[1]
+
+
+def _publish(channel: Path, payload: str) -> str:
+    """(Re)write tamperkit 1.0 into `channel` with `payload`, re-index; its sha256."""
+    from rattler.index import index_fs
+
+    pkg = fx.PkgDef("tamperkit", "1.0", "h0_0")
+    fb._write_package(channel, pkg, {"share/tamperkit/ID": payload.encode()})
+    asyncio.run(index_fs(channel, write_zst=False, write_shards=False, force=True))
+    return hashlib.sha256((channel / pkg.subdir / pkg.filename).read_bytes()).hexdigest()
+
+
+def _build(spec: Path, services: Services) -> subprocess.CompletedProcess[str]:
+    """`layerkit build` as a user runs it, on the services' engine (host network: the site)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    addr = f"docker://{services.docker_host}"
+    return subprocess.run(
+        [sys.executable, "-m", "layerkit", "build", str(spec), "--addr", addr, "--network", "host"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+
+
+def _locked_sha256(spec: Path, name: str) -> str | None:
+    lock = api.read_lock(spec.with_name("layerkit.conda-lock.yml"))
+    return next(p.sha256 for p in lock.packages if p.name == name)
+
+
+def test_a_conda_package_changed_after_locking_fails_the_build(services: Services, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex
+    with fb.airgap_site(tmp_path / "site") as site:
+        channel = tmp_path / "site" / "channel"
+        good = _publish(channel, f"{tag}\n")
+        spec = fb.site_spec(
+            tmp_path / "spec", site, services, repo=f"verify/{tag[:8]}", deps=(*fb.DEPS, "tamperkit=1.0")
+        )
+        assert _locked_sha256(spec, "tamperkit") == good
+        bad = _publish(channel, f"tampered {tag}\n")
+        assert bad != good
+
+        failed = _build(spec, services)
+        assert failed.returncode == 3, failed.stderr[-3000:]
+        said = [ln for ln in failed.stderr.splitlines() if "is not the locked package" in ln]
+        assert said, failed.stderr[-3000:]
+        assert "tamperkit-1.0-h0_0.tar.bz2" in said[0]
+        assert f"expected sha256 {good}" in said[0] and f"got {bad}" in said[0]
+
+        # The locked file back: the same lock builds, and the image holds that file's content.
+        assert _publish(channel, f"{tag}\n") == good
+        built = _build(spec, services)
+        assert built.returncode == 0, built.stderr[-3000:]
+    image = f"{services.registry}/verify/{tag[:8]}:{api.hash_spec(spec).hash}"
+    client = docker.DockerClient(base_url=services.docker_host)
+    out = container_output(client, image, ["cat", "/opt/env/share/tamperkit/ID"])
+    assert out.decode() == f"{tag}\n"
+
+
+# --- pip -----------------------------------------------------------------------------------
+# The site's python wraps the base's interpreter and has no pip; this channel's is a venv of
+# it (pyvenv.cfg, bin/python -> /usr/bin/python3.11: the Debian 12 base's), with pip as a conda
+# package made from this host's pip, so the env stage's pip RUN installs into /opt/env.
+PYVENV = "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n"
+SITE_PACKAGES = "lib/python3.11/site-packages"
+
+
+def _conda_package(
+    channel: Path, pkg: fx.PkgDef, files: dict[str, bytes], links: dict[str, str] | None = None
+) -> None:
+    """A .tar.bz2 package with regular files and symbolic links."""
+    links = links or {}
+    entries: list[dict[str, object]] = [
+        {
+            "_path": p,
+            "path_type": "hardlink",
+            "sha256": hashlib.sha256(d).hexdigest(),
+            "size_in_bytes": len(d),
+        }
+        for p, d in sorted(files.items())
+    ]
+    entries += [{"_path": p, "path_type": "softlink"} for p in sorted(links)]
+    meta = {
+        "info/index.json": json.dumps(pkg.index_json(), sort_keys=True).encode(),
+        "info/paths.json": json.dumps({"paths": entries, "paths_version": 1}).encode(),
+        "info/files": "".join(f"{p}\n" for p in sorted([*files, *links])).encode(),
+    }
+    target = channel / pkg.subdir / pkg.filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(target, "w:bz2", compresslevel=1) as tf:
+        for name, data in [*meta.items(), *sorted(files.items())]:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tf.addfile(info, io.BytesIO(data))
+        for name, dest in sorted(links.items()):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.mtime = tarfile.SYMTYPE, dest, 0
+            tf.addfile(info)
+
+
+def _pip_channel(root: Path) -> Path:
+    import pip
+    from rattler.index import index_fs
+
+    (root / "noarch").mkdir(parents=True, exist_ok=True)
+    links = {"bin/python": "/usr/bin/python3.11", "bin/python3": "python", "bin/python3.11": "python"}
+    _conda_package(root, fx.PkgDef("python", "3.11.9", "venv_0"), {"pyvenv.cfg": PYVENV.encode()}, links)
+    host = Path(pip.__file__).parent.parent
+    files = {
+        f"{SITE_PACKAGES}/{f.relative_to(host)}": f.read_bytes()
+        for d in (host / "pip", next(host.glob(f"pip-{pip.__version__}.dist-info")))
+        for f in d.rglob("*")
+        if f.is_file() and "__pycache__" not in f.parts
+    }
+    _conda_package(root, fx.PkgDef("pip", pip.__version__, "venv_0", depends=["python >=3.8"]), files)
+    asyncio.run(index_fs(root, write_zst=False, write_shards=False, force=True))
+    return root
+
+
+def _publish_wheel(index: Path, payload: str) -> str:
+    """(Re)write tinywheel 1.0 (TAG = payload) on the mirror, its page agreeing; its sha256."""
+    dist = "tinywheel-1.0.dist-info"
+    files = {
+        "tinywheel/__init__.py": f"TAG = {payload!r}\n".encode(),
+        f"{dist}/METADATA": b"Metadata-Version: 2.1\nName: tinywheel\nVersion: 1.0\n",
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: layerkit-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = [f"{p},sha256={fx._b64_sha256(d)},{len(d)}" for p, d in files.items()]
+    files[f"{dist}/RECORD"] = ("\n".join([*record, f"{dist}/RECORD,,"]) + "\n").encode()
+    wheel = index / "files" / "tinywheel-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data)
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    page = index / "simple" / "tinywheel" / "index.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(f'<a href="../../files/{wheel.name}#sha256={digest}">{wheel.name}</a>\n')
+    top = "".join(f'<a href="{p}/">{p}</a>\n' for p in ("py-rattler", "tinywheel"))
+    (index / "simple" / "index.html").write_text(top)
+    return digest
+
+
+def test_a_pip_wheel_changed_after_locking_fails_the_build(services: Services, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex
+    channel = _pip_channel(tmp_path / "channel")
+    index = fb.wheelhouse(tmp_path / "pypi")
+    good = _publish_wheel(index, tag)
+    chan_url, stop_chan = fx.serve_directory(channel)
+    pypi_url, stop_pypi = fx.serve_directory(index)
+    repo = f"verify/pip-{tag[:8]}"
+    try:
+        site = fb.Site(chan_url, f"{pypi_url}/simple")
+        folder = tmp_path / "spec"
+        folder.mkdir()
+        (folder / "site.yaml").write_text(
+            fb.site_layer(site, services.base_image, services.registry) + f"  repository: {repo}\n"
+        )
+        spec = folder / "layerkit.yaml"
+        spec.write_text(
+            "name: verify-pip\nversion: '1'\nextends: [site.yaml]\n"
+            "conda:\n  dependencies: [python=3.11, pip]\n  pip: [tinywheel==1.0]\n"
+        )
+        fb.lock_spec(spec)
+        assert _locked_sha256(spec, "tinywheel") == good
+        bad = _publish_wheel(index, f"tampered {tag}")
+        assert bad != good
+
+        failed = _build(spec, services)
+        assert failed.returncode == 3, failed.stderr[-3000:]
+        # pip's --require-hashes report: the requirement, then the lock's digest and the served one.
+        assert "DO NOT MATCH THE HASHES" in failed.stderr, failed.stderr[-3000:]
+        assert "tinywheel" in failed.stderr and good in failed.stderr and bad in failed.stderr
+
+        assert _publish_wheel(index, tag) == good
+        built = _build(spec, services)
+        assert built.returncode == 0, built.stderr[-3000:]
+    finally:
+        stop_chan()
+        stop_pypi()
+    image = f"{services.registry}/{repo}:{api.hash_spec(spec).hash}"
+    client = docker.DockerClient(base_url=services.docker_host)
+    out = container_output(
+        client, image, ["/opt/env/bin/python", "-c", "import tinywheel; print(tinywheel.TAG)"]
+    )
+    assert out.decode() == f"{tag}\n"
