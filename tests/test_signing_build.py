@@ -160,5 +160,5 @@ def test_plan_shows_the_gate(signed: Signed, services: Services) -> None:
     trusted = api.plan(signed.spec, options=BuildOptions(require_signature=signed.pub))
     assert trusted.action == "found" and not [w for w in trusted.warnings if "not reusing" in w]
     refused = api.plan(signed.spec, options=BuildOptions(require_signature=signed.other_pub))
-    assert refused.action == "build" and refused.found_at is None
+    assert refused.action == "build" and refused.decision.found_at is None
     assert any(w.startswith(f"warning: not reusing {refused.image}: bad signature") for w in refused.warnings)
