@@ -150,12 +150,9 @@ def render(
 
 
 def write_context(rendered: Rendered, out_dir: Path) -> list[Path]:
-    """Write the build context; each file is replaced atomically (temp file + rename)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, content in sorted(rendered.files.items()):
-        written.append(atomic.write_text(out_dir / name, content))
-    return written
+    """Write the build context: the directory is replaced whole, atomically (atomic.replace_dir),
+    so it never holds a new Dockerfile beside an old environment file."""
+    return atomic.replace_dir(out_dir, rendered.files)
 
 
 def check_lock(checked: Checked, lockfile: Path) -> str:
