@@ -56,4 +56,4 @@ EXPOSE 5001
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="821e8c27ec75365ea62138ff40dd71e0cc4ded08a1423b119ada981ed39b9937" \
-      io.layerkit.inference.hash="61a9159e88912fa9d10a020dc8cc1cf0f8f9a39925709921ef6d2f267c64660a"
+      io.layerkit.inference.hash="569195e3d337bc933fc9de0c26acc3c94ef123f237368a3fd418bdf0b139bced"
