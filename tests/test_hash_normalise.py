@@ -158,3 +158,19 @@ def test_two_secret_layouts_do_not_collapse_but_a_rename_does() -> None:
     assert api.hash_spec(_checked(renamed), auto_lock=False).hash == _layout("A", "B")
     d = json.dumps(definition(_checked(LAYOUT.format(one="A", two="B")), "linux-64").to_json())
     assert "${A}" not in d and "id=A " not in d
+
+
+STEP = """name: g
+base:
+  image: python:3.11-slim-bookworm
+user_managed: true
+steps:
+  - run: git clone https://{who}@git.example.com/r.git /r
+"""
+
+
+def test_user_info_in_the_users_own_dockerfile_lines_is_content() -> None:
+    """Only context files carry layerkit's credentialed URLs; a user's RUN with another
+    account may fetch something else."""
+    a, b = (_checked(STEP.format(who=w)) for w in ("alice", "bob"))
+    assert api.hash_spec(a, auto_lock=False).hash != api.hash_spec(b, auto_lock=False).hash
