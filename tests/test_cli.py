@@ -50,7 +50,7 @@ def test_hash_plain_and_json(cli) -> None:
     doc = json.loads(j.out)
     assert doc["hash"] == r.out.strip()
     assert doc["schema"] == 2
-    assert set(doc["parts"]) == {"schema", "dockerfile", "context", "user_context"}
+    assert set(doc["parts"]) == {"schema", "platform", "dockerfile", "context", "user_context"}
     assert set(doc["stages"]) == {"base", "env"}
 
 

@@ -2,15 +2,16 @@
 
 The hash is the sha256 of the canonical JSON of what a build reads: the Dockerfile and every
 context file, as rendered from the canonical inputs (canonical.py: no name, version,
-description or mirrors) and then normalised (normalise.py: no comments, credentials or
-layerkit's own labels, which name this very hash). So any change of a template, a block or
-a shipped script that changes what is built changes the hash, with no hand-kept list of
+description or mirrors) and then normalised (normalise.py: no comments outside heredoc
+bodies, no credentials, secret names numbered by use, layerkit's own labels blank as they
+name this very hash), and the platform it is built for. So any change of a template, a block
+or a shipped script that changes what is built changes the hash, with no hand-kept list of
 fields to forget, and what must not count cannot. The user's files a base Dockerfile copies
 enter by (path, mode, sha256).
 
-Each stage image (base, env) is named by the hash of its own part: its instructions, the
-context files it copies and the hashes of the stages it builds on. The env stage starts
-from the installer image, not the base, so a base-only change does not move it.
+Each stage image (base, env) is named by the hash of its own part: the platform, its
+instructions, the context files it copies and the hashes of the stages it builds on. The env
+stage starts from the installer image, not the base, so a base-only change does not move it.
 """
 
 from __future__ import annotations
@@ -33,48 +34,61 @@ _BLANK = HashResult("", {}, {})  # labels name the hash: formatted blank, as is 
 
 @dataclass(frozen=True)
 class Definition:
-    """The normalised build definition: what the hash is of."""
+    """The normalised build definition: what the hash is of. The platform is in it: a
+    user-managed image's Dockerfile and a managed one's base stage read the same on every
+    platform, but are other images on each."""
 
+    platform: str
     dockerfile: str
     context: dict[str, str]  # name -> normalised content
     user_context: list[list[object]]  # (path, mode, sha256) of the files a base Dockerfile copies
 
     def to_json(self) -> dict[str, object]:
-        return {"dockerfile": self.dockerfile, "context": self.context, "user_context": self.user_context}
+        return {
+            "platform": self.platform,
+            "dockerfile": self.dockerfile,
+            "context": self.context,
+            "user_context": self.user_context,
+        }
 
 
 def definition(checked: Checked, platform: str, lock: Lock | None = None) -> Definition:
-    return _definition(checked, platform, lock)[1]
+    return _definition(checked, platform, lock)[2]
 
 
-def _definition(checked: Checked, platform: str, lock: Lock | None) -> tuple[RenderPlan, Definition]:
-    """(canonical plan, its normalised build definition)."""
+def _definition(
+    checked: Checked, platform: str, lock: Lock | None
+) -> tuple[RenderPlan, dict[str, str], Definition]:
+    """(canonical plan, its secrets' placeholders, its normalised build definition)."""
     canon = canonical_checked(checked)
     plan = render_plan(canon, canonical_lock(lock, checked, canon), platform).model_copy(
         update={"sources": ()}
     )
-    secrets = _secrets(plan)
-    return plan, Definition(
-        dockerfile=normalise.dockerfile(render_dockerfile(plan, _BLANK, version=""), secrets),
-        context={n: normalise.context_file(n, c, secrets) for n, c in plan.context_files},
+    text = render_dockerfile(plan, _BLANK, version="")
+    names = normalise.placeholders(_secrets(plan), plan.context_files, text)
+    d = Definition(
+        platform=platform,
+        dockerfile=normalise.dockerfile(text, names),
+        context={n: normalise.context_file(n, c, names) for n, c in plan.context_files},
         user_context=plan.user_context.hash_part() if plan.user_context else [],
     )
+    return plan, names, d
 
 
 def compute(checked: Checked, plan: RenderPlan, lock: Lock | None = None) -> HashResult:
-    canon, d = _definition(checked, plan.platform, lock)
+    canon, names, d = _definition(checked, plan.platform, lock)
     parts: dict[str, Any] = {
         "schema": HASH_SCHEMA,
+        "platform": d.platform,
         "dockerfile": d.dockerfile,
         "context": {n: _sha(c) for n, c in sorted(d.context.items())},
         "user_context": d.user_context,
     }
-    return HashResult(digest(parts), parts, _stage_hashes(canon, parts))
+    return HashResult(digest(parts), parts, _stage_hashes(canon, names, parts))
 
 
-def _stage_hashes(plan: RenderPlan, parts: dict[str, Any]) -> dict[str, str]:
+def _stage_hashes(plan: RenderPlan, names: dict[str, str], parts: dict[str, Any]) -> dict[str, str]:
     """Each stage's own hash, in Dockerfile order (a stage only builds on earlier ones)."""
-    secrets = _secrets(plan)
     done: dict[str, str] = {}
     for stage in plan.stages:
         name = _alias(stage)
@@ -83,7 +97,8 @@ def _stage_hashes(plan: RenderPlan, parts: dict[str, Any]) -> dict[str, str]:
         done[name] = digest(
             {
                 "schema": HASH_SCHEMA,
-                "dockerfile": normalise.dockerfile(render_dockerfile(one, _BLANK, version=""), secrets),
+                "platform": parts["platform"],
+                "dockerfile": normalise.dockerfile(render_dockerfile(one, _BLANK, version=""), names),
                 "context": {n: h for n, h in parts["context"].items() if reads is None or n in reads},
                 "user_context": parts["user_context"]
                 if any(isinstance(i, Raw) for i in stage.instructions)

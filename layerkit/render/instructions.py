@@ -1,9 +1,10 @@
 r"""A Dockerfile read as BuildKit reads it (default escape character): one instruction per
 logical line, continuations joined, blank and comment lines dropped (also inside a
-continuation), heredoc bodies skipped; and the problems that make a base Dockerfile wrong
-once layerkit inlines it; and FROM lines read as BuildKit's instructions.parseFrom does.
-Shared by the base-Dockerfile checks (render/userfile.py), `layerkit plan`'s step list
-(build/decisions.py) and the engine adjustments (build/compat.py).
+continuation), heredoc bodies skipped (their lines reported); and the problems that make a
+base Dockerfile wrong once layerkit inlines it; and FROM lines read as BuildKit's
+instructions.parseFrom does. Shared by the base-Dockerfile checks (render/userfile.py),
+`layerkit plan`'s step list (build/decisions.py), the engine adjustments (build/compat.py)
+and the hash's normalisation (hashing/normalise.py: comments go, heredoc bodies stay).
 
 The rules follow moby/buildkit frontend/dockerfile/parser (parser.go: Parse, processLine,
 trimContinuationCharacter, heredocsFromLine, reHeredoc; shell/lex.go: processPossibleHeredoc)
@@ -58,6 +59,7 @@ class Problem:
 class Parsed:
     instructions: tuple[Instruction, ...]
     problems: tuple[Problem, ...]  # in line order
+    heredocs: tuple[tuple[int, int], ...] = ()  # (first, last) lines of each body, its end word's included
 
 
 def _go_space(c: str) -> bool:  # Go's unicode.IsSpace
@@ -208,6 +210,7 @@ def parse(text: str) -> Parsed:
         lines[0] = lines[0].removeprefix("\ufeff")
     out: list[Instruction] = []
     problems: list[Problem] = []
+    bodies: list[tuple[int, int]] = []
     shell = "sh"  # the RUN shell of the current stage
     i = 0
     while i < len(lines):
@@ -254,6 +257,7 @@ def parse(text: str) -> Parsed:
             if name_word is None:
                 continue
             chomp = m.group(2) == "-" if m else False
+            start = i + 1
             while i < len(lines):
                 body = lines[i].rstrip("\r\n")
                 i += 1
@@ -261,7 +265,9 @@ def parse(text: str) -> Parsed:
                     break
             else:
                 problems.append(Problem(first, 0, _UNTERMINATED.format(word=word, name=name_word)))
-    return Parsed(tuple(out), tuple(sorted(problems, key=lambda p: (p.line, p.col))))
+            if i >= start:
+                bodies.append((start, i))
+    return Parsed(tuple(out), tuple(sorted(problems, key=lambda p: (p.line, p.col))), tuple(bodies))
 
 
 def instructions(text: str) -> list[Instruction]:
