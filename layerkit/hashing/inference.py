@@ -27,7 +27,7 @@ def stage_text(env_plan: RenderPlan, plan: InferencePlan) -> str:
     from layerkit.render.jinja import render_dockerfile
 
     bare = env_plan.model_copy(update={"stages": (), "closing": (), "sources": ()})
-    return normalise.dockerfile(render_dockerfile(bare, _BLANK, version="", extra_stages=(plan.stage,)), ())
+    return normalise.dockerfile(render_dockerfile(bare, _BLANK, version="", extra_stages=(plan.stage,)), {})
 
 
 def compute(env: HashResult, env_plan: RenderPlan, plan: InferencePlan) -> HashResult:
@@ -36,7 +36,7 @@ def compute(env: HashResult, env_plan: RenderPlan, plan: InferencePlan) -> HashR
         "env": env.hash,
         "dockerfile": stage_text(env_plan, plan),
         "context": {
-            name: hashlib.sha256(normalise.context_file(name, text, ()).encode()).hexdigest()
+            name: hashlib.sha256(normalise.context_file(name, text, {}).encode()).hexdigest()
             for name, text in sorted(plan.context_files)
         },
         "user_context": {
