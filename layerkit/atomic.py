@@ -61,6 +61,7 @@ def replace_dir(target: Path, files: Mapping[str, str], mode: int = 0o644) -> li
     new = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".new"))
     try:
         for name, content in sorted(files.items()):
+            (new / name).parent.mkdir(parents=True, exist_ok=True)  # an inference image's inference/
             _write_synced(new / name, content, mode)
         _write_synced(new / MANIFEST, manifest(files), mode)
         _fsync(new)

@@ -26,7 +26,8 @@ from layerkit.spec.merge import resolve
 from layerkit.spec.validate import Checked, check
 
 TABLE = GOLDEN / "hashes.json"  # golden name -> [sha256 of its Dockerfile, hash names blanked; its hash]
-_HASHES = re.compile(r'(Environment hash: |io\.layerkit\.(?:hash|stage\.\w+)=")[0-9a-f]{64}')
+# An inference image's Dockerfile (inference-*.Dockerfile) is named by its inference hash.
+_HASHES = re.compile(r'(Environment hash: |io\.layerkit\.(?:hash|stage\.\w+|inference\.\w+)=")[0-9a-f]{64}')
 
 
 def _checked(text: str, name: str = "s.yaml") -> Checked:
@@ -35,7 +36,9 @@ def _checked(text: str, name: str = "s.yaml") -> Checked:
 
 def _golden_state(path: Path) -> tuple[str, str]:
     text = path.read_text()
-    found = re.search(r'io\.layerkit\.hash="([0-9a-f]{64})"', text)
+    found = re.search(r'io\.layerkit\.inference\.hash="([0-9a-f]{64})"', text) or re.search(
+        r'io\.layerkit\.hash="([0-9a-f]{64})"', text
+    )
     assert found is not None, f"{path.name} has no hash label"
     return hashlib.sha256(_HASHES.sub(r"\1", text).encode()).hexdigest(), found.group(1)
 

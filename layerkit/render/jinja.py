@@ -14,7 +14,7 @@ import jinja2
 
 from layerkit import __version__
 from layerkit.digest import HASH_SCHEMA, HashResult
-from layerkit.render.blocks.dockerfile import Label
+from layerkit.render.blocks.dockerfile import Label, Stage
 from layerkit.render.envvars import quote
 from layerkit.render.renderplan import RenderPlan
 
@@ -59,9 +59,13 @@ def labels(plan: RenderPlan, h: HashResult, version: str = __version__) -> Label
     return Label(tuple(sorted((k, quote(v)) for k, v in items.items())))
 
 
-def render_dockerfile(plan: RenderPlan, h: HashResult, version: str = __version__) -> str:
-    """The Dockerfile; hashing/ formats it too, with a blank hash and version (what names it)."""
+def render_dockerfile(
+    plan: RenderPlan, h: HashResult, version: str = __version__, extra_stages: tuple[Stage, ...] = ()
+) -> str:
+    """The Dockerfile; hashing/ formats it too, with a blank hash and version (what names it).
+    `extra_stages` follow the environment's (the inference image's stage)."""
     text = template().render(
+        extra_stages=extra_stages,
         plan=plan,
         version=version,
         sources=json.dumps(list(plan.sources)),
