@@ -3,6 +3,7 @@ a part, and a failure or an interrupt leaves the old one as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -10,7 +11,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from layerkit.errors import SpecError
 
@@ -81,9 +82,13 @@ def _write_in_place(target: Path, files: Mapping[str, str], mode: int) -> list[P
     atomically, the ones the new render no longer writes are removed, MANIFEST last."""
     before = _listed(target) or set()
     for name, content in sorted(files.items()):
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
         write_text(target / name, content, mode)
     for name in sorted(before - set(files)):
         (target / name).unlink(missing_ok=True)
+        if (target / name).parent != target:
+            with contextlib.suppress(OSError):  # its folder, once empty
+                (target / name).parent.rmdir()
     write_text(target / MANIFEST, manifest(files), mode)
     _fsync(target)
     return [target / n for n in sorted(files)]
@@ -109,14 +114,15 @@ def _listed(target: Path) -> set[str] | None:
     text = raw.decode("utf-8", "replace")
     if len(raw) > _MANIFEST_MAX or not text.startswith(MANIFEST_HEAD):
         return None
-    return {n for n in text[len(MANIFEST_HEAD) :].splitlines() if n}
+    names = text[len(MANIFEST_HEAD) :].splitlines()
+    # Only names inside the folder: a list naming ../x must not make render delete x.
+    return {n for n in names if n and not n.startswith("/") and not {"", ".", ".."} & set(n.split("/"))}
 
 
 def _check_replaceable(target: Path, files: Mapping[str, str]) -> None:
     if not target.is_dir():
         raise SpecError(f"{target} exists and is not a directory: render into a new or empty directory")
-    entries = sorted(os.listdir(target))
-    if not entries:
+    if not os.listdir(target):
         return
     listed = _listed(target)
     if listed is not None:
@@ -125,12 +131,29 @@ def _check_replaceable(target: Path, files: Mapping[str, str]) -> None:
         ours = set(files)  # rendered before MANIFEST existed: only what this render rewrites
     else:
         ours = set()
-    for name in entries:
-        if name not in ours or (target / name).is_dir() or (target / name).is_symlink():
-            raise SpecError(
-                f"{target}/{name} is not a file layerkit rendered there, and layerkit replaces the "
-                "whole folder: render into a new or empty folder (or one layerkit rendered)"
+    foreign = _foreign(target, ours)
+    if foreign is not None:
+        raise SpecError(
+            f"{target}/{foreign} is not a file layerkit rendered there, and layerkit replaces the "
+            "whole folder: render into a new or empty folder (or one layerkit rendered)"
+        )
+
+
+def _foreign(target: Path, ours: set[str]) -> str | None:
+    """The first entry under `target` that is neither one of `ours` ("/"-separated names of
+    regular files) nor a folder on the way to one; symlinks are never ours."""
+    folders = {str(parent) for n in ours for parent in PurePosixPath(n).parents} - {"."}
+    for dirpath, dirnames, filenames in os.walk(target):
+        rel_dir = Path(dirpath).relative_to(target).as_posix()
+        for name in sorted(dirnames) + sorted(filenames):
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            info = os.lstat(os.path.join(dirpath, name))
+            kind_ok = (
+                rel in folders if stat.S_ISDIR(info.st_mode) else rel in ours and stat.S_ISREG(info.st_mode)
             )
+            if not kind_ok:
+                return rel
+    return None
 
 
 def _generated(dockerfile: Path) -> bool:

@@ -220,6 +220,35 @@ def test_an_empty_folder_is_rendered_into(tmp_path: Path) -> None:
     assert listing(tmp_path / "ctx") == new_context()
 
 
+NESTED = {"Dockerfile": atomic.GENERATED + "\nFROM x\n", "inference/nginx.conf": "events {}\n"}
+
+
+def test_rendered_folders_are_replaced_but_a_users_file_in_one_is_not(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    atomic.replace_dir(ctx, NESTED)
+    assert (ctx / "inference" / "nginx.conf").read_text() == "events {}\n"
+    atomic.replace_dir(ctx, {**NESTED, "inference/nginx.conf": "events { }\n"})
+    assert (ctx / "inference" / "nginx.conf").read_text() == "events { }\n"
+    (ctx / "inference" / "model.pkl").write_bytes(b"mine")
+    with pytest.raises(SpecError, match=r"ctx/inference/model\.pkl is not a file layerkit rendered"):
+        atomic.replace_dir(ctx, NESTED)
+    assert (ctx / "inference" / "model.pkl").read_bytes() == b"mine"
+
+
+def test_a_manifest_naming_files_outside_the_folder_deletes_nothing_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = tmp_path / "precious"
+    outside.write_text("keep\n")
+    ctx = tmp_path / "ctx"
+    atomic.replace_dir(ctx, NESTED)
+    (ctx / atomic.MANIFEST).write_text(atomic.manifest([*NESTED, "../precious", "/etc/x"]))
+    monkeypatch.chdir(ctx)  # the in-place path removes what the old list named
+    atomic.replace_dir(Path("."), {"Dockerfile": NESTED["Dockerfile"]})
+    assert outside.read_text() == "keep\n"
+    assert sorted(p.name for p in ctx.iterdir()) == [atomic.MANIFEST, "Dockerfile"]
+
+
 def _held(point: str, out: Path) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]))
     cmd = [sys.executable, str(HERE / "helpers" / "render_held.py"), point, "-q", "render"]
