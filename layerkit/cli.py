@@ -21,6 +21,7 @@ from layerkit.errors import (
     Position,
     SpecError,
     error_line,
+    one_line,
 )
 
 EXIT_CODES_HELP = """exit codes:
@@ -120,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     except LayerkitError as exc:
         logs = getattr(exc, "logs", "")
         if logs:
-            sys.stderr.write(logs if logs.endswith("\n") else logs + "\n")
+            # A RUN's output may hold ESC or BEL: escaped per line, so no line moves the
+            # cursor, retitles or rings the terminal, and the lines stay lines.
+            lines = logs.removesuffix("\n").split("\n")
+            sys.stderr.write("".join(one_line(line.removesuffix("\r")) + "\n" for line in lines))
         return _error(exc.location, exc.message, exc.exit_code)
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):

@@ -229,3 +229,28 @@ def test_the_readme_lists_every_built_in_layer(cli) -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for layer in json.loads(cli("flavours", "--layers", "--json").out):
         assert f"| `{layer['extends']}` |" in readme
+
+
+def test_build_logs_attached_to_an_error_reach_the_terminal_escaped(
+    cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed RUN's output (SolveFailed.logs) may hold ESC and BEL: escaped per line, the
+    lines kept as lines, then the one error line."""
+    from layerkit.build.client import SolveFailed
+    from layerkit.commands import hash as hash_cmd
+
+    logs = "step 1\r\n\x1b]0;owned\x07\x1b[2Jcleared\nlast\tline"
+
+    def run(args: object) -> int:
+        raise SolveFailed("BuildKit step 'RUN x' failed: exit code 1", vertex="RUN x", logs=logs)
+
+    monkeypatch.setattr(hash_cmd, "run", run)
+    r = cli("hash", SPECS / "full-cpu.yaml")
+    assert r.code == 3
+    assert r.err.splitlines() == [
+        "step 1",
+        "\\x1b]0;owned\\x07\\x1b[2Jcleared",
+        "last\\tline",
+        "layerkit: error: BuildKit step 'RUN x' failed: exit code 1",
+    ]
+    assert "\x1b" not in r.err and "\x07" not in r.err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,47 @@ def test_credentials_from_named_env_vars_and_docker_config(tmp_path: Path) -> No
         "bob", "pw:with:colons"
     )
     assert resolve_credentials("other.example.com", environ={}, docker_config=cfg) is None
+
+
+def _helper_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> Path:
+    """A fake `docker-credential-fake` on PATH and a docker config naming it for r.example.com."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "docker-credential-fake"
+    exe.write_text("#!/bin/sh\n" + script)
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"credHelpers": {"r.example.com": "fake"}}))
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["[]", '"s3cret"', "null", "not json", '{"Username": "u"}', '{"Username": ["u"], "Secret": "s3cret"}'],
+)
+def test_a_credential_helper_answering_no_object_is_one_line_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    cfg = _helper_on_path(tmp_path, monkeypatch, f"cat >/dev/null; printf '%s' '{answer}'\n")
+    with pytest.raises(RegistryError, match="credential helper docker-credential-fake answered") as err:
+        resolve_credentials("r.example.com", environ={}, docker_config=cfg)
+    assert err.value.exit_code == 3 and "\n" not in str(err.value) and "s3cret" not in str(err.value)
+
+
+def test_a_credential_helper_is_asked_for_the_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = 'read host; printf \'{"ServerURL": "%s", "Username": "u-%s", "Secret": "pw"}\' "$host" "$host"\n'
+    cfg = _helper_on_path(tmp_path, monkeypatch, script)
+    assert resolve_credentials("r.example.com", environ={}, docker_config=cfg) == Credentials(
+        "u-r.example.com", "pw"
+    )
+
+
+def test_a_credential_helper_with_nothing_for_the_host_means_anonymous(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _helper_on_path(tmp_path, monkeypatch, "echo 'credentials not found in native keychain'; exit 1\n")
+    assert resolve_credentials("r.example.com", environ={}, docker_config=cfg) is None
 
 
 def test_unreachable_registry_fails_fast() -> None:

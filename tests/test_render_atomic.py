@@ -44,13 +44,37 @@ def new_files() -> dict[str, str]:
     return api.render(SPECS / "full-cpu.yaml", auto_lock=False).files
 
 
+def new_context() -> dict[str, bytes]:
+    """What a finished render leaves: the rendered files and the manifest naming them."""
+    files = {k: v.encode() for k, v in new_files().items()}
+    manifest = atomic.MANIFEST_HEAD + "".join(f"{n}\n" for n in sorted(files))
+    return {**files, atomic.MANIFEST: manifest.encode()}
+
+
+def test_a_context_check_fix_rewrote_is_replaced_by_render(tmp_path: Path, cli) -> None:
+    """`make` keeps contexts with `check --fix`: the files it adds must not block `render -o`."""
+    spec = tmp_path / "env.yaml"
+    spec.write_text(OLD_SPEC)
+    ctx = tmp_path / "ctx"
+    assert cli("-q", "render", spec, "--no-lock", "-o", ctx).code == 0
+    spec.write_text(OLD_SPEC.replace("[python=3.11]", "[python=3.11, pip]\n  pip: [requests==2.31.0]"))
+    files = api.render(spec, auto_lock=False).files
+    assert not set(files) <= set(listing(ctx))  # check --fix adds files
+    r = cli("-q", "check", "--fix", spec, "--context", ctx)
+    assert r.code == 0, r.err
+    assert set(listing(ctx)) == {*files, atomic.MANIFEST}
+    r = cli("-q", "render", spec, "--no-lock", "-o", ctx)
+    assert r.code == 0, r.err
+    assert listing(ctx)[atomic.MANIFEST] == atomic.manifest(files).encode()
+
+
 def test_the_old_and_new_contexts_differ_in_their_files(old: Path) -> None:
-    assert set(listing(old)) != set(new_files())  # else a mix could not be seen
+    assert set(listing(old)) != set(new_context())  # else a mix could not be seen
 
 
 def test_a_finished_render_holds_exactly_the_new_context(old: Path) -> None:
     api.write_context(api.render(SPECS / "full-cpu.yaml", auto_lock=False), old)
-    assert listing(old) == {k: v.encode() for k, v in new_files().items()}
+    assert listing(old) == new_context()
     assert siblings(old) == []
 
 
@@ -77,7 +101,7 @@ def test_a_failed_write_leaves_the_old_directory(
 def test_without_renameat2_the_old_directory_steps_aside(old: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
     api.write_context(api.render(SPECS / "full-cpu.yaml", auto_lock=False), old)
-    assert listing(old) == {k: v.encode() for k, v in new_files().items()} and siblings(old) == []
+    assert listing(old) == new_context() and siblings(old) == []
 
 
 def test_without_renameat2_a_failed_step_in_puts_the_old_back(
@@ -105,11 +129,124 @@ def test_a_folder_of_the_users_is_never_replaced(tmp_path: Path, cli, content: d
     mine.mkdir()
     for name, text in content.items():
         (mine / name).write_text(text)
-    with pytest.raises(SpecError, match="not a context directory layerkit rendered"):
+    with pytest.raises(SpecError, match="not a file layerkit rendered there"):
         atomic.replace_dir(mine, {"Dockerfile": "x"})
     r = cli("render", SPECS / "full-cpu.yaml", "-o", mine)
-    assert r.code == 2 and "render into a new or empty directory" in r.err
+    assert r.code == 2 and "render into a new or empty folder" in r.err
     assert listing(mine) == {k: v.encode() for k, v in content.items()}
+
+
+USERS = {"layerkit.yaml": OLD_SPEC, "conda-lock.yml": "version: 1\n"}
+
+
+@pytest.mark.parametrize("manifest", [True, False], ids=["rendered", "rendered-before-manifests"])
+def test_the_users_files_beside_a_rendered_context_are_never_deleted(old: Path, cli, manifest: bool) -> None:
+    """The reviewer's case: a folder with a rendered Dockerfile and the user's spec and lock."""
+    if not manifest:
+        (old / atomic.MANIFEST).unlink()
+    for name, text in USERS.items():
+        (old / name).write_text(text)
+    before = listing(old)
+    r = cli("-q", "render", SPECS / "full-cpu.yaml", "--no-lock", "-o", old)
+    assert r.code == 2, r.err
+    assert len(r.err.splitlines()) == 1 and f"{old}/conda-lock.yml is not a file layerkit rendered" in r.err
+    assert listing(old) == before and siblings(old) == []
+
+
+def test_a_context_rendered_before_manifests_is_replaced_when_it_holds_only_rendered_names(
+    tmp_path: Path,
+) -> None:
+    ctx = tmp_path / "ctx"
+    api.write_context(api.render(SPECS / "full-cpu.yaml", auto_lock=False), ctx)
+    (ctx / atomic.MANIFEST).unlink()
+    (ctx / "environment.yml").write_text("stale\n")
+    api.write_context(api.render(SPECS / "full-cpu.yaml", auto_lock=False), ctx)
+    assert listing(ctx) == new_context()
+
+
+def test_render_into_the_current_folder_rewrites_its_rendered_files(
+    old: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-o .` cannot swap the folder the shell stands in: each file is replaced atomically."""
+    monkeypatch.chdir(old)
+    inode = os.stat(old).st_ino
+    r = cli("render", SPECS / "full-cpu.yaml", "--no-lock", "-o", ".")
+    assert r.code == 0, r.err
+    assert listing(old) == new_context() and os.stat(old).st_ino == inode
+    assert not [p for p in old.iterdir() if p.name.endswith(".tmp")] and siblings(old) == []
+
+
+def test_render_into_the_current_folder_with_the_users_spec_is_refused(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "layerkit.yaml").write_text(OLD_SPEC)
+    monkeypatch.chdir(tmp_path)
+    r = cli("render", "layerkit.yaml", "--no-lock", "-o", ".")
+    assert r.code == 2 and f"{tmp_path}/layerkit.yaml is not a file layerkit rendered" in r.err
+    assert listing(tmp_path) == {"layerkit.yaml": OLD_SPEC.encode()}
+
+
+def test_render_into_a_parent_of_the_current_folder_is_refused(
+    old: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (old / "sub").mkdir()
+    (old / "sub" / "x").write_text("mine\n")
+    monkeypatch.chdir(old / "sub")
+    before = sorted(p.name for p in old.iterdir())
+    r = cli("-q", "render", SPECS / "full-cpu.yaml", "--no-lock", "-o", "..")
+    assert r.code == 2 and "holds the current folder" in r.err and len(r.err.splitlines()) == 1
+    assert sorted(p.name for p in old.iterdir()) == before and (old / "sub" / "x").read_text() == "mine\n"
+
+
+def test_a_symlinked_output_replaces_its_target_and_stays_a_link(old: Path, cli) -> None:
+    link = old.parent / "link"
+    link.symlink_to(old)
+    r = cli("render", SPECS / "full-cpu.yaml", "--no-lock", "-o", link)
+    assert r.code == 0, r.err
+    assert link.is_symlink() and link.resolve() == old and listing(old) == new_context()
+
+
+def test_an_output_naming_a_regular_file_is_refused(tmp_path: Path, cli) -> None:
+    f = tmp_path / "Dockerfile"
+    f.write_text("FROM mine\n")
+    r = cli("render", SPECS / "full-cpu.yaml", "--no-lock", "-o", f)
+    assert r.code == 2 and "is not a directory" in r.err
+    assert f.read_text() == "FROM mine\n"
+
+
+def test_an_empty_folder_is_rendered_into(tmp_path: Path) -> None:
+    (tmp_path / "ctx").mkdir()
+    api.write_context(api.render(SPECS / "full-cpu.yaml", auto_lock=False), tmp_path / "ctx")
+    assert listing(tmp_path / "ctx") == new_context()
+
+
+NESTED = {"Dockerfile": atomic.GENERATED + "\nFROM x\n", "inference/nginx.conf": "events {}\n"}
+
+
+def test_rendered_folders_are_replaced_but_a_users_file_in_one_is_not(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    atomic.replace_dir(ctx, NESTED)
+    assert (ctx / "inference" / "nginx.conf").read_text() == "events {}\n"
+    atomic.replace_dir(ctx, {**NESTED, "inference/nginx.conf": "events { }\n"})
+    assert (ctx / "inference" / "nginx.conf").read_text() == "events { }\n"
+    (ctx / "inference" / "model.pkl").write_bytes(b"mine")
+    with pytest.raises(SpecError, match=r"ctx/inference/model\.pkl is not a file layerkit rendered"):
+        atomic.replace_dir(ctx, NESTED)
+    assert (ctx / "inference" / "model.pkl").read_bytes() == b"mine"
+
+
+def test_a_manifest_naming_files_outside_the_folder_deletes_nothing_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = tmp_path / "precious"
+    outside.write_text("keep\n")
+    ctx = tmp_path / "ctx"
+    atomic.replace_dir(ctx, NESTED)
+    (ctx / atomic.MANIFEST).write_text(atomic.manifest([*NESTED, "../precious", "/etc/x"]))
+    monkeypatch.chdir(ctx)  # the in-place path removes what the old list named
+    atomic.replace_dir(Path("."), {"Dockerfile": NESTED["Dockerfile"]})
+    assert outside.read_text() == "keep\n"
+    assert sorted(p.name for p in ctx.iterdir()) == [atomic.MANIFEST, "Dockerfile"]
 
 
 def _held(point: str, out: Path) -> subprocess.Popen[str]:
@@ -138,4 +275,4 @@ def test_a_released_real_render_holds_exactly_the_new_context(old: Path, point: 
     proc = _held(point, old)
     _, err = proc.communicate("go\n")
     assert proc.returncode == 0, err
-    assert listing(old) == {k: v.encode() for k, v in new_files().items()} and siblings(old) == []
+    assert listing(old) == new_context() and siblings(old) == []

@@ -104,17 +104,33 @@ def _docker_config(path: Path | None) -> dict[str, object]:
 
 
 def _helper(helper: str, host: str) -> Credentials | None:
-    exe = shutil.which(f"docker-credential-{helper}")
+    """`docker-credential-HELPER get`: none, or a non-zero exit (nothing for the host), is
+    anonymous, as for docker; an answer not of the documented shape is an error (exit 3)."""
+    name = f"docker-credential-{helper}"
+    exe = shutil.which(name)
     if not exe:
         return None
-    proc = subprocess.run([exe, "get"], input=host, capture_output=True, text=True, timeout=30, check=False)
+    try:
+        proc = subprocess.run([exe, "get"], input=host.encode(), capture_output=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        raise RegistryError(f"credential helper {name} for {host} did not answer within 30 s") from None
+    except OSError as exc:
+        raise RegistryError(f"cannot run credential helper {name}: {exc.strerror}") from None
     if proc.returncode != 0:
         return None
     try:
         doc = json.loads(proc.stdout)
-        return Credentials(str(doc["Username"]), str(doc["Secret"]))
-    except (ValueError, KeyError):
-        return None
+    except ValueError:  # not JSON, or not UTF-8
+        doc = None
+    user = doc.get("Username") if isinstance(doc, dict) else None
+    secret = doc.get("Secret") if isinstance(doc, dict) else None
+    if not isinstance(user, str) or not isinstance(secret, str):
+        # Never echo the answer: it may hold the secret.
+        raise RegistryError(
+            f'credential helper {name} answered for {host} without a {{"Username": ..., "Secret": ...}} '
+            "object of strings; fix the helper or its entry in the docker config"
+        )
+    return Credentials(user, secret)
 
 
 def resolve_credentials(

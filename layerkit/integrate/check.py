@@ -188,6 +188,8 @@ def _check_context(
             atomic.write_text(directory / name, files[name].decode("utf-8"))
         for name in extra:
             (directory / name).unlink()
+        # A later `render -o` replaces only the files MANIFEST names: it must name these.
+        atomic.write_text(directory / atomic.MANIFEST, atomic.manifest(files))
         return ContextState(shown, "fixed", tuple(stale), tuple(extra)), ()
     cmd = f"layerkit check --fix {_quote(spec)}" + (f" --context {_quote(directory)}" if custom else "")
     problems = [

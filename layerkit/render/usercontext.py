@@ -44,10 +44,7 @@ class UserContext:
         modes: dict[str, int] = {}
         for f in self.files:
             path = self.root / f.path
-            try:
-                body = path.read_bytes()
-            except OSError as exc:
-                raise SpecError(f"cannot read build context file {path}: {exc.strerror}") from None
+            body = _read(path)
             if hashlib.sha256(body).hexdigest() != f.sha256:
                 raise SpecError(f"{path} changed after the environment was rendered; render and build again")
             data[f"{self.prefix}/{f.path}"] = body
@@ -89,16 +86,29 @@ def collect(
             )
         total += info.st_size
         if total > MAX_BYTES:
-            raise SpecError(
-                f"{what} {root} holds more than {MAX_BYTES >> 20} MiB; list what the Dockerfile "
-                "does not read in .dockerignore",
-                loc,
-            )
-        inputs.note(path)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            raise SpecError(_too_large(what, root), loc)
+        body = _read(path, loc)
+        total += len(body) - info.st_size  # what was read, should the file have changed since lstat
+        if total > MAX_BYTES:
+            raise SpecError(_too_large(what, root), loc)
+        digest = hashlib.sha256(body).hexdigest()
         mode = st.S_IMODE(info.st_mode) & 0o777
         files.append(ContextFile(rel, mode, digest))
     return UserContext(root, tuple(files), prefix)
+
+
+def _read(path: Path, loc: Position | None = None) -> bytes:
+    """Through the one reader: a file swapped for a FIFO or a device after walk's lstat is
+    refused, not read forever. The cap is the whole context's: one model file may be most of it."""
+    hint = "; copy the file itself, or list it in .dockerignore"
+    return inputs.read_bytes(path, "build context file", loc, max_bytes=MAX_BYTES, hint=hint)
+
+
+def _too_large(what: str, root: Path) -> str:
+    return (
+        f"{what} {root} holds more than {MAX_BYTES >> 20} MiB; list what the Dockerfile "
+        "does not read in .dockerignore"
+    )
 
 
 def prefixed(source: str) -> str:
