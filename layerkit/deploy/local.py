@@ -1,0 +1,233 @@
+"""A local deployment on the Docker engine (`layerkit serve`): the inference image run as a
+container, its keys folder mounted read-only, published on 127.0.0.1 only.
+
+The container is named `layerkit-serve-NAME` and labelled `io.layerkit.serve=NAME`, which is
+how `--stop`, `--logs` and `regen-key` find it (one per deployment: serving again replaces it).
+A container that exits before it is ready is kept, stopped, so that `--logs` can show why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from layerkit.deploy import readiness
+from layerkit.errors import DaemonError, EnvironmentFailure, SpecError
+
+LABEL = "io.layerkit.serve"
+KEYS_DIR = "/var/run/layerkit/keys"  # where the inference image's entrypoint reads the keys
+SOURCE_DIR = "/var/layerkit/source"  # where --source is mounted (AZUREML_SOURCE_DIRECTORY)
+ENTRYPOINT = "/usr/local/bin/layerkit-serve"
+LOG_TAIL = 30  # lines of the container's log shown when it fails to start
+LOOPBACK = "127.0.0.1"
+
+
+class ServeFailed(EnvironmentFailure):
+    """The server did not become ready; ``logs``: the tail of its log, printed above the error."""
+
+    def __init__(self, message: str, logs: str = "") -> None:
+        super().__init__(message)
+        self.logs = logs
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What `serve` asks the engine for, decided before any call."""
+
+    name: str
+    image: str
+    port: int  # the image's port (serve.port)
+    host_port: int  # on 127.0.0.1; 0: one the engine picks
+    readiness_route: str
+    scoring_route: str
+    keys: Path | None  # the host's keys folder; None: auth is off
+    probe_key: str | None = None  # sent with the readiness polls
+    source: Path | None = None  # mounted over the image's source tree
+    gpu: int = 0
+    bind: str = LOOPBACK
+
+
+@dataclass(frozen=True)
+class Running:
+    container: str
+    host_port: int
+    scoring_url: str
+
+
+def container_name(name: str) -> str:
+    return f"layerkit-serve-{name}"
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """The container `serve` creates (docker-py's create_container/create_host_config terms)."""
+
+    name: str
+    labels: dict[str, str]
+    environment: tuple[str, ...]
+    mounts: tuple[Any, ...]  # docker.types.Mount
+    port_bindings: dict[int, tuple[str, int | None]]  # container port -> (address, host port)
+    device_requests: tuple[Any, ...]  # docker.types.DeviceRequest
+
+
+def container_spec(d: Deployment) -> ContainerSpec:
+    from docker.types import DeviceRequest, Mount
+
+    mounts = []
+    env: list[str] = []
+    if d.keys is not None:
+        mounts.append(Mount(KEYS_DIR, str(d.keys), type="bind", read_only=True))
+    if d.source is not None:
+        source = d.source.resolve()
+        if not source.is_dir():
+            raise SpecError(f"--source {d.source}: not a directory")
+        mounts.append(Mount(SOURCE_DIR, str(source), type="bind", read_only=True))
+        env.append(f"AZUREML_SOURCE_DIRECTORY={SOURCE_DIR}")
+    return ContainerSpec(
+        name=container_name(d.name),
+        labels={LABEL: d.name},
+        environment=tuple(env),
+        mounts=tuple(mounts),
+        port_bindings={d.port: (d.bind, d.host_port or None)},
+        device_requests=(DeviceRequest(count=d.gpu, capabilities=[["gpu"]]),) if d.gpu else (),
+    )
+
+
+class LocalEngine:
+    def __init__(self, docker_host: str) -> None:
+        from layerkit.build.runner import engine_client
+
+        self.docker_host = docker_host
+        self._api = engine_client(docker_host)
+
+    def close(self) -> None:
+        self._api.close()
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        import docker
+
+        from layerkit.build.runner import _explain
+
+        try:
+            return fn(*args, **kw)
+        except docker.errors.DockerException as exc:
+            raise DaemonError(f"Docker engine at {self.docker_host}: {what}: {_explain(exc)}") from None
+
+    def containers(self, name: str) -> list[str]:
+        found = self._call(
+            "listing containers", self._api.containers, all=True, filters={"label": f"{LABEL}={name}"}
+        )
+        return [str(c["Id"]) for c in found]
+
+    def remove(self, name: str) -> int:
+        """Stop and remove the deployment's containers; how many there were."""
+        ids = self.containers(name)
+        for cid in ids:
+            self._call("removing the container", self._api.remove_container, cid, force=True)
+        return len(ids)
+
+    def start(self, d: Deployment, timeout: float) -> Running:
+        """Replace any container of the deployment with a new one and wait until it is ready."""
+        import docker
+
+        c = container_spec(d)
+        self.remove(d.name)
+        try:
+            self._api.inspect_image(d.image)
+        except docker.errors.ImageNotFound:
+            from layerkit.spec.imageref import split_ref
+
+            repo, tag, digest = split_ref(d.image)
+            self._call(f"pulling {d.image}", self._api.pull, repo, tag=digest or tag)
+        host = self._call(
+            "configuring the container",
+            self._api.create_host_config,
+            mounts=list(c.mounts),
+            port_bindings=c.port_bindings,
+            device_requests=list(c.device_requests) or None,
+        )
+        created = self._call(
+            f"creating a container of {d.image}",
+            self._api.create_container,
+            d.image,
+            name=c.name,
+            labels=c.labels,
+            ports=list(c.port_bindings),
+            environment=list(c.environment),
+            host_config=host,
+        )
+        cid = str(created["Id"])
+        self._call("starting the container", self._api.start, cid)
+        port = self._host_port(cid, d.port)
+        outcome = readiness.wait(
+            lambda: readiness.http_status(port, d.readiness_route, d.probe_key),
+            lambda: self.exit_code(cid),
+            timeout=timeout,
+        )
+        if outcome.state == "ready":
+            return Running(cid, port, f"http://{d.bind}:{port}{d.scoring_route}")
+        if outcome.state == "timeout":
+            with contextlib.suppress(docker.errors.DockerException):
+                self._api.stop(cid, timeout=5)
+        raise self._failed(d, cid, outcome, timeout)
+
+    def _failed(self, d: Deployment, cid: str, outcome: readiness.Outcome, timeout: float) -> ServeFailed:
+        tail = self.log(cid, tail=LOG_TAIL)
+        see = f"`layerkit serve --logs SPEC` shows all of its log; `--stop` removes it ({container_name(d.name)})"
+        if outcome.state == "exited":
+            why = readiness.raised(tail)
+            said = f": {why}" if why else ""
+            return ServeFailed(
+                f"the server exited ({outcome.exit_code}) before {d.readiness_route} was ready; "
+                f"init() of the entry script failed?{said}; {see}",
+                tail,
+            )
+        last = f" (last answer: HTTP {outcome.last_status})" if outcome.last_status else ""
+        return ServeFailed(
+            f"the server was not ready on {d.readiness_route} within {timeout:g}s{last}; "
+            f"it was stopped; raise --timeout if init() is slow; {see}",
+            tail,
+        )
+
+    def _host_port(self, cid: str, port: int) -> int:
+        info = self._call("inspecting the container", self._api.inspect_container, cid)
+        bound = ((info.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{port}/tcp") or []
+        if not bound:  # it exited at once, before the engine published the port
+            return 0
+        return int(bound[0]["HostPort"])
+
+    def exit_code(self, cid: str) -> int | None:
+        state = self._call("inspecting the container", self._api.inspect_container, cid)["State"]
+        return None if state.get("Running") or state.get("Restarting") else int(state.get("ExitCode") or 0)
+
+    def log(self, cid: str, tail: int | str = "all") -> str:
+        raw = self._call("reading the log", self._api.logs, cid, stdout=True, stderr=True, tail=tail)
+        return bytes(raw).decode("utf-8", "replace")
+
+    def write_logs(self, name: str, out: IO[bytes], err: IO[bytes]) -> None:
+        """The deployment's log: the container's stdout to ``out``, its stderr to ``err``."""
+        ids = self.containers(name)
+        if not ids:
+            raise EnvironmentFailure(
+                f"no local deployment '{name}' on {self.docker_host}: `layerkit serve SPEC` starts one"
+            )
+        for to, stdout in ((out, True), (err, False)):
+            to.write(
+                bytes(self._call("reading the log", self._api.logs, ids[0], stdout=stdout, stderr=not stdout))
+            )
+            to.flush()
+
+    def reload(self, name: str) -> bool:
+        """Make a running deployment re-read its keys; False when none runs."""
+        running = [cid for cid in self.containers(name) if self.exit_code(cid) is None]
+        for cid in running:
+            ex = self._call("reloading the keys", self._api.exec_create, cid, [ENTRYPOINT, "reload"])
+            output = self._call("reloading the keys", self._api.exec_start, ex["Id"])
+            code = self._call("reloading the keys", self._api.exec_inspect, ex["Id"])["ExitCode"]
+            if code != 0:
+                text = bytes(output).decode("utf-8", "replace")
+                raise ServeFailed(f"`{ENTRYPOINT} reload` exited {code} in {container_name(name)}", text)
+        return bool(running)
