@@ -224,10 +224,16 @@ def test_the_container_is_labelled_published_on_loopback_and_mounts_the_keys_rea
 def test_source_is_mounted_read_only_and_named_to_the_server(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
+    with pytest.raises(SpecError, match=r"no entry script score\.py in it"):
+        local.container_spec(_deployment(tmp_path, source=src))
+    (src / "score.py").write_text("def init(): pass\n")
     c = local.container_spec(_deployment(tmp_path, keys=None, source=src, gpu=1))
     [mount] = c.mounts
     assert (mount["Target"], mount["Source"], mount["ReadOnly"]) == (local.SOURCE_DIR, str(src), True)
-    assert c.environment == (f"AZUREML_SOURCE_DIRECTORY={local.SOURCE_DIR}",)
+    assert c.environment == (
+        f"AZUREML_SOURCE_DIRECTORY={local.SOURCE_DIR}",
+        f"AZUREML_ENTRY_SCRIPT={local.SOURCE_DIR}/score.py",
+    )
     assert [r["Count"] for r in c.device_requests] == [1]
     with pytest.raises(SpecError, match="not a directory"):
         local.container_spec(_deployment(tmp_path, source=tmp_path / "missing"))

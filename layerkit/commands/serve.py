@@ -154,6 +154,7 @@ def _serve(
         keys=k.folder if k else None,
         probe_key=k.primary if k else None,
         source=args.source,
+        entry_script=s.entry_script or "",
         gpu=s.gpu,
     )
     _say(args, f"layerkit: starting {result.image} as '{name}'; waiting for {s.readiness_route}")

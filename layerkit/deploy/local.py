@@ -45,7 +45,8 @@ class Deployment:
     scoring_route: str
     keys: Path | None  # the host's keys folder; None: auth is off
     probe_key: str | None = None  # sent with the readiness polls
-    source: Path | None = None  # mounted over the image's source tree
+    source: Path | None = None  # served instead of the image's source tree
+    entry_script: str = "score.py"  # relative to the source tree (serve.entry_script)
     gpu: int = 0
     bind: str = LOOPBACK
 
@@ -84,8 +85,14 @@ def container_spec(d: Deployment) -> ContainerSpec:
         source = d.source.resolve()
         if not source.is_dir():
             raise SpecError(f"--source {d.source}: not a directory")
+        if not (source / d.entry_script).is_file():
+            raise SpecError(f"--source {d.source}: no entry script {d.entry_script} in it")
         mounts.append(Mount(SOURCE_DIR, str(source), type="bind", read_only=True))
-        env.append(f"AZUREML_SOURCE_DIRECTORY={SOURCE_DIR}")
+        # The image names both (render/inference.py); the server reads the script by its path.
+        env += [
+            f"AZUREML_SOURCE_DIRECTORY={SOURCE_DIR}",
+            f"AZUREML_ENTRY_SCRIPT={SOURCE_DIR}/{d.entry_script}",
+        ]
     return ContainerSpec(
         name=container_name(d.name),
         labels={LABEL: d.name},
