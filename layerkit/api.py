@@ -27,6 +27,7 @@ from layerkit.pipeline import (
     load,
     read_lock,
     render,
+    render_inference,
     write_context,
 )
 from layerkit.spec.validate import Checked
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Rendered",
     "build",
+    "build_inference",
     "check",
     "check_grammar",
     "check_spec",
@@ -62,6 +64,7 @@ __all__ = [
     "plan",
     "read_lock",
     "render",
+    "render_inference",
     "run",
     "write_context",
 ]
@@ -143,6 +146,30 @@ def build(
     an unreachable registry only adds a warning to the result.
     """
     return _build_rendered(Path(spec), render(spec, lock, platform, auto_lock), options, progress, on_warning)
+
+
+def build_inference(
+    spec: Path,
+    lock: Path | Lock | None = None,
+    platform: str | None = None,
+    auto_lock: bool = True,
+    *,
+    options: BuildOptions | None = None,
+    progress: Progress | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Build (or find by its hash) the inference image: the environment image with the
+    `serve:` section's model server on top (render/inference.py). ``result.image`` is the
+    ref to run (`layerkit serve` does); its entrypoint is /usr/local/bin/layerkit-serve.
+    The environment's shared stage images are the same as `build`'s. No name-version tag:
+    that one names the environment image."""
+    import dataclasses
+
+    from layerkit.build.builder import BuildOptions
+
+    opts = dataclasses.replace(options or BuildOptions(), name_tag=False)
+    rendered = render_inference(spec, lock, platform, auto_lock)
+    return _build_rendered(Path(spec), rendered, opts, progress, on_warning)
 
 
 def _build_rendered(

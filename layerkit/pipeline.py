@@ -14,6 +14,7 @@ from layerkit.errors import SpecError
 from layerkit.hashing.content import compute
 from layerkit.lock.model import Lock
 from layerkit.render.renderplan import RenderPlan, render_plan
+from layerkit.render.usercontext import UserContext
 from layerkit.spec.merge import Resolved, resolve
 from layerkit.spec.validate import Checked
 from layerkit.spec.validate import check as validate
@@ -76,6 +77,10 @@ class Rendered:
     dockerfile: str
     lock: Lock | None
     notes: tuple[str, ...] = ()
+    # Files sent besides `files`, read and checked at build time: the inference image's
+    # source tree and models (the plan's user_context is another such).
+    contexts: tuple[UserContext, ...] = ()
+    env_hash: str | None = None  # an inference image's: the environment it stands on
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -147,6 +152,30 @@ def render(
             for ref in unpinned_bases(base_refs(checked), lk)
         )
     return Rendered(checked, plan, h, render_dockerfile(plan, h), lk, notes)
+
+
+def render_inference(
+    spec: Path | Checked, lock: Path | Lock | None = None, platform: str | None = None, auto_lock: bool = True
+) -> Rendered:
+    """The inference image (render/inference.py): the environment's Dockerfile with the
+    inference stage on top, hashed over the environment hash and what the stage adds."""
+    import dataclasses
+
+    from layerkit.hashing import inference as inference_hash
+    from layerkit.render.inference import inference_plan, label
+    from layerkit.render.jinja import render_dockerfile
+
+    env = render(spec, lock, platform, auto_lock)
+    inf = inference_plan(env.checked)
+    h = inference_hash.compute(env.hash, inf)
+    stage = dataclasses.replace(
+        inf.stage, instructions=(*inf.stage.instructions, label(h.hash, env.hash.hash))
+    )
+    plan = env.plan.model_copy(
+        update={"context_files": tuple(sorted((*env.plan.context_files, *inf.context_files)))}
+    )
+    dockerfile = render_dockerfile(env.plan, env.hash, (stage,))
+    return Rendered(env.checked, plan, h, dockerfile, env.lock, env.notes, inf.contexts(), env.hash.hash)
 
 
 def write_context(rendered: Rendered, out_dir: Path) -> list[Path]:

@@ -202,8 +202,13 @@ def _solve_all(
     from layerkit.build.registry import ImageRef
 
     main = plan[0]
-    user = rendered.plan.user_context
-    extra, modes = user.read() if user else ({}, {})
+    extra: dict[str, bytes] = {}
+    modes: dict[str, int] = {}
+    for user in (rendered.plan.user_context, *rendered.contexts):
+        if user is not None:
+            data, data_modes = user.read()
+            extra.update(data)
+            modes.update(data_modes)
     has_registry = decision.registry is not None
     stage_images = {s.stage: s for s in decision.stage_images}
     cache_from, caches, push = decision.cache_from, decision.registry_caches, decision.push

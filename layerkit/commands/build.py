@@ -22,6 +22,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     add_build_arguments(p)
     add_signature_arguments(p)
     p.add_argument("--json", action="store_true", help="JSON result on stdout")
+    p.add_argument(
+        "--inference",
+        action="store_true",
+        help="build the inference image: the environment with its serve: section's model server on top",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     opts = build_options(args)
     lock, auto = lock_of(args)
-    result = api.build(
+    result = (api.build_inference if args.inference else api.build)(
         args.spec, lock, args.platform, auto, options=opts, on_warning=lambda w: warn(args, (w,))
     )
     stdout, summary = render_summary(result.to_json(), args.json)

@@ -31,7 +31,8 @@ from layerkit.spec.serve import ProbeSettings, ServeSettings, settings
 Doc = dict[str, object]
 Autoscaler = Literal["knative", "hpa"]
 
-KEYS_MOUNT = "/var/run/secrets/layerkit/keys"  # primary and secondary, one file each
+# primary and secondary, one file each: where the inference image's entrypoint reads them
+KEYS_MOUNT = "/var/run/layerkit/keys"  # = render/inference.py KEYS_DIR
 KEY_NAMES = ("primary", "secondary")
 SCALE_DOWN_DELAY = "1m"  # Azure scales down conservatively, after about a minute
 KPA = "kpa.autoscaling.knative.dev"

@@ -95,6 +95,8 @@ def compute(checked: Checked, plan: RenderPlan, lock: Lock | None = None) -> Has
         "env": sorted([k, v] for k, v in (spec.env or {}).items()),
         "managed": plan.managed,
     }
+    if plan.base_pip:  # only where present: other hashes stay as they were
+        parts["base_pip"] = sorted(plan.base_pip)
     stages = {"base": digest(system)}
     if plan.env_install is not None:
         e = plan.env_install

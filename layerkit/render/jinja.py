@@ -14,7 +14,7 @@ import jinja2
 
 from layerkit import __version__
 from layerkit.digest import HASH_SCHEMA, HashResult
-from layerkit.render.blocks.dockerfile import Label
+from layerkit.render.blocks.dockerfile import Label, Stage
 from layerkit.render.envvars import quote
 from layerkit.render.renderplan import RenderPlan
 
@@ -59,8 +59,10 @@ def labels(plan: RenderPlan, h: HashResult) -> Label:
     return Label(tuple(sorted((k, quote(v)) for k, v in items.items())))
 
 
-def render_dockerfile(plan: RenderPlan, h: HashResult) -> str:
+def render_dockerfile(plan: RenderPlan, h: HashResult, extra_stages: tuple[Stage, ...] = ()) -> str:
+    """The Dockerfile; `extra_stages` follow the environment's (the inference stage)."""
     text = template().render(
+        extra_stages=extra_stages,
         plan=plan,
         version=__version__,
         sources=json.dumps(list(plan.sources)),

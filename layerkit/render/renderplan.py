@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
 from layerkit.render import envinstall
-from layerkit.render.blocks import files, system
+from layerkit.render.blocks import basepip, files, system
 from layerkit.render.blocks.assemble import stages
 from layerkit.render.blocks.cuda import cuda
 from layerkit.render.blocks.dockerfile import Block, Comment, From, Instruction, Raw, Stage
@@ -68,6 +68,8 @@ class RenderPlan(_Model):
     features: Features
     context_files: tuple[tuple[str, str], ...]  # (name, content), sorted
     image_pip: tuple[str, ...]  # pip packages the flavour brings (ONNX Runtime)
+    # user_managed with pip packages: installed on the base's Python (render/blocks/basepip.py)
+    base_pip: tuple[str, ...] = ()
     cuda_apt: CudaAptPlan | None = None  # CUDA installed in the base stage (render/cuda_apt.py)
     user_context: UserContext | None = None  # files the base Dockerfile's COPY/ADD read
     # The Dockerfile, as the building blocks (render/blocks/) laid it out: the template prints
@@ -136,8 +138,9 @@ def render_plan(checked: Checked, lock: Lock | None = None, platform: str | None
     runtime_apt = {p for b in needs for p in b.apt}
     apt = runtime_apt | {p for b in needs for p in b.build_apt}
     env_install = envinstall.env_install(checked, lock, platform) if managed else None
+    base_pip = basepip.requirements(checked)
     fronts: dict[str, list[str]] = {}
-    if managed:
+    if managed or base_pip is not None:
         fronts["PATH"] = [f"{ENV_PREFIX}/bin"]
     if mpi:
         fronts.setdefault("PATH", []).append(MPI_BIN[mpi.kind])
@@ -147,6 +150,8 @@ def render_plan(checked: Checked, lock: Lock | None = None, platform: str | None
     image_pip = tuple(sorted(image.pip)) if image and managed else ()
     deps = effective_dependencies(checked) if env_install is not None and lock is None else ()
     context = files.context_files(checked, env_install, lock, platform, bool(image_pip), deps)
+    if base_pip is not None:
+        context.append(basepip.context_file(base_pip))
     cuda_plan = cuda_apt_plan(image) if base_dockerfile is None else None
     user, uid, workdir = rt.user or "app", rt.uid or 1000, rt.workdir or "/app"
     base_steps, final_steps = _steps(checked, "base"), _steps(checked, "final")
@@ -159,6 +164,7 @@ def render_plan(checked: Checked, lock: Lock | None = None, platform: str | None
         mpi_part,
         system.user(user, uid, workdir),
         installer(env_install, platform, image_pip),
+        basepip.base_pip(checked, base_pip, spec.mirrors.pypi_index if spec.mirrors else None),
         system.environment(env),
         system.steps((s.text for s in base_steps), (s.text for s in final_steps)),
     )
@@ -183,6 +189,7 @@ def render_plan(checked: Checked, lock: Lock | None = None, platform: str | None
         features=feats,
         context_files=tuple(sorted(context)),
         image_pip=image_pip,
+        base_pip=tuple(basepip.context_file(base_pip)[1].splitlines()) if base_pip else (),
         cuda_apt=cuda_plan,
         user_context=user_context,
         stages=laid_out,

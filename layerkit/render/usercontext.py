@@ -33,6 +33,7 @@ class ContextFile:
 class UserContext:
     root: Path
     files: tuple[ContextFile, ...]
+    prefix: str = PREFIX  # where the files sit in the sent context
 
     def hash_part(self) -> list[list[object]]:
         return [[f.path, oct(f.mode), f.sha256] for f in self.files]
@@ -49,21 +50,31 @@ class UserContext:
                 raise SpecError(f"cannot read build context file {path}: {exc.strerror}") from None
             if hashlib.sha256(body).hexdigest() != f.sha256:
                 raise SpecError(f"{path} changed after the environment was rendered; render and build again")
-            data[f"{PREFIX}/{f.path}"] = body
-            modes[f"{PREFIX}/{f.path}"] = f.mode
+            data[f"{self.prefix}/{f.path}"] = body
+            modes[f"{self.prefix}/{f.path}"] = f.mode
         return data, modes
 
 
-def collect(root: Path, loc: Position) -> UserContext:
-    """List the files of `root` that .dockerignore keeps (symlinks and specials refused)."""
+def collect(
+    root: Path,
+    loc: Position,
+    *,
+    ignore_files: tuple[str, ...] = (".dockerignore",),
+    prefix: str = PREFIX,
+    what: str = "the base Dockerfile's build context",
+) -> UserContext:
+    """List the files of `root` that its ignore file keeps (symlinks and specials refused):
+    the first of `ignore_files` present, read with .dockerignore's syntax."""
     from layerkit.ignorefiles import walk
 
     if not root.is_dir():
-        raise SpecError(f"the base Dockerfile's build context {root} is not a folder", loc)
-    ignore = root / ".dockerignore"
+        raise SpecError(f"{what} {root} is not a folder", loc)
     patterns: list[str] = []
-    if ignore.is_file():
-        patterns = inputs.read_bytes(ignore, ".dockerignore", loc).decode("utf-8", "replace").splitlines()
+    for name in ignore_files:
+        ignore = root / name
+        if ignore.is_file():
+            patterns = inputs.read_bytes(ignore, name, loc).decode("utf-8", "replace").splitlines()
+            break
     files: list[ContextFile] = []
     total = 0
     for rel, info in walk(root, excludes=patterns):
@@ -72,14 +83,14 @@ def collect(root: Path, loc: Position) -> UserContext:
         path = root / rel
         if not st.S_ISREG(info.st_mode):
             raise SpecError(
-                f"{path} in the build context is not a regular file (a symlink or device); copy the file "
+                f"{path} in {what} is not a regular file (a symlink or device); copy the file "
                 "itself, or list it in .dockerignore",
                 loc,
             )
         total += info.st_size
         if total > MAX_BYTES:
             raise SpecError(
-                f"the build context {root} holds more than {MAX_BYTES >> 20} MiB; list what the Dockerfile "
+                f"{what} {root} holds more than {MAX_BYTES >> 20} MiB; list what the Dockerfile "
                 "does not read in .dockerignore",
                 loc,
             )
@@ -87,7 +98,7 @@ def collect(root: Path, loc: Position) -> UserContext:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         mode = st.S_IMODE(info.st_mode) & 0o777
         files.append(ContextFile(rel, mode, digest))
-    return UserContext(root, tuple(files))
+    return UserContext(root, tuple(files), prefix)
 
 
 def prefixed(source: str) -> str:

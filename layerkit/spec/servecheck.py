@@ -15,6 +15,15 @@ from layerkit.spec.serve import MAX_MODELS, MAX_REQUEST_MB, Serve
 
 _NAMESPACE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # a DNS-1123 label
 _ROUTES = ("liveness_route", "readiness_route", "scoring_route")
+# Routes reach nginx's config (render/nginxconf.py) unquoted: a plain URL path, nothing nginx
+# or a shell reads as syntax.
+_ROUTE = re.compile(r"/[A-Za-z0-9._~/-]*")
+# Azure ML's model names (a letter or digit first; letters, digits, '.', '_', '-'); versions
+# are numbers there, text here. Both become folders of the model dir and COPY paths.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+_MODEL_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# Relative, '/'-separated, no '..': a file of the source tree, named in an ENV value.
+_SCRIPT = re.compile(r"(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_][A-Za-z0-9._/-]*")
 
 
 def check(r: Resolved, warn: list[str]) -> None:
@@ -42,6 +51,11 @@ def check(r: Resolved, warn: list[str]) -> None:
         value = getattr(s, route)
         if value is not None and (not value.startswith("/") or any(c.isspace() for c in value)):
             raise bad(f"'{value}' is not a URL path; write it as '/{value.lstrip('/')}'", route)
+        if value is not None and not _ROUTE.fullmatch(value):
+            raise bad(f"'{value}': a route is '/' and letters, digits and . _ ~ / - only", route)
+    if s.entry_script is not None and not _SCRIPT.fullmatch(s.entry_script):
+        raise bad(f"'{s.entry_script}': the entry script is a path relative to source_directory, of "
+                  "letters, digits and . _ / - (no '..')", "entry_script")  # fmt: skip
     if s.namespace is not None and not _NAMESPACE.fullmatch(s.namespace):
         raise bad("a namespace is at most 63 of a-z, 0-9 and '-', not starting or ending with '-'",
                   "namespace")  # fmt: skip
@@ -66,6 +80,13 @@ def _models(r: Resolved, s: Serve) -> None:
         raise _bad(r, f"{len(models)} models; a deployment holds at most {MAX_MODELS}", "models", MAX_MODELS)
     seen: dict[tuple[str, str | None], int] = {}
     for i, m in enumerate(models):
+        if not _MODEL_NAME.fullmatch(m.name):
+            raise _bad(r, f"'{m.name}': a model name is letters, digits and . _ - (a letter or digit "
+                       "first)", "models", i, "name")  # fmt: skip
+        if m.version is not None and not _MODEL_VERSION.fullmatch(m.version):
+            raise _bad(
+                r, f"'{m.version}': a model version is letters, digits and . _ -", "models", i, "version"
+            )
         key = (m.name, m.version)
         if key in seen:
             version = f" version {m.version}" if m.version else ""

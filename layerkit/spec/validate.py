@@ -231,11 +231,13 @@ def _check_values(r: Resolved, warn: list[str]) -> None:
 def _check_base(r: Resolved, image: CatalogImage | None, cat: Catalog) -> None:
     s = r.spec
     feats = s.features or Features()
-    if s.user_managed and s.conda and (s.conda.dependencies or s.conda.pip):
-        dkey = ("conda", "dependencies") if s.conda.dependencies else ("conda", "pip")
+    # pip alone is installed on the base's own Python (render/blocks/basepip.py); conda needs
+    # layerkit's environment.
+    if s.user_managed and s.conda and s.conda.dependencies:
         raise SpecError(
-            "user_managed images install nothing: remove the conda/pip dependencies or set user_managed: false",
-            r.loc(dkey),
+            "user_managed images run the base's own Python, so they take no conda dependencies: remove "
+            "them (pip packages alone go into a venv of the base's Python) or set user_managed: false",
+            r.loc(("conda", "dependencies")),
         )
     distro = image.distro if image else None
     if distro is None and s.base and s.base.image:

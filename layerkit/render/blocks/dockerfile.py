@@ -82,6 +82,23 @@ class Copy:
     # change there (the same blob, not re-copied). A linked copy writes dest's parent folders
     # itself (root, 0755) and cannot follow a symlink among them: so only into /opt.
     link: bool = False
+    chmod: str | None = None  # e.g. "0755": the copied files' mode (a script sent as text)
+
+
+@dataclass(frozen=True, slots=True)
+class Entrypoint:
+    kind: ClassVar[str] = "entrypoint"
+    argv: tuple[str, ...]
+
+    @property
+    def exec_form(self) -> str:
+        return json.dumps(list(self.argv))
+
+
+@dataclass(frozen=True, slots=True)
+class Expose:
+    kind: ClassVar[str] = "expose"
+    port: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +141,9 @@ class Script:
     lines: tuple[str, ...]
 
 
-Instruction = Comment | Raw | From | Workdir | User | Shell | Env | Label | Copy | Run | Script
+Instruction = (
+    Comment | Raw | From | Workdir | User | Shell | Env | Label | Copy | Run | Script | Entrypoint | Expose
+)
 
 
 @dataclass(frozen=True, slots=True)

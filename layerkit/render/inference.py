@@ -1,0 +1,191 @@
+"""The inference image: one more stage on top of the environment image (issue 16 §1).
+
+`FROM runtime AS inference`, so the environment's stages, hash and shared stage images stay
+as they are. The stage adds, in the order that keeps layers cached (what changes least first):
+the models, each in a layer of its own (COPY) under AZUREML_MODEL_DIR/<name>/<version>/ as
+Azure places them; nginx's config (render/nginxconf.py) and layerkit's entrypoint
+(templates/layerkit-serve); then the source tree (source_directory, less what its .amlignore,
+else .dockerignore, leaves out) under /var/azureml-app, where azmlinfsrv reads it.
+The server itself is a pip dependency of the environment (`extends: [layerkit:inference]`),
+locked or pinned like any other: it is checked for here, never installed by this stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import stat as st
+from dataclasses import dataclass
+from pathlib import Path
+
+from layerkit import inputs
+from layerkit.errors import Position, SpecError
+from layerkit.render import nginxconf
+from layerkit.render.blocks.dockerfile import (
+    Comment,
+    Copy,
+    Entrypoint,
+    Env,
+    Expose,
+    From,
+    Instruction,
+    Label,
+    Stage,
+    User,
+    Workdir,
+)
+from layerkit.render.blocks.installer import ENV_PREFIX
+from layerkit.render.envvars import quote
+from layerkit.render.usercontext import ContextFile, UserContext, collect
+from layerkit.spec import pip as P
+from layerkit.spec.merge import Resolved
+from layerkit.spec.serve import ServeSettings, settings
+from layerkit.spec.validate import Checked
+
+APP_ROOT = "/var/azureml-app"  # azmlinfsrv's default app root, as on Azure
+MODEL_DIR = f"{APP_ROOT}/azureml-models"
+KEYS_DIR = "/var/run/layerkit/keys"
+ENTRYPOINT = "/usr/local/bin/layerkit-serve"
+NGINX_CONF = "/etc/layerkit/nginx.conf"
+SERVER = "azureml-inference-server-http"
+DEFAULT_VERSION = "1"  # a model without a version: Azure numbers versions from 1
+PREFIX = "inference"  # where the stage's files sit in the sent context
+IGNORE_FILES = (".amlignore", ".dockerignore")  # Azure ML's own ignore file first
+SERVE_SCRIPT = "layerkit-serve"
+
+
+@dataclass(frozen=True)
+class ServedFiles:
+    """One model: its files, sent under `files.prefix` and copied to `dest`."""
+
+    name: str
+    version: str
+    dest: str
+    files: UserContext
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    settings: ServeSettings
+    entry_script: str  # absolute, in the image
+    python: str  # the interpreter that runs the server
+    source: UserContext
+    models: tuple[ServedFiles, ...]
+    context_files: tuple[tuple[str, str], ...]  # (name in the context, text): nginx.conf, the script
+    stage: Stage  # without its label: the hash names the stage, so the label comes last
+
+    def contexts(self) -> tuple[UserContext, ...]:
+        return (*(m.files for m in self.models), self.source)
+
+
+def _folder_of(r: Resolved, key: tuple[str | int, ...]) -> Path:
+    """The folder a path of the spec is relative to: that of the layer that set it."""
+    loc = r.loc(("serve", *key))
+    for layer in r.layers:
+        if layer.path is not None and layer.source == loc.file:
+            return layer.path.resolve().parent
+    root = r.root.path
+    if root is None:
+        raise SpecError("a spec without a file cannot name serve paths", loc)
+    return root.resolve().parent
+
+
+def _model_files(path: Path, prefix: str, loc: Position) -> UserContext:
+    """A model file, or every file below a model folder, under its own name (as Azure keeps it)."""
+    from layerkit.ignorefiles import walk
+
+    if path.is_file():
+        entries = [(path.name, path.stat())]
+    elif path.is_dir():
+        entries = [(f"{path.name}/{rel}", info) for rel, info in walk(path) if not st.S_ISDIR(info.st_mode)]
+    else:
+        raise SpecError(f"model path {path} is neither a file nor a folder", loc)
+    files = []
+    for rel, info in entries:
+        full = path.parent / rel
+        if not st.S_ISREG(info.st_mode):
+            raise SpecError(f"{full} in a model is not a regular file (a symlink or device)", loc)
+        inputs.note(full)
+        digest = hashlib.sha256(full.read_bytes()).hexdigest()
+        files.append(ContextFile(rel, st.S_IMODE(info.st_mode) & 0o777, digest))
+    return UserContext(path.parent, tuple(files), prefix)
+
+
+def has_server(checked: Checked) -> bool:
+    conda = checked.resolved.spec.conda
+    names = {P.project_name(line) for line in (conda.pip or ()) if conda} if conda else set()
+    return SERVER in names
+
+
+def inference_plan(checked: Checked) -> InferencePlan:
+    """The inference stage for a checked spec whose environment has the server."""
+    from layerkit.resources import data_dir
+
+    r = checked.resolved
+    s = settings(r.spec.serve)
+    if r.spec.serve is None or s.entry_script is None:
+        raise SpecError("an inference image needs serve.entry_script (a score.py with init() and run())",
+                        r.loc(("serve",)))  # fmt: skip
+    if not has_server(checked):
+        raise SpecError(f"the environment has no {SERVER}: add `extends: [layerkit:inference]` (the server "
+                        "as a pip dependency, locked like the others)", r.root.loc(()))  # fmt: skip
+    source_root = _folder_of(r, ("source_directory",)) / (s.source_directory or ".")
+    source = collect(
+        source_root, r.loc(("serve", "source_directory")), ignore_files=IGNORE_FILES,
+        prefix=f"{PREFIX}/source", what="the source directory",
+    )  # fmt: skip
+    if s.entry_script not in {f.path for f in source.files}:
+        raise SpecError(f"entry script {s.entry_script} is not in the source directory {source_root} "
+                        "(or its ignore file leaves it out)", r.loc(("serve", "entry_script")))  # fmt: skip
+    models = []
+    for i, m in enumerate(s.models):
+        version = m.version or DEFAULT_VERSION
+        path = _folder_of(r, ("models", i, "path")) / m.path
+        prefix = f"{PREFIX}/models/{m.name}/{version}"
+        files = _model_files(path, prefix, r.loc(("serve", "models", i, "path")))
+        models.append(ServedFiles(m.name, version, f"{MODEL_DIR}/{m.name}/{version}/", files))
+    python = f"{ENV_PREFIX}/bin/python"  # the conda env's, or the venv on the base's Python
+    script = (data_dir("templates") / SERVE_SCRIPT).read_text(encoding="utf-8")
+    conf = nginxconf.nginx_conf(s)
+    entry = f"{APP_ROOT}/{s.entry_script}"
+    env = (
+        ("AML_APP_ROOT", quote(APP_ROOT)),
+        ("AZUREML_ENTRY_SCRIPT", quote(entry)),
+        ("AZUREML_MODEL_DIR", quote(MODEL_DIR)),
+        ("AZUREML_SOURCE_DIRECTORY", quote(APP_ROOT)),
+        ("LAYERKIT_AUTH", quote(s.auth)),
+        ("LAYERKIT_KEYS_DIR", quote(KEYS_DIR)),
+        ("LAYERKIT_SERVE_PYTHON", quote(python)),
+        ("LAYERKIT_SERVER_PORT", quote(str(nginxconf.SERVER_PORT))),
+    )
+    uid = (r.spec.runtime.uid if r.spec.runtime else None) or 1000
+    instructions: tuple[Instruction, ...] = (
+        Comment("--- inference: the model server on the environment image (render/inference.py) ---"),
+        From("runtime", "inference"),
+        *(Copy((f"{m.files.prefix}/",), m.dest) for m in models),
+        Copy((f"{PREFIX}/nginx.conf",), NGINX_CONF),
+        Copy((f"{PREFIX}/{SERVE_SCRIPT}",), ENTRYPOINT, chmod="0755"),
+        Copy((f"{PREFIX}/source/",), f"{APP_ROOT}/"),
+        Env(env),
+        Workdir(APP_ROOT),
+        Expose(s.port),
+        User(uid),
+        Entrypoint((ENTRYPOINT,)),
+    )
+    return InferencePlan(
+        settings=s,
+        entry_script=entry,
+        python=python,
+        source=source,
+        models=tuple(models),
+        context_files=((f"{PREFIX}/nginx.conf", conf), (f"{PREFIX}/{SERVE_SCRIPT}", script)),
+        stage=Stage(instructions),
+    )
+
+
+def label(inference_hash: str, env_hash: str) -> Label:
+    """The last instruction: it names the hash, which the rest of the stage is part of."""
+    pairs = (
+        ("io.layerkit.inference.env", quote(env_hash)),
+        ("io.layerkit.inference.hash", quote(inference_hash)),
+    )
+    return Label(pairs)
