@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from layerkit.commands import SPEC_HELP, add_build_arguments, build_options, out, warn
-from layerkit.errors import EnvironmentFailure, SpecError
+from layerkit.commands import SPEC_HELP, add_build_arguments, build_options, lock_of, out, warn
+from layerkit.errors import SpecError
 
 if TYPE_CHECKING:
     from layerkit.deploy.keys import KeyName
@@ -138,11 +138,10 @@ def _serve(
     from layerkit.deploy import keys
     from layerkit.deploy.local import Deployment
 
-    # TEMPORARY until branch h-infimage (the inference image) is merged: then a direct call.
-    build_inference = getattr(api, "build_inference", None)
-    if build_inference is None:
-        raise EnvironmentFailure("this layerkit cannot build inference images yet (branch h-infimage)")
-    result = build_inference(spec, options=build_options(args), on_warning=lambda w: warn(args, (w,)))
+    lock, auto = lock_of(args)
+    result = api.build_inference(
+        spec, lock, args.platform, auto, options=build_options(args), on_warning=lambda w: warn(args, (w,))
+    )
     k = keys.ensure(name) if s.auth == "key" else None
     d = Deployment(
         name=name,

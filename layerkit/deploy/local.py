@@ -16,11 +16,10 @@ from typing import IO, Any
 
 from layerkit.deploy import readiness
 from layerkit.errors import DaemonError, EnvironmentFailure, SpecError
+from layerkit.render.inference import ENTRYPOINT, KEYS_DIR
 
 LABEL = "io.layerkit.serve"
-KEYS_DIR = "/var/run/layerkit/keys"  # where the inference image's entrypoint reads the keys
 SOURCE_DIR = "/var/layerkit/source"  # where --source is mounted (AZUREML_SOURCE_DIRECTORY)
-ENTRYPOINT = "/usr/local/bin/layerkit-serve"
 LOG_TAIL = 30  # lines of the container's log shown when it fails to start
 LOOPBACK = "127.0.0.1"
 
