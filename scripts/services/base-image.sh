@@ -5,6 +5,8 @@
 # py-rattler installer image needs, so env stages build with no network but the site's mirrors.
 # Debian 11 (bullseye) minbase plus python3 (3.9) and ca-certificates: a base shaped like the
 # real ones, whose Python is too old for the installer.
+# bookworm-inference: Debian 12 minbase plus python3-venv (3.11) and nginx-light, shaped like
+# Azure ML's inference bases (a real Python, nginx from the distro): the inference e2e tests.
 #
 #   base-image.sh DOCKER_HOST REGISTRY_HOSTPORT [REPO:TAG] [SUITE]
 #     e.g. base-image.sh unix:///tmp/d/docker.sock 127.0.0.1:5000
@@ -33,10 +35,12 @@ fi
 case $suite in
   bookworm) include=python3-venv,ca-certificates; name=py3-ca ;;
   bullseye) include=python3,ca-certificates; name=py39-ca ;;
-  *) echo "$0: unknown suite $suite (bookworm or bullseye)" >&2; exit 2 ;;
+  bookworm-inference) include=python3-venv,ca-certificates,nginx-light; name=py3-nginx ;;
+  *) echo "$0: unknown suite $suite (bookworm, bullseye or bookworm-inference)" >&2; exit 2 ;;
 esac
+release=${suite%%-*}  # the Debian release debootstrap fetches; the rest names the variant
 cache_dir=${LAYERKIT_CACHE:-$HOME/.cache/layerkit}
-tarball=$cache_dir/debian-$suite-minbase-$name-$(dpkg --print-architecture).tar
+tarball=$cache_dir/debian-$release-minbase-$name-$(dpkg --print-architecture).tar
 
 # Use the mirror apt already uses on this machine (deb822 or one-line format).
 apt_mirror() {
@@ -55,8 +59,8 @@ if [[ ! -s $tarball ]]; then
   mkdir -p "$cache_dir"
   work=$(mktemp -d "$cache_dir/rootfs.XXXXXX")
   trap 'rm -rf "$work"' EXIT
-  echo "debootstrap $suite minbase (about 2 minutes, once; cached as $tarball)" >&2
-  debootstrap --variant=minbase --include="$include" "$suite" "$work/root" "$(apt_mirror)" >"$work/debootstrap.log" 2>&1 &
+  echo "debootstrap $release minbase (about 2 minutes, once; cached as $tarball)" >&2
+  debootstrap --variant=minbase --include="$include" "$release" "$work/root" "$(apt_mirror)" >"$work/debootstrap.log" 2>&1 &
   boot=$!
   # Progress on stderr: debootstrap's latest step (I: Retrieving/Extracting/Installing ...).
   last=

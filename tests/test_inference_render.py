@@ -1,0 +1,160 @@
+"""The inference image's render and hash (render/inference.py, render/nginxconf.py,
+hashing/inference.py): goldens for key auth on and off and with models (linted by hadolint
+with the other goldens), what the hash covers, and the values that must not reach nginx."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from layerkit import api
+from layerkit.errors import SpecError
+
+HERE = Path(__file__).parent
+SPECS = HERE / "inference"
+GOLDEN = HERE / "golden"
+CASES = ("key", "noauth", "conda")
+
+
+def _golden(name: str, text: str, update: bool) -> None:
+    path = GOLDEN / name
+    if update:
+        path.write_text(text)
+    assert path.exists(), f"no golden file {name}; run pytest --update-golden"
+    assert text == path.read_text(), f"{name} differs; review and run pytest --update-golden"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_inference_golden(case: str, update_golden: bool) -> None:
+    r = api.render_inference(SPECS / f"{case}.yaml", auto_lock=False)
+    _golden(f"inference-{case}.Dockerfile", r.dockerfile, update_golden)
+    _golden(f"inference-{case}.nginx.conf", r.files["inference/nginx.conf"], update_golden)
+
+
+def test_the_environment_is_unchanged_by_serve(tmp_path: Path) -> None:
+    """Same env hash and Dockerfile prefix with and without the serve: section."""
+    spec = _copy(tmp_path)
+    env = api.render(spec, auto_lock=False)
+    inf = api.render_inference(spec, auto_lock=False)
+    text = spec.read_text()
+    spec.write_text(text[: text.index("serve:")])
+    bare = api.render(spec, auto_lock=False)
+    assert env.hash.hash == bare.hash.hash == inf.env_hash
+    assert inf.hash.stages == env.hash.stages
+    assert inf.dockerfile.startswith(env.dockerfile)
+    assert inf.hash.hash != env.hash.hash
+
+
+def _copy(tmp_path: Path) -> Path:
+    shutil.copytree(SPECS, tmp_path / "s")
+    return tmp_path / "s" / "key.yaml"
+
+
+def test_hash_covers_source_models_and_stage_but_not_ignored_files(tmp_path: Path) -> None:
+    spec = _copy(tmp_path)
+    root = spec.parent
+
+    def h() -> str:
+        return api.render_inference(spec, auto_lock=False).hash.hash
+
+    first = h()
+    assert h() == first  # deterministic
+    (root / "src" / "more.tmp").write_text("ignored by .amlignore")
+    assert h() == first
+    (root / "src" / "helper.py").write_text("X = 1\n")
+    second = h()
+    assert second != first
+    (root / "model" / "weights.json").write_text('{"name": "scaler-v2", "factor": 4}\n')
+    third = h()
+    assert third != second
+    (root / "src" / "helper.py").chmod(0o600)  # COPY keeps the mode
+    fourth = h()
+    assert fourth != third
+    spec.write_text(spec.read_text().replace("version: 1,", "version: 2,"))
+    fifth = h()
+    assert fifth != fourth
+    spec.write_text(spec.read_text() + "  max_request_mb: 50\n")  # nginx's config only
+    assert h() != fifth
+
+
+def test_the_sent_files_are_the_hashed_ones(tmp_path: Path) -> None:
+    spec = _copy(tmp_path)
+    r = api.render_inference(spec, auto_lock=False)
+    sent: dict[str, bytes] = {}
+    for ctx in r.contexts:
+        sent.update(ctx.read()[0])
+    assert sorted(sent) == [
+        "inference/models/scaler/1/weights.json",
+        "inference/source/.amlignore",
+        "inference/source/score.py",
+    ]
+    (spec.parent / "src" / "score.py").write_text("changed after render\n")
+    with pytest.raises(SpecError, match="changed after the environment was rendered"):
+        for ctx in r.contexts:
+            ctx.read()
+
+
+def test_keys_never_reach_the_image_or_hash(tmp_path: Path) -> None:
+    r = api.render_inference(_copy(tmp_path), auto_lock=False)
+    conf = r.files["inference/nginx.conf"]
+    assert "include /tmp/layerkit-serve/keys.conf;" in conf  # written at run time from the mount
+    assert "Bearer" not in conf and "Bearer" not in r.dockerfile
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("  scoring_route: /score;deny", "a route is '/' and letters"),
+        ("  liveness_route: /a{b}", "a route is '/' and letters"),
+        ("  scoring_route: /", "also a probe route"),
+        ("  entry_script: ../score.py", "relative to source_directory"),
+        ("  auth: token", "token auth needs Azure's identity service"),
+    ],
+)
+def test_unsafe_or_unservable_values_are_refused(tmp_path: Path, line: str, message: str) -> None:
+    spec = _copy(tmp_path)
+    spec.write_text(spec.read_text().replace("  entry_script: score.py", line if "entry_script" in line
+                                             else f"  entry_script: score.py\n{line}"))  # fmt: skip
+    with pytest.raises(SpecError, match=message):
+        api.render_inference(spec, auto_lock=False)
+
+
+def test_model_name_must_be_a_plain_name(tmp_path: Path) -> None:
+    spec = _copy(tmp_path)
+    spec.write_text(spec.read_text().replace("name: scaler,", "name: 'a b/../c',"))
+    with pytest.raises(SpecError, match="a model name is letters"):
+        api.render_inference(spec, auto_lock=False)
+
+
+def test_needs_the_server_and_an_entry_script(tmp_path: Path) -> None:
+    spec = _copy(tmp_path)
+    text = spec.read_text()
+    spec.write_text(text.replace("extends: [layerkit:inference]\n", ""))
+    with pytest.raises(SpecError, match="extends: \\[layerkit:inference\\]"):
+        api.render_inference(spec, auto_lock=False)
+    spec.write_text(text.replace("  entry_script: score.py\n", ""))
+    with pytest.raises(SpecError, match=r"needs serve\.entry_script"):
+        api.render_inference(spec, auto_lock=False)
+    spec.write_text(text.replace("entry_script: score.py", "entry_script: notes.tmp"))
+    with pytest.raises(SpecError, match="ignore file leaves it out"):
+        api.render_inference(spec, auto_lock=False)
+
+
+def test_pip_only_env_on_the_base_python(tmp_path: Path) -> None:
+    """user_managed + conda.pip: a venv of the base's python3 at /opt/env, first on PATH; in the hash."""
+    spec = _copy(tmp_path)
+    r = api.render(spec, auto_lock=False)
+    assert "RUN python3 -m venv /opt/env" in r.dockerfile
+    assert 'ENV PATH="/opt/env/bin:' in r.dockerfile
+    assert r.files["base-requirements.txt"] == "azureml-inference-server-http==1.5.1\nnumpy==1.26.4\n"
+    spec.write_text(spec.read_text().replace("numpy==1.26.4", "numpy==1.26.3"))
+    assert api.render(spec, auto_lock=False).hash.hash != r.hash.hash
+
+
+def test_user_managed_still_refuses_conda_dependencies(tmp_path: Path) -> None:
+    spec = _copy(tmp_path)
+    spec.write_text(spec.read_text().replace("conda:\n", "conda:\n  dependencies: [numpy]\n"))
+    with pytest.raises(SpecError, match="take no conda dependencies"):
+        api.render(spec, auto_lock=False)
