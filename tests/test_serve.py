@@ -155,6 +155,10 @@ def test_what_init_raised_is_found_in_the_log() -> None:
         "azureml.exceptions.UserScriptException: init failed"
     )
     assert readiness.raised("all good\n") is None
+    assert (
+        readiness.last_line("a\n[emerg] could not build map_hash\n\n") == "[emerg] could not build map_hash"
+    )
+    assert readiness.last_line("\n") is None
 
 
 # --- the probe, against a real loopback server -----------------------------------------------
@@ -217,6 +221,7 @@ def test_the_container_is_labelled_published_on_loopback_and_mounts_the_keys_rea
     assert keys_mount["Target"] == local.KEYS_DIR == "/var/run/layerkit/keys"
     assert keys_mount["Source"] == str(tmp_path / "keys") and keys_mount["ReadOnly"] is True
     assert c.environment == () and c.device_requests == ()
+    assert c.network == local.NETWORK == "layerkit-serve"
     # Port 0: the engine picks a free one.
     assert local.container_spec(_deployment(tmp_path)).port_bindings == {5001: ("127.0.0.1", None)}
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fixtures_inference import InferenceSite
 from fixtures_services import Services
 
 from layerkit.cli import main
@@ -52,7 +53,7 @@ class Served:
     docker_host: str
 
 
-def _spec(folder: Path, services: Services, pypi_index: str) -> Path:
+def _spec(folder: Path, services: Services, site: InferenceSite) -> Path:
     folder.mkdir(parents=True)
     (folder / "score.py").write_text(SCORE)
     (folder / "model").mkdir()
@@ -61,8 +62,8 @@ def _spec(folder: Path, services: Services, pypi_index: str) -> Path:
     spec = folder / "layerkit.yaml"
     spec.write_text(
         f"name: {NAME}\nversion: '1'\nextends: [layerkit:inference]\nuser_managed: true\n"
-        f"base: {{image: '{services.base_image}'}}\n"
-        f"mirrors: {{pypi_index: '{pypi_index}'}}\n"
+        f"base: {{image: '{site.base_image}'}}\n"
+        f"mirrors: {{pypi_index: '{site.pypi_url}'}}\n"
         f"registry: {{address: '{services.registry}', repository: e2e/serve}}\n"
         "serve:\n  entry_script: score.py\n  models:\n    - {name: answer, version: 3, path: model/answer.json}\n"
     )
@@ -79,9 +80,9 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def served(
-    services: Services, inference_pypi: str, state: Path, tmp_path_factory: pytest.TempPathFactory
+    services: Services, inference_site: InferenceSite, state: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    spec = _spec(tmp_path_factory.mktemp("serve") / "app", services, inference_pypi)
+    spec = _spec(tmp_path_factory.mktemp("serve") / "app", services, inference_site)
     addr = f"docker://{services.docker_host}"
     cap = _Capture()
     with cap:
@@ -211,7 +212,7 @@ def test_an_init_that_raises_is_one_clear_error_and_exit_3(
     assert out == ""
     last = err.strip().splitlines()[-1]
     assert last.startswith("layerkit: error: the server exited (")
-    assert "RuntimeError: no model here: init-e2e-marker" in last
+    assert "init() of the entry script raised RuntimeError: no model here: init-e2e-marker" in last
     assert "init-e2e-marker" in "\n".join(err.strip().splitlines()[:-1])  # the log's tail, above
     # Kept, stopped, for --logs; --stop removes it.
     engine = local.LocalEngine(served.docker_host)

@@ -19,6 +19,11 @@ from layerkit.errors import DaemonError, EnvironmentFailure, SpecError
 from layerkit.render.inference import ENTRYPOINT, KEYS_DIR
 
 LABEL = "io.layerkit.serve"
+# The containers' own bridge network (as compose makes one per project): published ports work
+# on it also where the engine runs without its default bridge (`dockerd --bridge=none`, as
+# layerkit's CI and some rootless setups do), and served models do not share a network with
+# the user's other containers.
+NETWORK = "layerkit-serve"
 SOURCE_DIR = "/var/layerkit/source"  # where --source is mounted (AZUREML_SOURCE_DIRECTORY)
 LOG_TAIL = 30  # lines of the container's log shown when it fails to start
 LOOPBACK = "127.0.0.1"
@@ -69,6 +74,7 @@ class ContainerSpec:
     labels: dict[str, str]
     environment: tuple[str, ...]
     mounts: tuple[Any, ...]  # docker.types.Mount
+    network: str
     port_bindings: dict[int, tuple[str, int | None]]  # container port -> (address, host port)
     device_requests: tuple[Any, ...]  # docker.types.DeviceRequest
 
@@ -96,6 +102,7 @@ def container_spec(d: Deployment) -> ContainerSpec:
         name=container_name(d.name),
         labels={LABEL: d.name},
         environment=tuple(env),
+        network=NETWORK,
         mounts=tuple(mounts),
         port_bindings={d.port: (d.bind, d.host_port or None)},
         device_requests=(DeviceRequest(count=d.gpu, capabilities=[["gpu"]]),) if d.gpu else (),
@@ -141,6 +148,7 @@ class LocalEngine:
 
         c = container_spec(d)
         self.remove(d.name)
+        self._network(c.network)
         try:
             self._api.inspect_image(d.image)
         except docker.errors.ImageNotFound:
@@ -154,6 +162,7 @@ class LocalEngine:
             mounts=list(c.mounts),
             port_bindings=c.port_bindings,
             device_requests=list(c.device_requests) or None,
+            network_mode=c.network,
         )
         created = self._call(
             f"creating a container of {d.image}",
@@ -180,15 +189,34 @@ class LocalEngine:
                 self._api.stop(cid, timeout=5)
         raise self._failed(d, cid, outcome, timeout)
 
+    def _network(self, name: str) -> None:
+        """The bridge network, made on first use; another `serve` making it at once is fine."""
+        import docker
+
+        found = self._call("listing networks", self._api.networks, names=[name])
+        if any(n.get("Name") == name for n in found):  # the filter matches parts of names too
+            return
+        try:
+            self._api.create_network(name, driver="bridge", labels={LABEL: ""})
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: it exists now
+                from layerkit.build.runner import _explain
+
+                raise DaemonError(
+                    f"Docker engine at {self.docker_host}: creating network {name}: {_explain(exc)}"
+                ) from None
+
     def _failed(self, d: Deployment, cid: str, outcome: readiness.Outcome, timeout: float) -> ServeFailed:
         tail = self.log(cid, tail=LOG_TAIL)
         see = f"`layerkit serve --logs SPEC` shows all of its log; `--stop` removes it ({container_name(d.name)})"
         if outcome.state == "exited":
-            why = readiness.raised(tail)
-            said = f": {why}" if why else ""
+            raised = readiness.raised(tail)
+            # What init() raised, when the log shows a Python error; else the log's last line
+            # (nginx refusing its config, a missing key file...).
+            why = f"init() of the entry script raised {raised}" if raised else readiness.last_line(tail)
             return ServeFailed(
-                f"the server exited ({outcome.exit_code}) before {d.readiness_route} was ready; "
-                f"init() of the entry script failed?{said}; {see}",
+                f"the server exited ({outcome.exit_code}) before {d.readiness_route} was ready: "
+                f"{why or 'it logged nothing'}; {see}",
                 tail,
             )
         last = f" (last answer: HTTP {outcome.last_status})" if outcome.last_status else ""

@@ -73,3 +73,8 @@ def raised(log: str) -> str | None:
     lines = [line.strip() for line in log.splitlines()]
     found = [line for line in lines if _RAISED.match(line)]
     return found[-1] if found else None
+
+
+def last_line(log: str) -> str | None:
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    return lines[-1] if lines else None
