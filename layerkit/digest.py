@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 # The version of the hash's input schema; printed as a label and hashed.
-HASH_SCHEMA = 1
+# 2: the hash is the normalised rendered build definition (hashing/content.py).
+HASH_SCHEMA = 2
 
 
 def canonical_json(value: Any) -> bytes:

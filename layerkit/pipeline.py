@@ -167,24 +167,21 @@ def render_inference(
 
     env = render(spec, lock, platform, auto_lock)
     inf = inference_plan(env.checked)
-    h = inference_hash.compute(env.hash, inf)
+    h = inference_hash.compute(env.hash, env.plan, inf)
     stage = dataclasses.replace(
         inf.stage, instructions=(*inf.stage.instructions, label(h.hash, env.hash.hash))
     )
     plan = env.plan.model_copy(
         update={"context_files": tuple(sorted((*env.plan.context_files, *inf.context_files)))}
     )
-    dockerfile = render_dockerfile(env.plan, env.hash, (stage,))
+    dockerfile = render_dockerfile(env.plan, env.hash, extra_stages=(stage,))
     return Rendered(env.checked, plan, h, dockerfile, env.lock, env.notes, inf.contexts(), env.hash.hash)
 
 
 def write_context(rendered: Rendered, out_dir: Path) -> list[Path]:
-    """Write the build context; each file is replaced atomically (temp file + rename)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, content in sorted(rendered.files.items()):
-        written.append(atomic.write_text(out_dir / name, content))
-    return written
+    """Write the build context: the directory is replaced whole, atomically (atomic.replace_dir),
+    so it never holds a new Dockerfile beside an old environment file."""
+    return atomic.replace_dir(out_dir, rendered.files)
 
 
 def check_lock(checked: Checked, lockfile: Path) -> str:

@@ -23,5 +23,6 @@ def data_dir(name: str) -> Traversable:
 
 
 def cache_dir() -> Path:
-    """layerkit's own cache (solver shim, build locks): $LAYERKIT_CACHE or ~/.cache/layerkit."""
+    """layerkit's own cache (build locks, the env index; tests/test_cache_trust.py audits its users):
+    $LAYERKIT_CACHE or ~/.cache/layerkit."""
     return Path(os.environ.get("LAYERKIT_CACHE", Path.home() / ".cache" / "layerkit"))

@@ -8,6 +8,9 @@
 # unpacked into a private prefix under ${LAYERKIT_CACHE:-~/.cache/layerkit}
 # (scripts/services/engine26.sh; nothing installed system-wide, cached after the first run),
 # and cosign 2.5 from Debian 13 the same way (scripts/services/cosign.sh: the signing tests).
+# Then the inference tests' base rootfs (Debian 12 + python3-venv + nginx-light, debootstrapped
+# once and cached: scripts/services/base-image.sh bookworm-inference); their PyPI mirror is
+# filled from PyPI by the tests themselves (tests/fixtures_inference.py, cached likewise).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
@@ -21,3 +24,4 @@ if ((${#need[@]})); then
 fi
 bash "$(dirname "${BASH_SOURCE[0]}")/services/engine26.sh" >/dev/null
 bash "$(dirname "${BASH_SOURCE[0]}")/services/cosign.sh" >/dev/null
+bash "$(dirname "${BASH_SOURCE[0]}")/services/base-image.sh" --tarball bookworm-inference >/dev/null

@@ -1,10 +1,13 @@
-"""What an inference image needs on an air-gapped site (issue 16): the Azure ML inference
-server's wheels on the local PyPI mirror, and a base shaped like Azure ML's inference bases
-(Debian 12's python3-venv and nginx-light; scripts/services/base-image.sh bookworm-inference).
+"""What the inference e2e tests need besides the shared services (fixtures_services.py):
 
-The wheels are downloaded from PyPI once (`pip download`, as CI fills a mirror) into
-$LAYERKIT_CACHE/wheelhouse-inference and reused: the versions the first download resolved are
-the ones every later build installs.
+- a base shaped like Azure ML's inference bases: Debian 12 with a real Python 3.11 (venv) and
+  nginx-light from the distro (scripts/services/base-image.sh bookworm-inference), pushed to
+  the services' registry;
+- a PyPI mirror with the server's wheels and their dependencies, for CPython 3.11 on
+  manylinux x86_64: `pip download` from PyPI once, cached under ~/.cache/layerkit (as the
+  py-rattler wheelhouse of fixtures_build.py); CI fills it the same way;
+- a client run inside the container (its network is "none": nothing on the host is reached,
+  no port is shared with other tests), which prints what each request got.
 """
 
 from __future__ import annotations
@@ -22,27 +25,39 @@ from fixtures_services import SERVICES, Services, run_script
 
 from layerkit.resources import cache_dir
 
-SERVER = "azureml-inference-server-http==1.5.1"  # base-images/layers/inference.yaml's pin
-BASE_SUITE = "bookworm-inference"
-# The wheels of the base's interpreter: Debian 12's CPython 3.11 on x86-64 glibc 2.36.
-PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64")
+SERVER = "azureml-inference-server-http==1.5.1"  # as base-images/layers/inference.yaml
+PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_28_x86_64")
+
+
+def inference_base(services: Services) -> str:
+    """localhost:PORT/debian:bookworm-inference in the services' registry."""
+    port = services.registry.rsplit(":", 1)[1]
+    return run_script(
+        SERVICES / "base-image.sh", services.docker_host, f"127.0.0.1:{port}", "debian:bookworm-inference",
+        "bookworm-inference", timeout=900,
+    )  # fmt: skip
 
 
 def server_wheels() -> list[Path]:
-    """azureml-inference-server-http and its dependencies, as wheels (downloaded once)."""
-    cache = cache_dir() / "wheelhouse-inference"
-    done = cache / ".complete"  # a download cut short must not pass for a wheelhouse
-    if not done.is_file():
+    """The server's wheels and every dependency's, downloaded from PyPI once (cached)."""
+    cache = cache_dir() / "inference-wheelhouse"
+    done = cache / f".complete-{SERVER}"
+    if not done.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
+        platforms = [a for p in PLATFORMS for a in ("--platform", p)]
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-             "--only-binary=:all:", *platforms, "--python-version", "3.11", "--implementation", "cp",
-             "-d", str(cache), SERVER],
-            check=True,
+            [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", *platforms,
+             "--python-version", "3.11", "--implementation", "cp", "-d", str(cache), SERVER],
+            check=True, timeout=900,
         )  # fmt: skip
-        done.write_text(SERVER + "\n")
+        done.touch()
     return sorted(cache.glob("*.whl"))
+
+
+def inference_wheelhouse(root: Path) -> Path:
+    """A PEP 503 index at ``root/simple`` with the server and every dependency (and the
+    py-rattler wheel of fixtures_build, so one mirror serves env stages too); return ``root``."""
+    return fb.wheelhouse(root, server_wheels())
 
 
 @dataclass(frozen=True)
@@ -51,19 +66,61 @@ class InferenceSite:
     base_image: str  # localhost:PORT/debian:bookworm-inference (python3-venv, nginx-light)
 
 
-def push_base(services: Services, repo: str = f"debian:{BASE_SUITE}") -> str:
-    """The inference base, pushed to the services' registry (debootstrapped once, cached)."""
-    port = services.registry.rsplit(":", 1)[1]
-    return run_script(
-        SERVICES / "base-image.sh", services.docker_host, f"127.0.0.1:{port}", repo, BASE_SUITE, timeout=900
-    )
-
-
 @contextmanager
 def inference_site(root: Path, services: Services) -> Iterator[InferenceSite]:
-    index = fb.wheelhouse(root / "pypi", server_wheels())
-    url, stop = fx.serve_directory(index)
+    """The mirror served on 127.0.0.1 and the base pushed: what `layerkit serve`'s e2e tests use."""
+    url, stop = fx.serve_directory(inference_wheelhouse(root / "pypi"))
     try:
-        yield InferenceSite(f"{url}/simple", push_base(services))
+        yield InferenceSite(f"{url}/simple", inference_base(services))
     finally:
         stop()
+
+
+# Run in the container by its own Python: each request's status and body, as JSON lines.
+# The 101 MB body goes over a raw socket: nginx answers 413 from the headers and then reads
+# and drops the body (lingering close), so the status is read after sending it all.
+CLIENT = r"""
+import json, socket, sys, urllib.error, urllib.request
+
+PORT = int(sys.argv[1])
+
+def request(path, key=None, body=None):
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = "Bearer " + key
+    data = None if body is None else body.encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{PORT}{path}", data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=300) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+
+def big(path, key, size):
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=300)
+    s.sendall((f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n").encode())
+    chunk = b"x" * (1 << 20)
+    sent = 0
+    try:
+        while sent < size:
+            n = min(len(chunk), size - sent)
+            s.sendall(chunk[:n])
+            sent += n
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    head = b""
+    while b"\r\n" not in head:
+        more = s.recv(4096)
+        if not more:
+            break
+        head += more
+    return int(head.split(b" ", 2)[1]), ""
+
+for case in json.loads(sys.argv[2]):
+    if case.get("size"):
+        status, body = big(case["path"], case["key"], case["size"])
+    else:
+        status, body = request(case["path"], case.get("key"), case.get("body"))
+    print(json.dumps({"name": case["name"], "status": status, "body": body}), flush=True)
+"""

@@ -18,6 +18,7 @@ from layerkit.build import session as S
 from layerkit.build._proto import buildkit_session_secrets_pb2 as secrets_pb
 from layerkit.build.builder import build_secrets
 from layerkit.errors import SpecError
+from layerkit.hashing.content import definition
 from layerkit.lock.explicit import parse_explicit
 from layerkit.lock.model import Lock, LockedPackage
 from layerkit.lock.solve import lock as run_lock
@@ -77,15 +78,20 @@ def test_names_mask_and_values() -> None:
         CV.values(["T"], None, "lock", {"T": "a\nb"})
 
 
-def test_the_hash_covers_the_url_as_written_and_never_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_hash_covers_the_url_but_never_the_credential(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Schema 2: the token's value and its variable's name are credentials, normalised out of
+    the hash (hashing/normalise.py); the channel's host and path stay in it."""
     monkeypatch.setenv("CONDA_TOKEN", "tok-secret-1")
     first = api.hash_spec(checked([URL]), auto_lock=False)
     monkeypatch.setenv("CONDA_TOKEN", "tok-secret-2")
     second = api.hash_spec(checked([URL]), auto_lock=False)
     assert first.hash == second.hash
-    assert URL in json.dumps(first.parts) and "tok-secret" not in json.dumps(first.parts)
-    other = api.hash_spec(checked(["https://repo.example/t/${OTHER}/stable"]), auto_lock=False)
-    assert other.hash != first.hash
+    env_file = definition(checked([URL]), "linux-64").context["environment.yml"]
+    assert "https://repo.example/t/${" in env_file and "tok-secret" not in json.dumps(first.parts) + env_file
+    renamed = api.hash_spec(checked(["https://repo.example/t/${OTHER}/stable"]), auto_lock=False)
+    assert renamed.hash == first.hash
+    moved = api.hash_spec(checked(["https://repo.example/t/${CONDA_TOKEN}/beta"]), auto_lock=False)
+    assert moved.hash != first.hash
 
 
 def tokened_lock() -> Lock:

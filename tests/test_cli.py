@@ -46,8 +46,8 @@ def test_hash_plain_and_json(cli) -> None:
     j = cli("hash", SPECS / "full-cpu.yaml", "--json")
     doc = json.loads(j.out)
     assert doc["hash"] == r.out.strip()
-    assert doc["schema"] == 1
-    assert set(doc["parts"]) >= {"system", "packages", "env", "installer"}
+    assert doc["schema"] == 2
+    assert set(doc["parts"]) == {"schema", "dockerfile", "context", "user_context"}
     assert set(doc["stages"]) == {"base", "env"}
 
 

@@ -80,7 +80,9 @@ def test_an_env_change_leaves_the_base_stage_hash_and_a_base_change_the_env_stag
         checked("base: {flavour: cpu-ubuntu22.04}\napt: [jq]\n" + DEPS), lock("2.17"), auto_lock=False
     )
     assert a.stages["env"] == apt.stages["env"] and a.stages["base"] != apt.stages["base"]
-    relocked = Lock(source="x", packages=(lock().packages[0].model_copy(update={"version": "1.26.5"}),))
+    # A new package is a new file: the build reads only its URL and checksum.
+    new = {"version": "1.26.5", "url": lock().packages[0].url.replace("1.26.4", "1.26.5"), "sha256": "1" * 64}
+    relocked = Lock(source="x", packages=(lock().packages[0].model_copy(update=new),))
     b = api.hash_spec(checked("base: {flavour: cpu-ubuntu22.04}\n" + DEPS), relocked, auto_lock=False)
     assert a.stages["base"] == b.stages["base"] and a.stages["env"] != b.stages["env"]
 

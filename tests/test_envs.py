@@ -247,11 +247,74 @@ def test_a_second_machine_reads_the_versions_from_the_registry(
     record = json.loads(blob)
     assert blob == json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     assert record == json.loads(mine)
-    # Machine B's index now holds the version, keyed by the manifest it came from.
+    # Machine B's index now holds the version, content-addressed: the manifest it came from and
+    # the record, each under its own digest.
     cached = (tmp_path / "machine-b" / "envs").rglob("shared/2.json")
     (entry,) = [json.loads(p.read_text()) for p in cached]
     head = client.head_manifest(ImageRef.parse(f"{anon.address}/team/layerkit-envs/shared:2"))
-    assert head is not None and entry["manifest_digest"] == head.digest and entry["record"] == record
+    assert head is not None and entry == {"manifest_digest": head.digest}
+    blobs = tmp_path / "machine-b" / "envs" / "blobs" / "sha256"
+    assert (blobs / head.digest.removeprefix("sha256:")).read_bytes() == raw
+    assert (blobs / manifest["config"]["digest"].removeprefix("sha256:")).read_bytes() == blob
+
+
+FORGED = "evil.example/forged:1"
+
+
+def _forge_record(blobs: Path, ref_file: Path) -> None:
+    """Write a self-consistent forged record and manifest into the index and point the
+    version at them, as a writer of the cache could: content addressing alone cannot stop it."""
+    digest = json.loads(ref_file.read_text())["manifest_digest"]
+    manifest = json.loads((blobs / digest.removeprefix("sha256:")).read_bytes())
+    record = json.loads((blobs / manifest["config"]["digest"].removeprefix("sha256:")).read_bytes())
+    forged = json.dumps(dict(record, image=FORGED), sort_keys=True, separators=(",", ":")).encode()
+    manifest["config"]["digest"] = "sha256:" + hashlib.sha256(forged).hexdigest()
+    raw = json.dumps(manifest).encode()
+    (blobs / hashlib.sha256(forged).hexdigest()).write_bytes(forged)
+    (blobs / hashlib.sha256(raw).hexdigest()).write_bytes(raw)
+    ref_file.write_text(json.dumps({"manifest_digest": "sha256:" + hashlib.sha256(raw).hexdigest()}))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", ["edited in place", "forged and re-pointed"])
+def test_a_tampered_local_index_never_shows_while_the_registry_is_online(
+    cli, anon: AuthRegistry, tmp_path: Path, how: str
+) -> None:
+    """Issue 15 §4: the registry's manifest is the truth; the local index only a cache."""
+    spec = _write(tmp_path / "t", anon.address, name=f"tamper-{how.split()[0]}")
+    name = f"tamper-{how.split()[0]}"
+    assert cli("env", "register", spec).code == 0
+    truth = cli("env", "show", f"{name}@1", "--spec", spec, "--json")
+    assert truth.code == 0 and FORGED not in truth.out
+    index = tmp_path / "machine-a" / "envs"
+    blobs = index / "blobs" / "sha256"
+    (ref_file,) = index.rglob(f"{name}/1.json")
+    if how == "edited in place":
+        digest = json.loads(ref_file.read_text())["manifest_digest"]
+        manifest = json.loads((blobs / digest.removeprefix("sha256:")).read_bytes())
+        record_file = blobs / manifest["config"]["digest"].removeprefix("sha256:")
+        record = json.loads(record_file.read_bytes())
+        record_file.write_text(json.dumps(dict(record, image=FORGED), sort_keys=True, separators=(",", ":")))
+    else:
+        _forge_record(blobs, ref_file)
+    assert FORGED.encode() in b"".join(p.read_bytes() for p in blobs.iterdir())  # the forgery is there
+    shown = cli("env", "show", f"{name}@1", "--spec", spec, "--json")
+    assert shown.code == 0 and shown.out == truth.out and FORGED not in shown.out + shown.err
+    listed = cli("env", "list", name, "--spec", spec, "--json")
+    assert listed.code == 0 and FORGED not in listed.out
+
+
+@pytest.mark.integration
+def test_an_index_edited_in_place_shows_nothing_offline(cli, tmp_path: Path) -> None:
+    with registry(tmp_path / "short-lived") as reg:
+        spec = _write(tmp_path / "o", reg.address, name="edited")
+        assert cli("env", "register", spec).code == 0
+    blobs = tmp_path / "machine-a" / "envs" / "blobs" / "sha256"
+    for p in blobs.iterdir():
+        if b'"image"' in p.read_bytes():
+            p.write_bytes(p.read_bytes().replace(b'"image":"', f'"image":"{FORGED}#'.encode()))
+    shown = cli("env", "show", "edited", "--registry", reg.address)
+    assert shown.code == 2 and FORGED not in shown.out + shown.err
 
 
 @pytest.mark.integration

@@ -32,6 +32,9 @@ def _lock_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str) ->
 
     def fake_run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
         seen.append(cmd)
+        if "--pypi_to_conda_lookup_file" in cmd:  # it lives only as long as the lock's work folder
+            mapping = Path(cmd[cmd.index("--pypi_to_conda_lookup_file") + 1])
+            (tmp_path / "seen-mapping.json").write_bytes(mapping.read_bytes())
         return subprocess.CompletedProcess(cmd, 1, "", "stop here")
 
     monkeypatch.setattr(lockrun.subprocess, "run", fake_run)
@@ -49,8 +52,10 @@ def test_pip_locking_hands_conda_lock_the_shipped_mapping(
     cmd = _lock_command(monkeypatch, tmp_path, PIP_ENV)
     assert "--pypi_to_conda_lookup_file" in cmd
     path = Path(cmd[cmd.index("--pypi_to_conda_lookup_file") + 1])
-    assert path.is_absolute() and path.is_relative_to(tmp_path / "c")
-    table = json.loads(path.read_text())
+    # Written into the lock's private work folder, never read back from a cache (issue 15 §4).
+    assert path.is_absolute() and path.parent.name.startswith(".layerkit-lock-")
+    assert not path.is_relative_to(tmp_path / "c") and not path.exists()
+    table = json.loads((tmp_path / "seen-mapping.json").read_text())
     assert table["torch"]["conda_name"] == "pytorch"  # the real table, not an empty stand-in
     assert table["build"]["conda_name"] == "python-build"
 

@@ -82,9 +82,9 @@ def test_an_unlocked_gpu_solve_gets_the_cuda_override_in_the_env_stage_only() ->
 
 def test_the_unlocked_hash_names_the_cuda_it_solves_for() -> None:
     gpu = api.hash_spec(checked(CUDA_FLAVOUR + "conda: {dependencies: [numpy=1.26]}\n"), auto_lock=False)
-    assert gpu.parts["packages"]["cuda"] == "12.1"
+    assert 'CONDA_OVERRIDE_CUDA="12.1"' in gpu.parts["dockerfile"]
     cpu = api.hash_spec(checked("conda: {dependencies: [numpy=1.26]}\n"), auto_lock=False)
-    assert "cuda" not in cpu.parts["packages"]
+    assert "CONDA_OVERRIDE_CUDA" not in cpu.parts["dockerfile"]
 
 
 @pytest.mark.usefixtures("lock_sandbox")

@@ -158,3 +158,19 @@ def test_user_managed_still_refuses_conda_dependencies(tmp_path: Path) -> None:
     spec.write_text(spec.read_text().replace("conda:\n", "conda:\n  dependencies: [numpy]\n"))
     with pytest.raises(SpecError, match="take no conda dependencies"):
         api.render(spec, auto_lock=False)
+
+
+def test_build_inference_refuses_a_spec_without_entry_script_before_any_engine(cli, tmp_path: Path) -> None:
+    spec = _copy(tmp_path)
+    spec.write_text(spec.read_text().replace("  entry_script: score.py\n", ""))
+    # No engine is named or reachable: the render refuses first, as bad input (exit 2).
+    r = cli("build", "--inference", "--addr", "unix:///nonexistent.sock", str(spec))
+    assert r.code == 2, r.err
+    assert "needs serve.entry_script" in r.err and r.out == ""
+
+
+def test_write_context_writes_the_inference_files(tmp_path: Path) -> None:
+    r = api.render_inference(_copy(tmp_path), auto_lock=False)
+    written = api.write_context(r, tmp_path / "ctx")
+    assert (tmp_path / "ctx" / "inference" / "nginx.conf").read_text() == r.files["inference/nginx.conf"]
+    assert len(written) == len(r.files)

@@ -23,6 +23,7 @@ from layerkit.deploy.manifests import Request, documents
 from layerkit.envs.record import build_record
 from layerkit.errors import SpecError
 from layerkit.lock.solve import lock_inputs
+from layerkit.spec.catalog import CatalogImage
 from layerkit.spec.models import Spec
 from layerkit.spec.serve import settings
 
@@ -55,6 +56,22 @@ def _credentials(r: api.Rendered) -> object:  # `build`/`run`: the workspace reg
 
 def _base_credentials(r: api.Rendered) -> object:  # `build`/`lock`: the base registry's login
     return credentials_for(r, layout(r, BuildOptions()))("base.example.com")
+
+
+def _bases_accepting(r: api.Rendered) -> object:  # `check`: the catalog bases features.gpu fits
+    from layerkit.spec.gpu import check_named_base
+
+    def fits(image: CatalogImage) -> bool:
+        try:
+            check_named_base(r.checked.resolved, image)
+        except SpecError:
+            return False
+        return True
+
+    # No two catalog bases differ in nccl alone: try the spec's own base with other nccl releases.
+    image = r.checked.image
+    assert image is not None
+    return tuple(n for n in ("2.15", "2.16") if fits(image.model_copy(update={"nccl": n})))
 
 
 def _signature_key(r: api.Rendered) -> object:  # `build`/`plan`: the key reuse is gated on
@@ -177,10 +194,12 @@ EFFECTS: dict[str, tuple[Callable[[api.Rendered], object], str, str]] = {
         "features: {gpu: {cuda: '10.0', cudnn: '7.4'}}\n",
         "features: {gpu: {cuda: '10.0', cudnn: '7.5'}}\n",
     ),
+    # A constraint on the base, not a selector: it changes which bases the spec accepts (the
+    # image of a base it accepts is the same, so the hash rightly stays since schema 2).
     "features.gpu.nccl": (
-        _render,
-        "features: {mpi: openmpi, gpu: {cuda: '11.8'}}\n",
-        "features: {mpi: openmpi, gpu: {cuda: '11.8', nccl: '2'}}\n",
+        _bases_accepting,
+        "features: {gpu: {cuda: '11.8'}}\n",
+        "features: {gpu: {cuda: '11.8', nccl: '2.15'}}\n",
     ),
     "features.onnxruntime": (
         _render,

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from layerkit.commands import add_lock_arguments, add_spec_argument, lock_of, out
+from layerkit.digest import HASH_SCHEMA
 from layerkit.errors import EXIT_OK
 
 
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         doc = {
             "hash": h.hash,
-            "schema": 1,
+            "schema": HASH_SCHEMA,
             "stages": h.stages,
             "parts": h.parts,
             "part_digests": h.part_digests(),

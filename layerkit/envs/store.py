@@ -5,9 +5,10 @@ config blob (and single layer) is the record; `…:sha256-<env hash>` tags the s
 so "is this environment registered already?" is one HEAD. Versions are the repository's
 tags, names the registry's catalog under `<repository>-envs/`.
 
-The registry is the truth; writes need it. Every record read or written is kept in a local
-index (cache_dir()/envs/<host>/<path>/<name>/<version>.json, with its manifest digest):
-reads fall back to it, with a warning, when the registry cannot be reached.
+The registry is the truth; writes need it. Every record read or written is kept in a local,
+content-addressed index (LocalIndex): online, it only saves fetching the bytes of a
+manifest digest the registry just named; reads fall back to it, with a warning, when the
+registry cannot be reached.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,7 @@ from layerkit.envs.models import (
     normalise_name,
     sort_versions,
 )
-from layerkit.envs.oci import OciClient
+from layerkit.envs.oci import OciClient, sha256_digest
 from layerkit.errors import RegistryError, RegistryUnreachable, SpecError
 
 if TYPE_CHECKING:
@@ -71,26 +73,62 @@ class IndexEntry(BaseModel):
 
 
 class LocalIndex:
-    """Records seen on this machine, per store location; a cache, never the truth."""
+    """Records seen on this machine, per store location; a cache, never the truth.
+
+    Content-addressed: manifests and records are kept as the registry served them, each
+    under its sha256 (cache_dir()/envs/blobs/sha256/<hex>), checked against that digest on
+    every read; a version names its manifest by digest (…/refs/<host>/<path>/<name>/<version>.json).
+    So an edited record or manifest reads as absent: the registry is asked again (`fetch`
+    looks records up by the digest the registry answers for the tag), and offline there is
+    nothing forged to show, only what the registry once served."""
 
     def __init__(self, root: Path, loc: Location) -> None:
-        self.dir = root / loc.host.replace(":", "_") / loc.prefix
+        self.dir = root / "refs" / loc.host.replace(":", "_") / loc.prefix
+        self.blobs = root / "blobs" / "sha256"
 
     def _path(self, name: str, version: str) -> Path:
         return self.dir / normalise_name(name) / f"{version}.json"
 
+    def _blob(self, digest: str) -> bytes | None:
+        algo, _, hexdigest = digest.partition(":")
+        if algo != "sha256" or not _HEX.fullmatch(hexdigest):
+            return None
+        try:
+            data = (self.blobs / hexdigest).read_bytes()
+        except OSError:
+            return None
+        return data if sha256_digest(data) == digest else None
+
+    def load(self, manifest_digest: str) -> IndexEntry | None:
+        """The record of the manifest `manifest_digest`, if kept intact here."""
+        manifest = self._blob(manifest_digest)
+        if manifest is None:
+            return None
+        try:
+            config = json.loads(manifest).get("config") or {}
+            blob = self._blob(str(config.get("digest", "")))
+            if config.get("mediaType") != CONFIG_MEDIA_TYPE or blob is None:
+                return None
+            return IndexEntry(manifest_digest=manifest_digest, record=EnvRecord.parse(blob, "local index"))
+        except (ValueError, AttributeError, RegistryError, ValidationError):
+            return None  # not ours, or from another layerkit: the registry has the truth
+
     def get(self, name: str, version: str) -> IndexEntry | None:
         try:
-            return IndexEntry.model_validate_json(self._path(name, version).read_bytes())
+            digest = _Ref.model_validate_json(self._path(name, version).read_bytes()).manifest_digest
         except (OSError, ValidationError, ValueError):
-            return None  # absent or from another layerkit: the registry has the truth
+            return None
+        return self.load(digest)
 
-    def put(self, name: str, entry: IndexEntry) -> None:
-        path = self._path(name, entry.record.version)
-        doc = {"manifest_digest": entry.manifest_digest, "record": entry.record.to_json()}
+    def put(self, name: str, version: str, manifest: bytes, record_blob: bytes) -> None:
+        digest = sha256_digest(manifest)
         with contextlib.suppress(OSError):  # a read-only cache only costs the offline fallback
+            self.blobs.mkdir(parents=True, exist_ok=True)
+            for data in (record_blob, manifest):
+                atomic.write_bytes(self.blobs / sha256_digest(data).removeprefix("sha256:"), data)
+            path = self._path(name, version)
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic.write_text(path, json.dumps(doc, sort_keys=True, indent=1) + "\n")
+            atomic.write_text(path, _Ref(manifest_digest=digest).model_dump_json() + "\n")
 
     def versions(self, name: str) -> list[str]:
         folder = self.dir / normalise_name(name)
@@ -99,12 +137,14 @@ class LocalIndex:
     def names(self) -> list[str]:
         return sorted(p.name for p in self.dir.iterdir() if p.is_dir()) if self.dir.is_dir() else []
 
-    def by_digest(self, name: str, digest: str) -> IndexEntry | None:
-        for version in self.versions(name):
-            entry = self.get(name, version)
-            if entry and entry.manifest_digest == digest:
-                return entry
-        return None
+
+class _Ref(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    manifest_digest: str
+
+
+_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def manifest_for(record_blob: bytes, digest: str, record: EnvRecord) -> bytes:
@@ -161,25 +201,26 @@ class EnvStore:
         return ImageRef(self.loc.host, self.loc.repo(name), tag)
 
     def fetch(self, name: str, tag: str) -> EnvRecord | None:
-        """The record tagged `tag`, from the index when the manifest digest matches."""
+        """The record tagged `tag`: the registry names its manifest by digest, and the local
+        index answers only with the bytes of that very digest (else they are fetched)."""
         info = self.client.head_manifest(self._ref(name, tag))
         if info is None:
             return None
-        cached = self.index.get(name, tag) if not tag.startswith(HASH_TAG_PREFIX) else None
-        cached = cached or self.index.by_digest(name, info.digest)
-        if cached and cached.manifest_digest == info.digest:
+        cached = self.index.load(info.digest)
+        if cached is not None:
             return cached.record
         where = f"{self.loc.host}/{self.loc.repo(name)}:{tag}"
         raw, _, digest = self.client.get_manifest(
             ImageRef(self.loc.host, self.loc.repo(name), None, info.digest)
         )
+        if digest != info.digest:
+            raise RegistryError(f"{where}: the manifest served does not match its digest {info.digest[:19]}")
         config = json.loads(raw).get("config") or {}
         if config.get("mediaType") != CONFIG_MEDIA_TYPE:
             raise RegistryError(f"{where} is not a layerkit environment (config {config.get('mediaType')!r})")
-        record = EnvRecord.parse(
-            self.client.get_blob(self.loc.host, self.loc.repo(name), config["digest"]), where
-        )
-        self.index.put(name, IndexEntry(manifest_digest=digest, record=record))
+        blob = self.client.get_blob(self.loc.host, self.loc.repo(name), config["digest"])
+        record = EnvRecord.parse(blob, where)
+        self.index.put(name, record.version, raw, blob)
         return record
 
     def _cached(self, name: str, version: str) -> EnvRecord | None:
@@ -235,10 +276,8 @@ class EnvStore:
         manifest = manifest_for(blob, digest, record)
         # The version tag first: a hash tag never points at a version that is not there.
         self.client.put_manifest(self.loc.host, repo, record.version, manifest, OCI_MANIFEST)
-        manifest_digest = self.client.put_manifest(
-            self.loc.host, repo, HASH_TAG_PREFIX + record.hash, manifest, OCI_MANIFEST
-        )
-        self.index.put(name, IndexEntry(manifest_digest=manifest_digest, record=record))
+        self.client.put_manifest(self.loc.host, repo, HASH_TAG_PREFIX + record.hash, manifest, OCI_MANIFEST)
+        self.index.put(name, record.version, manifest, blob)
 
 
 def open_store(

@@ -1,111 +1,133 @@
-"""The environment's content hash: what the image is, not what it is called.
+"""The environment's content hash: the build definition itself, normalised.
 
-Canonical JSON (sorted keys, no whitespace, UTF-8) of a versioned schema, sha256. Covers the
-base image (ref, digest or Dockerfile text), docker steps, apt packages, env vars, features,
-runtime user/workdir, installer, and the conda/pip dependencies (sorted: their order is not
-semantic) or the locked packages. Channel order is kept: it is priority. Name, version and
-description are never part of it; neither are mirrors (they change where, not what).
+The hash is the sha256 of the canonical JSON of what a build reads: the Dockerfile and every
+context file, as rendered from the canonical inputs (canonical.py: no name, version,
+description or mirrors) and then normalised (normalise.py: no comments, credentials or
+layerkit's own labels, which name this very hash). So any change of a template, a block or
+a shipped script that changes what is built changes the hash, with no hand-kept list of
+fields to forget, and what must not count cannot. The user's files a base Dockerfile copies
+enter by (path, mode, sha256).
+
+Each stage image (base, env) is named by the hash of its own part: its instructions, the
+context files it copies and the hashes of the stages it builds on. The env stage starts
+from the installer image, not the base, so a base-only change does not move it.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from layerkit.digest import HASH_SCHEMA, HashResult, digest
+from layerkit.hashing import normalise
+from layerkit.hashing.canonical import canonical_checked, canonical_lock
 from layerkit.lock.model import Lock
-from layerkit.render.renderplan import RenderPlan
-from layerkit.spec import matchspec as M
-from layerkit.spec import pip as P
-from layerkit.spec.catalog import solve_glibc
-from layerkit.spec.validate import Checked, effective_dependencies
+from layerkit.render.blocks.dockerfile import Copy, From, Raw, Run, Stage
+from layerkit.render.renderplan import RenderPlan, render_plan
+from layerkit.spec.validate import Checked
 
-# Bump when templates change what an image contains for the same inputs.
-# 2: the env is made in its own installer image; search paths prepend to the base's.
-TEMPLATE_VERSION = 2
+STAGES = ("base", "env")  # the stage images a build pushes and caches under their hash
+_BLANK = HashResult("", {}, {})  # labels name the hash: formatted blank, as is the version
 
 
-def _base(checked: Checked, plan: RenderPlan) -> dict[str, Any]:
-    spec = checked.resolved.spec
-    b = spec.base
-    out: dict[str, Any] = {}
-    if plan.base_dockerfile is not None:
-        out["dockerfile_sha256"] = hashlib.sha256(plan.base_dockerfile.encode()).hexdigest()
-        if plan.user_context is not None:  # every file its COPY/ADD can read: (path, mode, sha256)
-            out["context"] = plan.user_context.hash_part()
-    elif checked.image is not None:
-        out["devel"] = checked.image.devel
-        out["runtime"] = checked.image.runtime
-    elif b and b.image:
-        out["image"] = b.image
-    if b and b.digest:
-        out["digest"] = b.digest
-    if plan.locked_digests:  # only present when a lock pinned them: older hashes stay as they were
-        out["locked_digests"] = dict(plan.locked_digests)
-    return out
+@dataclass(frozen=True)
+class Definition:
+    """The normalised build definition: what the hash is of."""
+
+    dockerfile: str
+    context: dict[str, str]  # name -> normalised content
+    user_context: list[list[object]]  # (path, mode, sha256) of the files a base Dockerfile copies
+
+    def to_json(self) -> dict[str, object]:
+        return {"dockerfile": self.dockerfile, "context": self.context, "user_context": self.user_context}
 
 
-def _packages(checked: Checked, lock: Lock | None) -> dict[str, Any]:
-    if lock is not None:
-        return {
-            "locked": sorted(
-                [p.platform, p.manager, p.name, p.version, p.build, p.sha256 or p.md5 or p.url]
-                for p in lock.packages
-            )
-        }
-    conda = checked.resolved.spec.conda
-    pip = P.section(conda.pip if conda else None)
-    unlocked: dict[str, Any] = {
-        # as conda reads them (no channels means defaults; nodefaults is no channel), before mirrors
-        "channels": list(M.channels_of(conda)[0]),
-        "dependencies": sorted(effective_dependencies(checked)),
-        "pip": sorted(P.canonical(r) for r in pip.requirements),
-    }
-    if checked.cuda:  # the solve's __cuda (CONDA_OVERRIDE_CUDA): CUDA builds, not CPU ones
-        unlocked["cuda"] = checked.cuda
-    # The solve's __glibc (CONDA_OVERRIDE_GLIBC): the env stage no longer sees the base.
-    unlocked["glibc"] = solve_glibc(checked.image)
-    if pip.options != P.PipOptions():
-        # They change what pip installs. The site's mirrors.pypi_index does not enter.
-        o = pip.options
-        unlocked["pip_options"] = {"index_url": o.index_url, "extra_index_urls": sorted(o.extra_index_urls),
-                                   "find_links": sorted(o.find_links), "pre": o.pre}  # fmt: skip
-    return unlocked
+def definition(checked: Checked, platform: str, lock: Lock | None = None) -> Definition:
+    return _definition(checked, platform, lock)[1]
+
+
+def _definition(checked: Checked, platform: str, lock: Lock | None) -> tuple[RenderPlan, Definition]:
+    """(canonical plan, its normalised build definition)."""
+    canon = canonical_checked(checked)
+    plan = render_plan(canon, canonical_lock(lock, checked, canon), platform).model_copy(
+        update={"sources": ()}
+    )
+    secrets = _secrets(plan)
+    return plan, Definition(
+        dockerfile=normalise.dockerfile(render_dockerfile(plan, _BLANK, version=""), secrets),
+        context={n: normalise.context_file(n, c, secrets) for n, c in plan.context_files},
+        user_context=plan.user_context.hash_part() if plan.user_context else [],
+    )
 
 
 def compute(checked: Checked, plan: RenderPlan, lock: Lock | None = None) -> HashResult:
-    spec = checked.resolved.spec
-    system = {
-        "schema": HASH_SCHEMA,
-        "template": TEMPLATE_VERSION,
-        "base": _base(checked, plan),
-        "apt": sorted(plan.apt_base),
-        "runtime_apt": sorted(plan.runtime_apt),
-        "steps": [[s.instruction, s.text] for s in plan.base_steps],
-        "user": [plan.user, plan.uid, plan.workdir],
-        "platform": plan.platform,
-        # false and unset mean the same image: only features that are on enter the hash
-        "features": {k: v for k, v in plan.features.model_dump(mode="json", exclude_none=True).items() if v},
-    }
-    if plan.cuda_apt is not None:  # only where present: other flavours' hashes stay as they were
-        system["cuda_apt"] = plan.cuda_apt.model_dump(mode="json")
+    canon, d = _definition(checked, plan.platform, lock)
     parts: dict[str, Any] = {
-        "system": system,
-        "final_steps": [[s.instruction, s.text] for s in plan.final_steps],
-        "env": sorted([k, v] for k, v in (spec.env or {}).items()),
-        "managed": plan.managed,
+        "schema": HASH_SCHEMA,
+        "dockerfile": d.dockerfile,
+        "context": {n: _sha(c) for n, c in sorted(d.context.items())},
+        "user_context": d.user_context,
     }
-    if plan.base_pip:  # only where present: other hashes stay as they were
-        parts["base_pip"] = sorted(plan.base_pip)
-    stages = {"base": digest(system)}
-    if plan.env_install is not None:
-        e = plan.env_install
-        parts["packages"] = _packages(checked, lock)
-        parts["installer"] = [e.installer, e.installer_version, e.installer_image]
-        parts["image_pip"] = list(plan.image_pip)
-        # The env stage is built on the installer image, not the base: its hash (the name of
-        # its stage image and cache) does not move with the base.
-        stages["env"] = digest(
-            [TEMPLATE_VERSION, plan.platform, parts["packages"], parts["installer"], parts["image_pip"]]
+    return HashResult(digest(parts), parts, _stage_hashes(canon, parts))
+
+
+def _stage_hashes(plan: RenderPlan, parts: dict[str, Any]) -> dict[str, str]:
+    """Each stage's own hash, in Dockerfile order (a stage only builds on earlier ones)."""
+    secrets = _secrets(plan)
+    done: dict[str, str] = {}
+    for stage in plan.stages:
+        name = _alias(stage)
+        one = plan.model_copy(update={"stages": (stage,), "closing": ()})
+        reads = _reads(stage)
+        done[name] = digest(
+            {
+                "schema": HASH_SCHEMA,
+                "dockerfile": normalise.dockerfile(render_dockerfile(one, _BLANK, version=""), secrets),
+                "context": {n: h for n, h in parts["context"].items() if reads is None or n in reads},
+                "user_context": parts["user_context"]
+                if any(isinstance(i, Raw) for i in stage.instructions)
+                else [],
+                "after": {s: done[s] for s in sorted(_after(stage) & done.keys()) if s != name},
+            }
         )
-    return HashResult(digest(parts), parts, stages)
+    return {k: v for k, v in done.items() if k in STAGES}
+
+
+def _alias(stage: Stage) -> str:
+    return next(i.alias for i in stage.instructions if isinstance(i, From))
+
+
+def _reads(stage: Stage) -> set[str] | None:
+    """The context files a stage's COPYs read (None: all of them, to be safe)."""
+    names = {s for i in stage.instructions if isinstance(i, Copy) and i.from_stage is None for s in i.sources}
+    return None if any(any(c in n for c in "*?[") for n in names) else names
+
+
+def _after(stage: Stage) -> set[str]:
+    """The stages this one builds on: FROM, COPY --from, RUN --mount=from."""
+    out: set[str] = set()
+    for i in stage.instructions:
+        if isinstance(i, From):
+            out.add(i.ref)
+        elif isinstance(i, Copy) and i.from_stage:
+            out.add(i.from_stage)
+        elif isinstance(i, Run):
+            out |= {v for m in i.mounts for k, v in m.options if k == "from"}
+    return out
+
+
+def render_dockerfile(plan: RenderPlan, h: HashResult, version: str) -> str:
+    """The template, imported when a hash is computed: `check`'s fresh path needs no Jinja."""
+    from layerkit.render.jinja import render_dockerfile as render
+
+    return render(plan, h, version)
+
+
+def _secrets(plan: RenderPlan) -> tuple[str, ...]:
+    e = plan.env_install
+    return (*e.secrets, *e.pip_secrets) if e else ()
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

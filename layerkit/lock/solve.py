@@ -262,15 +262,16 @@ def lock(
     conda = checked.resolved.spec.conda
     pip_names = P.section(conda.pip).options.env_names() if conda else ()
     secrets |= {n: os.environ[n] for n in pip_names if os.environ.get(n)}
-    from layerkit.resources import cache_dir as default_cache
-
-    cache = cache_dir or default_cache()
-    exe = find_solver(solver, cache / "bin")
+    del cache_dir  # nothing a lock runs or reads comes from the user cache any more (below)
     lockfile = lockfile.resolve()
     if not lockfile.parent.is_dir():
         raise SpecError(f"the lockfile's folder {lockfile.parent} does not exist")
     with tempfile.TemporaryDirectory(prefix=".layerkit-lock-", dir=lockfile.parent) as tmp:
         work = Path(tmp)
+        # The solver shim (code conda-lock runs) and the PyPI mapping (which decides lock
+        # content) are written fresh into this private (0700) folder each run, never reused
+        # from a cache another writer could have changed between a check and the run.
+        exe = find_solver(solver, work / "bin")
         (work / "environment.yml").write_text(json.dumps(_env_file(inputs), indent=2))
         vp = {"subdirs": {p: {"packages": inputs.virtual} for p in inputs.platforms}}
         (work / "virtual-packages.yml").write_text(json.dumps(vp))
@@ -286,7 +287,7 @@ def lock(
             cmd += ["-p", p]
         # conda-lock's default PyPI<->conda name mapping is downloaded from GitHub: use the
         # shipped copy, so locking pip packages reaches only the channels and indexes named.
-        cmd += ["--pypi_to_conda_lookup_file", str(mapping_file(cache))]
+        cmd += ["--pypi_to_conda_lookup_file", str(mapping_file(work))]
         if update:
             if not lockfile.is_file():
                 raise SpecError(f"--update needs an existing lockfile; {lockfile} does not exist")

@@ -154,8 +154,11 @@ def inference_plan(checked: Checked) -> InferencePlan:
         ("AZUREML_SOURCE_DIRECTORY", quote(APP_ROOT)),
         ("LAYERKIT_AUTH", quote(s.auth)),
         ("LAYERKIT_KEYS_DIR", quote(KEYS_DIR)),
+        ("LAYERKIT_PORT", quote(str(s.port))),
         ("LAYERKIT_SERVE_PYTHON", quote(python)),
         ("LAYERKIT_SERVER_PORT", quote(str(nginxconf.SERVER_PORT))),
+        # The server's own scoring timeout (its config reads it); nginx waits as long.
+        ("SCORING_TIMEOUT_MS", quote(str(s.scoring_timeout_ms))),
     )
     uid = (r.spec.runtime.uid if r.spec.runtime else None) or 1000
     instructions: tuple[Instruction, ...] = (

@@ -48,26 +48,29 @@ def template() -> jinja2.Template:
     return precompiled.compiled_template(env, source) or env.get_template(precompiled.TEMPLATE)
 
 
-def labels(plan: RenderPlan, h: HashResult) -> Label:
+def labels(plan: RenderPlan, h: HashResult, version: str = __version__) -> Label:
     items = {
         "io.layerkit.hash": h.hash,
         "io.layerkit.hash-schema": str(HASH_SCHEMA),
         "io.layerkit.sources": ",".join(plan.sources),
-        "io.layerkit.version": __version__,
+        "io.layerkit.version": version,
     }
     items.update({f"io.layerkit.stage.{k}": v for k, v in h.stages.items()})
     return Label(tuple(sorted((k, quote(v)) for k, v in items.items())))
 
 
-def render_dockerfile(plan: RenderPlan, h: HashResult, extra_stages: tuple[Stage, ...] = ()) -> str:
-    """The Dockerfile; `extra_stages` follow the environment's (the inference stage)."""
+def render_dockerfile(
+    plan: RenderPlan, h: HashResult, version: str = __version__, extra_stages: tuple[Stage, ...] = ()
+) -> str:
+    """The Dockerfile; hashing/ formats it too, with a blank hash and version (what names it).
+    `extra_stages` follow the environment's (the inference image's stage)."""
     text = template().render(
         extra_stages=extra_stages,
         plan=plan,
-        version=__version__,
+        version=version,
         sources=json.dumps(list(plan.sources)),
         hash=h.hash,
         hash_schema=HASH_SCHEMA,
-        labels=labels(plan, h),
+        labels=labels(plan, h, version),
     )
     return text.rstrip("\n") + "\n"

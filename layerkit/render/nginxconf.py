@@ -3,7 +3,10 @@
 azureml-inference-server-http has no auth of its own (Azure's front end does it), so nginx
 from the distro (Azure's inference bases ship it) stands in front, as the contract with
 `layerkit serve` says (README "Deploying"):
-- it listens on serve.port and proxies to the server on 127.0.0.1:SERVER_PORT;
+- it listens on serve.port and proxies to the server on 127.0.0.1:SERVER_PORT; both are the
+  image's defaults ($LAYERKIT_PORT, $LAYERKIT_SERVER_PORT), which templates/layerkit-serve
+  writes into LISTEN_CONF and UPSTREAM_CONF at start, so a container on the host's network
+  can take other ports (`docker run -e LAYERKIT_PORT=...`) without a new image;
 - the liveness and readiness routes answer without a key (probes cannot carry one) and map
   to the server's `/`; the scoring route maps to its `/score`; every other path is proxied as
   it is; all but the probes need `Authorization: Bearer <key>` when auth is key;
@@ -22,13 +25,15 @@ from layerkit.spec.serve import ServeSettings
 SERVER_PORT = 31311  # azmlinfsrv's port inside the container (loopback only)
 RUN_DIR = "/tmp/layerkit-serve"  # nginx's pid, temp files and the key map: writable by any user
 KEYS_CONF = f"{RUN_DIR}/keys.conf"
+LISTEN_CONF = f"{RUN_DIR}/listen.conf"  # `listen PORT;`
+UPSTREAM_CONF = f"{RUN_DIR}/upstream.conf"  # `server 127.0.0.1:PORT;`
 KEY_VARIABLE = "$layerkit_key"  # 1 when the Authorization header carries an accepted key
 
 
 def _location(route: str, upstream_path: str | None, key: bool, timeout_ms: int) -> list[str]:
     """`location = route` (exact) proxied to upstream_path; None: the catch-all, path kept."""
     head = f"location = {route} {{" if upstream_path is not None else "location / {"
-    target = f"http://127.0.0.1:{SERVER_PORT}{upstream_path or ''}"
+    target = f"http://layerkit_server{upstream_path or ''}"
     body = [f"if ({KEY_VARIABLE} = 0) {{ return 401; }}"] if key else []
     body += [f"proxy_pass {target};", f"proxy_read_timeout {timeout_ms}ms;"]
     return [f"        {head}", *(f"            {line}" for line in body), "        }"]
@@ -64,6 +69,7 @@ def nginx_conf(s: ServeSettings) -> str:
         f"{temp}"
         f"    client_max_body_size {s.max_request_mb * 1_000_000};\n"
         f"{keys}"
+        f"    upstream layerkit_server {{\n        include {UPSTREAM_CONF};\n    }}\n"
         "    server {\n"
-        f"        listen {s.port};\n" + "\n".join(locations) + "\n    }\n}\n"
+        f"        include {LISTEN_CONF};\n" + "\n".join(locations) + "\n    }\n}\n"
     )

@@ -89,6 +89,9 @@ http:
 $auth
 YML
     rm -f "$portfile"
+    # Created here, not by the background job's redirection: the port poll below may read the
+    # log before that job has run its first line.
+    : >"$log"
     setsid docker-registry serve "$config" >"$log" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$pidfile"

@@ -55,21 +55,27 @@ def test_lock_in_an_unwritable_folder(tmp_path: Path, immutable: Path) -> None:
 
 
 @cache
-@pytest.mark.parametrize("command", ["lock", "build"])
-def test_unwritable_cache(tmp_path: Path, command: str) -> None:
+def test_unwritable_cache(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(LOCAL_BASE)
     (tmp_path / "file").write_text("a regular file\n")
     env = {"LAYERKIT_CACHE": str(tmp_path / "file" / "cache")}
     with hostile_registry("tags") as addr:  # answers "no such image": build goes on to its lock
-        args = (
-            ["build", "s.yaml", "--registry", f"{addr}/x", "--addr", NO_DAEMON]
-            if command == "build"
-            else ["lock", "s.yaml"]
-        )
+        args = ["build", "s.yaml", "--registry", f"{addr}/x", "--addr", NO_DAEMON]
         run = layerkit(*args, cwd=tmp_path, env=env)
     line = assert_one_line_error(run, 3)
     assert line.startswith(f"{tmp_path / 'file' / 'cache'}/"), line
     assert "file system: Not a directory" in line
+
+
+@cache
+def test_lock_needs_no_cache(tmp_path: Path) -> None:
+    """`lock` writes its solver shim and PyPI mapping into its own work folder, never the cache
+    (tests/test_cache_trust.py): an unwritable cache is no error of lock's, whatever else is."""
+    (tmp_path / "s.yaml").write_text(LOCAL_BASE)
+    (tmp_path / "file").write_text("a regular file\n")
+    run = layerkit("lock", "s.yaml", cwd=tmp_path, env={"LAYERKIT_CACHE": str(tmp_path / "file" / "cache")})
+    assert "Traceback" not in run.err and str(tmp_path / "file") not in run.out + run.err
+    assert (tmp_path / "file").read_text() == "a regular file\n"
 
 
 REGISTRY_CASES = [
