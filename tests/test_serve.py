@@ -145,6 +145,64 @@ def test_the_wait_ends_at_the_deadline() -> None:
     assert clock.now == 105.0 and len(clock.pauses) == 5
 
 
+def test_until_polls_a_condition_to_its_deadline() -> None:
+    clock = FakeClock()
+    answers = iter([False, False, True])
+    assert readiness.until(lambda: next(answers), timeout=10, clock=clock, pause=clock.pause, interval=1.0)
+    assert clock.pauses == [1.0, 1.0]
+    clock = FakeClock()
+    assert not readiness.until(lambda: False, timeout=3, clock=clock, pause=clock.pause, interval=1.0)
+    assert clock.now == 103.0
+
+
+# The end of azmlinfsrv 1.5.1's stdout and of the container's stderr when init() raises (seen
+# in tests/test_serve_engine.py), shortened.
+SERVER_STDOUT = """\
+2026-11-28 15:49:06,719 I [1] azmlinfsrv - Loaded logging config
+
+Azure ML Inferencing HTTP server v1.5.1
+Server Settings
+2026-11-28 15:49:08,784 E [15] azmlinfsrv - User's init function failed
+2026-11-28 15:49:08,796 E [15] azmlinfsrv - Encountered Exception Traceback (most recent call last):
+  File "/var/layerkit/source/score.py", line 2, in init
+    raise RuntimeError('no model here')
+RuntimeError: no model here
+
+The above exception was the direct cause of the following exception:
+
+Traceback (most recent call last):
+    raise UserScriptException(ex) from ex
+azureml_inference_server_http.server.user_script.UserScriptException: Caught an unhandled exception from the user script
+
+Azure ML Inferencing HTTP server v1.5.1
+Server Settings
+---------------
+Score:          POST  127.0.0.1:31311/score
+"""
+SERVER_STDERR = """\
+2026-11-28 15:49:09,257 E [1] gunicorn.error - Shutting down: Master
+2026-11-28 15:49:09,258 E [1] gunicorn.error - Reason: Worker failed to boot.
+"""
+
+
+def test_the_error_of_init_is_the_users_not_the_servers_wrapper() -> None:
+    assert readiness.raised(SERVER_STDOUT + SERVER_STDERR) == "RuntimeError: no model here"
+
+
+def test_the_tail_shown_ends_with_the_traceback_and_stderr_not_the_settings_banner() -> None:
+    tail = readiness.failure_tail(SERVER_STDOUT, SERVER_STDERR, 30).splitlines()
+    assert (
+        tail[-3:]
+        == [
+            "azureml_inference_server_http.server.user_script.UserScriptException: Caught an unhandled "
+            "exception from the user script",
+            *SERVER_STDERR.splitlines(),
+        ][-3:]
+    )
+    assert "RuntimeError: no model here" in tail and "Score:          POST  127.0.0.1:31311/score" not in tail
+    assert len(readiness.failure_tail(SERVER_STDOUT, SERVER_STDERR, 3).splitlines()) == 3 + 1
+
+
 def test_what_init_raised_is_found_in_the_log() -> None:
     log = (
         'Starting gunicorn\nTraceback (most recent call last):\n  File "score.py", line 4, in init\n'

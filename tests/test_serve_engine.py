@@ -212,8 +212,13 @@ def test_an_init_that_raises_is_one_clear_error_and_exit_3(
     assert out == ""
     last = err.strip().splitlines()[-1]
     assert last.startswith("layerkit: error: the server exited (")
-    assert "init() of the entry script raised RuntimeError: no model here: init-e2e-marker" in last
-    assert "init-e2e-marker" in "\n".join(err.strip().splitlines()[:-1])  # the log's tail, above
+    assert "init() of the entry script raised RuntimeError: no model here: init-e2e-marker" in last, err[
+        -6000:
+    ]
+    # Above it, the end of the server's log: the traceback, not the settings it prints on exit.
+    above = "\n".join(err.strip().splitlines()[:-1])
+    assert "raise RuntimeError('no model here: init-e2e-marker')" in above
+    assert "Worker failed to boot" in above
     # Kept, stopped, for --logs; --stop removes it.
     engine = local.LocalEngine(served.docker_host)
     try:

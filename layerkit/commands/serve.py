@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if action.verb == "regen-key":
         assert action.key is not None
-        return _regen(args, name, action.key)
+        return _regen(args, name, action.key, serve)
     if action.verb == "serve" and not serve.entry_script:
         raise SpecError(f"{action.spec}: no serve.entry_script: nothing to serve (see README, Deploying)")
     engine = _engine(args)
@@ -166,17 +166,25 @@ def _serve(
     return 0
 
 
-def _regen(args: argparse.Namespace, name: str, which: KeyName) -> int:
-    from layerkit.deploy import keys
+def _regen(args: argparse.Namespace, name: str, which: KeyName, s: ServeSettings) -> int:
+    from layerkit.deploy import keys, readiness
 
-    folder = keys.regenerate(name, which).folder
+    old = keys.read(name).get(which)
+    new = keys.regenerate(name, which)
+    route = s.scoring_route
+
+    def took_effect(port: int) -> bool:
+        # nginx takes the new key and refuses the old one: its reload is complete.
+        status = readiness.http_status(port, route, new.get(which))
+        return status not in (None, 401) and readiness.http_status(port, route, old) == 401
+
     engine = _engine(args)
     try:
-        live = engine.reload(name)
+        live = engine.reload(name, took_effect)
     finally:
         engine.close()
     when = "the running service uses it now" if live else "no service runs: the next `serve` uses it"
-    _say(args, f"layerkit: new {which} key in {folder / which}; {when}; the old one no longer works")
+    _say(args, f"layerkit: new {which} key in {new.folder / which}; {when}; the old one no longer works")
     return 0
 
 

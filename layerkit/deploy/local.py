@@ -26,7 +26,9 @@ LABEL = "io.layerkit.serve"
 NETWORK = "layerkit-serve"
 SOURCE_DIR = "/var/layerkit/source"  # where --source is mounted (AZUREML_SOURCE_DIRECTORY)
 LOG_TAIL = 30  # lines of the container's log shown when it fails to start
+ERROR_SCAN = 400  # lines of each stream searched for what init() raised
 LOOPBACK = "127.0.0.1"
+RELOAD_TIMEOUT = 60.0  # nginx switches workers in milliseconds; this bounds only a stuck one
 
 
 class ServeFailed(EnvironmentFailure):
@@ -207,13 +209,14 @@ class LocalEngine:
                 ) from None
 
     def _failed(self, d: Deployment, cid: str, outcome: readiness.Outcome, timeout: float) -> ServeFailed:
-        tail = self.log(cid, tail=LOG_TAIL)
+        stdout, stderr = self.logs(cid)
+        tail = readiness.failure_tail(stdout, stderr, LOG_TAIL)
         see = f"`layerkit serve --logs SPEC` shows all of its log; `--stop` removes it ({container_name(d.name)})"
         if outcome.state == "exited":
-            raised = readiness.raised(tail)
+            raised = readiness.raised(stdout + "\n" + stderr)
             # What init() raised, when the log shows a Python error; else the log's last line
             # (nginx refusing its config, a missing key file...).
-            why = f"init() of the entry script raised {raised}" if raised else readiness.last_line(tail)
+            why = f"init() of the entry script raised {raised}" if raised else readiness.last_line(stderr)
             return ServeFailed(
                 f"the server exited ({outcome.exit_code}) before {d.readiness_route} was ready: "
                 f"{why or 'it logged nothing'}; {see}",
@@ -237,9 +240,16 @@ class LocalEngine:
         state = self._call("inspecting the container", self._api.inspect_container, cid)["State"]
         return None if state.get("Running") or state.get("Restarting") else int(state.get("ExitCode") or 0)
 
-    def log(self, cid: str, tail: int | str = "all") -> str:
-        raw = self._call("reading the log", self._api.logs, cid, stdout=True, stderr=True, tail=tail)
-        return bytes(raw).decode("utf-8", "replace")
+    def logs(self, cid: str) -> tuple[str, str]:
+        """The end of the container's stdout and of its stderr."""
+
+        def read(stdout: bool) -> str:
+            raw = self._call(
+                "reading the log", self._api.logs, cid, stdout=stdout, stderr=not stdout, tail=ERROR_SCAN
+            )
+            return bytes(raw).decode("utf-8", "replace")
+
+        return read(True), read(False)
 
     def write_logs(self, name: str, out: IO[bytes], err: IO[bytes]) -> None:
         """The deployment's log: the container's stdout to ``out``, its stderr to ``err``."""
@@ -254,14 +264,45 @@ class LocalEngine:
             )
             to.flush()
 
-    def reload(self, name: str) -> bool:
-        """Make a running deployment re-read its keys; False when none runs."""
+    def reload(self, name: str, took_effect: Callable[[int], bool], timeout: float = RELOAD_TIMEOUT) -> bool:
+        """Make a running deployment re-read its keys; False when none runs. Returns once
+        nginx's old workers (with the old keys) are gone and ``took_effect(host_port)``: nginx
+        reloads on a signal, so its old worker may still answer after `reload` returns."""
         running = [cid for cid in self.containers(name) if self.exit_code(cid) is None]
         for cid in running:
-            ex = self._call("reloading the keys", self._api.exec_create, cid, [ENTRYPOINT, "reload"])
-            output = self._call("reloading the keys", self._api.exec_start, ex["Id"])
-            code = self._call("reloading the keys", self._api.exec_inspect, ex["Id"])["ExitCode"]
-            if code != 0:
-                text = bytes(output).decode("utf-8", "replace")
-                raise ServeFailed(f"`{ENTRYPOINT} reload` exited {code} in {container_name(name)}", text)
+            self._reload(cid, name, took_effect, timeout)
         return bool(running)
+
+    def _reload(self, cid: str, name: str, took_effect: Callable[[int], bool], timeout: float) -> None:
+        old_workers = self._nginx_workers(cid)
+        ex = self._call("reloading the keys", self._api.exec_create, cid, [ENTRYPOINT, "reload"])
+        output = self._call("reloading the keys", self._api.exec_start, ex["Id"])
+        code = self._call("reloading the keys", self._api.exec_inspect, ex["Id"])["ExitCode"]
+        if code != 0:
+            text = bytes(output).decode("utf-8", "replace")
+            raise ServeFailed(f"`{ENTRYPOINT} reload` exited {code} in {container_name(name)}", text)
+        port = self._published_port(cid)
+
+        def switched() -> bool:
+            workers = self._nginx_workers(cid)
+            return bool(workers) and not workers & old_workers and (not port or took_effect(port))
+
+        if not readiness.until(switched, timeout=timeout):
+            raise ServeFailed(
+                f"{container_name(name)} still answered with the old keys {timeout:g}s after reloading them; "
+                "`layerkit serve --logs SPEC`"
+            )
+
+    def _nginx_workers(self, cid: str) -> set[str]:
+        """PIDs of nginx's worker processes in the container (`docker top`)."""
+        top = self._call("listing the container's processes", self._api.top, cid)
+        titles = list(top.get("Titles") or [])
+        pid, cmd = titles.index("PID"), titles.index("CMD") if "CMD" in titles else len(titles) - 1
+        return {str(p[pid]) for p in top.get("Processes") or [] if "nginx: worker process" in str(p[cmd])}
+
+    def _published_port(self, cid: str) -> int:
+        info = self._call("inspecting the container", self._api.inspect_container, cid)
+        for bound in ((info.get("NetworkSettings") or {}).get("Ports") or {}).values():
+            if bound:
+                return int(bound[0]["HostPort"])
+        return 0

@@ -49,6 +49,23 @@ def wait(
         pause(interval)
 
 
+def until(
+    condition: Callable[[], bool],
+    *,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    pause: Callable[[float], None] = time.sleep,
+    interval: float = POLL_INTERVAL,
+) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout`` passes (False)."""
+    deadline = clock() + timeout
+    while not condition():
+        if clock() >= deadline:
+            return False
+        pause(interval)
+    return True
+
+
 def http_status(port: int, route: str, key: str | None, timeout: float = 2.0) -> int | None:
     """GET http://127.0.0.1:PORT/ROUTE (with the key, so a route behind auth works too): the
     status, or None when nothing answers yet. http.client, not urllib: no proxy from the
@@ -66,15 +83,34 @@ def http_status(port: int, route: str, key: str | None, timeout: float = 2.0) ->
 
 
 _RAISED = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt)\b(?::.*)?$")
+# azmlinfsrv wraps what init() raised in its own exception, chained after the user's: skip it.
+SERVER_PACKAGE = "azureml_inference_server_http."
+# azmlinfsrv prints its settings again as it exits: noise after the error, left out of the tail.
+BANNER = "Azure ML Inferencing HTTP server v"
 
 
 def raised(log: str) -> str | None:
-    """The last `SomeError: message` line of a log: what init() raised, for a one-line error."""
+    """The last `SomeError: message` line of a log that is not the server's own wrapper: what
+    init() raised, for a one-line error."""
     lines = [line.strip() for line in log.splitlines()]
-    found = [line for line in lines if _RAISED.match(line)]
+    found = [line for line in lines if _RAISED.match(line) and not line.startswith(SERVER_PACKAGE)]
     return found[-1] if found else None
 
 
 def last_line(log: str) -> str | None:
     lines = [line.strip() for line in log.splitlines() if line.strip()]
     return lines[-1] if lines else None
+
+
+def failure_tail(stdout: str, stderr: str, lines: int) -> str:
+    """What to show of a server that stopped: the end of its own log (stdout, without the
+    settings banner it prints on the way out), then the end of stderr (gunicorn, nginx)."""
+    out = stdout.splitlines()
+    starts = [i for i, line in enumerate(out) if line.startswith(BANNER)]
+    if starts and starts[-1] > 0:
+        out = out[: starts[-1]]
+    while out and not out[-1].strip():
+        out.pop()
+    err = stderr.splitlines()
+    keep = [*out[-lines:], *err[-max(lines // 3, 1) :]]
+    return "".join(line + "\n" for line in keep)
