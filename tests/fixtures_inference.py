@@ -77,10 +77,10 @@ def inference_site(root: Path, services: Services) -> Iterator[InferenceSite]:
 
 
 # Run in the container by its own Python: each request's status and body, as JSON lines.
-# The 101 MB body goes over a raw socket: nginx answers 413 from the headers and then reads
-# and drops the body (lingering close), so the status is read after sending it all.
+# The 101 MB body goes over a raw socket: nginx answers 413 from the headers (then reads and
+# drops what follows, for a while), so the answer is read as soon as it comes.
 CLIENT = r"""
-import json, socket, sys, urllib.error, urllib.request
+import json, select, socket, sys, urllib.error, urllib.request
 
 PORT = int(sys.argv[1])
 
@@ -101,21 +101,24 @@ def big(path, key, size):
     s.sendall((f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
                f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n").encode())
     chunk = b"x" * (1 << 20)
-    sent = 0
-    try:
-        while sent < size:
-            n = min(len(chunk), size - sent)
-            s.sendall(chunk[:n])
-            sent += n
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    head = b""
+    sent, head = 0, b""
+    # Send the body until the server answers (nginx does from the headers), then read that:
+    # a server that stops reading and closes must not lose its answer to our own sending.
+    while sent < size and not head:
+        readable, writable, _ = select.select([s], [s], [], 300)
+        if readable:
+            head = s.recv(4096)
+        elif writable:
+            try:
+                sent += s.send(chunk[: min(len(chunk), size - sent)])
+            except (BrokenPipeError, ConnectionResetError):
+                break
     while b"\r\n" not in head:
         more = s.recv(4096)
         if not more:
             break
         head += more
-    return int(head.split(b" ", 2)[1]), ""
+    return int(head.split(b" ", 2)[1]), f"sent {sent} of {size} bytes"
 
 for case in json.loads(sys.argv[2]):
     if case.get("size"):

@@ -27,7 +27,10 @@ def test_render_writes_context(cli, tmp_path: Path) -> None:
     assert r.code == 0
     doc = json.loads(r.out)
     names = sorted(Path(p).name for p in doc["files"])
-    assert names == ["Dockerfile", "_manylinux.py", "environment.yml", "install_env.py", "requirements.txt"]
+    assert names == [
+        "Dockerfile", "_manylinux.py", "environment.yml", "install_env.py", "installer-requirements.txt",
+        "requirements.txt",
+    ]  # fmt: skip
     # pip runs in the installer image: wheels are capped at the base's glibc (Ubuntu 22.04: 2.35).
     assert "BASE_GLIBC = (2, 35)" in (out / "_manylinux.py").read_text()
     assert (out / "requirements.txt").read_text() == "requests==2.32.3\n"

@@ -115,19 +115,20 @@ SPECS = Path(__file__).parent / "specs"
 # Dockerfile line and context file), so a change to any template or shipped script re-pins.
 # Re-pinned again on merging issue 15 §2 (install_env.py verifies every package): every env
 # stage's script changed, so every managed environment's hash rightly moved; the user-managed
-# image has no env stage and kept its hash.
+# image has no env stage and kept its hash. Re-pinned again when py-rattler itself came to be
+# installed with --require-hashes (a new context file and env-stage lines).
 # Re-pinned (issue 19) for full-cpu, hosted-env and the inline spec: each has a pip section and
 # no `pip` dependency, so `pip` is now one of the hashed dependencies, as conda adds it
 # (conda/env/env.py validate_keys); py-rattler's unlocked solve had no pip to run.
 PINNED = {
-    "full-cpu.yaml": "7101b13680f4155dbcb041fa5c4771d65a55d7a01daa4bd52aed15b52f000467",
-    "gpu-cuda11.8.yaml": "bec23c49925d2dff3996a02f2652de95ea4c422bae66aef4499d1f8d7936994b",
+    "full-cpu.yaml": "fdf6314ea3e79ab1800e4c1279c4cf3cca2aba84782c98b10e5829cefd11271d",
+    "gpu-cuda11.8.yaml": "bda0e617b4abb61d65e867beb98f7977ef8c5f412c481b0477fa9259ee568fdc",
     # Re-pinned when the CUDA 10.1 flavours moved from the deleted nvidia/cuda tags to CUDA from
     # NVIDIA's apt repositories: a different base image, so rightly a different identity.
-    "openmpi-gpu.yaml": "9e091425851e8dab7cd8f8e0f087e1a211ff6e08d15258aedd20163cd81f38a8",
+    "openmpi-gpu.yaml": "28a5a29af14105138931ad870af507f0f60276071f81ec2b9c685a7190d7c0af",
     "user-managed-image.yaml": "536f9033e4f95ab5932782e6e83e81df73751ebafb9ee53fccda6d5b650e248a",
-    "environment.yml": "dd832a37df88fd556c958977dea8bcf83b20ab4a9b6ff91c32b0d46003fe5d88",
-    "hosted-env.json": "819c76363a434c0be5f33657de94632bdeb646510152cb15f004752f1bfbaa53",
+    "environment.yml": "d48004d734e2a728a3be0cf3005c50de252ec2e56de6980e7094ef9d08529a93",
+    "hosted-env.json": "8760a2a99d75e932bb50ac0e5f58f63332e26371632090ac23c5b3e5caadc191",
 }
 
 
@@ -137,7 +138,7 @@ def test_pinned_digests(spec: str, digest: str) -> None:
 
 
 def test_inline_pinned_digest() -> None:
-    assert h() == "dd9dadacb335e1a3f9b62241926d592309c35934c4af9c95c1c544d31c0c3e5d"  # pip added: see PINNED
+    assert h() == "8b17b8ee39fb2c471fcd866efb68a54c66c70cd16168f74b6792a4e69dede0a7"  # pip added: see PINNED
 
 
 def test_false_feature_equals_unset() -> None:

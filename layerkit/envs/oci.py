@@ -14,6 +14,7 @@ import urllib.parse
 
 from layerkit.build.registry import RegistryClient, json_object, upload_put_path
 from layerkit.errors import RegistryError, RegistryUnreachable
+from layerkit.spec.imageref import is_digest
 
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _PAGE = 1000
@@ -72,6 +73,8 @@ class OciClient(RegistryClient):
         return found or []
 
     def get_blob(self, host: str, repo: str, digest: str) -> bytes:
+        if not is_digest(digest):  # it came from a registry's manifest: never into a URL unchecked
+            raise RegistryError(f"registry {host}: a manifest of {repo} names no valid blob digest")
         resp = self._request("GET", host, f"/v2/{repo}/blobs/{digest}", self._scope(repo))
         data = resp.read()
         if resp.status != 200:

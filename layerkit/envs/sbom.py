@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from layerkit.build.registry import json_object
 from layerkit.envs.oci import OCI_INDEX, OciClient, sha256_digest
-from layerkit.errors import EnvironmentFailure, RegistryError
+from layerkit.errors import EnvironmentFailure
 from layerkit.lock.sbom import MEDIA_TYPE
 from layerkit.spec.imageref import ImageRef
 
@@ -67,7 +68,7 @@ def _list_in_fallback_tag(client: OciClient, image: ImageRef, subject: str, entr
     manifests: list[object] = []
     if client.head_manifest(tag) is not None:
         data, _, _ = client.get_manifest(tag)
-        listed = json.loads(data).get("manifests")
+        listed = json_object(data, f"registry {image.registry}: the referrers index {tag}").get("manifests")
         manifests = [m for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
     if any(isinstance(m, dict) and m.get("digest") == entry["digest"] for m in manifests):
         return
@@ -82,15 +83,10 @@ def _referrer_digests(client: OciClient, image: ImageRef, subject: str) -> list[
         if client.head_manifest(tag) is None:
             return []
         data, _, _ = client.get_manifest(tag)
-    try:
-        listed = json.loads(data).get("manifests") or []
-    except (ValueError, AttributeError):
-        raise RegistryError(
-            f"registry {image.registry}: the referrers index of {image} is not JSON"
-        ) from None
+    listed = json_object(data, f"registry {image.registry}: the referrers index of {image}").get("manifests")
     return [
         str(m["digest"])
-        for m in listed
+        for m in (listed if isinstance(listed, list) else [])
         if isinstance(m, dict) and m.get("artifactType") == MEDIA_TYPE and isinstance(m.get("digest"), str)
     ]
 

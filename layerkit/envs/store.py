@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from layerkit import atomic
-from layerkit.build.registry import ImageRef
+from layerkit.build.registry import ImageRef, json_object
 from layerkit.envs.models import (
     CONFIG_MEDIA_TYPE,
     HASH_TAG_PREFIX,
@@ -215,10 +215,10 @@ class EnvStore:
         )
         if digest != info.digest:
             raise RegistryError(f"{where}: the manifest served does not match its digest {info.digest[:19]}")
-        config = json.loads(raw).get("config") or {}
-        if config.get("mediaType") != CONFIG_MEDIA_TYPE:
+        config = json_object(raw, f"the manifest of {where}").get("config") or {}
+        if not isinstance(config, dict) or config.get("mediaType") != CONFIG_MEDIA_TYPE:
             raise RegistryError(f"{where} is not a layerkit environment (config {config.get('mediaType')!r})")
-        blob = self.client.get_blob(self.loc.host, self.loc.repo(name), config["digest"])
+        blob = self.client.get_blob(self.loc.host, self.loc.repo(name), str(config.get("digest", "")))
         record = EnvRecord.parse(blob, where)
         self.index.put(name, record.version, raw, blob)
         return record

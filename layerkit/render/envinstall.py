@@ -27,6 +27,13 @@ from layerkit.spec.validate import Checked
 from layerkit.spec.values import ENV_NAME, version_key
 
 RATTLER_VERSION = "0.28.0"
+# The env stage installs py-rattler with pip --require-hashes: its glibc wheels' sha256, as
+# PyPI's simple index lists them for py_rattler-0.28.0-cp310-abi3-manylinux_2_17_x86_64 and
+# -manylinux_2_28_aarch64 (the installer image is glibc; pip takes the one for its platform).
+RATTLER_WHEEL_SHA256 = (
+    "4f4ab1d34d5394e7ce130a86e59009c95ace4f5757d9c3af04de1351bcea47eb",
+    "61b24202374188e72130f1b3dc63b455befaafc3e49e5481a38b6a6c8828c1e0",
+)
 RATTLER_PACKAGE_CACHE = "/var/cache/layerkit/rattler"
 
 

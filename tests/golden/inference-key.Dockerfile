@@ -45,4 +45,4 @@ EXPOSE 5001
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="0f27fb2fe799087ce76689ff2a9d6946816ea8753bd38b5031c858bd6a0a0c7a" \
-      io.layerkit.inference.hash="0e6f97e8cba270b97bf107604aa6948cb0b9512827b73c375f9e8995ecc2e18b"
+      io.layerkit.inference.hash="b1ac9f328c56ae951b410fb55eaef61c75918f03d89987917952f44ed1b07f6f"

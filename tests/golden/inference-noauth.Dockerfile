@@ -44,4 +44,4 @@ EXPOSE 8080
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="16c629989e34026b5faebde7f386963ab6f5bd7b8fee18fb258e4785d353f93e" \
-      io.layerkit.inference.hash="2f5955980a01bd339000ac65cc43e9777414c815dbdb6d7af0346c950a0ae26c"
+      io.layerkit.inference.hash="1db944809236ac24913e2cd260fa03e2de8687ef42ccf41825e4ba10c554a0e0"

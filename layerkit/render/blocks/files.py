@@ -17,6 +17,7 @@ from layerkit.spec.catalog import solve_glibc
 from layerkit.spec.validate import Checked
 
 FETCH_INSTALLER = "fetch_installer.py"
+INSTALLER_REQUIREMENTS = "installer-requirements.txt"  # py-rattler, pinned by its wheels' sha256
 # PEP 600 hook, on PYTHONPATH for the env stage's pip: which manylinux wheels run on the base.
 MANYLINUX_FILE = "_manylinux.py"
 MANYLINUX = """\
@@ -77,6 +78,8 @@ def context_files(
     scripts = [n for n in _env_scripts(env, image_pip) if n != MANYLINUX_FILE]
     if env.installer != "rattler":
         scripts.append(FETCH_INSTALLER)
+    else:
+        files.append((INSTALLER_REQUIREMENTS, installer_requirements(env.installer_version)))
     files += [(name, (data_dir("templates") / name).read_text(encoding="utf-8")) for name in scripts]
     return files
 
@@ -91,9 +94,19 @@ def _env_scripts(env: EnvInstall, image_pip: bool) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def installer_requirements(version: str) -> str:
+    hashes = " ".join(f"--hash=sha256:{h}" for h in envinstall.RATTLER_WHEEL_SHA256)
+    return f"py-rattler=={version} {hashes}\n"
+
+
 def fetch_copy() -> Copy:
     """conda's and micromamba's download script, before anything else of the env stage."""
     return Copy((FETCH_INSTALLER,), "./")
+
+
+def installer_requirements_copy() -> Copy:
+    """py-rattler's pinned requirement, before anything else of the env stage."""
+    return Copy((INSTALLER_REQUIREMENTS,), "./")
 
 
 def env_copies(env: EnvInstall, image_pip: bool) -> tuple[Copy, ...]:

@@ -40,10 +40,12 @@ def _index_option(env: EnvInstall) -> str:
 
 
 def _bootstrap(env: EnvInstall) -> tuple[Instruction, ...]:
-    """The installer itself: py-rattler in a venv, or conda/micromamba checksum-checked."""
+    """The installer itself, checksum-checked: py-rattler in a venv, or conda/micromamba."""
     if env.installer == "rattler":
         pip = f"/opt/installer/bin/pip install --no-cache-dir{_index_option(env)}"
-        return (run("python3 -m venv /opt/installer", f"{pip} py-rattler=={env.installer_version}"),)
+        # The wheel is checked against its published sha256, as every package after it is.
+        install = f"{pip} --no-deps --require-hashes -r {files.INSTALLER_REQUIREMENTS}"
+        return files.installer_requirements_copy(), run("python3 -m venv /opt/installer", install)
     d = env.installer_download
     assert d is not None  # envinstall.py downloads every installer but rattler
     fetch = f'python3 {files.FETCH_INSTALLER} "{d.url}" {d.algorithm} {d.digest}'
