@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import fixtures_build as fb  # noqa: E402
+import fixtures_inference as fi  # noqa: E402
 import fixtures_services as fs  # noqa: E402
 
 from layerkit.resources import cache_dir  # noqa: E402
@@ -113,8 +114,12 @@ def main(argv: list[str] | None = None) -> None:
             fs.dockerd_with_registry(
                 base_repo="library/debian:bookworm", registry_root=args.registry_dir
             ) as svc,
-            fb.airgap_site(work / "site") as site,
+            # The site's PyPI mirror also holds the inference server's wheels (fetched once).
+            fb.airgap_site(work / "site", extra_wheels=fi.server_wheels()) as site,
         ):
+            # The serving example's base: Debian 12 with python3-venv and nginx-light, as the
+            # registry's mirror of `debian:bookworm-inference` (made once, like the base).
+            fi.inference_base(svc, "library/debian:bookworm-inference")
             spec_dir = work / "spec"
             shutil.copytree(ROOT / "examples" / "demo", spec_dir)
             (spec_dir / "site.yaml").write_text(site_yaml(site, svc.registry))

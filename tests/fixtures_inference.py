@@ -29,11 +29,12 @@ SERVER = "azureml-inference-server-http==1.5.1"  # as base-images/layers/inferen
 PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_28_x86_64")
 
 
-def inference_base(services: Services) -> str:
-    """localhost:PORT/debian:bookworm-inference in the services' registry."""
+def inference_base(services: Services, repo: str = "debian:bookworm-inference") -> str:
+    """localhost:PORT/<repo> in the services' registry (`library/...`: a Docker Hub mirror's
+    name for it, as the demo's registry is)."""
     port = services.registry.rsplit(":", 1)[1]
     return run_script(
-        SERVICES / "base-image.sh", services.docker_host, f"127.0.0.1:{port}", "debian:bookworm-inference",
+        SERVICES / "base-image.sh", services.docker_host, f"127.0.0.1:{port}", repo,
         "bookworm-inference", timeout=900,
     )  # fmt: skip
 
