@@ -1,6 +1,6 @@
 """The keys of a local deployment (`layerkit serve`): two files, `primary` and `secondary`.
 
-They live in the user's state directory, never in LAYERKIT_CACHE (a cache may be shared,
+They live in the user's state directory, never in layerkit's cache folder (a cache may be shared,
 copied or wiped; it must never hold a secret): $XDG_STATE_HOME/layerkit/serve/NAME/keys,
 $XDG_STATE_HOME defaulting to ~/.local/state as the XDG spec says.
 
