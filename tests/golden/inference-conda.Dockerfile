@@ -57,4 +57,4 @@ EXPOSE 5001
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="ce6bef65d6b9152b321c940421d71b852bc77a6034f1692b7b6c80036b1df350" \
-      io.layerkit.inference.hash="2eeee68e65e992e1819f4e2e26df646461ae76008e85e3086f9b89abe01a4f82"
+      io.layerkit.inference.hash="8f3018176bb8a260fddb61d48754511c03fb92bab6ce6afbde4d63eb005505f4"

@@ -45,4 +45,4 @@ EXPOSE 5001
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="0f27fb2fe799087ce76689ff2a9d6946816ea8753bd38b5031c858bd6a0a0c7a" \
-      io.layerkit.inference.hash="b1ac9f328c56ae951b410fb55eaef61c75918f03d89987917952f44ed1b07f6f"
+      io.layerkit.inference.hash="f59e22ffcb28a65439603b7e1ba5542973e9b259ed9dbd0508323b887688dbc4"
