@@ -51,6 +51,7 @@ COMMANDS: dict[str, str] = {
     "env": "register environment versions in the registry; list, show and diff them",
     "make": "print a GNU Makefile fragment: spec+layers -> lock -> context -> image stamp, per environment",
     "deploy": "write Kubernetes manifests for the spec's serve: section; `deploy plan`: replicas for a load; `deploy keys`: a keys Secret",
+    "serve": "serve the spec's model on the local engine, with keys; --stop, --logs, `serve keys`, `serve regen-key`",
 }
 
 

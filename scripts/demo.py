@@ -4,12 +4,16 @@ Starts a private dockerd (Docker 26 with the containerd image store; DOCKERD_ENG
 12's dockerd 20.10) and registry on 127.0.0.1 (scripts/services/), a local conda channel and
 PyPI mirror, then runs layerkit as a user would: validate, lock, render, build (pushing to the
 registry), build again (found by hash: no solve), and runs a program of the environment inside
-the image. Prints the engine, the hash and the image size.
+the image. Then it serves the example model (examples/demo/serve/: score.py and a tiny JSON
+model, on the Azure ML inference server) with `layerkit serve`, scores one request with the
+primary key, and stops it. Prints the engine, the hash, the image size and the answer.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,14 +24,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import fixtures_build as fb  # noqa: E402
+import fixtures_inference as fi  # noqa: E402
 import fixtures_services as fs  # noqa: E402
 
 from layerkit.resources import cache_dir  # noqa: E402
 
 
-def layerkit(*args: str) -> str:
+def layerkit(*args: str, env: dict[str, str] | None = None) -> str:
     print(f"$ layerkit {' '.join(args)}", file=sys.stderr, flush=True)
-    proc = subprocess.run([sys.executable, "-m", "layerkit", *args], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "layerkit", *args], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, **env} if env else None,
+    )  # fmt: skip
     if proc.returncode != 0:
         sys.exit(proc.returncode)
     return proc.stdout
@@ -57,6 +65,33 @@ def engine_line(docker_host: str) -> str:
     return f"Docker {version} ({'containerd image store' if containerd else info.get('Driver')})"
 
 
+def serve_and_score(spec: str, addr: str, state: Path) -> tuple[str, str]:
+    """`layerkit serve` the example model, score one request with the primary key, stop it:
+    (scoring URL, the answer). Its keys go to a state folder of this run (XDG_STATE_HOME), not
+    the user's."""
+    env = {"XDG_STATE_HOME": str(state)}
+    build = ["--addr", addr, "--network", "host", "--progress", "plain"]
+    url = layerkit("serve", spec, "--port", "0", *build, env=env).strip()
+    try:
+        keys = dict(line.split(": ", 1) for line in layerkit("serve", "keys", spec, env=env).splitlines())
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            body = json.dumps({"data": [[1, 2, 3]]})
+            headers = {"Authorization": f"Bearer {keys['primary']}", "Content-Type": "application/json"}
+            conn.request("POST", "/score", body, headers)
+            resp = conn.getresponse()
+            answer = resp.read().decode()
+        finally:
+            conn.close()
+        if resp.status != 200:
+            sys.exit(f"demo: scoring answered {resp.status}: {answer[-2000:]}")
+        print(f"\n$ curl -H 'Authorization: Bearer <primary key>' -d '{body}' {url}\n{answer}")
+        return url, answer
+    finally:
+        layerkit("serve", spec, "--stop", "--addr", addr, env=env)
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
@@ -79,8 +114,12 @@ def main(argv: list[str] | None = None) -> None:
             fs.dockerd_with_registry(
                 base_repo="library/debian:bookworm", registry_root=args.registry_dir
             ) as svc,
-            fb.airgap_site(work / "site") as site,
+            # The site's PyPI mirror also holds the inference server's wheels (fetched once).
+            fb.airgap_site(work / "site", extra_wheels=fi.server_wheels()) as site,
         ):
+            # The serving example's base: Debian 12 with python3-venv and nginx-light, as the
+            # registry's mirror of `debian:bookworm-inference` (made once, like the base).
+            fi.inference_base(svc, "library/debian:bookworm-inference")
             spec_dir = work / "spec"
             shutil.copytree(ROOT / "examples" / "demo", spec_dir)
             (spec_dir / "site.yaml").write_text(site_yaml(site, svc.registry))
@@ -99,12 +138,14 @@ def main(argv: list[str] | None = None) -> None:
             engine = docker.DockerClient(base_url=svc.docker_host)
             out = fs.container_output(engine, first["image"], ["mlkit", "40"])
             print(f"\n$ docker run {first['image']} mlkit 40\n{out.decode().strip()}")
+            url, answer = serve_and_score(str(spec_dir / "serve" / "layerkit.yaml"), addr, work / "state")
             print(f"\nengine:           {engine_line(svc.docker_host)}")
             print(f"environment hash: {first['hash']}")
             print(f"image:            {first['image']}")
             print(f"image size:       {first['size'] / 1e6:.1f} MB compressed in the registry")
             print(f"first build:      {first['action']} in {first['seconds']:.1f}s")
             print(f"second build:     {again['action']} in {again['seconds']:.2f}s (no solve)")
+            print(f"served:           {url} -> {answer.strip()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -70,6 +70,16 @@ def services():
 
 
 @pytest.fixture(scope="session")
+def inference_site(services, tmp_path_factory: pytest.TempPathFactory):
+    """The inference server's wheels on a loopback PyPI mirror and the inference base
+    (python3-venv, nginx-light) in the services' registry: tests/fixtures_inference.py."""
+    import fixtures_inference as fi
+
+    with fi.inference_site(tmp_path_factory.mktemp("inference-site"), services) as site:
+        yield site
+
+
+@pytest.fixture(scope="session")
 def services20():
     """Debian 12's dockerd 20.10 (vfs, BuildKit v0.8), its own registry and base image: the
     compatibility smoke test (tests/test_engine_classic.py)."""

@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -138,8 +139,9 @@ def runnable_packages(root: Path) -> Path:
     return root
 
 
-def wheelhouse(root: Path) -> Path:
-    """A PEP 503 index at ``root/simple`` with the pinned py-rattler wheel; return ``root``."""
+def wheelhouse(root: Path, extra: Sequence[Path] = ()) -> Path:
+    """A PEP 503 index at ``root/simple`` with the pinned py-rattler wheel and the ``extra``
+    wheels (tests/fixtures_inference.py: the inference server's); return ``root``."""
     cache = cache_dir() / "wheelhouse"
     wheels = sorted(cache.glob(f"py_rattler-{RATTLER_VERSION}-*.whl"))
     if not wheels:
@@ -151,18 +153,25 @@ def wheelhouse(root: Path) -> Path:
             check=True,
         )  # fmt: skip
         wheels = sorted(cache.glob(f"py_rattler-{RATTLER_VERSION}-*.whl"))
-    page = root / "simple" / "py-rattler" / "index.html"
-    page.parent.mkdir(parents=True, exist_ok=True)
-    (root / "files").mkdir(exist_ok=True)
-    links = []
-    for wheel in wheels:
+    (root / "files").mkdir(parents=True, exist_ok=True)
+    projects: dict[str, list[str]] = {}
+    for wheel in [*wheels, *extra]:
         dest = root / "files" / wheel.name
         if not dest.exists():
             dest.hardlink_to(wheel)
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-        links.append(f'<a href="../../files/{wheel.name}#sha256={digest}">{wheel.name}</a>')
-    page.write_text("<!DOCTYPE html><html><body>\n" + "<br>\n".join(links) + "\n</body></html>\n")
-    (root / "simple" / "index.html").write_text('<a href="py-rattler/">py-rattler</a>\n')
+        # PEP 503's normalized name: the wheel file's first field, lower case, runs of -_. as -.
+        project = re.sub(r"[-_.]+", "-", wheel.name.split("-", 1)[0]).lower()
+        projects.setdefault(project, []).append(
+            f'<a href="../../files/{wheel.name}#sha256={digest}">{wheel.name}</a>'
+        )
+    for project, links in projects.items():
+        page = root / "simple" / project / "index.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text("<!DOCTYPE html><html><body>\n" + "<br>\n".join(links) + "\n</body></html>\n")
+    (root / "simple" / "index.html").write_text(
+        "".join(f'<a href="{p}/">{p}</a>\n' for p in sorted(projects))
+    )
     return root
 
 
@@ -174,10 +183,13 @@ class Site:
 
 
 @contextmanager
-def airgap_site(root: Path, on_get: Callable[[str], None] | None = None) -> Iterator[Site]:
-    """``on_get(path)``: called before the channel serves each GET (it may block)."""
+def airgap_site(
+    root: Path, on_get: Callable[[str], None] | None = None, extra_wheels: Sequence[Path] = ()
+) -> Iterator[Site]:
+    """``on_get(path)``: called before the channel serves each GET (it may block).
+    ``extra_wheels``: more wheels on the PyPI mirror (the inference server's, for the demo)."""
     channel = runnable_packages(root / "channel")
-    index = wheelhouse(root / "pypi")
+    index = wheelhouse(root / "pypi", extra_wheels)
     requests: list[str] = []
     chan_url, stop_chan = fx.serve_directory(channel, requests, on_get=on_get)
     pypi_url, stop_pypi = fx.serve_directory(index)

@@ -12,12 +12,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import fixtures_build as fb
+import fixtures_channels as fx
 from fixtures_services import SERVICES, Services, run_script
 
 from layerkit.resources import cache_dir
@@ -26,21 +29,18 @@ SERVER = "azureml-inference-server-http==1.5.1"  # as base-images/layers/inferen
 PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_28_x86_64")
 
 
-def inference_base(services: Services) -> str:
-    """localhost:PORT/debian:bookworm-inference in the services' registry."""
+def inference_base(services: Services, repo: str = "debian:bookworm-inference") -> str:
+    """localhost:PORT/<repo> in the services' registry (`library/...`: a Docker Hub mirror's
+    name for it, as the demo's registry is)."""
     port = services.registry.rsplit(":", 1)[1]
     return run_script(
-        SERVICES / "base-image.sh", services.docker_host, f"127.0.0.1:{port}", "debian:bookworm-inference",
+        SERVICES / "base-image.sh", services.docker_host, f"127.0.0.1:{port}", repo,
         "bookworm-inference", timeout=900,
     )  # fmt: skip
 
 
-def _project(wheel: str) -> str:
-    return re.sub(r"[-_.]+", "-", wheel.split("-", 1)[0]).lower()
-
-
-def inference_wheelhouse(root: Path) -> Path:
-    """A PEP 503 index at ``root/simple`` with the server and every dependency; return ``root``."""
+def server_wheels() -> list[Path]:
+    """The server's wheels and every dependency's, downloaded from PyPI once (cached)."""
     cache = cache_dir() / "inference-wheelhouse"
     done = cache / f".complete-{SERVER}"
     if not done.exists():
@@ -52,24 +52,29 @@ def inference_wheelhouse(root: Path) -> Path:
             check=True, timeout=900,
         )  # fmt: skip
         done.touch()
-    (root / "files").mkdir(parents=True, exist_ok=True)
-    projects: dict[str, list[str]] = {}
-    for wheel in sorted(cache.glob("*.whl")):
-        dest = root / "files" / wheel.name
-        if not dest.exists():
-            dest.hardlink_to(wheel)
-        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-        projects.setdefault(_project(wheel.name), []).append(
-            f'<a href="../../files/{wheel.name}#sha256={digest}">{wheel.name}</a>'
-        )
-    for name, links in projects.items():
-        page = root / "simple" / name / "index.html"
-        page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text("<!DOCTYPE html><html><body>\n" + "<br>\n".join(links) + "\n</body></html>\n")
-    (root / "simple" / "index.html").write_text(
-        "".join(f'<a href="{n}/">{n}</a>\n' for n in sorted(projects))
-    )
-    return root
+    return sorted(cache.glob("*.whl"))
+
+
+def inference_wheelhouse(root: Path) -> Path:
+    """A PEP 503 index at ``root/simple`` with the server and every dependency (and the
+    py-rattler wheel of fixtures_build, so one mirror serves env stages too); return ``root``."""
+    return fb.wheelhouse(root, server_wheels())
+
+
+@dataclass(frozen=True)
+class InferenceSite:
+    pypi_url: str  # http://127.0.0.1:PORT/simple: the server's wheels
+    base_image: str  # localhost:PORT/debian:bookworm-inference (python3-venv, nginx-light)
+
+
+@contextmanager
+def inference_site(root: Path, services: Services) -> Iterator[InferenceSite]:
+    """The mirror served on 127.0.0.1 and the base pushed: what `layerkit serve`'s e2e tests use."""
+    url, stop = fx.serve_directory(inference_wheelhouse(root / "pypi"))
+    try:
+        yield InferenceSite(f"{url}/simple", inference_base(services))
+    finally:
+        stop()
 
 
 # Run in the container by its own Python: each request's status and body, as JSON lines.

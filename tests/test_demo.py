@@ -1,10 +1,11 @@
-"""`make demo` (scripts/demo.py): it runs end to end on the default engine (Docker 26), and its
-environment hash does not depend on the random ports of the services it starts, so two runs
-show the same hash."""
+"""`make demo` (scripts/demo.py): it runs end to end on the default engine (Docker 26), serving
+and scoring the example model at the end, and its environment hash does not depend on the
+random ports of the services it starts, so two runs show the same hash."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -76,3 +77,8 @@ def test_the_demo_builds_pushes_finds_and_runs_on_docker_26(tmp_path: Path) -> N
     )
     # mlkit, a program of the locked environment, ran in the image: fib(40).
     assert ": fib(40) = 102334155" in proc.stdout
+    # The example model was served (examples/demo/serve/) and scored with the primary key:
+    # 0.5*1 - 1.25*2 + 2.0*3 + 0.1, computed by score.py from the model file.
+    url, _, answer = summary("served").partition(" -> ")
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/score")
+    assert json.loads(answer) == {"predictions": [4.1]}

@@ -1,2 +1,3 @@
 """Deploying an environment as a web service from its `serve:` section (issue 16): the
-capacity math and the Kubernetes manifests. Pure: no engine, no cluster."""
+capacity math and the Kubernetes manifests (pure: no engine, no cluster); and a local
+deployment on the Docker engine (`layerkit serve`: keys.py, local.py, readiness.py)."""

@@ -56,7 +56,9 @@ def nginx_conf(s: ServeSettings) -> str:
         f"    {kind}_temp_path {RUN_DIR}/{kind};\n"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
-    keys = f"    include {KEYS_CONF};\n" if key else ""
+    # The key map's entries are `Bearer <key>`: 50 bytes for a token_urlsafe(32) key, more
+    # than nginx's default hash bucket (one cache line, 64 bytes with its overhead) holds.
+    keys = f"    map_hash_bucket_size 128;\n    include {KEYS_CONF};\n" if key else ""
     return (
         "# Written by layerkit (render/nginxconf.py): key auth and the payload cap in front of\n"
         "# azureml-inference-server-http. Started by /usr/local/bin/layerkit-serve, as any user.\n"

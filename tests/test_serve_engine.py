@@ -1,0 +1,243 @@
+"""`layerkit serve` end to end on the real engine (issue 16 §2): the inference image built on the
+services' Debian base (its own Python, a pip-only environment with azureml-inference-server-http
+from the local wheel mirror), served with its keys; requests go through nginx's key check to
+the real server, whose score.py loads a model file from AZUREML_MODEL_DIR.
+
+Everything waits on events (the readiness route answering, a process exiting), never on time.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fixtures_inference import InferenceSite
+from fixtures_services import Services
+
+from layerkit.cli import main
+from layerkit.deploy import keys, local
+from layerkit.errors import EXIT_ENVIRONMENT
+
+pytestmark = pytest.mark.integration
+
+NAME = "serve-e2e"
+SCORE = """\
+import json, os
+
+model = None
+
+
+def init():
+    global model
+    with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "answer", "3", "answer.json")) as f:
+        model = json.load(f)
+
+
+def run(raw_data):
+    return {"answer": model["answer"], "n": len(json.loads(raw_data)["data"])}
+"""
+FAILING = "def init():\n    raise RuntimeError('no model here: init-e2e-marker')\n\n\ndef run(raw_data):\n    return 1\n"
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Served:
+    spec: Path
+    port: int
+    url: str
+    addr: str
+    docker_host: str
+
+
+def _spec(folder: Path, services: Services, site: InferenceSite) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "score.py").write_text(SCORE)
+    (folder / "model").mkdir()
+    (folder / "model" / "answer.json").write_text('{"answer": 42}\n')
+    (folder / ".amlignore").write_text("layerkit.yaml\nmodel/\n")
+    spec = folder / "layerkit.yaml"
+    spec.write_text(
+        f"name: {NAME}\nversion: '1'\nextends: [layerkit:inference]\nuser_managed: true\n"
+        f"base: {{image: '{site.base_image}'}}\n"
+        f"mirrors: {{pypi_index: '{site.pypi_url}'}}\n"
+        f"registry: {{address: '{services.registry}', repository: e2e/serve}}\n"
+        "serve:\n  entry_script: score.py\n  models:\n    - {name: answer, version: 3, path: model/answer.json}\n"
+    )
+    return spec
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("state")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(home))
+        yield home
+
+
+@pytest.fixture(scope="module")
+def served(
+    services: Services, inference_site: InferenceSite, state: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    spec = _spec(tmp_path_factory.mktemp("serve") / "app", services, inference_site)
+    addr = f"docker://{services.docker_host}"
+    cap = _Capture()
+    with cap:
+        code = main(
+            ["serve", str(spec), "--addr", addr, "--network", "host", "--progress", "plain", "--port", "0"]
+        )
+    assert code == 0, cap.err[-4000:]
+    url = cap.out.strip()
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/score"), cap.out
+    port = int(url.split(":")[2].split("/")[0])
+    try:
+        yield Served(spec, port, url, addr, services.docker_host)
+    finally:
+        main(["serve", str(spec), "--stop", "--addr", addr])
+
+
+class _Capture:
+    """stdout/stderr of an in-process CLI call in a module-scoped fixture (no capsys there)."""
+
+    def __enter__(self) -> _Capture:
+        import contextlib
+        import io
+
+        self._out, self._err = io.StringIO(), io.StringIO()
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(contextlib.redirect_stdout(self._out))
+        self._stack.enter_context(contextlib.redirect_stderr(self._err))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+        self.out, self.err = self._out.getvalue(), self._err.getvalue()
+
+
+def request(port: int, path: str, *, key: str | None = None, body: bytes | None = None) -> tuple[int, bytes]:
+    """An HTTP request to the deployment; a body nginx refuses part-way is not an error here:
+    its answer (413) is read after the send stops."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        conn.putrequest("POST" if body is not None else "GET", path)
+        if key is not None:
+            conn.putheader("Authorization", f"Bearer {key}")
+        if body is not None:
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders()
+        if body is not None:
+            view = memoryview(body)
+            try:
+                for i in range(0, len(view), MB):
+                    conn.send(view[i : i + MB])
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # nginx answered and closed before the whole body arrived
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def _score(served: Served, key: str | None) -> tuple[int, bytes]:
+    return request(served.port, "/score", key=key, body=json.dumps({"data": [[1, 2], [3, 4]]}).encode())
+
+
+def test_both_keys_score_and_the_model_was_loaded_from_the_model_dir(served: Served) -> None:
+    k = keys.read(NAME)
+    for key in (k.primary, k.secondary):
+        status, body = _score(served, key)
+        assert status == 200, body[-2000:]
+        assert json.loads(body) == {"answer": 42, "n": 2}
+
+
+def test_no_key_or_a_wrong_one_is_refused(served: Served) -> None:
+    k = keys.read(NAME)
+    assert _score(served, None)[0] == 401
+    assert _score(served, "wrong-" + k.primary)[0] == 401
+    assert _score(served, k.primary[:-1])[0] == 401
+
+
+def test_a_body_above_the_cap_gets_413(served: Served) -> None:
+    status, _ = request(served.port, "/score", key=keys.read(NAME).primary, body=b"x" * (101 * MB))
+    assert status == 413
+
+
+def test_the_liveness_route_answers_without_a_key(served: Served) -> None:
+    status, _ = request(served.port, "/")
+    assert status == 200
+
+
+def test_keys_are_printed_by_serve_keys_and_never_in_the_log(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    k = keys.read(NAME)
+    assert main(["serve", "keys", str(served.spec)]) == 0
+    assert capsys.readouterr().out == f"primary: {k.primary}\nsecondary: {k.secondary}\n"
+    assert main(["serve", str(served.spec), "--logs", "--addr", served.addr]) == 0
+    logs = capsys.readouterr()
+    assert logs.out + logs.err, "the container logged nothing"
+    for key in (k.primary, k.secondary):
+        assert key not in logs.out and key not in logs.err
+
+
+def test_a_regenerated_key_works_and_the_old_one_no_longer_does(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = keys.read(NAME)
+    assert main(["serve", "regen-key", "primary", str(served.spec), "--addr", served.addr]) == 0
+    assert "the running service uses it now" in capsys.readouterr().err
+    after = keys.read(NAME)
+    assert after.primary != before.primary and after.secondary == before.secondary
+    assert _score(served, after.primary)[0] == 200
+    assert _score(served, before.primary)[0] == 401
+    assert _score(served, after.secondary)[0] == 200  # the other key never stopped working
+
+
+def test_an_init_that_raises_is_one_clear_error_and_exit_3(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same image, its score.py replaced by one whose init() raises (`--source`): what
+    `serve` says is the error, on one line, after the end of the container's log."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "score.py").write_text(FAILING)
+    argv = ["serve", str(served.spec), "--name", "init-fails", "--source", str(src), "--port", "0"]
+    code = main([*argv, "--addr", served.addr, "--network", "host", "--progress", "quiet"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_ENVIRONMENT, err[-4000:]
+    assert out == ""
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("layerkit: error: the server exited (")
+    assert "init() of the entry script raised RuntimeError: no model here: init-e2e-marker" in last, err[
+        -6000:
+    ]
+    # Above it, the end of the server's log: the traceback, not the settings it prints on exit.
+    above = "\n".join(err.strip().splitlines()[:-1])
+    assert "raise RuntimeError('no model here: init-e2e-marker')" in above
+    assert "Worker failed to boot" in above
+    # Kept, stopped, for --logs; --stop removes it.
+    engine = local.LocalEngine(served.docker_host)
+    try:
+        [cid] = engine.containers("init-fails")
+        assert engine.exit_code(cid) not in (None, 0)
+        assert main(["serve", str(served.spec), "--name", "init-fails", "--stop", "--addr", served.addr]) == 0
+        assert engine.containers("init-fails") == []
+    finally:
+        engine.close()
+
+
+def test_stop_removes_the_deployment(served: Served) -> None:
+    """Last in the module: the deployment goes, its port stops answering."""
+    engine = local.LocalEngine(served.docker_host)
+    try:
+        assert len(engine.containers(NAME)) == 1
+        assert main(["serve", str(served.spec), "--stop", "--addr", served.addr]) == 0
+        assert engine.containers(NAME) == []
+    finally:
+        engine.close()
+    with pytest.raises(OSError):
+        request(served.port, "/")
