@@ -82,11 +82,13 @@ def test_a_verified_image_is_found(signed: Signed, services: Services) -> None:
 def test_a_wrong_key_means_no_reuse(signed: Signed, services: Services) -> None:
     again, _ = build_spec(signed.spec, services, require_signature=signed.other_pub, sign_key=signed.key)
     assert again.action == "built" and again.pushed
-    # The image and, as cache sources, both stage images: each refused once, saying why.
+    # The image and, as cache sources, both stage images and the earlier build under the
+    # name-version tag: each refused once, saying why.
     refused = sorted(
         w.split(": ")[1].removeprefix("not reusing ") for w in again.warnings if "not reusing" in w
     )
-    assert refused == sorted([again.image, *signed.first.stages.values()])
+    assert again.decision is not None and len(again.decision.tags) == 1  # demo-train-1
+    assert refused == sorted([again.image, *signed.first.stages.values(), *again.decision.tags])
     assert all(": bad signature (" in w for w in again.warnings if "not reusing" in w)
     assert verify(_by_digest(again.image), signed.pub, None).ok  # signed anew (key a)
 
