@@ -123,6 +123,19 @@ def test_manifest_that_is_no_json_is_refused() -> None:
             client.copy(ImageRef(host, "x/base", "1", None), ImageRef(host, "x/copy", "1", None))
 
 
+@faults
+def test_a_manifest_asked_by_digest_must_have_that_digest() -> None:
+    """Reuse copies the digest the gate verified: a registry answering it with other bytes is
+    refused before anything is put (the copy never tags what was not verified)."""
+    from layerkit.build.registry import ImageRef, RegistryClient
+    from layerkit.errors import RegistryError
+
+    with hostile_registry("manifest") as addr:
+        src = ImageRef(addr, "x/base", None, "sha256:" + "1" * 64)
+        with pytest.raises(RegistryError, match="answered a manifest of another digest"):
+            RegistryClient().copy(src, ImageRef(addr, "x/copy", "1", None))
+
+
 SBOM_MESSAGES = {
     "sbom-layer-string": "'layers' is not a list of descriptors",
     "sbom-no-digest": "its layer's digest is not a sha256 digest",
