@@ -1,7 +1,9 @@
 """What a build adds beside the images it pushed (issue 15 §5): cosign signatures
-(`build --sign KEY`) on the image and its stage images, and the SBOM made from the lock,
-attached to the image. Runs after the push, so "found" keeps meaning "pushed complete";
-an image left unsigned by a run that died here is built again under --require-signature.
+(`build --sign KEY`) on the image and the stage images this run built, by the digests
+its solves and pushes answered, and the SBOM made from the lock, attached to that digest.
+An image copied from a global registry is not signed: this run did not build it. Runs after
+the push, so "found" keeps meaning "pushed complete"; an image left unsigned by a run that
+died here is built again under --require-signature.
 """
 
 from __future__ import annotations
