@@ -4,13 +4,14 @@ plan against real builds on a real registry)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import pytest
 
 import layerkit.build.lookup as lookup
-from layerkit.build.decisions import Decision, StageImage, decide
-from layerkit.build.lookup import Layout, Registries
+from layerkit.build.decisions import Copy, Decision, StageImage, decide
+from layerkit.build.lookup import Accept, Layout, Registries
 from layerkit.build.options import BuildOptions
 from layerkit.build.registry import ImageRef, ManifestInfo
 from layerkit.build.request import targets
@@ -39,10 +40,15 @@ class FakeRegistry:
         if ref.registry in self.down:
             raise RegistryUnreachable(f"cannot reach registry {ref.registry}")
         return (
-            ManifestInfo("sha256:" + "0" * 64, "application/vnd.oci.image.manifest.v1+json", 1)
+            ManifestInfo(dg(text), "application/vnd.oci.image.manifest.v1+json", 1)
             if text in self.refs
             else None
         )
+
+
+def dg(ref: str) -> str:
+    """The digest the fake registry gives `ref`: one per ref."""
+    return "sha256:" + hashlib.sha256(ref.encode()).hexdigest()
 
 
 def layout(address: str | None = WS, globals_: tuple[str, ...] = (), tags: tuple[str, ...] = ()) -> Layout:
@@ -56,12 +62,14 @@ def decided(
     lay: Layout | None = None,
     down: tuple[str, ...] = (),
     offline: bool = False,
+    accept: Accept | None = None,
     **opts: object,
 ) -> tuple[Decision, list[str], FakeRegistry]:
     reg = FakeRegistry(refs, set(down))
     warnings: list[str] = []
     registries = Registries(reg, warnings.append)  # type: ignore[arg-type]
-    decision = decide(lay or layout(), registries, BuildOptions(**opts), warnings.append, offline=offline)  # type: ignore[arg-type]
+    options = BuildOptions(**opts)  # type: ignore[arg-type]
+    decision = decide(lay or layout(), registries, options, warnings.append, offline=offline, accept=accept)
     return decision, warnings, reg
 
 
@@ -126,7 +134,13 @@ def test_a_stage_image_without_its_cache_is_solved_again_on_registry_cache_engin
 def test_a_global_hit_is_copied_stage_images_first_and_the_image_last() -> None:
     d, _, _ = decided({G_IMAGE, G_BASE, G_ENV}, lay=layout(globals_=(GLOBAL,)))
     assert (d.action, d.found_at, d.push, d.uses) == ("copy", G_IMAGE, True, IMAGE)
-    assert d.copies == ((G_BASE, BASE), (G_ENV, ENV), (G_IMAGE, IMAGE))
+    assert d.copies == (
+        Copy(G_BASE, BASE, dg(G_BASE)),
+        Copy(G_ENV, ENV, dg(G_ENV)),
+        Copy(G_IMAGE, IMAGE, dg(G_IMAGE)),
+    )
+    assert d.found_digest == dg(G_IMAGE)
+    assert d.to_json()["copies"][-1] == {"from": G_IMAGE, "to": IMAGE, "digest": dg(G_IMAGE)}
 
 
 def test_a_global_image_without_its_stage_images_is_not_reused() -> None:
@@ -190,3 +204,40 @@ def test_registry_less_images_are_found_in_the_engine(monkeypatch: pytest.Monkey
     monkeypatch.setattr(lookup, "_local_image", lambda addr, ref: False)
     d, _, _ = decided(set(), lay=layout(address=None))
     assert (d.action, d.push, [s.build for s in d.stage_images]) == ("build", False, [False, False])
+
+
+class Gate:
+    """A signature gate that accepts the digests in ``signed`` and records what it was asked."""
+
+    def __init__(self, signed: set[str]) -> None:
+        self.signed = signed
+        self.asked: list[tuple[str, str | None]] = []
+
+    def __call__(self, ref: str, digest: str | None) -> bool:
+        self.asked.append((ref, digest))
+        return digest in self.signed
+
+
+def test_the_gate_is_asked_about_the_digest_the_decision_then_uses() -> None:
+    """Found: the gate verifies the digest the HEAD gave, and the Decision carries that digest,
+    so what is reused is what was verified even if the tag moves afterwards."""
+    gate = Gate({dg(IMAGE)})
+    d, _, _ = decided(ALL_WS, accept=gate)
+    assert (d.action, d.found_at, d.found_digest) == ("found", IMAGE, dg(IMAGE))
+    assert gate.asked == [(IMAGE, dg(IMAGE))]
+    assert d.to_json()["found_digest"] == dg(IMAGE)
+
+
+def test_a_global_copy_is_of_the_verified_digest() -> None:
+    gate = Gate({dg(G_IMAGE)})
+    d, _, _ = decided({G_IMAGE, G_BASE, G_ENV}, lay=layout(globals_=(GLOBAL,)), accept=gate)
+    assert d.action == "copy" and gate.asked == [(G_IMAGE, dg(G_IMAGE))]
+    assert d.copies[-1] == Copy(G_IMAGE, IMAGE, dg(G_IMAGE))
+
+
+def test_earlier_builds_under_the_name_tag_seed_the_cache_only_through_the_gate() -> None:
+    prior = f"{WS}/t:demo-1"
+    refused, _, _ = decided({prior}, lay=layout(tags=("demo-1",)), accept=Gate(set()))
+    assert refused.action == "build" and refused.cache_from == ()
+    trusted, _, _ = decided({prior}, lay=layout(tags=("demo-1",)), accept=Gate({dg(prior)}))
+    assert trusted.cache_from == (prior,)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 SCHEMA = json.loads((resources.files("layerkit") / "schemas" / "plan-1.schema.json").read_text())
 DECISION = ("action", "found_at", "image", "tags", "registry", "push", "stage_images", "cache_from",
-            "registry_caches", "cache_exports", "copies")  # fmt: skip
+            "registry_caches", "cache_exports", "copies", "found_digest")  # fmt: skip
 EXECUTED = {"found": "found", "copy": "copied", "build": "built", "unchecked": "built"}
 
 Cli = Callable[..., object]

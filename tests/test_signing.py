@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fixtures_services import SERVICES, AuthRegistry, registry, run_script
 
-from layerkit.build.lookup import Layout, Registries, find_existing
+from layerkit.build.lookup import Accept, Found, Layout, Registries, find_existing
 from layerkit.build.registry import Credentials, ImageRef, RegistryClient
 from layerkit.build.request import targets
-from layerkit.build.signing import COSIGN_ENV, sign, sign_pushed, signature_gate, verify
+from layerkit.build.signing import COSIGN_ENV, sign, sign_digests, signature_gate, verify
 from layerkit.envs import sbom
 from layerkit.envs.oci import OCI_INDEX, OciClient
+from layerkit.errors import RegistryError
 from layerkit.lock.sbom import MEDIA_TYPE
 
 pytestmark = pytest.mark.integration
@@ -131,22 +132,24 @@ def _layout(ref: str, globals_: tuple[str, ...] = ()) -> Layout:
 
 
 def test_the_gate_reuses_only_what_verifies(anon: AuthRegistry, keys: Keys) -> None:
-    """find_existing with the gate: signed -> found; the hash tag moved to an unsigned image ->
-    not reused, with a warning saying why; a wrong key -> not reused; a global registry's
-    signed copy is then picked instead of the workspace's unsigned one."""
+    """find_existing with the gate: signed -> found, with the digest verified; the hash tag
+    moved to an unsigned image -> not reused, with a warning saying why; a wrong key -> not
+    reused; a global registry's signed copy is then picked instead of the workspace's unsigned
+    one."""
     client = OciClient()
     h = "c" * 64
     ref = f"{anon.address}/g/ws:{h}"
     global_ref = f"{anon.address}/g/global:{h}"
-    push_image(client, ref, b"x")
-    sign_pushed([ref], keys.key, client, lambda host: None, print)
+    signed_digest = push_image(client, ref, b"x")
+    sign_digests([by_digest(ref, signed_digest)], keys.key, lambda host: None, print)
     warnings: list[str] = []
     registries = Registries(RegistryClient(), warnings.append)
 
-    def gate(pub: str) -> Callable[[str, bool], bool]:
-        return signature_gate(pub, RegistryClient(), lambda host: None, warnings.append)
+    def gate(pub: str) -> Accept:
+        return signature_gate(pub, lambda host: None, warnings.append)
 
-    assert find_existing(_layout(ref), registries, None, gate(keys.pub)) == ("workspace", ref)
+    found = find_existing(_layout(ref), registries, None, gate(keys.pub))
+    assert found == Found("workspace", ref, signed_digest, ())
     assert warnings == []
     assert find_existing(_layout(ref), registries, None, gate(keys.other_pub)) is None
     assert len(warnings) == 1 and "bad signature" in warnings[0] and ref in warnings[0]
@@ -158,10 +161,35 @@ def test_the_gate_reuses_only_what_verifies(anon: AuthRegistry, keys: Keys) -> N
     assert find_existing(_layout(ref), registries, None, check) is None
     assert warnings == [f"warning: not reusing {ref}: unsigned; building it again"]  # once
     # A signed image in a global registry is reused (copied) when the workspace's is not.
-    push_image(client, global_ref, b"x")
-    sign_pushed([global_ref], keys.key, client, lambda host: None, print)
+    global_digest = push_image(client, global_ref, b"x")
+    sign_digests([by_digest(global_ref, global_digest)], keys.key, lambda host: None, print)
     found = find_existing(_layout(ref, (global_ref,)), registries, None, gate(keys.pub))
-    assert found == ("global", global_ref)
+    assert found == Found("global", global_ref, global_digest, ())
+
+
+def test_the_gate_verifies_the_digest_it_is_given_not_what_the_tag_names(
+    anon: AuthRegistry, keys: Keys
+) -> None:
+    """The digest decided is what is verified: the tag moved to a signed image afterwards does
+    not make an unsigned digest pass, nor the reverse."""
+    client = OciClient()
+    ref = f"{anon.address}/g/moved:1"
+    unsigned = push_image(client, ref, b"unsigned")
+    signed = push_image(client, ref, b"signed")
+    sign_digests([by_digest(ref, signed)], keys.key, lambda host: None, print)
+    warnings: list[str] = []
+    accept = signature_gate(keys.pub, lambda host: None, warnings.append)
+    assert not accept(ref, unsigned) and warnings == [
+        f"warning: not reusing {ref}: unsigned; building it again"
+    ]
+    assert accept(ref, signed)
+    assert not accept(ref, "sha256:../x")  # no digest: never handed to cosign
+
+
+def test_signing_needs_the_digest_the_build_answered(anon: AuthRegistry, keys: Keys) -> None:
+    """sign_digests never resolves a tag: an image without a digest is refused."""
+    with pytest.raises(RegistryError, match="gave no sha256 digest"):
+        sign_digests([ImageRef.parse(f"{anon.address}/g/x:1")], keys.key, lambda host: None, print)
 
 
 def test_sign_and_verify_through_registry_credentials(authed: AuthRegistry, keys: Keys) -> None:
@@ -170,7 +198,7 @@ def test_sign_and_verify_through_registry_credentials(authed: AuthRegistry, keys
     client = OciClient(lambda host: creds)
     ref = f"{authed.address}/p/img:h"
     digest = push_image(client, ref, b"private")
-    signed = sign_pushed([ref], keys.key, client, lambda host: creds, print)
+    signed = sign_digests([by_digest(ref, digest)], keys.key, lambda host: creds, print)
     assert signed == [str(by_digest(ref, digest))]
     assert verify(by_digest(ref, digest), keys.pub, creds).ok
     anonymous = verify(by_digest(ref, digest), keys.pub, None)
@@ -218,3 +246,32 @@ def test_env_show_sbom_says_when_there_is_none(anon: AuthRegistry) -> None:
         sbom.image_sbom(client, ref)
     with pytest.raises(EnvironmentFailure, match="is not in the registry"):
         sbom.image_sbom(client, f"{anon.address}/b/bare:missing")
+
+
+def test_a_copy_after_the_gate_copies_the_verified_digest_even_if_the_tag_moved(
+    anon: AuthRegistry, keys: Keys
+) -> None:
+    """Decide (the gate verifies the global image's digest), then someone moves the global
+    tag to an unsigned image, then the copy runs: the workspace gets the verified image."""
+    from layerkit.build.builder import BuildResult, _reuse
+    from layerkit.build.decisions import decide
+    from layerkit.build.options import BuildOptions
+
+    client = OciClient()
+    h = "d" * 64
+    ws_ref, global_ref = f"{anon.address}/m/ws:{h}", f"{anon.address}/m/global:{h}"
+    verified = push_image(client, global_ref, b"signed")
+    sign_digests([by_digest(global_ref, verified)], keys.key, lambda host: None, print)
+    warnings: list[str] = []
+    registries = Registries(RegistryClient(), warnings.append)
+    gate = signature_gate(keys.pub, lambda host: None, warnings.append)
+    decision = decide(
+        _layout(ws_ref, (global_ref,)), registries, BuildOptions(), warnings.append, accept=gate
+    )
+    assert decision.action == "copy" and decision.found_digest == verified, warnings
+    moved = push_image(client, global_ref, b"pushed after the verify")
+    assert moved != verified
+    result = BuildResult(hash=h, image=ws_ref, action="built")
+    _reuse(decision, registries, result)
+    info = RegistryClient().head_manifest(ImageRef.parse(ws_ref))
+    assert info is not None and info.digest == verified == result.digest

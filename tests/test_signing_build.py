@@ -82,11 +82,13 @@ def test_a_verified_image_is_found(signed: Signed, services: Services) -> None:
 def test_a_wrong_key_means_no_reuse(signed: Signed, services: Services) -> None:
     again, _ = build_spec(signed.spec, services, require_signature=signed.other_pub, sign_key=signed.key)
     assert again.action == "built" and again.pushed
-    # The image and, as cache sources, both stage images: each refused once, saying why.
+    # The image and, as cache sources, both stage images and the earlier build under the
+    # name-version tag: each refused once, saying why.
     refused = sorted(
         w.split(": ")[1].removeprefix("not reusing ") for w in again.warnings if "not reusing" in w
     )
-    assert refused == sorted([again.image, *signed.first.stages.values()])
+    assert again.decision is not None and len(again.decision.tags) == 1  # demo-train-1
+    assert refused == sorted([again.image, *signed.first.stages.values(), *again.decision.tags])
     assert all(": bad signature (" in w for w in again.warnings if "not reusing" in w)
     assert verify(_by_digest(again.image), signed.pub, None).ok  # signed anew (key a)
 
@@ -162,3 +164,50 @@ def test_plan_shows_the_gate(signed: Signed, services: Services) -> None:
     refused = api.plan(signed.spec, options=BuildOptions(require_signature=signed.other_pub))
     assert refused.action == "build" and refused.decision.found_at is None
     assert any(w.startswith(f"warning: not reusing {refused.image}: bad signature") for w in refused.warnings)
+
+
+def test_sign_signs_only_stage_images_this_run_built(signed: Signed, services: Services) -> None:
+    """A stage image that was already there (here: an unsigned image planted under
+    `<repo>-env:<env hash>`) is not this run's to sign: `--sign` without the gate leaves it
+    unsigned, so a gated build still refuses it."""
+    env_ref = signed.first.stages["env"]
+    RegistryClient().copy(ImageRef.parse(services.base_image), ImageRef.parse(env_ref))
+    planted = _by_digest(env_ref)
+    forced, _ = build_spec(signed.spec, services, force=True, sign_key=signed.key)
+    assert forced.action == "built" and forced.pushed
+    assert "env" not in forced.stage_digests  # there already: not solved, not signed
+    assert verify(planted, signed.pub, None).reason == "unsigned"
+    assert _by_digest(env_ref) == planted
+    assert verify(_by_digest(forced.image), signed.pub, None).ok
+    # Leave it signed as the fixture made it: the gate refuses the planted one, rebuilt and signed.
+    again, _ = build_spec(
+        signed.spec, services, force=True, require_signature=signed.pub, sign_key=signed.key
+    )
+    assert again.stage_digests["env"] == _by_digest(env_ref).digest
+    assert verify(_by_digest(env_ref), signed.pub, None).ok
+
+
+def test_sign_signs_the_digest_pushed_not_what_the_tag_names_later(
+    signed: Signed, services: Services
+) -> None:
+    """A push to the hash tag between the build's push and its signing (simulated: the tag
+    moved, then attest run on the build's result) does not get the builder's signature."""
+    from layerkit import api
+    from layerkit.build.builder import BuildOptions
+    from layerkit.envs.attest import attest
+
+    built, _ = build_spec(signed.spec, services, force=True)
+    assert built.action == "built" and built.digest and built.stage_digests == {}
+    image = ImageRef.parse(built.image)
+    pushed = ImageRef(image.registry, image.repository, None, built.digest)
+    RegistryClient().copy(ImageRef.parse(services.base_image), image)
+    moved = _by_digest(built.image)
+    assert moved.digest != built.digest
+    opts = BuildOptions(addr=f"docker://{services.docker_host}", network="host", sign_key=signed.key)
+    notes: list[str] = []
+    attest(api.render(signed.spec), opts, built, notes.append)
+    assert notes[0] == f"signing {pushed}"
+    assert verify(pushed, signed.pub, None).ok
+    assert verify(moved, signed.pub, None).reason == "unsigned"
+    # Put the built image back under its tag, as the fixture made it.
+    RegistryClient().copy(pushed, image)

@@ -141,6 +141,11 @@ def test_install_env_installs_the_locked_file_and_refuses_another_under_its_name
 
         def install(prefix: str, cache: str) -> bytes:
             records = asyncio.run(ie._records_for([entry], "linux-64"))
+            # The lock's checksum is the only one rattler gets: with kind "md5" the record has no
+            # sha256 at all, so the refusal below proves py-rattler 0.28 (the env stage's)
+            # verifies md5 when sha256 is absent, and an md5-only lock line is safe to install.
+            pinned = (records[0].sha256, records[0].md5)
+            assert pinned == ((bytes.fromhex(sha), None) if kind == "sha256" else (None, bytes.fromhex(md5)))
             target, pkgs = tmp_path / prefix, tmp_path / cache
             asyncio.run(
                 rattler.install(records, target_prefix=str(target), cache_dir=str(pkgs), show_progress=False)

@@ -62,6 +62,9 @@ class BuildResult:
     # content on the containerd image store (Docker 26), unpacked on the classic one (20.10).
     size: int | None = None
     stages: dict[str, str] = field(default_factory=dict)  # stage -> image ref
+    # Stage images this run solved and pushed -> the digest the solve or push answered: what
+    # --sign signs (stage images that were already there are not this run's to sign).
+    stage_digests: dict[str, str] = field(default_factory=dict)
     cached_steps: int = 0
     total_steps: int = 0
     seconds: float = 0.0
@@ -84,6 +87,7 @@ class BuildResult:
             "digest": self.digest,
             "size": self.size,
             "stages": dict(sorted(self.stages.items())),
+            "stage_digests": dict(sorted(self.stage_digests.items())),
             "cached_steps": self.cached_steps,
             "total_steps": self.total_steps,
             "seconds": round(self.seconds, 3),
@@ -135,7 +139,7 @@ def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress
 
     creds = credentials_for(rendered, lay)
     registries = registries_for(lay, creds, warn)
-    gate = gate_for(rendered, opts.require_signature, registries.client, creds, warn)
+    gate = gate_for(rendered, opts.require_signature, creds, warn)
     decision = result.decision = decide(lay, registries, opts, warn, accept=gate)
     if decision.action in ("found", "copy"):
         _reuse(decision, registries, result)
@@ -160,32 +164,38 @@ def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress
 
 
 def _reuse(decision: Decision, registries: Registries, result: BuildResult) -> None:
-    """Carry out found or copy: copies in the Decision's order, the image last."""
+    """Carry out found or copy: copies in the Decision's order, the image last, each by the
+    digest the decision looked up (and the gate verified), tagged at the destination."""
     from layerkit.build.registry import ImageRef
 
     found = decision.found_at
     result.source = "engine" if decision.registry is None and found == decision.image else found
-    for src, dst in decision.copies:
-        registries.client.copy(ImageRef.parse(src), ImageRef.parse(dst))
+    for c in decision.copies:
+        src = ImageRef.parse(c.src)
+        # get_manifest checks a by-digest answer against its digest, so what is put is it.
+        registries.client.copy(ImageRef(src.registry, src.repository, None, c.digest), ImageRef.parse(c.dst))
     result.action = "copied" if decision.action == "copy" else "found"
     result.pushed = bool(decision.copies)
     result.image = decision.uses
+    result.digest = decision.found_digest
     result.stages = {s.stage: s.ref for s in decision.stage_images if decision.action == "copy" or s.exists}
 
 
 def _describe(result: BuildResult, registries: Registries, in_registry: bool) -> None:
-    """Fill digest and size from the registry (best effort: a missing size is no failure)."""
+    """Fill the size from the registry, by the digest already known (the decision's or the
+    build's: a tag is never asked again, it may have moved); best effort."""
     from layerkit.build.registry import ImageRef
+    from layerkit.spec.imageref import is_digest
 
-    if not in_registry:
+    if not in_registry or not result.digest or not is_digest(result.digest):
         return
     ref = ImageRef.parse(result.image)
     if ref.registry in registries.down:
         return
     with contextlib.suppress(RegistryError):
-        info = registries.client.head_manifest(ref)
-        result.digest = info.digest if info else None
-        result.size = registries.client.image_size(ref)
+        result.size = registries.client.image_size(
+            ImageRef(ref.registry, ref.repository, None, result.digest)
+        )
 
 
 def _solve_all(
@@ -266,14 +276,17 @@ def _solve_all(
                 result.cache_exports += [a["ref"] for kind, a in args.cache_exports if kind == "registry"]
                 return dict(res.exporter_response)
 
-            def engine_push(target: Target) -> None:
+            def engine_push(target: Target) -> str | None:
+                """The pushed manifest's digest (the moby exporter's is the image ID instead)."""
                 if engine is None or not push:
-                    return
+                    return None
                 t0 = time.monotonic()
+                digests = []
                 for ref in target.refs:
                     progress.message(f"pushing {ref}")
-                    engine.push(ref, creds(ImageRef.parse(ref).registry))
+                    digests.append(engine.push(ref, creds(ImageRef.parse(ref).registry)))
                 result.timings[f"push {target.label}"] = round(time.monotonic() - t0, 3)
+                return digests[0]
 
             # The environment's image is what skip-by-hash finds, so it reaches the registry
             # last: a run that dies before (daemon, registry, Ctrl-C) leaves no image that
@@ -291,13 +304,14 @@ def _solve_all(
                     # solved again, all cached, so the cache goes in too).
                     if not stage_images[target.stage].solved(registry_cache=not embedded):
                         continue
-                    solve(target, target.label, publish=True, export_cache=exporter_cache)
-                    engine_push(target)
+                    answer = solve(target, target.label, publish=True, export_cache=exporter_cache)
+                    digest = engine_push(target) or answer.get("containerimage.digest")
                     result.stages[target.stage] = target.ref
+                    if digest and push:
+                        result.stage_digests[target.stage] = digest
                 if deferred:
                     response = solve(main, PUBLISH, publish=True, export_cache=False)
-                result.digest = response.get("containerimage.digest")
-                engine_push(main)
+                result.digest = engine_push(main) or response.get("containerimage.digest")
                 if engine is not None and not push:
                     info = engine.image(main.ref)
                     result.size = int(info["Size"]) if info else None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from layerkit.errors import DaemonError
 
 if TYPE_CHECKING:
-    from layerkit.build.lookup import Layout, Registries
+    from layerkit.build.lookup import Accept, Layout, Registries
     from layerkit.build.options import BuildOptions
     from layerkit.pipeline import Rendered
 
@@ -71,6 +71,19 @@ class StageImage:
 
 
 @dataclass(frozen=True)
+class Copy:
+    """One copy into the workspace registry: `digest` (what `src` named when it was looked up
+    and, under a gate, verified) is fetched by digest and tagged `dst`."""
+
+    src: str
+    dst: str
+    digest: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"from": self.src, "to": self.dst, "digest": self.digest}
+
+
+@dataclass(frozen=True)
 class Decision:
     """found: use ``found_at`` as it is; copy: ``copies`` (stage images first, the image
     last); build: solve the image, then the stage images marked ``build``, then publish the
@@ -86,7 +99,8 @@ class Decision:
     cache_from: tuple[str, ...]  # images imported as cache
     registry_caches: tuple[str, ...]  # registry caches imported (engines that use them)
     cache_exports: tuple[str, ...]  # registry caches exported (engines that export them)
-    copies: tuple[tuple[str, str], ...] = ()  # (from, to)
+    copies: tuple[Copy, ...] = ()
+    found_digest: str | None = None  # what found_at named when looked up (and verified)
 
     @property
     def uses(self) -> str:
@@ -105,7 +119,8 @@ class Decision:
             "cache_from": list(self.cache_from),
             "registry_caches": list(self.registry_caches),
             "cache_exports": list(self.cache_exports),
-            "copies": [{"from": a, "to": b} for a, b in self.copies],
+            "copies": [c.to_json() for c in self.copies],
+            "found_digest": self.found_digest,
         }
 
 
@@ -116,16 +131,16 @@ def decide(
     warn: Callable[[str], None],
     *,
     offline: bool = False,
-    accept: Callable[[str, bool], bool] | None = None,
+    accept: Accept | None = None,
 ) -> Decision:
     """The one place found/copy/build is decided, for `plan` and `build` alike.
-    `accept(ref, in_registry)`: whether an image may be reused, as found or as a cache source
-    (signing.signature_gate under --require-signature); None accepts every image."""
-    from layerkit.build.lookup import find_existing, under
+    `accept(ref, digest)`: whether an image may be reused, as found, copied or as a cache
+    source (signing.signature_gate under --require-signature); None accepts every image."""
+    from layerkit.build.lookup import Found, find_existing, under
 
     main, has_registry = lay.main, lay.address is not None
     checked = not offline
-    found: tuple[str, str] | None = None
+    found: Found | None = None
     if checked and not opts.force:
         try:
             found = find_existing(lay, registries, opts.addr, accept)
@@ -139,19 +154,20 @@ def decide(
         return lay.workspace_host in registries.down
 
     if found is not None:
-        where, ref = found
+        ref = found.ref
         # A workspace registry that is down gets no copy: the global image is used as it is.
-        copy = where == "global" and has_registry and not down()
+        copy = found.where == "global" and has_registry and not down()
         stages = tuple(
-            StageImage(t.stage or "", t.ref, True if where == "workspace" else None, t.cache_ref)
+            StageImage(t.stage or "", t.ref, True if found.where == "workspace" else None, t.cache_ref)
             for t in lay.targets[1:]
         )
-        copies: tuple[tuple[str, str], ...] = ()
-        if copy:
+        copies: tuple[Copy, ...] = ()
+        if copy and found.digest:
             sources = under(ref.rsplit(":", 1)[0], lay)
             # Stage images first: the image, which the next run finds, arrives last.
-            copies = tuple((src.ref, dst.ref) for src, dst in zip(sources[1:], lay.targets[1:], strict=True))
-            copies += ((ref, main.ref),)
+            pairs = zip(sources[1:], lay.targets[1:], found.stage_digests, strict=True)
+            copies = tuple(Copy(src.ref, dst.ref, digest) for src, dst, digest in pairs)
+            copies += (Copy(ref, main.ref, found.digest),)
         return Decision(
             action="copy" if copy else "found",
             found_at=ref,
@@ -164,6 +180,7 @@ def decide(
             registry_caches=(),
             cache_exports=(),
             copies=copies,
+            found_digest=found.digest,
         )
 
     def exists(ref: str) -> bool | None:
@@ -176,15 +193,18 @@ def decide(
     def usable(ref: str) -> bool | None:
         # An image the gate refuses is not reused, not even as a cache source: it is rebuilt
         # (the gate has said why).
-        there = exists(ref)
-        if there and accept is not None and not accept(ref, True):
+        if not checked or not has_registry or down():
+            return None
+        digest = registries.digest(ref)
+        if digest is not None and accept is not None and not accept(ref, digest):
             refused.add(ref)
             return False
-        return there
+        return digest is not None
 
     looked = [(t, usable(t.ref), exists(t.cache_ref)) for t in lay.targets]
     main_exists = looked[0][1]
-    prior = [ref for ref in (f"{main.repo}:{t}" for t in main.extra_tags) if exists(ref)]
+    # Earlier builds under the name-version tag seed the cache only as the gate allows.
+    prior = [ref for ref in (f"{main.repo}:{t}" for t in main.extra_tags) if usable(ref)]
     push = opts.push and has_registry and checked and not down()
     action: Action = "build" if checked and not down() else "unchecked"
     if has_registry and opts.push and down():
@@ -274,7 +294,7 @@ def decide_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: b
         from layerkit.build.signing import gate_for
 
         creds = credentials_for(rendered, lay)
-        gate = gate_for(rendered, opts.require_signature, registries.client, creds, warnings.append)
+        gate = gate_for(rendered, opts.require_signature, creds, warnings.append)
     decision = decide(lay, registries, opts, warnings.append, offline=offline, accept=gate)
     lk = rendered.lock
     fresh = None

@@ -42,19 +42,25 @@ class Engine:
         except docker.errors.DockerException as exc:
             raise DaemonError(f"Docker engine at {self.docker_host}: {exc}") from None
 
-    def push(self, ref: str, credentials: Credentials | None) -> None:
-        """Push one tag; layers the registry already has are not sent again."""
+    def push(self, ref: str, credentials: Credentials | None) -> str | None:
+        """Push one tag; layers the registry already has are not sent again. Returns the
+        manifest digest the engine pushed (its push's aux record), None when it names none."""
         import docker
 
         repo, tag, _ = split_ref(ref)
         auth = {"username": credentials.username, "password": credentials.password} if credentials else None
+        digest = None
         try:
             for event in self._api.push(repo, tag=tag, auth_config=auth, stream=True, decode=True):
                 if "error" in event:
                     detail = str(event.get("error") or "")
                     raise RegistryError(f"push of {ref} failed: {_redact(detail, credentials)}")
+                aux = event.get("aux") if isinstance(event, dict) else None
+                if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
+                    digest = aux["Digest"]
         except docker.errors.DockerException as exc:
             raise RegistryError(f"push of {ref} failed: {_redact(str(exc), credentials)}") from None
+        return digest
 
     def prune_builder(self) -> None:
         """Drop every BuildKit cache record of the engine (``docker builder prune -af``)."""

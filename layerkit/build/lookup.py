@@ -12,6 +12,11 @@ from typing import TYPE_CHECKING
 from layerkit.build.request import Target, name_tag, repository, targets
 from layerkit.errors import RegistryError, RegistryUnreachable
 
+# Whether an image may be reused: (its ref, the digest a registry gave for it, None for an
+# image in the local engine only) -> yes/no. The digest is what a reuse then uses, so what the
+# gate verified is what is used (signing.signature_gate under --require-signature).
+Accept = Callable[[str, str | None], bool]
+
 if TYPE_CHECKING:
     from layerkit.build.options import BuildOptions
     from layerkit.build.registry import Credentials, RegistryClient
@@ -35,17 +40,29 @@ class Registries:
         self._warn = warn
 
     def exists(self, ref: str) -> bool:
+        return self.digest(ref) is not None
+
+    def digest(self, ref: str) -> str | None:
+        """The manifest digest `ref` names now, None when it is missing (or its registry down).
+        A registry that answers HEAD without a usable digest header is asked for the manifest,
+        whose digest is then computed here."""
         from layerkit.build.registry import ImageRef
+        from layerkit.spec.imageref import is_digest
 
         image = ImageRef.parse(ref)
         if image.registry in self.down:
-            return False
+            return None
         try:
-            return self.client.head_manifest(image) is not None
+            info = self.client.head_manifest(image)
+            if info is None:
+                return None
+            if is_digest(info.digest):
+                return info.digest
+            return self.client.get_manifest(image)[2]
         except RegistryUnreachable as exc:
             self.down.add(image.registry)
             self._warn(f"warning: {exc}; {self._consequence}")
-            return False
+            return None
         except RegistryError as exc:
             raise RegistryError(f"{exc}{self._hint}") from None
 
@@ -136,28 +153,53 @@ def under(repo: str, lay: Layout) -> list[Target]:
     return targets(repo, lay.main.hash, {t.stage: t.hash for t in lay.targets if t.stage})
 
 
+@dataclass(frozen=True)
+class Found:
+    """Where the image for a hash is: `ref` (a tag) and the digest it named when it was looked
+    up (and, under a gate, verified); reuse and copy act on the digests, never the tags again."""
+
+    where: str  # "workspace", "engine" or "global"
+    ref: str
+    digest: str | None  # None: in the local engine only
+    stage_digests: tuple[str, ...] = ()  # the stage images', in the layout's order
+
+
+def _digests(registries: Registries, refs: list[str]) -> tuple[str, ...] | None:
+    """Each ref's digest, or None as soon as one is missing."""
+    found = []
+    for ref in refs:
+        digest = registries.digest(ref)
+        if digest is None:
+            return None
+        found.append(digest)
+    return tuple(found)
+
+
 def find_existing(
     lay: Layout,
     registries: Registries,
     engine_addr: str | None,
-    accept: Callable[[str, bool], bool] | None = None,
-) -> tuple[str, str] | None:
-    """Where the image for this hash already is, without changing anything:
-    ("workspace", ref), ("engine", ref) or ("global", ref); None when nowhere.
-    `accept(ref, in_registry)`: whether an image found may be reused (signing.signature_gate).
+    accept: Accept | None = None,
+) -> Found | None:
+    """Where the image for this hash already is (workspace, local engine or a global
+    registry), without changing anything; None when nowhere.
+    `accept(ref, digest)`: whether an image found may be reused (signing.signature_gate).
 
     In a registry an image counts only with every stage image beside it: one whose stage
     images are missing (a push that died between them, an older copy) is built again, which
     pushes them, instead of being found forever incomplete."""
     main = lay.main
-    ok = accept or (lambda ref, in_registry: True)
-    if lay.address and all(registries.exists(t.ref) for t in lay.targets) and ok(main.ref, True):
-        return "workspace", main.ref
-    if lay.address is None and _local_image(engine_addr, main.ref) and ok(main.ref, False):
-        return "engine", main.ref
+    ok = accept or (lambda ref, digest: True)
+    if lay.address:
+        digests = _digests(registries, [t.ref for t in lay.targets])
+        if digests is not None and ok(main.ref, digests[0]):
+            return Found("workspace", main.ref, digests[0], digests[1:])
+    if lay.address is None and _local_image(engine_addr, main.ref) and ok(main.ref, None):
+        return Found("engine", main.ref, None)
     for ref in lay.globals:
-        if all(registries.exists(t.ref) for t in under(ref.rsplit(":", 1)[0], lay)) and ok(ref, True):
-            return "global", ref
+        digests = _digests(registries, [t.ref for t in under(ref.rsplit(":", 1)[0], lay)])
+        if digests is not None and ok(ref, digests[0]):
+            return Found("global", ref, digests[0], digests[1:])
     return None
 
 

@@ -307,6 +307,9 @@ class RegistryClient:
         if resp.status != 200:
             raise RegistryError(f"registry {ref.registry}: GET {ref} answered HTTP {resp.status}")
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if ref.digest and ref.digest.startswith("sha256:") and digest != ref.digest:
+            # Asked by digest: anything else is not what was asked for (and maybe verified).
+            raise RegistryError(f"registry {ref.registry}: GET {ref} answered a manifest of another digest")
         return data, resp.getheader("Content-Type", ""), digest
 
     def _platform_manifest(self, ref: ImageRef, platform: str) -> dict[str, object]:

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerkit.errors import EnvironmentFailure, RegistryError, SpecError
-from layerkit.spec.imageref import ImageRef, is_loopback
+from layerkit.spec.imageref import ImageRef, is_digest, is_loopback
 
 if TYPE_CHECKING:
-    from layerkit.build.registry import Credentials, RegistryClient
+    from layerkit.build.lookup import Accept
+    from layerkit.build.registry import Credentials
     from layerkit.pipeline import Rendered
 
 COSIGN_ENV = "LAYERKIT_COSIGN"
@@ -84,13 +85,12 @@ def required_key(rendered: Rendered, option: str | None) -> str | None:
 def gate_for(
     rendered: Rendered,
     option: str | None,
-    client: RegistryClient,
     creds: Callable[[str], Credentials | None],
     warn: Callable[[str], None],
-) -> Callable[[str, bool], bool] | None:
+) -> Accept | None:
     """signature_gate for the key required (option or spec), None when none is."""
     key = required_key(rendered, option)
-    return signature_gate(key, client, creds, warn) if key else None
+    return signature_gate(key, creds, warn) if key else None
 
 
 def _registry_flags(host: str) -> list[str]:
@@ -154,12 +154,13 @@ def verify(image: ImageRef, pubkey: str, creds: Credentials | None) -> Verdict:
 
 def signature_gate(
     pubkey: str,
-    client: RegistryClient,
     creds: Callable[[str], Credentials | None],
     warn: Callable[[str], None],
-) -> Callable[[str, bool], bool]:
-    """The predicate find_existing asks before it reuses an image: (ref, in a registry) ->
-    whether its signature verifies. Says why not once per image, as a warning."""
+) -> Accept:
+    """The predicate find_existing and decide ask before they reuse an image: (ref, the digest
+    the registry gave for it) -> whether that digest's signature verifies. The digest is what
+    the reuse then uses (the Decision carries it), so a tag moved after this check changes
+    nothing. Says why not once per image, as a warning."""
     verdicts: dict[str, Verdict] = {}  # by digest: build asks before and after its lock
     warned: set[str] = set()
 
@@ -170,17 +171,13 @@ def signature_gate(
             warn(message)
         return False
 
-    def accept(ref: str, in_registry: bool) -> bool:
-        if not in_registry:
+    def accept(ref: str, digest: str | None) -> bool:
+        if digest is None:
             return refuse(ref, "an image in the local engine only carries no signature to verify")
+        if not is_digest(digest):
+            return refuse(ref, "the registry gives no sha256 digest for it")
         image = ImageRef.parse(ref)
-        try:
-            info = client.head_manifest(image)
-        except RegistryError as exc:
-            return refuse(ref, f"cannot read its digest ({exc.message})")
-        if info is None or not info.digest:
-            return refuse(ref, "the registry gives no digest for it")
-        by_digest = ImageRef(image.registry, image.repository, None, info.digest)
+        by_digest = ImageRef(image.registry, image.repository, None, digest)
         key = str(by_digest)
         if key not in verdicts:
             verdicts[key] = verify(by_digest, pubkey, creds(image.registry))
@@ -189,21 +186,19 @@ def signature_gate(
     return accept
 
 
-def sign_pushed(
-    refs: list[str],
+def sign_digests(
+    images: list[ImageRef],
     key: str,
-    client: RegistryClient,
     creds: Callable[[str], Credentials | None],
     note: Callable[[str], None],
 ) -> list[str]:
-    """Sign each pushed image by the digest its tag names now; returns the signed refs."""
+    """Sign each image by the digest this run pushed (the exporter's or the push's answer),
+    never by what a tag names now: a concurrent push would get the builder's signature."""
     signed = []
-    for ref in refs:
-        image = ImageRef.parse(ref)
-        info = client.head_manifest(image)
-        if info is None or not info.digest:
-            raise RegistryError(f"cannot sign {ref}: the registry does not have it")
-        by_digest = ImageRef(image.registry, image.repository, None, info.digest)
+    for image in images:
+        if not image.digest or not is_digest(image.digest):
+            raise RegistryError(f"cannot sign {image}: the build gave no sha256 digest for it")
+        by_digest = ImageRef(image.registry, image.repository, None, image.digest)
         note(f"signing {by_digest}")
         sign(by_digest, key, creds(image.registry))
         signed.append(str(by_digest))

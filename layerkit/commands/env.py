@@ -136,7 +136,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.env_command == "show" and args.sbom:
         sbom = api.env_sbom(args.ref, registry=args.registry, spec=args.spec, on_warning=on_warning)
-        out(_dumps(json.loads(sbom)))
+        from layerkit.build.registry import json_object
+
+        # A registry's blob: checked again here, as it is parsed (exit 3, one line).
+        out(_dumps(json_object(sbom, "the SBOM the registry holds")))
         return EXIT_OK
     if args.env_command == "show":
         record = api.env_show(args.ref, registry=args.registry, spec=args.spec, on_warning=on_warning)

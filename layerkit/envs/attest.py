@@ -1,7 +1,9 @@
 """What a build adds beside the images it pushed (issue 15 §5): cosign signatures
-(`build --sign KEY`) on the image and its stage images, and the SBOM made from the lock,
-attached to the image. Runs after the push, so "found" keeps meaning "pushed complete";
-an image left unsigned by a run that died here is built again under --require-signature.
+(`build --sign KEY`) on the image and the stage images this run built, by the digests
+its solves and pushes answered, and the SBOM made from the lock, attached to that digest.
+An image copied from a global registry is not signed: this run did not build it. Runs after
+the push, so "found" keeps meaning "pushed complete"; an image left unsigned by a run that
+died here is built again under --require-signature.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from layerkit.errors import RegistryError
+from layerkit.spec.imageref import ImageRef, is_digest
 
 if TYPE_CHECKING:
     from layerkit.build.builder import BuildOptions, BuildResult
@@ -18,8 +21,7 @@ if TYPE_CHECKING:
 
 def attest(rendered: Rendered, opts: BuildOptions, result: BuildResult, note: Callable[[str], None]) -> None:
     from layerkit.build.lookup import credentials_for, layout
-    from layerkit.build.registry import RegistryClient
-    from layerkit.build.signing import sign_pushed
+    from layerkit.build.signing import sign_digests
     from layerkit.envs.sbom import attach_from_lock
 
     if not result.pushed or result.action == "found":
@@ -30,13 +32,32 @@ def attest(rendered: Rendered, opts: BuildOptions, result: BuildResult, note: Ca
         return  # nothing pushed by this run: nothing of ours to sign or describe
     creds = credentials_for(rendered, layout(rendered, opts))
     if opts.sign_key:
-        refs = [result.image] + (sorted(result.stages.values()) if result.action == "built" else [])
-        sign_pushed(refs, opts.sign_key, RegistryClient(creds), creds, note)
+        if result.action == "built":
+            # By the digests this run's solves and pushes answered, and only the images it
+            # solved: a stage image that was already there is not this run's to vouch for.
+            images = [_pinned(result.image, result.digest)] + [
+                _pinned(result.stages[stage], digest)
+                for stage, digest in sorted(result.stage_digests.items())
+            ]
+            sign_digests(images, opts.sign_key, creds, note)
+        else:
+            warning = f"warning: {result.image} is not signed: it was copied, not built, by this run"
+            result.warnings.append(warning)
+            note(warning)
     lock = rendered.lock if rendered.plan.env_install and rendered.plan.env_install.locked else None
     try:
-        attach_from_lock(lock, rendered.plan.platform, result.image, result.hash, creds, note)
+        # To the digest pushed, not to whatever the tag names by now.
+        image = (
+            f"{result.image}@{result.digest}" if result.digest and is_digest(result.digest) else result.image
+        )
+        attach_from_lock(lock, rendered.plan.platform, image, result.hash, creds, note)
     except RegistryError as exc:
         # The image is pushed and complete; only its description is missing.
         warning = f"warning: no SBOM attached to {result.image}: {exc.message}"
         result.warnings.append(warning)
         note(warning)
+
+
+def _pinned(ref: str, digest: str | None) -> ImageRef:
+    image = ImageRef.parse(ref)
+    return ImageRef(image.registry, image.repository, image.tag, digest)

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 from layerkit.build.registry import json_object
 from layerkit.envs.oci import OCI_INDEX, OciClient, sha256_digest
-from layerkit.errors import EnvironmentFailure
+from layerkit.errors import EnvironmentFailure, RegistryError
 from layerkit.lock.sbom import MEDIA_TYPE
-from layerkit.spec.imageref import ImageRef
+from layerkit.spec.imageref import ImageRef, is_digest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -83,28 +83,43 @@ def _referrer_digests(client: OciClient, image: ImageRef, subject: str) -> list[
         if client.head_manifest(tag) is None:
             return []
         data, _, _ = client.get_manifest(tag)
-    listed = json_object(data, f"registry {image.registry}: the referrers index of {image}").get("manifests")
-    return [
-        str(m["digest"])
-        for m in (listed if isinstance(listed, list) else [])
-        if isinstance(m, dict) and m.get("artifactType") == MEDIA_TYPE and isinstance(m.get("digest"), str)
-    ]
+    what = f"registry {image.registry}: the referrers index of {image}"
+    listed = json_object(data, what).get("manifests")
+    if listed is None:
+        return []
+    if not isinstance(listed, list) or not all(isinstance(m, dict) for m in listed):
+        raise RegistryError(f"{what}: 'manifests' is not a list of objects")
+    digests = [m.get("digest") for m in listed if m.get("artifactType") == MEDIA_TYPE]
+    # Each goes into a URL path: only a sha256 digest does.
+    if not all(isinstance(d, str) and is_digest(d) for d in digests):
+        raise RegistryError(f"{what}: an SBOM entry's digest is not a sha256 digest")
+    return [str(d) for d in digests]
 
 
 def fetch(client: OciClient, image: ImageRef) -> bytes | None:
-    """The SBOM attached to the image `image` names now (the newest listed), or None."""
+    """The SBOM attached to the image `image` names (the newest listed), or None. A registry
+    answer of the wrong shape is a RegistryError (exit 3, one line), never a traceback."""
     _, _, subject = client.get_manifest(image)
     for digest in reversed(_referrer_digests(client, image, subject)):
-        data, _, got = client.get_manifest(ImageRef(image.registry, image.repository, None, digest))
-        try:
-            doc = json.loads(data)
-            layers = doc["layers"]
-            named = doc["subject"]["digest"]
-        except (ValueError, KeyError, TypeError):
-            continue
-        if got != digest or named != subject or not layers or layers[0].get("mediaType") != MEDIA_TYPE:
+        # Asked by digest, get_manifest refuses an answer of another digest.
+        data, _, _ = client.get_manifest(ImageRef(image.registry, image.repository, None, digest))
+        what = f"registry {image.registry}: the SBOM manifest {digest[:19]} of {image.repository}"
+        doc = json_object(data, what)
+        named = doc.get("subject")
+        if not isinstance(named, dict) or named.get("digest") != subject:
             continue  # not this image's SBOM, whatever the index says
-        return client.get_blob(image.registry, image.repository, str(layers[0]["digest"]))
+        layers = doc.get("layers")
+        if not isinstance(layers, list) or not layers or not isinstance(layers[0], dict):
+            raise RegistryError(f"{what}: 'layers' is not a list of descriptors")
+        first = layers[0]
+        if first.get("mediaType") != MEDIA_TYPE:
+            continue
+        blob = first.get("digest")
+        if not isinstance(blob, str) or not is_digest(blob):
+            raise RegistryError(f"{what}: its layer's digest is not a sha256 digest")
+        document = client.get_blob(image.registry, image.repository, blob)
+        json_object(document, f"registry {image.registry}: the SBOM {blob[:19]} of {image.repository}")
+        return document
     return None
 
 
@@ -137,7 +152,8 @@ def attach_from_lock(
 
 
 def image_sbom(client: OciClient, image: str) -> bytes:
-    """`env show --sbom`: the SBOM attached to `image`, or an error saying there is none."""
+    """`env show --sbom`: the SBOM attached to `image` (a JSON object), or an error saying
+    there is none."""
     ref = ImageRef.parse(image)
     if client.head_manifest(ref) is None:
         raise EnvironmentFailure(f"{image} is not in the registry: `layerkit build` pushes it and its SBOM")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cases import assert_one_line_error, cache, faults, layerkit, secrets
-from hostile_registry import hostile_registry
+from hostile_registry import SBOM_MODES, hostile_registry
 
 SPEC = "name: s\nbase:\n  flavour: cpu-ubuntu22.04\nconda:\n  channels: [conda-forge]\n  dependencies: [python=3.11]\n"
 # A base image on a loopback port nothing listens on: lock's base pin fails at once, offline.
@@ -121,6 +121,58 @@ def test_manifest_that_is_no_json_is_refused() -> None:
             client.image_size(ImageRef(host, "x/base", "1", None))
         with pytest.raises(RegistryError, match="is not JSON"):
             client.copy(ImageRef(host, "x/base", "1", None), ImageRef(host, "x/copy", "1", None))
+
+
+@faults
+def test_a_manifest_asked_by_digest_must_have_that_digest() -> None:
+    """Reuse copies the digest the gate verified: a registry answering it with other bytes is
+    refused before anything is put (the copy never tags what was not verified)."""
+    from layerkit.build.registry import ImageRef, RegistryClient
+    from layerkit.errors import RegistryError
+
+    with hostile_registry("manifest") as addr:
+        src = ImageRef(addr, "x/base", None, "sha256:" + "1" * 64)
+        with pytest.raises(RegistryError, match="answered a manifest of another digest"):
+            RegistryClient().copy(src, ImageRef(addr, "x/copy", "1", None))
+
+
+SBOM_MESSAGES = {
+    "sbom-layer-string": "'layers' is not a list of descriptors",
+    "sbom-no-digest": "its layer's digest is not a sha256 digest",
+    "sbom-bad-referrer": "an SBOM entry's digest is not a sha256 digest",
+    "sbom-not-json": "is not JSON",
+}
+
+
+@faults
+@pytest.mark.parametrize("mode", SBOM_MODES)
+def test_sbom_referrers_of_the_wrong_shape_are_refused(mode: str) -> None:
+    """`env show --sbom` reads referrers, their manifests and the document: each of the wrong
+    shape is one RegistryError (exit 3), never an AttributeError or KeyError, and a digest
+    that is none never reaches a URL."""
+    from layerkit.envs import sbom
+    from layerkit.envs.oci import OciClient
+    from layerkit.errors import RegistryError
+
+    with hostile_registry(mode) as addr, pytest.raises(RegistryError) as raised:
+        sbom.image_sbom(OciClient(), f"{addr}/x/img:1")
+    assert SBOM_MESSAGES[mode] in raised.value.message
+    assert "\n" not in raised.value.message and "\x1b" not in raised.value.message
+
+
+@faults
+def test_env_show_sbom_of_a_document_that_is_not_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command parses the registry's blob again: not JSON is exit 3, one line."""
+    from layerkit import api
+    from layerkit.cli import main
+
+    monkeypatch.setattr(api, "env_sbom", lambda *a, **k: b"\x1b[2J<html>")
+    code = main(["env", "show", "demo", "--sbom", "--registry", "127.0.0.1:9/x"])
+    err = capsys.readouterr().err
+    assert code == 3 and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and "the SBOM the registry holds is not JSON" in err
 
 
 @secrets
