@@ -140,7 +140,8 @@ def test_private_registry_with_auth_and_no_secret_anywhere(
     creds = "  username_env: LK_TEST_USER\n  password_env: LK_TEST_PASS\n"
     # The base image itself lives in the private registry: BuildKit pulls it with the
     # credentials the session's auth service hands out.
-    from layerkit.build.registry import Credentials, ImageRef, RegistryClient
+    from layerkit.build.credentials import Credentials
+    from layerkit.build.registry import ImageRef, RegistryClient
 
     private_base = f"{auth_registry.address}/base/debian:bookworm"
     login = Credentials(auth_registry.username, auth_registry.password)
@@ -293,7 +294,8 @@ def test_a_found_build_asks_the_registry_on_every_run(
 ) -> None:  # fmt: skip
     """`make`/CI re-running an unchanged build: each run asks the registry (with the
     credentials of the moment) afresh; nothing earlier runs left behind answers for it."""
-    from layerkit.build.registry import Credentials, ImageRef, RegistryClient
+    from layerkit.build.credentials import Credentials
+    from layerkit.build.registry import ImageRef, RegistryClient
 
     monkeypatch.setenv("LK_TEST_USER", auth_registry.username)
     monkeypatch.setenv("LK_TEST_PASS", auth_registry.password)

@@ -14,7 +14,8 @@ import pytest
 from fixtures_services import AuthRegistry, refused_port, registry
 
 from layerkit import api
-from layerkit.build.registry import Credentials, ImageRef
+from layerkit.build.credentials import Credentials
+from layerkit.build.registry import ImageRef
 from layerkit.envs.diff import diff
 from layerkit.envs.models import (
     CONFIG_MEDIA_TYPE,

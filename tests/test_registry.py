@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from fixtures_services import AuthRegistry, Services, refused_port
 
-from layerkit.build.registry import Credentials, ImageRef, RegistryClient, resolve_credentials
+from layerkit.build.credentials import Credentials, resolve_credentials
+from layerkit.build.registry import ImageRef, RegistryClient
 from layerkit.errors import RegistryError, RegistryUnreachable
 
 D = "sha256:" + "a" * 64

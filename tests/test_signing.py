@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from fixtures_services import SERVICES, AuthRegistry, registry, run_script
 
+from layerkit.build.credentials import Credentials
 from layerkit.build.lookup import Accept, Found, Layout, Registries, find_existing
-from layerkit.build.registry import Credentials, ImageRef, RegistryClient
+from layerkit.build.registry import ImageRef, RegistryClient
 from layerkit.build.request import targets
 from layerkit.build.signing import COSIGN_ENV, sign, sign_digests, signature_gate, verify
 from layerkit.envs import sbom

@@ -42,9 +42,9 @@ from layerkit.errors import RegistryError, SpecError
 
 if TYPE_CHECKING:
     from layerkit.build.client import BuildkitClient
+    from layerkit.build.credentials import Credentials
     from layerkit.build.engine import Engine
     from layerkit.build.progress import Progress
-    from layerkit.build.registry import Credentials
     from layerkit.pipeline import Rendered
 
 Action = Literal["built", "found", "copied"]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from layerkit.build._proto import buildkit_ops_pb2 as pb
     from layerkit.build.client import BuildkitClient
-    from layerkit.build.registry import Credentials
+    from layerkit.build.credentials import Credentials
     from layerkit.build.session import Session
 
 # Headroom below the 4 MiB message cap for the request's other fields and LLB framing.

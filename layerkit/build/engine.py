@@ -13,7 +13,7 @@ from layerkit.errors import DaemonError, RegistryError
 from layerkit.spec.imageref import split_ref
 
 if TYPE_CHECKING:
-    from layerkit.build.registry import Credentials
+    from layerkit.build.credentials import Credentials
 
 
 class Engine:

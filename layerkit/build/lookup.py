@@ -18,8 +18,9 @@ from layerkit.errors import RegistryError, RegistryUnreachable
 Accept = Callable[[str, str | None], bool]
 
 if TYPE_CHECKING:
+    from layerkit.build.credentials import Credentials
     from layerkit.build.options import BuildOptions
-    from layerkit.build.registry import Credentials, RegistryClient
+    from layerkit.build.registry import RegistryClient
     from layerkit.pipeline import Rendered
 
 
@@ -72,7 +73,7 @@ def credentials_lookup(
 ) -> Callable[[str], Credentials | None]:
     """Credentials by host: the workspace registry's variables, the base registry's
     (base.registry, where the base image is pulled from), else the docker config."""
-    from layerkit.build.registry import resolve_credentials
+    from layerkit.build.credentials import resolve_credentials
     from layerkit.spec.imageref import registry_of
 
     user_env = getattr(spec_registry, "username_env", None)

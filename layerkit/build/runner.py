@@ -27,7 +27,7 @@ from layerkit.ignorefiles import PatternMatcher
 
 if TYPE_CHECKING:
     from layerkit.build.builder import BuildOptions
-    from layerkit.build.registry import Credentials
+    from layerkit.build.credentials import Credentials
     from layerkit.pipeline import Rendered
 
 RunNetwork = Literal["default", "host", "none"]

@@ -28,8 +28,8 @@ from layerkit.errors import EnvironmentFailure, RegistryError, SpecError
 from layerkit.spec.imageref import ImageRef, is_digest, is_loopback
 
 if TYPE_CHECKING:
+    from layerkit.build.credentials import Credentials
     from layerkit.build.lookup import Accept
-    from layerkit.build.registry import Credentials
     from layerkit.pipeline import Rendered
 
 COSIGN_ENV = "LAYERKIT_COSIGN"

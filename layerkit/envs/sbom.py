@@ -23,7 +23,7 @@ from layerkit.spec.imageref import ImageRef, is_digest
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from layerkit.build.registry import Credentials
+    from layerkit.build.credentials import Credentials
     from layerkit.lock.model import Lock
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
