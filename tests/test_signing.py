@@ -6,6 +6,7 @@ The end-to-end builds on the real engine are in tests/test_signing_build.py."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from collections.abc import Iterator
@@ -46,16 +47,22 @@ def generate_keys(folder: Path, password: str) -> tuple[str, str]:
     return str(folder / "cosign.key"), str(folder / "cosign.pub")
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
-    """cosign (fetched once) on $LAYERKIT_COSIGN, two key pairs, the first's password set."""
-    folder = tmp_path_factory.mktemp("keys")
+@contextlib.contextmanager
+def cosign_keys(folder: Path) -> Iterator[tuple[Keys, pytest.MonkeyPatch]]:
+    """cosign (fetched once) on $LAYERKIT_COSIGN, two key pairs, the first's password set;
+    the MonkeyPatch undoes that on exit (and whatever else the caller sets through it)."""
     key, pub = generate_keys(folder / "a", "pw-a")
     _, other = generate_keys(folder / "b", "pw-b")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(COSIGN_ENV, run_script(SERVICES / "cosign.sh", timeout=600))
         mp.setenv("COSIGN_PASSWORD", "pw-a")
-        yield Keys(key, pub, other)
+        yield Keys(key, pub, other), mp
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
+    with cosign_keys(tmp_path_factory.mktemp("keys")) as (k, _):
+        yield k
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,12 @@ from pathlib import Path
 import fixtures_build as fb
 import pytest
 from fixtures_build import build_spec, site_spec
-from fixtures_services import SERVICES, Services, run_script
-from test_signing import generate_keys
+from fixtures_services import Services
+from test_signing import cosign_keys
 
 from layerkit.build.builder import BuildResult
 from layerkit.build.registry import ImageRef, RegistryClient
-from layerkit.build.signing import COSIGN_ENV, verify
+from layerkit.build.signing import verify
 from layerkit.envs import sbom
 from layerkit.envs.oci import OciClient
 from layerkit.lock.unified import read_unified
@@ -47,15 +47,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fb.Site]:
 def signed(tmp_path_factory: pytest.TempPathFactory, site: fb.Site, services: Services) -> Iterator[Signed]:
     """One environment built, pushed and signed (key a); every test leaves it signed so."""
     root = tmp_path_factory.mktemp("signed")
-    key, pub = generate_keys(root / "a", "pw-a")
-    _, other = generate_keys(root / "b", "pw-b")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(COSIGN_ENV, run_script(SERVICES / "cosign.sh", timeout=600))
-        mp.setenv("COSIGN_PASSWORD", "pw-a")
+    with cosign_keys(root) as (k, mp):
         mp.setenv("LAYERKIT_CACHE", str(root / "cache"))
         spec = site_spec(root / "env", site, services, repo=f"sig/{uuid.uuid4().hex[:8]}")
-        result, _ = build_spec(spec, services, sign_key=key)
-        yield Signed(spec, result, key, pub, other)
+        result, _ = build_spec(spec, services, sign_key=k.key)
+        yield Signed(spec, result, k.key, k.pub, k.other_pub)
 
 
 def _by_digest(ref: str) -> ImageRef:
