@@ -268,5 +268,5 @@ def test_one_cap_over_the_source_tree_and_all_models(tmp_path: Path) -> None:
     with open(root / "big" / "weights.bin", "wb") as f:
         f.truncate(MAX_BYTES // 2 + 1)
     spec.write_text(spec.read_text() + "    - {name: big, path: big}\n")
-    with pytest.raises(SpecError, match="source tree and models .* holds more than 512 MiB"):
+    with pytest.raises(SpecError, match=r"source tree and models .* holds more than 512 MiB"):
         api.render_inference(spec, auto_lock=False)

@@ -67,7 +67,9 @@ class BuildContext:
             for name, data in self._files.items():
                 path = self._dir / name
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.parent.chmod(0o755)  # COPY keeps folder modes: a umask-077 0700 would lock out the image's uid
+                path.parent.chmod(
+                    0o755
+                )  # COPY keeps folder modes: a umask-077 0700 would lock out the image's uid
                 path.write_bytes(data)
                 path.chmod(self._modes.get(name, 0o644))
             local_dirs = {"context": self._dir, "dockerfile": self._dir}

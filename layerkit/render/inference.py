@@ -21,7 +21,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from layerkit import inputs
 from layerkit.errors import Position, SpecError
 from layerkit.render import nginxconf
 from layerkit.render.blocks.dockerfile import (
