@@ -286,7 +286,8 @@ def read_keys(path: Path) -> dict[str, str]:
     import base64
     import binascii
 
-    from ruamel.yaml import YAML, YAMLError
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
 
     from layerkit import inputs
 
