@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# kubectl 1.32 (Debian 13 "trixie": the kubernetes-client package, with kustomize built in)
+# kubectl 1.32 (Debian 13 "trixie": the kubectl package, with kustomize built in)
 # unpacked into a private prefix on a Debian 12 machine, no system upgrade (how: trixie.sh).
 # tests/test_deploy.py renders `layerkit deploy`'s folder with `kubectl kustomize`; it finds
 # the binary through $LAYERKIT_KUBECTL, PATH, or this prefix, and fails without it when CI=1.
@@ -20,5 +20,5 @@ finish() {
   # No cluster is contacted: --client prints only the binary's own version.
   "$1/usr/bin/kubectl" version --client >&2
 }
-trixie_unpack "$prefix" finish kubernetes-client
+trixie_unpack "$prefix" finish kubectl
 echo "$bin"
