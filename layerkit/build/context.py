@@ -67,11 +67,14 @@ class BuildContext:
             for name, data in self._files.items():
                 path = self._dir / name
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.parent.chmod(
-                    0o755
-                )  # COPY keeps folder modes: a umask-077 0700 would lock out the image's uid
                 path.write_bytes(data)
                 path.chmod(self._modes.get(name, 0o644))
+            # COPY keeps folder modes: one made 0700 under umask 077 would lock the image's uid out.
+            for name in self._files:
+                for folder in (self._dir / name).parents:
+                    if folder == self._dir:
+                        break
+                    folder.chmod(0o755)
             local_dirs = {"context": self._dir, "dockerfile": self._dir}
         self._session = Session(
             self._client, local_dirs=local_dirs, credentials=self._auth, secrets=self._secrets
