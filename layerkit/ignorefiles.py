@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PatternMatcher", "walk"]
+__all__ = ["PatternMatcher", "gitignore_patterns", "walk"]
 
 
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
@@ -83,6 +83,24 @@ class PatternMatcher:
             if any(rule.regex.match(p) for p in prefixes):
                 matched = not rule.negate
         return matched
+
+
+def gitignore_patterns(lines: Iterable[str]) -> list[str]:
+    """A root .gitignore's lines in .dockerignore's syntax: a pattern without an inner slash
+    matches at any depth (`*.pem`, `.env`), one with a slash is anchored at the root. A trailing
+    slash (folders only) is dropped: a file and a folder of one name are both left out."""
+    out: list[str] = []
+    for raw in lines:
+        line = raw.rstrip("\n").rstrip()
+        if not line or line.startswith("#"):
+            continue
+        bang = "!" if line.startswith("!") else ""
+        body = line[1:] if bang else line
+        body = body.rstrip("/")
+        if not body:
+            continue
+        out.append(f"{bang}{body.lstrip('/')}" if "/" in body else f"{bang}**/{body}")
+    return out
 
 
 def _included(path: str, includes: Sequence[str]) -> bool:

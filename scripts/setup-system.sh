@@ -7,7 +7,8 @@
 # Then Docker 26 from Debian 13, the engine of the demo, `make services` and the e2e tests,
 # unpacked into a private prefix under ${LAYERKIT_CACHE:-~/.cache/layerkit}
 # (scripts/services/engine26.sh; nothing installed system-wide, cached after the first run),
-# and cosign 2.5 from Debian 13 the same way (scripts/services/cosign.sh: the signing tests).
+# and cosign 2.5 from Debian 13 the same way (scripts/services/cosign.sh: the signing tests),
+# and kubectl 1.32 likewise (scripts/services/kubectl.sh: `kubectl kustomize` in test_deploy).
 # Then the inference tests' base rootfs (Debian 12 + python3-venv + nginx-light, debootstrapped
 # once and cached: scripts/services/base-image.sh bookworm-inference); their PyPI mirror is
 # filled from PyPI by the tests themselves (tests/fixtures_inference.py, cached likewise).
@@ -24,4 +25,5 @@ if ((${#need[@]})); then
 fi
 bash "$(dirname "${BASH_SOURCE[0]}")/services/engine26.sh" >/dev/null
 bash "$(dirname "${BASH_SOURCE[0]}")/services/cosign.sh" >/dev/null
+bash "$(dirname "${BASH_SOURCE[0]}")/services/kubectl.sh" >/dev/null
 bash "$(dirname "${BASH_SOURCE[0]}")/services/base-image.sh" --tarball bookworm-inference >/dev/null

@@ -7,6 +7,7 @@ ours); key names and defaults are those in ../shared/AZURE-DEPLOY-KEYS.md.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,47 @@ def test_a_deployment_file_layers_onto_an_environment(tmp_path: Path) -> None:
                                             "extends: [blue.yml]\nserve: {num_replicas: 5}\n")  # fmt: skip
     s = settings(api.check_spec(tmp_path / "layerkit.yaml").resolved.spec.serve)
     assert (s.num_replicas, s.entry_script) == (5, "score.py")
+
+
+# Shaped as Azure's v2 environment example with inference_config (reference-yaml-environment).
+V2_ENV = """$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json
+name: tfserving-env
+image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest
+inference_config:
+  liveness_route:
+    port: {live}
+    path: /v1/models/half_plus_two
+  readiness_route:
+    port: {ready}
+    path: /v1/models/half_plus_two
+  scoring_route:
+    port: {score}
+    path: /v1/models/half_plus_two:predict
+"""
+
+
+@pytest.mark.parametrize(
+    ("ports", "error"),
+    [
+        ((8501, 8501, 8501), None),
+        ((8501, 8502, 8501), "inference_config.readiness_route.port 8502 differs from "
+         "inference_config.liveness_route.port 8501"),
+        ((8501, 8501, 9000), "inference_config.scoring_route.port 9000 differs"),
+    ],
+)  # fmt: skip
+def test_v2_environment_routes_become_serve_routes(
+    tmp_path: Path, ports: tuple[int, int, int], error: str | None
+) -> None:
+    live, ready, score = ports
+    text = V2_ENV.format(live=live, ready=ready, score=score)
+    if error is not None:
+        with pytest.raises(SpecError, match=re.escape(error)) as info:
+            _import(tmp_path, "env.yml", text)
+        line = 1 + text[: text.index(f"port: {ready if ready != live else score}")].count("\n")
+        assert info.value.location is not None and info.value.location.line == line
+        return
+    s, warnings, _ = _import(tmp_path, "env.yml", text)
+    assert (s.liveness_route, s.readiness_route) == ("/v1/models/half_plus_two",) * 2
+    assert s.scoring_route == "/v1/models/half_plus_two:predict"
+    assert s.port == 8501
+    assert not any("inference_config" in w for w in warnings)

@@ -31,6 +31,10 @@ READY = "ready for serving traffic"  # azmlinfsrv, once init() has returned
 def _spec(folder: Path, base: str, pypi: str, services: Services) -> Path:
     shutil.copytree(HERE / "inference" / "src", folder / "src")
     shutil.copytree(HERE / "inference" / "model", folder / "model")
+    # As saved under umask 077: the image's user (1000) must still read them (sent as a+rX).
+    for path in (folder / "src" / "score.py", folder / "model" / "weights.json"):
+        path.chmod(0o600)
+    (folder / "src").chmod(0o700)
     spec = folder / "layerkit.yaml"
     spec.write_text(
         "name: e2e-scorer\nversion: '1'\nextends: [layerkit:inference]\n"

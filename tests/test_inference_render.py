@@ -69,7 +69,9 @@ def test_hash_covers_source_models_and_stage_but_not_ignored_files(tmp_path: Pat
     (root / "model" / "weights.json").write_text('{"name": "scaler-v2", "factor": 4}\n')
     third = h()
     assert third != second
-    (root / "src" / "helper.py").chmod(0o600)  # COPY keeps the mode
+    (root / "src" / "helper.py").chmod(0o600)  # sent as a+rX: 0644 either way
+    assert h() == third
+    (root / "src" / "helper.py").chmod(0o700)  # the executable bit is kept: 0755
     fourth = h()
     assert fourth != third
     spec.write_text(spec.read_text().replace("version: 1,", "version: 2,"))
@@ -174,3 +176,97 @@ def test_write_context_writes_the_inference_files(tmp_path: Path) -> None:
     written = api.write_context(r, tmp_path / "ctx")
     assert (tmp_path / "ctx" / "inference" / "nginx.conf").read_text() == r.files["inference/nginx.conf"]
     assert len(written) == len(r.files)
+
+
+def _in_spec_folder(tmp_path: Path) -> Path:
+    """The default source directory (the spec's folder), holding what must never be sent."""
+    spec = _copy(tmp_path)
+    root = spec.parent
+    text = spec.read_text().replace("  source_directory: src\n", "")
+    spec.write_text(text.replace("path: model/weights.json", "path: model"))
+    shutil.copy(root / "src" / "score.py", root / "score.py")
+    (root / ".env").write_text("TOKEN=secret\n")
+    (root / "secret.yaml").write_text("kind: Secret\n")
+    (root / "deep").mkdir()
+    (root / "deep" / "server.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    (root / ".gitignore").write_text(".env\nsecret.yaml\n*.pem\n/src/\n")
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text("[core]\n")
+    (root / "key.conda-lock.yml").write_text("version: 1\n")
+    return spec
+
+
+def test_the_source_tree_leaves_out_secrets_git_the_spec_and_the_models(tmp_path: Path) -> None:
+    """.gitignore (no .amlignore) is honoured with git's syntax; .git, the spec's files, its
+    lock and the served models never enter the source layer, nor its hash part."""
+    spec = _in_spec_folder(tmp_path)
+    r = api.render_inference(spec, auto_lock=False)
+    source = [f.path for ctx in r.contexts if ctx.prefix == "inference/source" for f in ctx.files]
+    assert sorted(source) == [".gitignore", "conda.yaml", "noauth.yaml", "score.py"]
+    models = [f.path for ctx in r.contexts if ctx.prefix.startswith("inference/models/") for f in ctx.files]
+    assert models == ["model/weights.json"]
+    first = r.hash.hash
+    spec.write_text(spec.read_text().replace('version: "1"', 'version: "7"'))  # not hashed
+    spec.write_text(spec.read_text().replace("name: scorer", "name: scorer\ndescription: edited"))
+    (spec.parent / ".git" / "config").write_text("[core]\nbare = false\n")
+    (spec.parent / "key.conda-lock.yml").write_text("version: 2\n")
+    assert api.render_inference(spec, auto_lock=False).hash.hash == first
+
+
+def test_amlignore_wins_over_gitignore(tmp_path: Path) -> None:
+    spec = _in_spec_folder(tmp_path)
+    (spec.parent / ".amlignore").write_text("*.yaml\n/src\n")
+    r = api.render_inference(spec, auto_lock=False)
+    source = sorted(f.path for ctx in r.contexts if ctx.prefix == "inference/source" for f in ctx.files)
+    assert source == [".amlignore", ".env", ".gitignore", "deep/server.pem", "score.py"]
+
+
+def test_the_spec_folder_without_an_ignore_file_is_warned_about(tmp_path: Path, capsys) -> None:
+    spec = _in_spec_folder(tmp_path)
+    (spec.parent / ".gitignore").unlink()
+    api.render_inference(spec, auto_lock=False)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no .amlignore, .gitignore, .dockerignore" in err
+    (spec.parent / ".dockerignore").write_text("src\n")
+    api.render_inference(spec, auto_lock=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_modes_are_sent_readable_by_the_image_user(tmp_path: Path) -> None:
+    """umask 077: a 0600 score.py and model would be unreadable by uid 1000 after COPY."""
+    spec = _copy(tmp_path)
+    (spec.parent / "src" / "score.py").chmod(0o600)
+    (spec.parent / "model" / "weights.json").chmod(0o600)
+    r = api.render_inference(spec, auto_lock=False)
+    modes: dict[str, int] = {}
+    for ctx in r.contexts:
+        modes.update(ctx.read()[1])
+    assert modes["inference/source/score.py"] == 0o644
+    assert modes["inference/models/scaler/1/weights.json"] == 0o644
+
+
+def test_a_fifo_model_is_refused(tmp_path: Path) -> None:
+    import os
+
+    spec = _copy(tmp_path)
+    (spec.parent / "model" / "weights.json").unlink()
+    os.mkfifo(spec.parent / "model" / "weights.json")
+    spec.write_text(spec.read_text().replace("path: model/weights.json", "path: model"))
+    with pytest.raises(SpecError, match="not a regular file"):
+        api.render_inference(spec, auto_lock=False)
+
+
+def test_one_cap_over_the_source_tree_and_all_models(tmp_path: Path) -> None:
+    """Each part under the cap, together over it: refused before reading (sparse files)."""
+    from layerkit.render.usercontext import MAX_BYTES
+
+    spec = _copy(tmp_path)
+    root = spec.parent
+    with open(root / "src" / "big.bin", "wb") as f:
+        f.truncate(MAX_BYTES // 2)
+    (root / "big").mkdir()
+    with open(root / "big" / "weights.bin", "wb") as f:
+        f.truncate(MAX_BYTES // 2 + 1)
+    spec.write_text(spec.read_text() + "    - {name: big, path: big}\n")
+    with pytest.raises(SpecError, match=r"source tree and models .* holds more than 512 MiB"):
+        api.render_inference(spec, auto_lock=False)

@@ -293,11 +293,16 @@ def test_source_is_mounted_read_only_and_named_to_the_server(tmp_path: Path) -> 
     c = local.container_spec(_deployment(tmp_path, keys=None, source=src, gpu=1))
     [mount] = c.mounts
     assert (mount["Target"], mount["Source"], mount["ReadOnly"]) == (local.SOURCE_DIR, str(src), True)
+    # The app root is the mount: the server puts it first on sys.path (aml_blueprint), so the
+    # image's own /var/azureml-app must not be where helper modules are imported from.
     assert c.environment == (
+        f"AML_APP_ROOT={local.SOURCE_DIR}",
         f"AZUREML_SOURCE_DIRECTORY={local.SOURCE_DIR}",
         f"AZUREML_ENTRY_SCRIPT={local.SOURCE_DIR}/score.py",
     )
     assert [r["Count"] for r in c.device_requests] == [1]
+    assert c.working_dir == local.SOURCE_DIR
+    assert local.container_spec(_deployment(tmp_path, keys=None)).working_dir is None
     with pytest.raises(SpecError, match="not a directory"):
         local.container_spec(_deployment(tmp_path, source=tmp_path / "missing"))
 

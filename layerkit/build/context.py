@@ -69,6 +69,12 @@ class BuildContext:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
                 path.chmod(self._modes.get(name, 0o644))
+            # COPY keeps folder modes: one made 0700 under umask 077 would lock the image's uid out.
+            for name in self._files:
+                for folder in (self._dir / name).parents:
+                    if folder == self._dir:
+                        break
+                    folder.chmod(0o755)
             local_dirs = {"context": self._dir, "dockerfile": self._dir}
         self._session = Session(
             self._client, local_dirs=local_dirs, credentials=self._auth, secrets=self._secrets

@@ -195,7 +195,7 @@ def run_in_image(
     except docker.errors.DockerException as exc:
         api.close()
         raise _refused(exc, docker_host, gpu) or DaemonError(
-            f"Docker engine at {docker_host}: {_explain(exc)}"
+            f"Docker engine at {docker_host}: {explain(exc)}"
         ) from None
     cid = container["Id"]
     try:
@@ -214,7 +214,7 @@ def run_in_image(
         raise
     except docker.errors.DockerException as exc:
         raise _refused(exc, docker_host, gpu) or DaemonError(
-            f"running in {image} failed: {_explain(exc)}"
+            f"running in {image} failed: {explain(exc)}"
         ) from None
     finally:
         with contextlib.suppress(docker.errors.DockerException):
@@ -232,7 +232,7 @@ def engine_client(docker_host: str) -> Any:
     try:
         return docker.APIClient(base_url=docker_host, timeout=600)
     except docker.errors.DockerException as exc:
-        raise DaemonError(no_engine(docker_host, _explain(exc))) from None
+        raise DaemonError(no_engine(docker_host, explain(exc))) from None
 
 
 def _has_image(api: object, image: str) -> bool:
@@ -245,7 +245,7 @@ def _has_image(api: object, image: str) -> bool:
     return True
 
 
-def _explain(exc: Exception) -> str:
+def explain(exc: Exception) -> str:
     text = str(exc)
     explanation = getattr(exc, "explanation", None)
     return " ".join((str(explanation) if explanation else text).split())  # one line
@@ -255,7 +255,7 @@ def _refused(exc: Exception, docker_host: str, gpu: bool) -> DaemonError | None:
     """A GPU request the engine cannot serve, said plainly: dockerd refuses DeviceRequests with `could not select device
     driver "" with capabilities: [[gpu]]` when no device driver (the NVIDIA Container Toolkit)
     is registered for GPUs."""
-    why = _explain(exc)
+    why = explain(exc)
     if not gpu or "could not select device driver" not in why:
         return None
     return DaemonError(

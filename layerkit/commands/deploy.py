@@ -2,7 +2,7 @@
 
   layerkit deploy SPEC -o DIR --image REF [--autoscaler knative|hpa]   kustomize-ready manifests
   layerkit deploy plan SPEC --rps R --request-seconds S [--json]        replicas needed
-  layerkit deploy keys SPEC                                             a new keys Secret, on stdout
+  layerkit deploy keys SPEC [--keep FILE [--rotate K]]                  a keys Secret, on stdout
 
 One command with two words before SPEC rather than three commands: the three read the same
 section, and `deploy keys` belongs beside the manifests that reference its Secret.
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 USAGE = """\
 layerkit deploy SPEC -o DIR --image REF [--autoscaler {knative,hpa}] [--name NAME]
        layerkit deploy plan SPEC --rps R --request-seconds S [--json]
-       layerkit deploy keys SPEC [--name NAME]"""
+       layerkit deploy keys SPEC [--name NAME] [--keep FILE [--rotate primary|secondary]]"""
 _ACTIONS = ("plan", "keys")
 
 
@@ -42,6 +42,9 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="manifests: knative (default; scales on busy replicas, as Azure) or hpa (CPU; no Knative)",
     )
     p.add_argument("--name", help="manifests, keys: the service's name (default: the spec's name)")
+    p.add_argument("--keep", type=Path, metavar="FILE",
+                   help="keys: keep the keys of this Secret file (an earlier `deploy keys`); default: both new")  # fmt: skip
+    p.add_argument("--rotate", choices=("primary", "secondary"), help="keys: with --keep, make this key new")
     p.add_argument("--rps", type=float, metavar="R", help="plan: requests per second to serve")
     p.add_argument("--request-seconds", type=float, metavar="S", help="plan: seconds one request takes")
     p.add_argument("--json", action="store_true", help="plan: a JSON document on stdout")
@@ -60,7 +63,7 @@ def _spec(words: list[str]) -> tuple[str, Path]:
 def _refuse_options(args: argparse.Namespace, action: str) -> None:
     """An option of another action is a mistake worth saying, not ignoring."""
     owners = {"output": "manifests", "image": "manifests", "rps": "plan", "request_seconds": "plan",
-              "json": "plan"}  # fmt: skip
+              "json": "plan", "keep": "keys", "rotate": "keys"}  # fmt: skip
     for dest, owner in owners.items():
         if owner != action and getattr(args, dest) not in (None, False):
             flag = "-o" if dest == "output" else "--" + dest.replace("_", "-")
@@ -87,9 +90,11 @@ def run(args: argparse.Namespace) -> int:
 
     name = manifests.service_name(args.name, checked.resolved)
     if action == "keys":
-        out(manifests.keys_secret(name, serve))
-        warn(args, [f"layerkit: the Secret '{name}-keys' holds new keys; apply it with `kubectl apply -f -` "
-                    "and keep it out of git"])  # fmt: skip
+        keep = manifests.read_keys(args.keep) if args.keep is not None else None
+        out(manifests.keys_secret(name, serve, keep, args.rotate))
+        new = "new keys" if keep is None else (f"a new {args.rotate} key" if args.rotate else "the kept keys")
+        warn(args, [f"layerkit: the Secret '{name}-keys' holds {new}; apply it with `kubectl apply -f -` "
+                    "and keep it out of git (and out of serve.source_directory)"])  # fmt: skip
         return 0
     if args.output is None or args.image is None:
         raise SpecError("writing manifests needs -o DIR and --image REF")

@@ -24,7 +24,10 @@ LABEL = "io.layerkit.serve"
 # layerkit's CI and some rootless setups do), and served models do not share a network with
 # the user's other containers.
 NETWORK = "layerkit-serve"
-SOURCE_DIR = "/var/layerkit/source"  # where --source is mounted (AZUREML_SOURCE_DIRECTORY)
+# Where --source is mounted: beside the image's /var/azureml-app, not over it (the models sit
+# below that). AML_APP_ROOT names it too: the server puts the app root first on sys.path, so
+# the image's copies of the user's helper modules would otherwise shadow the mounted ones.
+SOURCE_DIR = "/var/layerkit/source"
 LOG_TAIL = 30  # lines of the container's log shown when it fails to start
 ERROR_SCAN = 400  # lines of each stream searched for what init() raised
 LOOPBACK = "127.0.0.1"
@@ -79,6 +82,7 @@ class ContainerSpec:
     network: str
     port_bindings: dict[int, tuple[str, int | None]]  # container port -> (address, host port)
     device_requests: tuple[Any, ...]  # docker.types.DeviceRequest
+    working_dir: str | None = None  # None: the image's WORKDIR
 
 
 def container_spec(d: Deployment) -> ContainerSpec:
@@ -97,6 +101,7 @@ def container_spec(d: Deployment) -> ContainerSpec:
         mounts.append(Mount(SOURCE_DIR, str(source), type="bind", read_only=True))
         # The image names both (render/inference.py); the server reads the script by its path.
         env += [
+            f"AML_APP_ROOT={SOURCE_DIR}",
             f"AZUREML_SOURCE_DIRECTORY={SOURCE_DIR}",
             f"AZUREML_ENTRY_SCRIPT={SOURCE_DIR}/{d.entry_script}",
         ]
@@ -108,6 +113,7 @@ def container_spec(d: Deployment) -> ContainerSpec:
         mounts=tuple(mounts),
         port_bindings={d.port: (d.bind, d.host_port or None)},
         device_requests=(DeviceRequest(count=d.gpu, capabilities=[["gpu"]]),) if d.gpu else (),
+        working_dir=SOURCE_DIR if d.source is not None else None,
     )
 
 
@@ -124,12 +130,12 @@ class LocalEngine:
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         import docker
 
-        from layerkit.build.runner import _explain
+        from layerkit.build.runner import explain
 
         try:
             return fn(*args, **kw)
         except docker.errors.DockerException as exc:
-            raise DaemonError(f"Docker engine at {self.docker_host}: {what}: {_explain(exc)}") from None
+            raise DaemonError(f"Docker engine at {self.docker_host}: {what}: {explain(exc)}") from None
 
     def containers(self, name: str) -> list[str]:
         found = self._call(
@@ -174,6 +180,7 @@ class LocalEngine:
             labels=c.labels,
             ports=list(c.port_bindings),
             environment=list(c.environment),
+            working_dir=c.working_dir,
             host_config=host,
         )
         cid = str(created["Id"])
@@ -202,10 +209,10 @@ class LocalEngine:
             self._api.create_network(name, driver="bridge", labels={LABEL: ""})
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: it exists now
-                from layerkit.build.runner import _explain
+                from layerkit.build.runner import explain
 
                 raise DaemonError(
-                    f"Docker engine at {self.docker_host}: creating network {name}: {_explain(exc)}"
+                    f"Docker engine at {self.docker_host}: creating network {name}: {explain(exc)}"
                 ) from None
 
     def _failed(self, d: Deployment, cid: str, outcome: readiness.Outcome, timeout: float) -> ServeFailed:

@@ -157,11 +157,13 @@ def knative_service(req: Request, s: ServeSettings) -> Doc:
 
 
 def deployment(req: Request, s: ServeSettings) -> Doc:
-    replicas = s.autoscale_min_replicas if s.autoscale_enabled else (s.num_replicas or 1)
     selector = {"matchLabels": _labels(req.name)}
     template = {"metadata": {"labels": _labels(req.name)}, "spec": pod_spec(req, s, knative=False)}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(req.name),
-            "spec": {"replicas": replicas, "selector": selector, "template": template}}  # fmt: skip
+    spec: Doc = {"selector": selector, "template": template}
+    if not s.autoscale_enabled:
+        # With an HPA, no replicas: each `kubectl apply` would reset the scale the HPA set.
+        spec["replicas"] = s.num_replicas or 1
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(req.name), "spec": spec}
 
 
 def service(req: Request) -> Doc:
@@ -258,14 +260,54 @@ def write(folder: Path, req: Request, r: Resolved) -> Written:
     return Written(tuple(folder / n for n in docs), tuple(warnings))
 
 
-def keys_secret(name: str, s: ServeSettings) -> str:
-    """A Secret with two new keys, for stdout only: never written into the manifests' folder."""
+def keys_secret(
+    name: str, s: ServeSettings, keep: dict[str, str] | None = None, rotate: str | None = None
+) -> str:
+    """The keys Secret, for stdout only (never written into the manifests' folder). `keep`: the
+    keys of an earlier Secret, kept but for `rotate`; without it both keys are new."""
     if s.auth != "key":
         raise SpecError("serve.auth is not 'key': the service takes no keys")
+    if rotate is not None and keep is None:
+        raise SpecError(
+            "--rotate needs --keep FILE (the Secret whose other key stays); without it both keys are new"
+        )
     meta: Doc = {"name": f"{name}-keys", "labels": _labels(name)}
     if s.namespace:
         meta["namespace"] = s.namespace
-    data = {k: secrets.token_urlsafe(32) for k in KEY_NAMES}
+    data = {k: (keep or {}).get(k) if k != rotate and keep else secrets.token_urlsafe(32) for k in KEY_NAMES}
     return dump(
         {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "stringData": data}
     )
+
+
+def read_keys(path: Path) -> dict[str, str]:
+    """primary and secondary of a Secret file: as `deploy keys` writes it (stringData) or as
+    `kubectl get secret -o yaml` prints it (data, base64)."""
+    import base64
+    import binascii
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    from layerkit import inputs
+
+    text = inputs.read_text(path, "keys Secret")
+    try:
+        doc = YAML(typ="safe", pure=True).load(text)
+    except YAMLError:
+        raise SpecError(f"--keep {path}: not YAML") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "Secret":
+        raise SpecError(f"--keep {path}: not a Kubernetes Secret")
+    plain, encoded = doc.get("stringData") or {}, doc.get("data") or {}
+    out: dict[str, str] = {}
+    for k in KEY_NAMES:
+        value = plain.get(k) if isinstance(plain, dict) else None
+        if value is None and isinstance(encoded, dict) and isinstance(encoded.get(k), str):
+            try:
+                value = base64.b64decode(encoded[k], validate=True).decode("ascii")
+            except (binascii.Error, UnicodeDecodeError):
+                raise SpecError(f"--keep {path}: data.{k} is not base64 of a key") from None
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-]{16,}", value):
+            raise SpecError(f"--keep {path}: no {k} key (letters, digits, - and _, 16 or more)")
+        out[k] = value
+    return out

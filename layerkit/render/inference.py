@@ -5,7 +5,9 @@ as they are. The stage adds, in the order that keeps layers cached (what changes
 the models, each in a layer of its own (COPY) under AZUREML_MODEL_DIR/<name>/<version>/ as
 Azure places them; nginx's config (render/nginxconf.py) and layerkit's entrypoint
 (templates/layerkit-serve); then the source tree (source_directory, less what its .amlignore,
-else .dockerignore, leaves out) under /var/azureml-app, where azmlinfsrv reads it.
+else .gitignore, else .dockerignore leaves out; never .git, the spec's files or the models)
+under /var/azureml-app, where azmlinfsrv reads it. Modes are sent as a+rX: the server runs as
+the image's uid, whatever the files' owner on the host.
 The server itself is a pip dependency of the environment (`extends: [layerkit:inference]`),
 locked or pinned like any other: it is checked for here, never installed by this stage.
 """
@@ -13,11 +15,12 @@ locked or pinned like any other: it is checked for here, never installed by this
 from __future__ import annotations
 
 import hashlib
+import os
 import stat as st
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from layerkit import inputs
 from layerkit.errors import Position, SpecError
 from layerkit.render import nginxconf
 from layerkit.render.blocks.dockerfile import (
@@ -35,7 +38,7 @@ from layerkit.render.blocks.dockerfile import (
 )
 from layerkit.render.blocks.installer import ENV_PREFIX
 from layerkit.render.envvars import quote
-from layerkit.render.usercontext import ContextFile, UserContext, collect
+from layerkit.render.usercontext import Budget, ContextFile, UserContext, collect, read_file
 from layerkit.spec import pip as P
 from layerkit.spec.merge import Resolved
 from layerkit.spec.serve import ServeSettings, settings
@@ -49,7 +52,8 @@ NGINX_CONF = "/etc/layerkit/nginx.conf"
 SERVER = "azureml-inference-server-http"
 DEFAULT_VERSION = "1"  # a model without a version: Azure numbers versions from 1
 PREFIX = "inference"  # where the stage's files sit in the sent context
-IGNORE_FILES = (".amlignore", ".dockerignore")  # Azure ML's own ignore file first
+# Azure ML's order: its own ignore file, else the project's .gitignore; .dockerignore last.
+IGNORE_FILES = (".amlignore", ".gitignore", ".dockerignore")
 SERVE_SCRIPT = "layerkit-serve"
 
 
@@ -89,7 +93,7 @@ def _folder_of(r: Resolved, key: tuple[str | int, ...]) -> Path:
     return root.resolve().parent
 
 
-def _model_files(path: Path, prefix: str, loc: Position) -> UserContext:
+def _model_files(path: Path, prefix: str, loc: Position, budget: Budget) -> UserContext:
     """A model file, or every file below a model folder, under its own name (as Azure keeps it)."""
     from layerkit.ignorefiles import walk
 
@@ -104,10 +108,36 @@ def _model_files(path: Path, prefix: str, loc: Position) -> UserContext:
         full = path.parent / rel
         if not st.S_ISREG(info.st_mode):
             raise SpecError(f"{full} in a model is not a regular file (a symlink or device)", loc)
-        inputs.note(full)
-        digest = hashlib.sha256(full.read_bytes()).hexdigest()
-        files.append(ContextFile(rel, st.S_IMODE(info.st_mode) & 0o777, digest))
+        budget.add(info.st_size, loc)
+        body = read_file(full, loc)  # the one reader: a FIFO swapped in after lstat is refused
+        budget.add(len(body) - info.st_size, loc)
+        files.append(ContextFile(rel, readable(info.st_mode), hashlib.sha256(body).hexdigest()))
     return UserContext(path.parent, tuple(files), prefix)
+
+
+def readable(mode: int) -> int:
+    """a+rX: the server runs as the image's uid, not the file's owner; a 0600 score.py or model
+    saved under umask 077 must still be readable there (COPY keeps the sent mode)."""
+    bits = st.S_IMODE(mode) & 0o777
+    return bits | 0o444 | (0o111 if bits & 0o111 else 0)
+
+
+def _kept_out(r: Resolved, root: Path, model_paths: list[Path]) -> frozenset[str]:
+    """Paths under the source root that never enter the image: .git, the spec's own files
+    (its layers and their locks: not the app's, and their edits must not move the hash) and
+    the models, which have layers of their own."""
+    own: list[Path] = []
+    for layer in r.layers:
+        if layer.path is not None:
+            spec = layer.path.resolve()
+            stem = spec.name.rsplit(".", 1)[0] if "." in spec.name else spec.name
+            own += [spec, spec.with_name(f"{stem}.conda-lock.yml")]  # pipeline.default_lock_path
+    out = {".git"}
+    for path in (*own, *model_paths):
+        rel = os.path.relpath(path.resolve(), root)
+        if rel != "." and not rel.startswith(".."):
+            out.add(rel.replace(os.sep, "/"))
+    return frozenset(out)
 
 
 def has_server(checked: Checked) -> bool:
@@ -128,20 +158,28 @@ def inference_plan(checked: Checked) -> InferencePlan:
     if not has_server(checked):
         raise SpecError(f"the environment has no {SERVER}: add `extends: [layerkit:inference]` (the server "
                         "as a pip dependency, locked like the others)", r.root.loc(()))  # fmt: skip
-    source_root = _folder_of(r, ("source_directory",)) / (s.source_directory or ".")
+    source_root = (_folder_of(r, ("source_directory",)) / (s.source_directory or ".")).resolve()
+    budget = Budget("the inference image's source tree and models", source_root)
+    model_paths = [_folder_of(r, ("models", i, "path")) / m.path for i, m in enumerate(s.models)]
+    spec_dir = r.root.path.resolve().parent if r.root.path is not None else None
+    if source_root == spec_dir and not any((source_root / n).is_file() for n in IGNORE_FILES):
+        print(f"warning: the source directory {source_root} is the spec's folder and has no "
+              f"{', '.join(IGNORE_FILES)}: every file in it enters the image", file=sys.stderr)  # fmt: skip
     source = collect(
         source_root, r.loc(("serve", "source_directory")), ignore_files=IGNORE_FILES,
         prefix=f"{PREFIX}/source", what="the source directory",
+        skip=_kept_out(r, source_root, model_paths), budget=budget,
     )  # fmt: skip
+    source = UserContext(source.root, tuple(ContextFile(f.path, readable(f.mode), f.sha256)
+                                            for f in source.files), source.prefix)  # fmt: skip
     if s.entry_script not in {f.path for f in source.files}:
         raise SpecError(f"entry script {s.entry_script} is not in the source directory {source_root} "
                         "(or its ignore file leaves it out)", r.loc(("serve", "entry_script")))  # fmt: skip
     models = []
     for i, m in enumerate(s.models):
         version = m.version or DEFAULT_VERSION
-        path = _folder_of(r, ("models", i, "path")) / m.path
         prefix = f"{PREFIX}/models/{m.name}/{version}"
-        files = _model_files(path, prefix, r.loc(("serve", "models", i, "path")))
+        files = _model_files(model_paths[i], prefix, r.loc(("serve", "models", i, "path")), budget)
         models.append(ServedFiles(m.name, version, f"{MODEL_DIR}/{m.name}/{version}/", files))
     python = f"{ENV_PREFIX}/bin/python"  # the conda env's, or the venv on the base's Python
     script = (data_dir("templates") / SERVE_SCRIPT).read_text(encoding="utf-8")

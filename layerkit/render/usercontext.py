@@ -20,6 +20,22 @@ from layerkit.errors import Position, SpecError
 
 PREFIX = "user-context"  # where the user's files sit in the context layerkit sends
 MAX_BYTES = 512 * 1024 * 1024  # a context this large belongs in an image of its own
+GIT_SYNTAX = frozenset({".gitignore", ".amlignore"})  # Azure ML reads .amlignore as git does
+
+
+class Budget:
+    """One running total of bytes read against MAX_BYTES, shared by the collections that go
+    into one sent context (the inference stage's source tree and every model)."""
+
+    def __init__(self, what: str, root: Path) -> None:
+        self.total = 0
+        self.what = what
+        self.root = root
+
+    def add(self, size: int, loc: Position | None) -> None:
+        self.total += size
+        if self.total > MAX_BYTES:
+            raise SpecError(_too_large(self.what, self.root), loc)
 
 
 @dataclass(frozen=True)
@@ -44,7 +60,7 @@ class UserContext:
         modes: dict[str, int] = {}
         for f in self.files:
             path = self.root / f.path
-            body = _read(path)
+            body = read_file(path)
             if hashlib.sha256(body).hexdigest() != f.sha256:
                 raise SpecError(f"{path} changed after the environment was rendered; render and build again")
             data[f"{self.prefix}/{f.path}"] = body
@@ -59,10 +75,14 @@ def collect(
     ignore_files: tuple[str, ...] = (".dockerignore",),
     prefix: str = PREFIX,
     what: str = "the base Dockerfile's build context",
+    skip: frozenset[str] = frozenset(),
+    budget: Budget | None = None,
 ) -> UserContext:
     """List the files of `root` that its ignore file keeps (symlinks and specials refused):
-    the first of `ignore_files` present, read with .dockerignore's syntax."""
-    from layerkit.ignorefiles import walk
+    the first of `ignore_files` present, .gitignore and .amlignore read with git's syntax, the
+    others with .dockerignore's. `skip`: paths (and what is below them) never listed, whatever
+    the ignore file re-includes. `budget`: a total shared with other collections."""
+    from layerkit.ignorefiles import gitignore_patterns, walk
 
     if not root.is_dir():
         raise SpecError(f"{what} {root} is not a folder", loc)
@@ -71,11 +91,13 @@ def collect(
         ignore = root / name
         if ignore.is_file():
             patterns = inputs.read_bytes(ignore, name, loc).decode("utf-8", "replace").splitlines()
+            if name in GIT_SYNTAX:
+                patterns = gitignore_patterns(patterns)
             break
     files: list[ContextFile] = []
-    total = 0
+    budget = budget or Budget(what, root)
     for rel, info in walk(root, excludes=patterns):
-        if st.S_ISDIR(info.st_mode):
+        if st.S_ISDIR(info.st_mode) or _skipped(rel, skip):
             continue
         path = root / rel
         if not st.S_ISREG(info.st_mode):
@@ -84,20 +106,21 @@ def collect(
                 "itself, or list it in .dockerignore",
                 loc,
             )
-        total += info.st_size
-        if total > MAX_BYTES:
-            raise SpecError(_too_large(what, root), loc)
-        body = _read(path, loc)
-        total += len(body) - info.st_size  # what was read, should the file have changed since lstat
-        if total > MAX_BYTES:
-            raise SpecError(_too_large(what, root), loc)
+        budget.add(info.st_size, loc)
+        body = read_file(path, loc)
+        budget.add(len(body) - info.st_size, loc)  # what was read, had the file changed since lstat
         digest = hashlib.sha256(body).hexdigest()
         mode = st.S_IMODE(info.st_mode) & 0o777
         files.append(ContextFile(rel, mode, digest))
     return UserContext(root, tuple(files), prefix)
 
 
-def _read(path: Path, loc: Position | None = None) -> bytes:
+def _skipped(rel: str, skip: frozenset[str]) -> bool:
+    parts = rel.split("/")
+    return any("/".join(parts[: i + 1]) in skip for i in range(len(parts)))
+
+
+def read_file(path: Path, loc: Position | None = None) -> bytes:
     """Through the one reader: a file swapped for a FIFO or a device after walk's lstat is
     refused, not read forever. The cap is the whole context's: one model file may be most of it."""
     hint = "; copy the file itself, or list it in .dockerignore"

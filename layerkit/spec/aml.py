@@ -67,7 +67,7 @@ def v2(data: dict[str, Any], out: _Out, base_dir: Path, warnings: list[str]) -> 
     else:
         # Azure builds nothing on an image-only environment: it runs the image as it is.
         out.put(("user_managed",), True, ("image",) if image is not None else ("build",), children=False)
-    _routes(data.get("inference_config"), out, warnings)
+    _routes(data.get("inference_config"), out)
 
 
 def _build(build: Any, out: _Out, base_dir: Path) -> None:
@@ -89,7 +89,9 @@ def _build(build: Any, out: _Out, base_dir: Path) -> None:
     out.put(("base", "context"), folder, ("build", "path"), children=False)
 
 
-def _routes(cfg: Any, out: _Out, warnings: list[str]) -> None:
+def _routes(cfg: Any, out: _Out) -> None:
+    """Azure's routes of {path, port} become serve.*_route and serve.port: the image's nginx
+    listens on one port, so routes on different ports cannot be served as written."""
     from layerkit.spec import importers as I
 
     if cfg is None:
@@ -97,18 +99,26 @@ def _routes(cfg: Any, out: _Out, warnings: list[str]) -> None:
     if not isinstance(cfg, dict):
         raise SpecError("'inference_config' must be a mapping", out.loc(("inference_config",)))
     I._check_keys(cfg, set(_V2_ROUTES), ("inference_config",), out)
+    port: tuple[Any, Key] | None = None
     for route in _V2_ROUTES:
         value = cfg.get(route)
         if value is None:
             continue
+        at: Key = ("inference_config", route)
         if not isinstance(value, dict):
-            raise SpecError(f"inference_config.{route} must be a mapping of path and port",
-                            out.loc(("inference_config", route)))  # fmt: skip
-        I._check_keys(value, {"path", "port"}, ("inference_config", route), out)
-    warnings.append(
-        f"{out.loc(('inference_config',))}: warning: inference_config routes are read by the serving "
-        "platform, not built into the image; layerkit checks them and leaves them out of the hash"
-    )
+            raise SpecError(f"inference_config.{route} must be a mapping of path and port", out.loc(at))
+        I._check_keys(value, {"path", "port"}, at, out)
+        if value.get("path") is not None:
+            out.put(("serve", route), value["path"], (*at, "path"))
+        if value.get("port") is None:
+            continue
+        if port is not None and value["port"] != port[0]:
+            raise SpecError(f"inference_config.{route}.port {value['port']} differs from "
+                            f"{'.'.join(map(str, port[1]))} {port[0]}: layerkit's image serves every "
+                            "route on one port (serve.port)", out.loc((*at, "port")))  # fmt: skip
+        if port is None:
+            port = (value["port"], (*at, "port"))
+            out.put(("serve", "port"), value["port"], port[1])
 
 
 def inference(data: dict[str, Any], out: _Out, base_dir: Path, warnings: list[str]) -> None:

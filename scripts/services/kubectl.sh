@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# kubectl 1.32 (Debian 13 "trixie": the kubectl package, with kustomize built in)
+# unpacked into a private prefix on a Debian 12 machine, no system upgrade (how: trixie.sh).
+# tests/test_deploy.py renders `layerkit deploy`'s folder with `kubectl kustomize`; it finds
+# the binary through $LAYERKIT_KUBECTL, PATH, or this prefix, and fails without it when CI=1.
+#
+#   kubectl.sh          fetch + unpack once; print the binary's path (a second run does nothing)
+set -euo pipefail
+
+cache_dir=${LAYERKIT_CACHE:-$HOME/.cache/layerkit}
+prefix=$cache_dir/tools/kubectl
+bin=$prefix/usr/bin/kubectl
+
+if [[ -f $prefix/.complete && -x $bin ]]; then echo "$bin"; exit 0; fi
+
+# shellcheck source=trixie.sh
+source "$(dirname "${BASH_SOURCE[0]}")/trixie.sh"
+
+finish() {
+  # No cluster is contacted: --client prints only the binary's own version.
+  "$1/usr/bin/kubectl" version --client >&2
+}
+trixie_unpack "$prefix" finish kubectl
+echo "$bin"
