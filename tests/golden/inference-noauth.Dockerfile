@@ -44,4 +44,4 @@ EXPOSE 8080
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="1d1f494aaff44f0f70cc147a1e69b41eef9ae2bc5a57d9ec10370c7d6b7b8be8" \
-      io.layerkit.inference.hash="ee963ad0b5d0d774b5232f90fb73f70cc71e39a3c9ebd9b166fb72d9c9f0c26b"
+      io.layerkit.inference.hash="5522873cd6d8709d3f5a9aa840cdbe9d6967c49494958131e8b6f7ccc5b71f9d"
