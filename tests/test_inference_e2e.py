@@ -114,6 +114,7 @@ def test_inference_image_serves_with_keys(
                 {"name": "secondary", "path": "/score", "key": SECONDARY, "body": SCORE},
                 {"name": "none", "path": "/score", "body": SCORE},
                 {"name": "wrong", "path": "/score", "key": "not-a-key", "body": SCORE},
+                {"name": "flipped", "path": "/score", "key": PRIMARY.swapcase(), "body": SCORE},
                 {"name": "other path, no key", "path": "/swagger.json"},
                 {"name": "101 MB", "path": "/score", "key": PRIMARY, "size": 101 * 1000 * 1000},
             ])  # fmt: skip
@@ -124,6 +125,7 @@ def test_inference_image_serves_with_keys(
                 # The response is the model's: init() read weights.json from AZUREML_MODEL_DIR.
                 assert json.loads(body) == {"scaled": [3, 6], "model": "scaler-v1"}
             assert got["none"][0] == 401 and got["wrong"][0] == 401
+            assert got["flipped"][0] == 401  # nginx's map would compare exact strings ignoring case
             assert got["other path, no key"][0] == 401
             assert got["101 MB"][0] == 413
             # The server itself listens on loopback only: nothing reaches it past nginx.
@@ -131,17 +133,20 @@ def test_inference_image_serves_with_keys(
             listening = {f.split()[1] for f in tcp.splitlines()[1:] if f.split()[3] == "0A"}
             assert "0100007F:7A4F" in listening and "00000000:7A4F" not in listening, tcp  # 31311
             # A regenerated key works after `layerkit-serve reload`; the old one no longer does.
-            new = "regenerated-key_42"
+            new = "regenerated.key+42"  # regex characters in a key are matched as themselves
             (keys / "primary").chmod(0o644)
             (keys / "primary").write_text(new + "\n")
             code, out = container.exec_run(["/usr/local/bin/layerkit-serve", "reload"])
             assert code == 0, out.decode(errors="replace")
             after = _ask(container, [
                 {"name": "new", "path": "/score", "key": new, "body": SCORE},
+                {"name": "dot as any", "path": "/score", "key": "regeneratedXkey+42", "body": SCORE},
+                {"name": "plus as repeat", "path": "/score", "key": "regenerated.keyy42", "body": SCORE},
                 {"name": "old", "path": "/score", "key": PRIMARY, "body": SCORE},
                 {"name": "secondary", "path": "/score", "key": SECONDARY, "body": SCORE},
             ])  # fmt: skip
-            assert [after[n][0] for n in ("new", "old", "secondary")] == [200, 401, 200], after
+            names = ("new", "old", "secondary", "dot as any", "plus as repeat")
+            assert [after[n][0] for n in names] == [200, 401, 200, 401, 401], after
         finally:
             container.remove(force=True)
     finally:
@@ -173,6 +178,43 @@ def test_without_keys_the_container_refuses_to_start(built: tuple[BuildResult, P
             logs = out.logs().decode(errors="replace")
             assert status["StatusCode"] == 2, logs
             assert "has no key" in logs
+        finally:
+            out.remove(force=True)
+    finally:
+        client.close()
+
+
+def test_equal_keys_are_one_key_and_a_bad_one_is_refused_without_printing_it(
+    built: tuple[BuildResult, Path], services: Services, tmp_path: Path
+) -> None:
+    result, _ = built
+    client = docker.DockerClient(base_url=services.docker_host)
+    try:
+        client.images.pull(result.image)
+        same = _keys(tmp_path / "same", PRIMARY, PRIMARY)
+        container = client.containers.run(
+            result.image, detach=True, network_mode="none",
+            volumes={str(same): {"bind": "/var/run/layerkit/keys", "mode": "ro"}},
+        )  # fmt: skip
+        try:
+            _wait_ready(container)
+            got = _ask(container, [{"name": "same", "path": "/score", "key": PRIMARY, "body": SCORE}])
+            assert got["same"][0] == 200, got
+            assert PRIMARY not in container.logs().decode(errors="replace")
+        finally:
+            container.remove(force=True)
+        bad = "bad-key;with-a-semicolon"
+        refused = _keys(tmp_path / "bad", PRIMARY, bad)
+        out = client.containers.run(
+            result.image, network_mode="none", remove=False, detach=True,
+            volumes={str(refused): {"bind": "/var/run/layerkit/keys", "mode": "ro"}},
+        )  # fmt: skip
+        try:
+            status = out.wait(timeout=300)
+            logs = out.logs().decode(errors="replace")
+            assert status["StatusCode"] == 2, logs
+            assert "/var/run/layerkit/keys/secondary: a key is one or more of" in logs
+            assert bad not in logs and PRIMARY not in logs
         finally:
             out.remove(force=True)
     finally:
