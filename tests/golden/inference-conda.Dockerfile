@@ -57,4 +57,4 @@ EXPOSE 5001
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="bb280114f80f03e0dd78c32c0d8d459fba723234e2d53e73b3fb81d3c844b104" \
-      io.layerkit.inference.hash="58ead13a8ce9a7fd058b08227cf2c344e1ad67404c1118e2a9a7e8bf9da4b4a6"
+      io.layerkit.inference.hash="2a1b4b00e786ab7e2ec7efcf4a6a1aa1b1070bfd8e8af66b8130a1c938a3b44b"

@@ -44,4 +44,4 @@ EXPOSE 8080
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="1d1f494aaff44f0f70cc147a1e69b41eef9ae2bc5a57d9ec10370c7d6b7b8be8" \
-      io.layerkit.inference.hash="5522873cd6d8709d3f5a9aa840cdbe9d6967c49494958131e8b6f7ccc5b71f9d"
+      io.layerkit.inference.hash="950ce7c9e02f585a211a6f63c2d949d6b0a1db9e8145a34347069d183ce10392"
