@@ -14,6 +14,7 @@ from pathlib import Path
 import docker
 import fixtures_channels as fx
 import pytest
+from docker.models.containers import Container
 from fixtures_inference import CLIENT, inference_base, inference_wheelhouse
 from fixtures_services import Services
 
@@ -58,6 +59,16 @@ def built(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield _build(spec, services), spec
     finally:
         stop()
+
+
+def _listening(container: Container) -> set[str]:
+    """The container's listening TCP sockets (v4 and v6) as /proc shows them, ADDR:PORT in hex."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        text = container.exec_run(["cat", table]).output.decode()
+        rows = [line.split() for line in text.splitlines()[1:]]
+        found |= {row[1] for row in rows if len(row) > 3 and row[3] == "0A"}
+    return found
 
 
 def _keys(folder: Path, primary: str, secondary: str) -> Path:
@@ -128,10 +139,11 @@ def test_inference_image_serves_with_keys(
             assert got["flipped"][0] == 401  # nginx's map would compare exact strings ignoring case
             assert got["other path, no key"][0] == 401
             assert got["101 MB"][0] == 413
-            # The server itself listens on loopback only: nothing reaches it past nginx.
-            tcp = container.exec_run(["cat", "/proc/net/tcp"]).output.decode()
-            listening = {f.split()[1] for f in tcp.splitlines()[1:] if f.split()[3] == "0A"}
-            assert "0100007F:7A4F" in listening and "00000000:7A4F" not in listening, tcp  # 31311
+            # The server listens on a unix socket, on no TCP port: nothing reaches it past nginx,
+            # even when the container is on the host's network.
+            assert _listening(container) == {"00000000:1389"}  # nginx on 5001
+            unix = container.exec_run(["cat", "/proc/net/unix"]).output.decode()
+            assert "/tmp/layerkit-serve/server:31311" in unix, unix
             # A regenerated key works after `layerkit-serve reload`; the old one no longer does.
             new = "regenerated.key+42"  # regex characters in a key are matched as themselves
             (keys / "primary").chmod(0o644)
@@ -279,9 +291,9 @@ def test_ports_move_at_run_time_and_goldens_pass_the_real_nginx(
                 {"name": "no key", "path": "/score", "body": SCORE},
             ], port=6001)  # fmt: skip
             assert [got[n][0] for n in ("live", "score", "no key")] == [200, 200, 401], got
-            tcp = container.exec_run(["cat", "/proc/net/tcp"]).output.decode()
-            listening = {f.split()[1] for f in tcp.splitlines()[1:] if f.split()[3] == "0A"}
-            assert {"00000000:1771", "0100007F:7AA8"} <= listening, tcp  # 6001 (nginx), 31400 (server)
+            assert _listening(container) == {"00000000:1771"}  # 6001: nginx only
+            unix = container.exec_run(["cat", "/proc/net/unix"]).output.decode()
+            assert "/tmp/layerkit-serve/server:31400" in unix, unix
             assert container.put_archive("/tmp", archive.getvalue())
             for path in goldens:
                 code, out = container.exec_run(["nginx", "-t", "-e", "stderr", "-c", f"/tmp/{path.name}"])

@@ -3,8 +3,9 @@
 azureml-inference-server-http has no auth of its own (Azure's front end does it), so nginx
 from the distro (Azure's inference bases ship it) stands in front, as the contract with
 `layerkit serve` says (README "Deploying"):
-- it listens on serve.port and proxies to the server on 127.0.0.1:SERVER_PORT; both are the
-  image's defaults ($LAYERKIT_PORT, $LAYERKIT_SERVER_PORT), which templates/layerkit-serve
+- it listens on serve.port and proxies to the server on a unix socket named after
+  SERVER_PORT (never TCP: on the host's network that would be open to every local user
+  without a key); both ports are the image's defaults ($LAYERKIT_PORT, $LAYERKIT_SERVER_PORT), which templates/layerkit-serve
   writes into LISTEN_CONF and UPSTREAM_CONF at start, so a container on the host's network
   can take other ports (`docker run -e LAYERKIT_PORT=...`) without a new image;
 - the liveness and readiness routes answer without a key (probes cannot carry one) and map
@@ -24,11 +25,11 @@ from __future__ import annotations
 from layerkit.errors import SpecError
 from layerkit.spec.serve import ServeSettings
 
-SERVER_PORT = 31311  # azmlinfsrv's port inside the container (loopback only)
+SERVER_PORT = 31311  # azmlinfsrv's "port": its socket is RUN_DIR/server:PORT
 RUN_DIR = "/tmp/layerkit-serve"  # nginx's pid, temp files and the key map: writable by any user
 KEYS_CONF = f"{RUN_DIR}/keys.conf"
 LISTEN_CONF = f"{RUN_DIR}/listen.conf"  # `listen PORT;`
-UPSTREAM_CONF = f"{RUN_DIR}/upstream.conf"  # `server 127.0.0.1:PORT;`
+UPSTREAM_CONF = f"{RUN_DIR}/upstream.conf"  # `server unix:RUN_DIR/server.sock;`
 KEY_VARIABLE = "$layerkit_key"  # 1 when the Authorization header carries an accepted key
 
 
