@@ -14,6 +14,7 @@ from pathlib import Path
 import docker
 import fixtures_channels as fx
 import pytest
+from docker.models.containers import Container
 from fixtures_inference import CLIENT, inference_base, inference_wheelhouse
 from fixtures_services import Services
 
@@ -62,6 +63,16 @@ def built(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield _build(spec, services), spec
     finally:
         stop()
+
+
+def _listening(container: Container) -> set[str]:
+    """The container's listening TCP sockets (v4 and v6) as /proc shows them, ADDR:PORT in hex."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        text = container.exec_run(["cat", table]).output.decode()
+        rows = [line.split() for line in text.splitlines()[1:]]
+        found |= {row[1] for row in rows if len(row) > 3 and row[3] == "0A"}
+    return found
 
 
 def _keys(folder: Path, primary: str, secondary: str) -> Path:
@@ -118,6 +129,7 @@ def test_inference_image_serves_with_keys(
                 {"name": "secondary", "path": "/score", "key": SECONDARY, "body": SCORE},
                 {"name": "none", "path": "/score", "body": SCORE},
                 {"name": "wrong", "path": "/score", "key": "not-a-key", "body": SCORE},
+                {"name": "flipped", "path": "/score", "key": PRIMARY.swapcase(), "body": SCORE},
                 {"name": "other path, no key", "path": "/swagger.json"},
                 {"name": "101 MB", "path": "/score", "key": PRIMARY, "size": 101 * 1000 * 1000},
             ])  # fmt: skip
@@ -128,24 +140,29 @@ def test_inference_image_serves_with_keys(
                 # The response is the model's: init() read weights.json from AZUREML_MODEL_DIR.
                 assert json.loads(body) == {"scaled": [3, 6], "model": "scaler-v1"}
             assert got["none"][0] == 401 and got["wrong"][0] == 401
+            assert got["flipped"][0] == 401  # nginx's map would compare exact strings ignoring case
             assert got["other path, no key"][0] == 401
             assert got["101 MB"][0] == 413
-            # The server itself listens on loopback only: nothing reaches it past nginx.
-            tcp = container.exec_run(["cat", "/proc/net/tcp"]).output.decode()
-            listening = {f.split()[1] for f in tcp.splitlines()[1:] if f.split()[3] == "0A"}
-            assert "0100007F:7A4F" in listening and "00000000:7A4F" not in listening, tcp  # 31311
+            # The server listens on a unix socket, on no TCP port: nothing reaches it past nginx,
+            # even when the container is on the host's network.
+            assert _listening(container) == {"00000000:1389"}  # nginx on 5001
+            unix = container.exec_run(["cat", "/proc/net/unix"]).output.decode()
+            assert "/tmp/layerkit-serve/server:31311" in unix, unix
             # A regenerated key works after `layerkit-serve reload`; the old one no longer does.
-            new = "regenerated-key_42"
+            new = "regenerated.key+42"  # regex characters in a key are matched as themselves
             (keys / "primary").chmod(0o644)
             (keys / "primary").write_text(new + "\n")
             code, out = container.exec_run(["/usr/local/bin/layerkit-serve", "reload"])
             assert code == 0, out.decode(errors="replace")
             after = _ask(container, [
                 {"name": "new", "path": "/score", "key": new, "body": SCORE},
+                {"name": "dot as any", "path": "/score", "key": "regeneratedXkey+42", "body": SCORE},
+                {"name": "plus as repeat", "path": "/score", "key": "regenerated.keyy42", "body": SCORE},
                 {"name": "old", "path": "/score", "key": PRIMARY, "body": SCORE},
                 {"name": "secondary", "path": "/score", "key": SECONDARY, "body": SCORE},
             ])  # fmt: skip
-            assert [after[n][0] for n in ("new", "old", "secondary")] == [200, 401, 200], after
+            names = ("new", "old", "secondary", "dot as any", "plus as repeat")
+            assert [after[n][0] for n in names] == [200, 401, 200, 401, 401], after
         finally:
             container.remove(force=True)
     finally:
@@ -177,6 +194,43 @@ def test_without_keys_the_container_refuses_to_start(built: tuple[BuildResult, P
             logs = out.logs().decode(errors="replace")
             assert status["StatusCode"] == 2, logs
             assert "has no key" in logs
+        finally:
+            out.remove(force=True)
+    finally:
+        client.close()
+
+
+def test_equal_keys_are_one_key_and_a_bad_one_is_refused_without_printing_it(
+    built: tuple[BuildResult, Path], services: Services, tmp_path: Path
+) -> None:
+    result, _ = built
+    client = docker.DockerClient(base_url=services.docker_host)
+    try:
+        client.images.pull(result.image)
+        same = _keys(tmp_path / "same", PRIMARY, PRIMARY)
+        container = client.containers.run(
+            result.image, detach=True, network_mode="none",
+            volumes={str(same): {"bind": "/var/run/layerkit/keys", "mode": "ro"}},
+        )  # fmt: skip
+        try:
+            _wait_ready(container)
+            got = _ask(container, [{"name": "same", "path": "/score", "key": PRIMARY, "body": SCORE}])
+            assert got["same"][0] == 200, got
+            assert PRIMARY not in container.logs().decode(errors="replace")
+        finally:
+            container.remove(force=True)
+        bad = "bad-key;with-a-semicolon"
+        refused = _keys(tmp_path / "bad", PRIMARY, bad)
+        out = client.containers.run(
+            result.image, network_mode="none", remove=False, detach=True,
+            volumes={str(refused): {"bind": "/var/run/layerkit/keys", "mode": "ro"}},
+        )  # fmt: skip
+        try:
+            status = out.wait(timeout=300)
+            logs = out.logs().decode(errors="replace")
+            assert status["StatusCode"] == 2, logs
+            assert "/var/run/layerkit/keys/secondary: a key is one or more of" in logs
+            assert bad not in logs and PRIMARY not in logs
         finally:
             out.remove(force=True)
     finally:
@@ -241,9 +295,9 @@ def test_ports_move_at_run_time_and_goldens_pass_the_real_nginx(
                 {"name": "no key", "path": "/score", "body": SCORE},
             ], port=6001)  # fmt: skip
             assert [got[n][0] for n in ("live", "score", "no key")] == [200, 200, 401], got
-            tcp = container.exec_run(["cat", "/proc/net/tcp"]).output.decode()
-            listening = {f.split()[1] for f in tcp.splitlines()[1:] if f.split()[3] == "0A"}
-            assert {"00000000:1771", "0100007F:7AA8"} <= listening, tcp  # 6001 (nginx), 31400 (server)
+            assert _listening(container) == {"00000000:1771"}  # 6001: nginx only
+            unix = container.exec_run(["cat", "/proc/net/unix"]).output.decode()
+            assert "/tmp/layerkit-serve/server:31400" in unix, unix
             assert container.put_archive("/tmp", archive.getvalue())
             for path in goldens:
                 code, out = container.exec_run(["nginx", "-t", "-e", "stderr", "-c", f"/tmp/{path.name}"])

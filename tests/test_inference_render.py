@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from layerkit import api
+from layerkit.deploy import keys
 from layerkit.errors import SpecError
 
 HERE = Path(__file__).parent
@@ -98,11 +99,30 @@ def test_the_sent_files_are_the_hashed_ones(tmp_path: Path) -> None:
             ctx.read()
 
 
-def test_keys_never_reach_the_image_or_hash(tmp_path: Path) -> None:
-    r = api.render_inference(_copy(tmp_path), auto_lock=False)
+def test_keys_never_reach_the_image_or_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deployment's keys (in the state folder, and a copy left in the source tree where
+    .amlignore leaves it out) reach neither the rendered files, the sent context nor the hash."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    spec = _copy(tmp_path)
+    planted = keys.ensure(spec.stem)
+    (spec.parent / "src" / "keys.tmp").write_text(planted.primary + "\n")
+    r = api.render_inference(spec, auto_lock=False)
     conf = r.files["inference/nginx.conf"]
     assert "include /tmp/layerkit-serve/keys.conf;" in conf  # written at run time from the mount
-    assert "Bearer" not in conf and "Bearer" not in r.dockerfile
+    sent = [data for ctx in r.contexts for data in ctx.read()[0].values()]
+    seen = "\n".join([r.dockerfile, *r.files.values(), repr(r.hash), *(d.decode("latin-1") for d in sent)])
+    assert "layerkit-serve" in seen and "weights.json" in seen  # the haystack is the real one
+    for key in (planted.primary, planted.secondary):
+        assert key not in seen
+
+
+def test_the_key_stops_at_nginx_in_every_proxied_location(tmp_path: Path) -> None:
+    conf = api.render_inference(_copy(tmp_path), auto_lock=False).files["inference/nginx.conf"]
+    blocks = conf.split("location ")[1:]
+    assert len(blocks) >= 3
+    for block in blocks:
+        assert block.count("proxy_pass ") == 1
+        assert 'proxy_set_header Authorization "";' in block, block
 
 
 @pytest.mark.parametrize(

@@ -83,6 +83,18 @@ def test_regenerating_a_key_replaces_that_one_only(state_home: Path) -> None:
     assert keys.regenerate("svc", "primary").primary not in (before.primary, after.primary)
 
 
+def test_the_two_keys_are_never_equal_even_ignoring_case(
+    state_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nginx's key map holds each key once: a secondary equal to the primary (an unlucky draw,
+    here forced) is drawn again, on first use and on regeneration."""
+    draws = iter(["SameKey", "samekey", "Other1", "SameKey", "Other2"])
+    monkeypatch.setattr(keys.secrets, "token_urlsafe", lambda n: next(draws))
+    k = keys.ensure("svc")
+    assert (k.primary, k.secondary) == ("SameKey", "Other1")
+    assert keys.regenerate("svc", "secondary").secondary == "Other2"
+
+
 def test_no_keys_yet_says_how_to_make_them(state_home: Path) -> None:
     with pytest.raises(EnvironmentFailure, match=r"no keys for the deployment 'svc' .*`layerkit serve SPEC`"):
         keys.read("svc")

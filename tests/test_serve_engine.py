@@ -51,6 +51,7 @@ class Served:
     url: str
     addr: str
     docker_host: str
+    extra: list[str]  # other deployments the tests started (--name), stopped with this one
 
 
 def _spec(folder: Path, services: Services, site: InferenceSite) -> Path:
@@ -94,8 +95,11 @@ def served(
     assert url.startswith("http://127.0.0.1:") and url.endswith("/score"), cap.out
     port = int(url.split(":")[2].split("/")[0])
     try:
-        yield Served(spec, port, url, addr, services.docker_host)
+        served = Served(spec, port, url, addr, services.docker_host, [])
+        yield served
     finally:
+        for name in served.extra:
+            main(["serve", str(spec), "--name", name, "--stop", "--addr", addr])
         main(["serve", str(spec), "--stop", "--addr", addr])
 
 
@@ -142,6 +146,49 @@ def request(port: int, path: str, *, key: str | None = None, body: bytes | None 
         conn.close()
 
 
+def chunked(port: int, path: str, key: str, size: int) -> int:
+    """A POST whose body (``size`` bytes) is sent chunked, with no Content-Length: the status."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        conn.putrequest("POST", path)
+        conn.putheader("Authorization", f"Bearer {key}")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        chunk = f"{MB:x}\r\n".encode() + b"x" * MB + b"\r\n"
+        try:
+            for _ in range(size // MB):
+                conn.send(chunk)
+            conn.send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # nginx answered and closed before the whole body arrived
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def _serve_another(served: Served, name: str, source: Path | None = None) -> int:
+    """The module's image served again as ``name`` (found by its hash, not built): its port.
+    --stop at the end of the module removes it whatever the test did."""
+    argv = ["serve", str(served.spec), "--name", name, "--port", "0", "--addr", served.addr]
+    argv += ["--network", "host", "--progress", "quiet", *(["--source", str(source)] if source else [])]
+    cap = _Capture()
+    with cap:
+        code = main(argv)
+    assert code == 0, cap.err[-4000:]
+    served.extra.append(name)
+    return int(cap.out.strip().split(":")[2].split("/")[0])
+
+
+def _logs(served: Served, name: str, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    assert main(["serve", str(served.spec), "--name", name, "--logs", "--addr", served.addr]) == 0
+    logs = capsys.readouterr()
+    assert logs.out + logs.err, "the container logged nothing"
+    return logs.out + logs.err
+
+
 def _score(served: Served, key: str | None) -> tuple[int, bytes]:
     return request(served.port, "/score", key=key, body=json.dumps({"data": [[1, 2], [3, 4]]}).encode())
 
@@ -161,9 +208,32 @@ def test_no_key_or_a_wrong_one_is_refused(served: Served) -> None:
     assert _score(served, k.primary[:-1])[0] == 401
 
 
+def test_the_key_is_compared_with_its_case(served: Served) -> None:
+    """nginx's map compares exact strings ignoring case: the keys are regexes that do not."""
+    k = keys.read(NAME)
+    flipped = k.primary.swapcase()
+    assert flipped != k.primary
+    assert _score(served, flipped)[0] == 401
+    assert _score(served, k.secondary.swapcase())[0] == 401
+    assert _score(served, k.primary)[0] == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["//score", "/score/../score", "/SCORE", "/%2Fscore", "/x/../score", "/score/"]
+)
+def test_no_spelling_of_a_path_passes_without_a_key(served: Served, path: str) -> None:
+    assert request(served.port, path, body=b'{"data": [[1]]}')[0] == 401
+    assert request(served.port, path)[0] == 401
+
+
 def test_a_body_above_the_cap_gets_413(served: Served) -> None:
     status, _ = request(served.port, "/score", key=keys.read(NAME).primary, body=b"x" * (101 * MB))
     assert status == 413
+
+
+def test_a_chunked_body_above_the_cap_gets_413(served: Served) -> None:
+    """No Content-Length to refuse from: nginx counts the chunks as they come."""
+    assert chunked(served.port, "/score", keys.read(NAME).primary, 101 * MB) == 413
 
 
 def test_the_liveness_route_answers_without_a_key(served: Served) -> None:
@@ -182,6 +252,54 @@ def test_keys_are_printed_by_serve_keys_and_never_in_the_log(
     assert logs.out + logs.err, "the container logged nothing"
     for key in (k.primary, k.secondary):
         assert key not in logs.out and key not in logs.err
+
+
+HEADERS = """\
+import json
+
+from azureml_inference_server_http.api.aml_request import rawhttp
+
+
+def init():
+    pass
+
+
+@rawhttp
+def run(request):
+    headers = dict(request.headers)
+    print("score.py saw the headers " + json.dumps(headers), flush=True)
+    return headers
+"""
+
+
+def test_the_server_never_sees_the_key(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A score.py that answers and logs its request headers: no Authorization among them."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "score.py").write_text(HEADERS)
+    port = _serve_another(served, "serve-headers", src)
+    key = keys.read("serve-headers").primary
+    status, body = request(port, "/score", key=key, body=b"{}")
+    assert status == 200, body[-2000:]
+    seen = {name.lower() for name in json.loads(body)}
+    assert "content-type" in seen and "authorization" not in seen
+    logs = _logs(served, "serve-headers", capsys)
+    assert "score.py saw the headers" in logs
+    assert key not in logs
+
+
+def test_equal_keys_serve_and_never_reach_the_log(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
+    """A secondary equal to the primary (written by hand) is one key to nginx, not a
+    `conflicting parameter` error that prints it."""
+    name = "serve-samekey"
+    k = keys.ensure(name)
+    (k.folder / "secondary").write_text(k.primary + "\n")
+    port = _serve_another(served, name)
+    status, body = request(port, "/score", key=k.primary, body=json.dumps({"data": [[1]]}).encode())
+    assert status == 200, body[-2000:]
+    assert k.primary not in _logs(served, name, capsys)
 
 
 def test_a_regenerated_key_works_and_the_old_one_no_longer_does(
@@ -231,13 +349,15 @@ def test_an_init_that_raises_is_one_clear_error_and_exit_3(
 
 
 def test_stop_removes_the_deployment(served: Served) -> None:
-    """Last in the module: the deployment goes, its port stops answering."""
+    """A deployment of its own (the module's stays up for the other tests, in any order)."""
+    port = _serve_another(served, "serve-stop")
+    assert request(port, "/")[0] == 200
     engine = local.LocalEngine(served.docker_host)
     try:
-        assert len(engine.containers(NAME)) == 1
-        assert main(["serve", str(served.spec), "--stop", "--addr", served.addr]) == 0
-        assert engine.containers(NAME) == []
+        assert len(engine.containers("serve-stop")) == 1
+        assert main(["serve", str(served.spec), "--name", "serve-stop", "--stop", "--addr", served.addr]) == 0
+        assert engine.containers("serve-stop") == []
     finally:
         engine.close()
     with pytest.raises(OSError):
-        request(served.port, "/")
+        request(port, "/")

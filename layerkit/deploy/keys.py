@@ -62,8 +62,19 @@ def _private_dir(path: Path) -> None:
             folder.chmod(0o700)
 
 
-def _new_key() -> str:
-    return secrets.token_urlsafe(KEY_BYTES)
+def _new_key(other: str = "") -> str:
+    """A fresh key unlike ``other`` even ignoring case (the two slots must stay two keys)."""
+    while True:
+        key = secrets.token_urlsafe(KEY_BYTES)
+        if key.lower() != other.strip().lower():
+            return key
+
+
+def _current(folder: Path, which: KeyName) -> str:
+    try:
+        return (folder / which).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
 
 
 def ensure(name: str) -> Keys:
@@ -72,9 +83,9 @@ def ensure(name: str) -> Keys:
     folder = keys_dir(name)
     folder.mkdir(mode=0o755, exist_ok=True)
     folder.chmod(0o755)
-    for which in KEY_NAMES:
+    for which, other in zip(KEY_NAMES, reversed(KEY_NAMES), strict=True):
         if not (folder / which).is_file():
-            atomic.write_text(folder / which, _new_key() + "\n", mode=0o644)
+            atomic.write_text(folder / which, _new_key(_current(folder, other)) + "\n", mode=0o644)
     return read(name)
 
 
@@ -96,6 +107,7 @@ def read(name: str) -> Keys:
 
 def regenerate(name: str, which: KeyName) -> Keys:
     """A new ``which`` key; the other one is kept, so clients can move over without a gap."""
-    read(name)  # the deployment's keys exist
-    atomic.write_text(keys_dir(name) / which, _new_key() + "\n", mode=0o644)
+    keys = read(name)  # the deployment's keys exist
+    other = keys.secondary if which == "primary" else keys.primary
+    atomic.write_text(keys_dir(name) / which, _new_key(other) + "\n", mode=0o644)
     return read(name)

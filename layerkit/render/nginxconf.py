@@ -3,8 +3,9 @@
 azureml-inference-server-http has no auth of its own (Azure's front end does it), so nginx
 from the distro (Azure's inference bases ship it) stands in front, as the contract with
 `layerkit serve` says (README "Deploying"):
-- it listens on serve.port and proxies to the server on 127.0.0.1:SERVER_PORT; both are the
-  image's defaults ($LAYERKIT_PORT, $LAYERKIT_SERVER_PORT), which templates/layerkit-serve
+- it listens on serve.port and proxies to the server on a unix socket named after
+  SERVER_PORT (never TCP: on the host's network that would be open to every local user
+  without a key); both ports are the image's defaults ($LAYERKIT_PORT, $LAYERKIT_SERVER_PORT), which templates/layerkit-serve
   writes into LISTEN_CONF and UPSTREAM_CONF at start, so a container on the host's network
   can take other ports (`docker run -e LAYERKIT_PORT=...`) without a new image;
 - the liveness and readiness routes answer without a key (probes cannot carry one) and map
@@ -12,6 +13,8 @@ from the distro (Azure's inference bases ship it) stands in front, as the contra
   it is; all but the probes need `Authorization: Bearer <key>` when auth is key;
 - the keys are never here: templates/layerkit-serve writes KEYS_CONF from the mounted keys
   at start and on `layerkit-serve reload` (a map of the accepted header values);
+- the Authorization header is not passed on: the server (and a score.py logging its
+  headers) never sees a key;
 - a body above max_request_mb (decimal MB, so "101 MB" is refused whichever MB the client
   meant) gets 413 before any of it is read or passed on.
 Every value here is a validated route (spec/servecheck.py), an int or a constant of ours.
@@ -22,11 +25,11 @@ from __future__ import annotations
 from layerkit.errors import SpecError
 from layerkit.spec.serve import ServeSettings
 
-SERVER_PORT = 31311  # azmlinfsrv's port inside the container (loopback only)
+SERVER_PORT = 31311  # azmlinfsrv's "port": its socket is RUN_DIR/server:PORT
 RUN_DIR = "/tmp/layerkit-serve"  # nginx's pid, temp files and the key map: writable by any user
 KEYS_CONF = f"{RUN_DIR}/keys.conf"
 LISTEN_CONF = f"{RUN_DIR}/listen.conf"  # `listen PORT;`
-UPSTREAM_CONF = f"{RUN_DIR}/upstream.conf"  # `server 127.0.0.1:PORT;`
+UPSTREAM_CONF = f"{RUN_DIR}/upstream.conf"  # `server unix:RUN_DIR/server.sock;`
 KEY_VARIABLE = "$layerkit_key"  # 1 when the Authorization header carries an accepted key
 
 
@@ -35,7 +38,12 @@ def _location(route: str, upstream_path: str | None, key: bool, timeout_ms: int)
     head = f"location = {route} {{" if upstream_path is not None else "location / {"
     target = f"http://layerkit_server{upstream_path or ''}"
     body = [f"if ({KEY_VARIABLE} = 0) {{ return 401; }}"] if key else []
-    body += [f"proxy_pass {target};", f"proxy_read_timeout {timeout_ms}ms;"]
+    # The key stops here: a score.py that logs its request headers must not log it.
+    body += [
+        f"proxy_pass {target};",
+        'proxy_set_header Authorization "";',
+        f"proxy_read_timeout {timeout_ms}ms;",
+    ]
     return [f"        {head}", *(f"            {line}" for line in body), "        }"]
 
 
@@ -56,9 +64,9 @@ def nginx_conf(s: ServeSettings) -> str:
         f"    {kind}_temp_path {RUN_DIR}/{kind};\n"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
-    # The key map's entries are `Bearer <key>`: 50 bytes for a token_urlsafe(32) key, more
-    # than nginx's default hash bucket (one cache line, 64 bytes with its overhead) holds.
-    keys = f"    map_hash_bucket_size 128;\n    include {KEYS_CONF};\n" if key else ""
+    # The key map's entries are case-sensitive regexes (`~^Bearer KEY$`), never exact strings,
+    # which nginx's map compares ignoring case.
+    keys = f"    include {KEYS_CONF};\n" if key else ""
     return (
         "# Written by layerkit (render/nginxconf.py): key auth and the payload cap in front of\n"
         "# azureml-inference-server-http. Started by /usr/local/bin/layerkit-serve, as any user.\n"

@@ -57,4 +57,4 @@ EXPOSE 5001
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="bb280114f80f03e0dd78c32c0d8d459fba723234e2d53e73b3fb81d3c844b104" \
-      io.layerkit.inference.hash="e89d15092536c0b0895d550ffe0ef1859cd519f5b289be2e948d66339f552226"
+      io.layerkit.inference.hash="94a7f1b85d3c16980054e20f41c812a0e7445b762f0fdeae6752018fe3151681"

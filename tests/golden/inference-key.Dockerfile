@@ -45,4 +45,4 @@ EXPOSE 5001
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="be3ce7bb0fc3cac6f46a83f46c221b06f5e387f1573821a24da1b227f973af23" \
-      io.layerkit.inference.hash="5af6b21d7e471e4efb87a088d66625fedf05bf6501c72a9e983022bc93fe6cba"
+      io.layerkit.inference.hash="b04fd5050b023eb22c526adc976eb29e8ea11de3bc674013c077b6df7ad37391"

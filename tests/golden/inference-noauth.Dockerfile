@@ -44,4 +44,4 @@ EXPOSE 8080
 USER 1000
 ENTRYPOINT ["/usr/local/bin/layerkit-serve"]
 LABEL io.layerkit.inference.env="1d1f494aaff44f0f70cc147a1e69b41eef9ae2bc5a57d9ec10370c7d6b7b8be8" \
-      io.layerkit.inference.hash="ee963ad0b5d0d774b5232f90fb73f70cc71e39a3c9ebd9b166fb72d9c9f0c26b"
+      io.layerkit.inference.hash="0b7b71b93516d598451fc6a9bb32bd3235a30accbb2a11c0fb4044799cdf6159"
