@@ -7,17 +7,7 @@
 set -euo pipefail
 
 cache_dir=${LAYERKIT_CACHE:-$HOME/.cache/layerkit}
-prefix=$cache_dir/tools/cosign
-bin=$prefix/usr/bin/cosign
-
-if [[ -f $prefix/.complete && -x $bin ]]; then echo "$bin"; exit 0; fi
-
 # shellcheck source=trixie.sh
 source "$(dirname "${BASH_SOURCE[0]}")/trixie.sh"
-
-finish() {
-  # No network and no home writes: `version` only prints what the binary was built as.
-  "$1/usr/bin/cosign" version >&2
-}
-trixie_unpack "$prefix" finish cosign
-echo "$bin"
+# `version` only prints what the binary was built as: no network, no home writes.
+trixie_tool cosign version

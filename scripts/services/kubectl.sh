@@ -8,17 +8,7 @@
 set -euo pipefail
 
 cache_dir=${LAYERKIT_CACHE:-$HOME/.cache/layerkit}
-prefix=$cache_dir/tools/kubectl
-bin=$prefix/usr/bin/kubectl
-
-if [[ -f $prefix/.complete && -x $bin ]]; then echo "$bin"; exit 0; fi
-
 # shellcheck source=trixie.sh
 source "$(dirname "${BASH_SOURCE[0]}")/trixie.sh"
-
-finish() {
-  # No cluster is contacted: --client prints only the binary's own version.
-  "$1/usr/bin/kubectl" version --client >&2
-}
-trixie_unpack "$prefix" finish kubectl
-echo "$bin"
+# No cluster is contacted: --client prints only the binary's own version.
+trixie_tool kubectl version --client

@@ -1,9 +1,13 @@
 # Debian 13 ("trixie") packages unpacked into a private prefix on a Debian 12 machine, no
-# system upgrade (sourced by engine26.sh and cosign.sh).
+# system upgrade (sourced by engine26.sh, cosign.sh and kubectl.sh).
 #
 #   trixie_unpack PREFIX FINISH PKG...   fetch + unpack the PKGs into PREFIX once; FINISH is
 #                                        a function called with the unpacked tree before it
 #                                        becomes PREFIX (drop files, smoke-test a binary)
+#   trixie_tool NAME ARG...              the package NAME's /usr/bin/NAME under tools/NAME,
+#                                        unpacked once; prints its path. `NAME ARG...` (a
+#                                        version query: no network, no home writes) proves it
+#                                        runs here before the prefix is kept
 #
 # apt runs with a private configuration (its own sources list, lists, cache; no system
 # sources.list.d) against the Debian 13 suite of the mirror this machine's apt already uses,
@@ -70,4 +74,16 @@ trixie_unpack() {
   mv "$tmp" "$prefix"
   trap - EXIT
   touch "$prefix/.complete"
+}
+
+trixie_tool() {
+  _trixie_tool=$1
+  shift
+  _trixie_tool_args=("$@")
+  local prefix=$cache_dir/tools/$_trixie_tool
+  _trixie_tool_check() { "$1/usr/bin/$_trixie_tool" "${_trixie_tool_args[@]}" >&2; }
+  if [[ ! -f $prefix/.complete || ! -x $prefix/usr/bin/$_trixie_tool ]]; then
+    trixie_unpack "$prefix" _trixie_tool_check "$_trixie_tool"
+  fi
+  echo "$prefix/usr/bin/$_trixie_tool"
 }
