@@ -6,6 +6,7 @@ network; a client inside it asks nginx on serve.port."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -106,6 +107,33 @@ def _ask(
 SCORE = json.dumps({"data": [1, 2]})
 
 
+@contextlib.contextmanager
+def _running(
+    services: Services, image: str, keys: Path, env: dict[str, str] | None = None
+) -> Iterator[Container]:
+    """`image` started without a network, `keys` mounted read-only where the entrypoint reads
+    them; the container removed and the client closed on exit."""
+    client = docker.DockerClient(base_url=services.docker_host)
+    try:
+        client.images.pull(image)
+        container = client.containers.run(
+            image, detach=True, network_mode="none", environment=env or {},
+            volumes={str(keys): {"bind": "/var/run/layerkit/keys", "mode": "ro"}},
+        )  # fmt: skip
+        try:
+            yield container
+        finally:
+            container.remove(force=True)
+    finally:
+        client.close()
+
+
+def _exit(container: Container) -> tuple[int, str]:
+    """The exit status and log of a container that stops by itself."""
+    status = container.wait(timeout=300)
+    return int(status["StatusCode"]), container.logs().decode(errors="replace")
+
+
 def test_inference_image_serves_with_keys(
     built: tuple[BuildResult, Path], services: Services, tmp_path: Path
 ) -> None:
@@ -113,60 +141,49 @@ def test_inference_image_serves_with_keys(
     assert result.action == "built"
     rendered = api.render_inference(spec)
     assert result.image.endswith(f"/inference-e2e:{rendered.hash.hash}")
-    client = docker.DockerClient(base_url=services.docker_host)
-    try:
-        client.images.pull(result.image)
-        keys = _keys(tmp_path / "keys", PRIMARY, SECONDARY)
-        container = client.containers.run(
-            result.image, detach=True, network_mode="none",
-            volumes={str(keys): {"bind": "/var/run/layerkit/keys", "mode": "ro"}},
-        )  # fmt: skip
-        try:
-            _wait_ready(container)
-            got = _ask(container, [
-                {"name": "live", "path": "/"},
-                {"name": "primary", "path": "/score", "key": PRIMARY, "body": SCORE},
-                {"name": "secondary", "path": "/score", "key": SECONDARY, "body": SCORE},
-                {"name": "none", "path": "/score", "body": SCORE},
-                {"name": "wrong", "path": "/score", "key": "not-a-key", "body": SCORE},
-                {"name": "flipped", "path": "/score", "key": PRIMARY.swapcase(), "body": SCORE},
-                {"name": "other path, no key", "path": "/swagger.json"},
-                {"name": "101 MB", "path": "/score", "key": PRIMARY, "size": 101 * 1000 * 1000},
-            ])  # fmt: skip
-            assert got["live"][0] == 200, got["live"]
-            for name in ("primary", "secondary"):
-                status, body = got[name]
-                assert status == 200, got[name]
-                # The response is the model's: init() read weights.json from AZUREML_MODEL_DIR.
-                assert json.loads(body) == {"scaled": [3, 6], "model": "scaler-v1"}
-            assert got["none"][0] == 401 and got["wrong"][0] == 401
-            assert got["flipped"][0] == 401  # nginx's map would compare exact strings ignoring case
-            assert got["other path, no key"][0] == 401
-            assert got["101 MB"][0] == 413
-            # The server listens on a unix socket, on no TCP port: nothing reaches it past nginx,
-            # even when the container is on the host's network.
-            assert _listening(container) == {"00000000:1389"}  # nginx on 5001
-            unix = container.exec_run(["cat", "/proc/net/unix"]).output.decode()
-            assert "/tmp/layerkit-serve/server:31311" in unix, unix
-            # A regenerated key works after `layerkit-serve reload`; the old one no longer does.
-            new = "regenerated.key+42"  # regex characters in a key are matched as themselves
-            (keys / "primary").chmod(0o644)
-            (keys / "primary").write_text(new + "\n")
-            code, out = container.exec_run(["/usr/local/bin/layerkit-serve", "reload"])
-            assert code == 0, out.decode(errors="replace")
-            after = _ask(container, [
-                {"name": "new", "path": "/score", "key": new, "body": SCORE},
-                {"name": "dot as any", "path": "/score", "key": "regeneratedXkey+42", "body": SCORE},
-                {"name": "plus as repeat", "path": "/score", "key": "regenerated.keyy42", "body": SCORE},
-                {"name": "old", "path": "/score", "key": PRIMARY, "body": SCORE},
-                {"name": "secondary", "path": "/score", "key": SECONDARY, "body": SCORE},
-            ])  # fmt: skip
-            names = ("new", "old", "secondary", "dot as any", "plus as repeat")
-            assert [after[n][0] for n in names] == [200, 401, 200, 401, 401], after
-        finally:
-            container.remove(force=True)
-    finally:
-        client.close()
+    keys = _keys(tmp_path / "keys", PRIMARY, SECONDARY)
+    with _running(services, result.image, keys) as container:
+        _wait_ready(container)
+        got = _ask(container, [
+            {"name": "live", "path": "/"},
+            {"name": "primary", "path": "/score", "key": PRIMARY, "body": SCORE},
+            {"name": "secondary", "path": "/score", "key": SECONDARY, "body": SCORE},
+            {"name": "none", "path": "/score", "body": SCORE},
+            {"name": "wrong", "path": "/score", "key": "not-a-key", "body": SCORE},
+            {"name": "flipped", "path": "/score", "key": PRIMARY.swapcase(), "body": SCORE},
+            {"name": "other path, no key", "path": "/swagger.json"},
+            {"name": "101 MB", "path": "/score", "key": PRIMARY, "size": 101 * 1000 * 1000},
+        ])  # fmt: skip
+        assert got["live"][0] == 200, got["live"]
+        for name in ("primary", "secondary"):
+            status, body = got[name]
+            assert status == 200, got[name]
+            # The response is the model's: init() read weights.json from AZUREML_MODEL_DIR.
+            assert json.loads(body) == {"scaled": [3, 6], "model": "scaler-v1"}
+        assert got["none"][0] == 401 and got["wrong"][0] == 401
+        assert got["flipped"][0] == 401  # nginx's map would compare exact strings ignoring case
+        assert got["other path, no key"][0] == 401
+        assert got["101 MB"][0] == 413
+        # The server listens on a unix socket, on no TCP port: nothing reaches it past nginx,
+        # even when the container is on the host's network.
+        assert _listening(container) == {"00000000:1389"}  # nginx on 5001
+        unix = container.exec_run(["cat", "/proc/net/unix"]).output.decode()
+        assert "/tmp/layerkit-serve/server:31311" in unix, unix
+        # A regenerated key works after `layerkit-serve reload`; the old one no longer does.
+        new = "regenerated.key+42"  # regex characters in a key are matched as themselves
+        (keys / "primary").chmod(0o644)
+        (keys / "primary").write_text(new + "\n")
+        code, out = container.exec_run(["/usr/local/bin/layerkit-serve", "reload"])
+        assert code == 0, out.decode(errors="replace")
+        after = _ask(container, [
+            {"name": "new", "path": "/score", "key": new, "body": SCORE},
+            {"name": "dot as any", "path": "/score", "key": "regeneratedXkey+42", "body": SCORE},
+            {"name": "plus as repeat", "path": "/score", "key": "regenerated.keyy42", "body": SCORE},
+            {"name": "old", "path": "/score", "key": PRIMARY, "body": SCORE},
+            {"name": "secondary", "path": "/score", "key": SECONDARY, "body": SCORE},
+        ])  # fmt: skip
+        names = ("new", "old", "secondary", "dot as any", "plus as repeat")
+        assert [after[n][0] for n in names] == [200, 401, 200, 401, 401], after
 
 
 def test_unchanged_inference_image_is_found_by_hash(
@@ -182,59 +199,29 @@ def test_without_keys_the_container_refuses_to_start(built: tuple[BuildResult, P
     result, _ = built
     empty = tmp_path / "nokeys"
     empty.mkdir()
-    client = docker.DockerClient(base_url=services.docker_host)
-    try:
-        client.images.pull(result.image)
-        out = client.containers.run(
-            result.image, network_mode="none", remove=False, detach=True,
-            volumes={str(empty): {"bind": "/var/run/layerkit/keys", "mode": "ro"}},
-        )  # fmt: skip
-        try:
-            status = out.wait(timeout=300)
-            logs = out.logs().decode(errors="replace")
-            assert status["StatusCode"] == 2, logs
-            assert "has no key" in logs
-        finally:
-            out.remove(force=True)
-    finally:
-        client.close()
+    with _running(services, result.image, empty) as container:
+        code, logs = _exit(container)
+    assert code == 2, logs
+    assert "has no key" in logs
 
 
 def test_equal_keys_are_one_key_and_a_bad_one_is_refused_without_printing_it(
     built: tuple[BuildResult, Path], services: Services, tmp_path: Path
 ) -> None:
     result, _ = built
-    client = docker.DockerClient(base_url=services.docker_host)
-    try:
-        client.images.pull(result.image)
-        same = _keys(tmp_path / "same", PRIMARY, PRIMARY)
-        container = client.containers.run(
-            result.image, detach=True, network_mode="none",
-            volumes={str(same): {"bind": "/var/run/layerkit/keys", "mode": "ro"}},
-        )  # fmt: skip
-        try:
-            _wait_ready(container)
-            got = _ask(container, [{"name": "same", "path": "/score", "key": PRIMARY, "body": SCORE}])
-            assert got["same"][0] == 200, got
-            assert PRIMARY not in container.logs().decode(errors="replace")
-        finally:
-            container.remove(force=True)
-        bad = "bad-key;with-a-semicolon"
-        refused = _keys(tmp_path / "bad", PRIMARY, bad)
-        out = client.containers.run(
-            result.image, network_mode="none", remove=False, detach=True,
-            volumes={str(refused): {"bind": "/var/run/layerkit/keys", "mode": "ro"}},
-        )  # fmt: skip
-        try:
-            status = out.wait(timeout=300)
-            logs = out.logs().decode(errors="replace")
-            assert status["StatusCode"] == 2, logs
-            assert "/var/run/layerkit/keys/secondary: a key is one or more of" in logs
-            assert bad not in logs and PRIMARY not in logs
-        finally:
-            out.remove(force=True)
-    finally:
-        client.close()
+    same = _keys(tmp_path / "same", PRIMARY, PRIMARY)
+    with _running(services, result.image, same) as container:
+        _wait_ready(container)
+        got = _ask(container, [{"name": "same", "path": "/score", "key": PRIMARY, "body": SCORE}])
+        assert got["same"][0] == 200, got
+        assert PRIMARY not in container.logs().decode(errors="replace")
+    bad = "bad-key;with-a-semicolon"
+    refused = _keys(tmp_path / "bad", PRIMARY, bad)
+    with _running(services, result.image, refused) as container:
+        code, logs = _exit(container)
+    assert code == 2, logs
+    assert "/var/run/layerkit/keys/secondary: a key is one or more of" in logs
+    assert bad not in logs and PRIMARY not in logs
 
 
 def test_init_that_raises_ends_the_container_with_its_error(
@@ -244,23 +231,10 @@ def test_init_that_raises_ends_the_container_with_its_error(
     container exits non-zero with the server's error in its log."""
     result, _ = built
     keys = _keys(tmp_path / "keys", PRIMARY, SECONDARY)
-    client = docker.DockerClient(base_url=services.docker_host)
-    try:
-        client.images.pull(result.image)
-        container = client.containers.run(
-            result.image, network_mode="none", detach=True,
-            environment={"AZUREML_MODEL_DIR": "/nonexistent"},
-            volumes={str(keys): {"bind": "/var/run/layerkit/keys", "mode": "ro"}},
-        )  # fmt: skip
-        try:
-            status = container.wait(timeout=300)
-            logs = container.logs().decode(errors="replace")
-            assert status["StatusCode"] != 0, logs
-            assert "FileNotFoundError" in logs and "/nonexistent/scaler/1/weights.json" in logs, logs
-        finally:
-            container.remove(force=True)
-    finally:
-        client.close()
+    with _running(services, result.image, keys, {"AZUREML_MODEL_DIR": "/nonexistent"}) as container:
+        code, logs = _exit(container)
+    assert code != 0, logs
+    assert "FileNotFoundError" in logs and "/nonexistent/scaler/1/weights.json" in logs, logs
 
 
 def test_ports_move_at_run_time_and_goldens_pass_the_real_nginx(
@@ -279,30 +253,19 @@ def test_ports_move_at_run_time_and_goldens_pass_the_real_nginx(
     with tarfile.open(fileobj=archive, mode="w") as tar:
         for path in goldens:
             tar.add(path, arcname=path.name)
-    client = docker.DockerClient(base_url=services.docker_host)
-    try:
-        client.images.pull(result.image)
-        container = client.containers.run(
-            result.image, detach=True, network_mode="none",
-            environment={"LAYERKIT_PORT": "6001", "LAYERKIT_SERVER_PORT": "31400"},
-            volumes={str(keys): {"bind": "/var/run/layerkit/keys", "mode": "ro"}},
-        )  # fmt: skip
-        try:
-            _wait_ready(container)  # keys.conf, which the key-auth configs include, is written
-            got = _ask(container, [
-                {"name": "live", "path": "/"},
-                {"name": "score", "path": "/score", "key": SECONDARY, "body": SCORE},
-                {"name": "no key", "path": "/score", "body": SCORE},
-            ], port=6001)  # fmt: skip
-            assert [got[n][0] for n in ("live", "score", "no key")] == [200, 200, 401], got
-            assert _listening(container) == {"00000000:1771"}  # 6001: nginx only
-            unix = container.exec_run(["cat", "/proc/net/unix"]).output.decode()
-            assert "/tmp/layerkit-serve/server:31400" in unix, unix
-            assert container.put_archive("/tmp", archive.getvalue())
-            for path in goldens:
-                code, out = container.exec_run(["nginx", "-t", "-e", "stderr", "-c", f"/tmp/{path.name}"])
-                assert code == 0, (path.name, out.decode(errors="replace"))
-        finally:
-            container.remove(force=True)
-    finally:
-        client.close()
+    env = {"LAYERKIT_PORT": "6001", "LAYERKIT_SERVER_PORT": "31400"}
+    with _running(services, result.image, keys, env) as container:
+        _wait_ready(container)  # keys.conf, which the key-auth configs include, is written
+        got = _ask(container, [
+            {"name": "live", "path": "/"},
+            {"name": "score", "path": "/score", "key": SECONDARY, "body": SCORE},
+            {"name": "no key", "path": "/score", "body": SCORE},
+        ], port=6001)  # fmt: skip
+        assert [got[n][0] for n in ("live", "score", "no key")] == [200, 200, 401], got
+        assert _listening(container) == {"00000000:1771"}  # 6001: nginx only
+        unix = container.exec_run(["cat", "/proc/net/unix"]).output.decode()
+        assert "/tmp/layerkit-serve/server:31400" in unix, unix
+        assert container.put_archive("/tmp", archive.getvalue())
+        for path in goldens:
+            code, out = container.exec_run(["nginx", "-t", "-e", "stderr", "-c", f"/tmp/{path.name}"])
+            assert code == 0, (path.name, out.decode(errors="replace"))
