@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -341,9 +340,6 @@ def build_secrets(rendered: Rendered) -> dict[str, bytes]:
 
 def _engine(client: BuildkitClient) -> Engine:
     from layerkit.build.engine import Engine
-    from layerkit.build.transport import DEFAULT_DOCKER_HOST
 
-    address = client.transport.address
     # dockerd's builder is only reachable through the engine, so its address names it.
-    host = address.target if address.kind == "docker" else os.environ.get("DOCKER_HOST", DEFAULT_DOCKER_HOST)
-    return Engine(host)
+    return Engine(client.transport.address.engine_host)

@@ -109,10 +109,9 @@ def run_rendered(rendered: Rendered, image: str, build: BuildOptions, opts: RunO
     $DOCKER_HOST: the image's workdir, GPUs for GPU specs, the build's registry credentials,
     the spec's runtime.shm_size and runtime.python."""
     from layerkit.build.lookup import credentials_for, layout
-    from layerkit.build.transport import DEFAULT_DOCKER_HOST, parse_address
+    from layerkit.build.transport import parse_address
 
-    address = parse_address(build.addr)
-    host = address.target if address.kind == "docker" else os.environ.get("DOCKER_HOST", DEFAULT_DOCKER_HOST)
+    host = parse_address(build.addr).engine_host
     return run_in_image(
         host,
         image,

@@ -72,6 +72,12 @@ class BuildkitAddress:
             return f"tcp://{self.target}"
         return f"docker://{self.target}"
 
+    @property
+    def engine_host(self) -> str:
+        """The Docker engine that images built here land on (and run from): the one this
+        address names, else $DOCKER_HOST's."""
+        return self.target if self.kind == "docker" else os.environ.get("DOCKER_HOST", DEFAULT_DOCKER_HOST)
+
 
 def parse_address(addr: str | None) -> BuildkitAddress:
     """Normalise a BuildKit address; raises SpecError for forms we cannot dial."""

@@ -190,14 +190,10 @@ def _regen(args: argparse.Namespace, name: str, which: KeyName, s: ServeSettings
 
 def _engine(args: argparse.Namespace) -> LocalEngine:
     """The engine `build` uses (--addr docker://HOST), else $DOCKER_HOST."""
-    import os
-
-    from layerkit.build.transport import DEFAULT_DOCKER_HOST, parse_address
+    from layerkit.build.transport import parse_address
     from layerkit.deploy.local import LocalEngine
 
-    address = parse_address(args.addr)
-    host = address.target if address.kind == "docker" else os.environ.get("DOCKER_HOST", DEFAULT_DOCKER_HOST)
-    return LocalEngine(host)
+    return LocalEngine(parse_address(args.addr).engine_host)
 
 
 def _say(args: argparse.Namespace, message: str) -> None:
