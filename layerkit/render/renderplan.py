@@ -69,7 +69,6 @@ class RenderPlan(_Model):
     context_files: tuple[tuple[str, str], ...]  # (name, content), sorted
     image_pip: tuple[str, ...]  # pip packages the flavour brings (ONNX Runtime)
     # user_managed with pip packages: installed on the base's Python (render/blocks/basepip.py)
-    base_pip: tuple[str, ...] = ()
     cuda_apt: CudaAptPlan | None = None  # CUDA installed in the base stage (render/cuda_apt.py)
     user_context: UserContext | None = None  # files the base Dockerfile's COPY/ADD read
     # The Dockerfile, as the building blocks (render/blocks/) laid it out: the template prints
@@ -189,7 +188,6 @@ def render_plan(checked: Checked, lock: Lock | None = None, platform: str | None
         features=feats,
         context_files=tuple(sorted(context)),
         image_pip=image_pip,
-        base_pip=tuple(basepip.context_file(base_pip)[1].splitlines()) if base_pip else (),
         cuda_apt=cuda_plan,
         user_context=user_context,
         stages=laid_out,
