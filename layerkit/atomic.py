@@ -4,7 +4,6 @@ a part, and a failure or an interrupt leaves the old one as it was."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import shutil
@@ -201,6 +200,8 @@ def _swap(new: Path, target: Path) -> Path | None:
 
 
 def _exchange(a: Path, b: Path) -> bool:
+    import ctypes  # only a render -o needs it: check, hash and render to stdout load atomic too
+
     try:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
     except (AttributeError, OSError):

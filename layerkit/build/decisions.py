@@ -286,14 +286,12 @@ def decide_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: b
 
     lay = layout(rendered, opts)
     warnings = list(rendered.warnings)
-    registries = registries_for(
-        lay, credentials_for(rendered, lay), warnings.append, "cannot tell which images it holds"
-    )
+    creds = credentials_for(rendered, lay)
+    registries = registries_for(lay, creds, warnings.append, "cannot tell which images it holds")
     gate = None
     if not offline:
         from layerkit.build.signing import gate_for
 
-        creds = credentials_for(rendered, lay)
         gate = gate_for(rendered, opts.require_signature, creds, warnings.append)
     decision = decide(lay, registries, opts, warnings.append, offline=offline, accept=gate)
     lk = rendered.lock
