@@ -151,7 +151,7 @@ def render_plan(checked: Checked, lock: Lock | None = None, platform: str | None
     context = files.context_files(checked, env_install, lock, platform, bool(image_pip), deps)
     if base_pip is not None:
         context.append(basepip.context_file(base_pip))
-    cuda_plan = cuda_apt_plan(image) if base_dockerfile is None else None
+    cuda_plan = cuda_apt_plan(image, platform) if base_dockerfile is None else None
     user, uid, workdir = rt.user or "app", rt.uid or 1000, rt.workdir or "/app"
     base_steps, final_steps = _steps(checked, "base"), _steps(checked, "final")
     blocks = (

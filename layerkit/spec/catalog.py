@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from layerkit.errors import Position, SpecError
 from layerkit.spec.imageref import DIGEST, parse_image_ref
-from layerkit.spec.models import MpiKind, OnnxFlavour, Str
+from layerkit.spec.models import MpiKind, OnnxFlavour, Platform, Str
 
 
 class _Model(BaseModel):
@@ -36,6 +36,11 @@ DISTRO_GLIBC = {
     "debian13": "2.41",
 }
 
+
+# The platforms every entry's `platforms` was researched for: a spec asking a flavour for one
+# of these that it lacks is refused (spec/platforms.py). linux-ppc64le is not tracked yet, so
+# it is neither claimed nor refused.
+TRACKED_PLATFORMS: tuple[Platform, ...] = ("linux-64", "linux-aarch64")
 
 DEFAULT_GLIBC = "2.17"  # conda-lock's own default when the base's distro is unknown
 
@@ -85,11 +90,17 @@ _ABS_PATH = r"^/[A-Za-z0-9._/-]+$"
 
 
 class AptRepo(_Model):
-    """A flat apt repository (`deb URL /`), trusted only through the key with this fingerprint."""
+    """A flat apt repository (`deb ROOT/ARCH /`, ARCH per platform: render/cuda_apt.py), trusted
+    only through the key ROOT/ARCH/KEY with this fingerprint."""
 
-    url: str = Field(pattern=r"^https://[A-Za-z0-9._~/%+-]+$")
-    key_url: str = Field(pattern=r"^https://[A-Za-z0-9._~/%+-]+$")
+    root: str = Field(pattern=r"^https://[A-Za-z0-9._~/%+-]+[A-Za-z0-9]$")
+    key: str = Field(pattern=r"^[A-Za-z0-9._-]+\.pub$")
     fingerprint: str = Field(pattern=r"^[0-9A-F]{40}$")  # full, so a look-alike short id cannot match
+
+
+# The directory NVIDIA's apt repositories give each platform (repos/<distro>/<dir>): sbsa is
+# arm64 servers (NVARCH in NVIDIA's nvidia/cuda Dockerfiles; Jetson has its own L4T repos).
+NVIDIA_REPO_ARCH: dict[str, str] = {"linux-64": "x86_64", "linux-aarch64": "sbsa", "linux-ppc64le": "ppc64el"}
 
 
 class CudaApt(_Model):
@@ -122,6 +133,18 @@ class CatalogImage(_Model):
     pip: tuple[str, ...] = ()  # extra pinned pip packages (the ONNX Runtime build)
     env: dict[str, Str] = Field(default_factory=dict)
     cuda_apt: CudaApt | None = None  # CUDA built in the base stage (devel/runtime are the plain distro)
+    # The platforms (of TRACKED_PLATFORMS) this flavour has a variant for: its base images, the
+    # packages and wheels it installs; platform_sources says where each claim was read.
+    platforms: tuple[Platform, ...] = Field(min_length=1)
+    platform_sources: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _tracked(self) -> CatalogImage:
+        if untracked := [p for p in self.platforms if p not in TRACKED_PLATFORMS]:
+            raise ValueError(f"platforms: {untracked[0]} is not tracked by the catalog")
+        if len(set(self.platforms)) != len(self.platforms):
+            raise ValueError("platforms: listed twice")
+        return self
 
 
 class CompatRule(_Model):
@@ -175,6 +198,10 @@ class Catalog(_Model):
     def by_ref(self, ref: str) -> CatalogImage | None:
         # A flavour that builds CUDA in its base stage is more than its plain distro ref.
         return next((i for i in self.images if ref in (i.devel, i.runtime) and i.cuda_apt is None), None)
+
+    def with_platform(self, platform: str) -> tuple[str, ...]:
+        """The ids of the flavours with a `platform` variant."""
+        return tuple(i.id for i in self.images if platform in i.platforms)
 
     def ref_problems(self) -> list[str]:
         """Catalog refs that do not parse, or pin a digest the record does not give for their tag."""
