@@ -1,4 +1,5 @@
-"""`layerkit flavours [--layers]`: the curated base flavours, or the built-in layers."""
+"""`layerkit flavours [--layers]`: the curated base flavours (with the platforms each has a
+variant for, and where that was read), or the built-in layers."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out(json.dumps([i.model_dump(mode="json", exclude_none=True) for i in images], indent=2) + "\n")
     else:
-        out("".join(f"{i.id:48} {i.description}\n" for i in images))
+        # The platforms column is what a spec's `platforms:` may list with that flavour.
+        width = max(len(i.id) for i in images)
+        out("".join(f"{i.id:{width}}  {','.join(i.platforms):23}  {i.description}\n" for i in images))
         print("built-in layers (extends: [layerkit:NAME]): layerkit flavours --layers", file=sys.stderr)
     return EXIT_OK

@@ -23,6 +23,7 @@ from layerkit.spec.imageref import is_address, is_digest, is_repository_path, pa
 from layerkit.spec.implied import DEFAULT_FLAVOUR, PIP, adds_pip, implied
 from layerkit.spec.merge import Resolved
 from layerkit.spec.models import Base, Features
+from layerkit.spec.platforms import check_platforms, serves
 
 CURATED_PREFIX = "layerkit-"  # names of environments shipped with layerkit
 MIN_PYTHON = Version("3.5")
@@ -95,7 +96,9 @@ def _select(r: Resolved, cat: Catalog) -> CatalogImage | None:
             f"no catalog base matches {want}; pick one with base.flavour (see `layerkit flavours`)",
             r.loc(("features",)) if spec.features else r.loc(("base",)),
         )
-    # Newest distro first, then id, so the choice is stable.
+    # Those with a variant for each of the spec's platforms, when any has; newest distro first,
+    # then id, so the choice is stable.
+    found = [i for i in found if serves(i, spec.platforms or ())] or found
     found.sort(key=lambda i: i.id)
     found.sort(key=lambda i: _v(i.distro.version) or Version("0"), reverse=True)
     return found[0]
@@ -359,6 +362,7 @@ def check(r: Resolved, catalog: Catalog | None = None) -> Checked:
     if b and (b.flavour or b.image) and image:
         check_named_base(r, image)
     _check_base(r, image, cat)
+    check_platforms(r, image, cat, warn)
     injected = implied(r, image, warn)
     return Checked(r, image, tuple(warn), injected)
 
