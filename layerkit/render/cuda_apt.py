@@ -43,7 +43,7 @@ def cuda_apt_plan(image: CatalogImage | None, platform: str = "linux-64") -> Cud
     arch = NVIDIA_REPO_ARCH.get(platform)
     if arch is None or platform not in image.platforms:
         # validate refuses this first (spec/platforms.py); a direct render must not fall back to x86_64.
-        raise SpecError(f"flavour '{image.id}' has no CUDA apt repository for {platform}")
+        raise SpecError(f"flavour '{image.id}' records no CUDA apt repository for {platform}")
     sources = tuple(
         AptSource(
             url=f"{r.root}/{arch}",
