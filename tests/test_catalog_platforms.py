@@ -177,3 +177,16 @@ def test_flavours_shows_each_flavours_platforms(cli) -> None:
     assert doc["cuda12.8-cudnn9-ubuntu24.04"]["platforms"] == ["linux-64", ARM]
     assert doc["openmpi4.1.0-cuda11.8-cudnn8-ubuntu22.04"]["platforms"] == ["linux-64"]
     assert all(d["platform_sources"] for d in doc.values())
+
+
+def test_a_cuda_apt_flavour_is_refused_any_platform_it_records_no_repository_for() -> None:
+    # linux-ppc64le is not tracked, so a plain flavour is not refused it; a CUDA-from-apt one
+    # would render no repository for it (render/cuda_apt.py), so validate says so first.
+    assert (
+        _check("name: s\nbase:\n  flavour: cpu-ubuntu22.04\nplatforms: [linux-ppc64le]\n").image is not None
+    )
+    with pytest.raises(SpecError, match="has no linux-ppc64le variant") as err:
+        _check(
+            "name: s\nbase:\n  flavour: cuda9.0-cudnn7.4-ubuntu16.04\nplatforms: [linux-64, linux-ppc64le]\n"
+        )
+    assert err.value.location is not None and (err.value.location.line, err.value.location.col) == (4, 23)

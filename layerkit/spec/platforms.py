@@ -38,7 +38,9 @@ def check_platforms(r: Resolved, image: CatalogImage | None, cat: Catalog, warn:
                 )
         return
     for i, p in enumerate(platforms):
-        if p in TRACKED_PLATFORMS and p not in image.platforms:
+        # A flavour that installs CUDA from NVIDIA's repositories renders only the platforms
+        # it records (render/cuda_apt.py), tracked or not.
+        if p not in image.platforms and (p in TRACKED_PLATFORMS or image.cuda_apt is not None):
             having = cat.with_platform(p)
             others = ", ".join(having) if having else "none"
             raise SpecError(
