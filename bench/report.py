@@ -162,5 +162,9 @@ def table(r: dict[str, Any]) -> str:
         import build_bench
 
         out += ["", *build_bench.table(r["build"])]
+    if "delta" in r:
+        import delta_bench
+
+        out += ["", *delta_bench.table(r["delta"])]
     out += ["", f"benchmark wall time {_s(r['bench_wall_s'])}"]
     return "\n".join(out)

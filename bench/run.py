@@ -13,6 +13,7 @@ Every figure is a whole process started cold: a fresh HOME and cache dir for eac
      (goal <= 0.3 s);
   4. the skip-by-hash decision: `layerkit build` of an image the registry has (goal <= 0.3 s);
   5. `layerkit build` cold / warm / pruned / skip-by-hash and image size (bench/build_bench.py);
+  6. bytes pushed and pulled after a one-package change, split env layers vs one (bench/delta_bench.py);
   plus interpreter/import start-up figures and the imports that dominate render and lock --check.
 """
 
@@ -263,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-lock", action="store_true", help="skip the lock section")
     ap.add_argument("--no-skip", action="store_true", help="skip the skip-by-hash section (needs a registry)")
     ap.add_argument("--no-build", action="store_true", help="skip the build section (needs root)")
+    ap.add_argument("--no-delta", action="store_true", help="skip the update-delta section (needs root)")
     args = ap.parse_args(argv)
 
     env = base_env()
@@ -290,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
             import build_bench  # bench/build_bench.py: real dockerd + registry
 
             result["build"] = build_bench.run(tmp, log)
+        if not args.no_delta:
+            import delta_bench  # bench/delta_bench.py: bytes an update sends, split vs one env layer
+
+            result["delta"] = delta_bench.run(tmp, log)
     result["bench_wall_s"] = time.perf_counter() - started
     if args.json:
         print(json.dumps(result, indent=2))

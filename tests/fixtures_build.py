@@ -113,8 +113,22 @@ def _write_package(channel: Path, pkg: fx.PkgDef, files: dict[str, bytes]) -> No
             tf.addfile(info, io.BytesIO(data))
 
 
-def runnable_packages(root: Path) -> Path:
-    """Create the channel at ``root`` (see module doc); return ``root``."""
+def delta_packages(big_mb: int = 4) -> list[tuple[fx.PkgDef, dict[str, bytes]]]:
+    """Packages for the env layer tests and bench (issue 18 §2): ``libcublas`` (named as the
+    CUDA library, so a group of its own) with ``big_mb`` MB of incompressible bytes, the same
+    on every run (a seeded generator: the same archive, so the same lock), and ``tinykit``
+    1.0/1.1, a small package whose update is the one-package change."""
+    import random
+
+    blob = random.Random(18).randbytes(big_mb << 20)
+    out = [(fx.PkgDef("libcublas", "12.1.0", "h0_0"), {"lib/libcublas.so.12": blob})]
+    for ver in ("1.0", "1.1"):
+        out.append((fx.PkgDef("tinykit", ver, "h0_0"), {"share/tinykit/VERSION": f"{ver}\n".encode()}))
+    return out
+
+
+def runnable_packages(root: Path, extra: Sequence[tuple[fx.PkgDef, dict[str, bytes]]] = ()) -> Path:
+    """Create the channel at ``root`` (see module doc), with the ``extra`` packages; return ``root``."""
     from rattler.index import index_fs
 
     (root / "noarch").mkdir(parents=True, exist_ok=True)
@@ -133,6 +147,8 @@ def runnable_packages(root: Path) -> Path:
     for ver, dep in (("1.0", "corelib >=1,<2"), ("1.1", "corelib >=2")):
         data = {"share/datakit/VERSION": f"{ver}\n".encode()}
         _write_package(root, fx.PkgDef("datakit", ver, "h0_0", depends=[dep]), data)
+    for pkg, files in extra:
+        _write_package(root, pkg, files)
     import asyncio
 
     asyncio.run(index_fs(root, write_zst=False, write_shards=False, force=True))
@@ -184,11 +200,15 @@ class Site:
 
 @contextmanager
 def airgap_site(
-    root: Path, on_get: Callable[[str], None] | None = None, extra_wheels: Sequence[Path] = ()
+    root: Path,
+    on_get: Callable[[str], None] | None = None,
+    extra_wheels: Sequence[Path] = (),
+    extra_packages: Sequence[tuple[fx.PkgDef, dict[str, bytes]]] = (),
 ) -> Iterator[Site]:
     """``on_get(path)``: called before the channel serves each GET (it may block).
-    ``extra_wheels``: more wheels on the PyPI mirror (the inference server's, for the demo)."""
-    channel = runnable_packages(root / "channel")
+    ``extra_wheels``: more wheels on the PyPI mirror (the inference server's, for the demo).
+    ``extra_packages``: more conda packages in the channel (``delta_packages()``)."""
+    channel = runnable_packages(root / "channel", extra_packages)
     index = wheelhouse(root / "pypi", extra_wheels)
     requests: list[str] = []
     chan_url, stop_chan = fx.serve_directory(channel, requests, on_get=on_get)
@@ -287,3 +307,35 @@ def step_states(progress: Progress, phase: str = "image") -> dict[str, bool]:
     from layerkit.build.progress import is_build_step
 
     return {s.name: s.cached for s in progress.steps.values() if s.phase == phase and is_build_step(s.name)}
+
+
+def image_layers(registry: str, ref: str, platform: str = "linux/amd64") -> list[tuple[str, int]]:
+    """(digest, compressed size) of each layer of image `ref` as the registry serves it: the
+    manifest, or `platform`'s in an index (attestation entries are skipped)."""
+    import urllib.request
+
+    from layerkit.build.registry import MANIFEST_TYPES
+
+    repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
+
+    def get(reference: str) -> dict[str, object]:
+        url = f"http://{registry}/v2/{repo}/manifests/{reference}"
+        req = urllib.request.Request(url, headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            doc: dict[str, object] = json.loads(resp.read())
+        return doc
+
+    doc = get(tag)
+    if "manifests" in doc:
+        os_name, arch = platform.split("/")
+        entries = [m for m in doc["manifests"] if isinstance(m, dict)]  # type: ignore[attr-defined]
+        wanted = [
+            m
+            for m in entries
+            if m.get("platform", {}).get("os") == os_name and m["platform"].get("architecture") == arch
+        ]
+        assert len(wanted) == 1, f"{ref}: no single {platform} manifest in {entries}"
+        doc = get(str(wanted[0]["digest"]))
+    layers = doc["layers"]
+    assert isinstance(layers, list)
+    return [(str(layer["digest"]), int(layer["size"])) for layer in layers]

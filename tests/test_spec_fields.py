@@ -45,6 +45,16 @@ def _lock(r: api.Rendered) -> object:
     return lock_inputs(r.checked)
 
 
+def _locked_layers(r: api.Rendered) -> object:  # the locked env's layers (render/envlayers.py)
+    from layerkit.lock.model import Lock, LockedPackage
+
+    cublas = LockedPackage(
+        manager="conda", platform="linux-64", name="libcublas", version="12.1", build="h0",
+        url="https://conda.anaconda.org/conda-forge/linux-64/libcublas-12.1-h0.conda", sha256="0" * 64,
+    )  # fmt: skip
+    return api.render(r.checked, Lock(source="x", packages=(cublas,)), auto_lock=False).dockerfile
+
+
 def _images(r: api.Rendered) -> object:  # `build`: where images go, what they are tagged
     lay = layout(r, BuildOptions())
     return lay.address, [(t.ref, t.extra_tags) for t in lay.targets], lay.globals
@@ -169,6 +179,7 @@ EFFECTS: dict[str, tuple[Callable[[api.Rendered], object], str, str]] = {
     "conda.dependencies": (_lock, BASE, BASE.replace("[numpy]", "[numpy, scipy]")),
     "conda.pip": (_lock, BASE, BASE.replace("[numpy]", "[numpy, pip], pip: [requests]")),
     "conda.installer": (_render, BASE, BASE.replace("[numpy]", "[numpy], installer: micromamba")),
+    "conda.layers": (_locked_layers, BASE, BASE.replace("[numpy]", "[numpy], layers: false")),
     "conda.installer_image": (
         _render,
         BASE,

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict
 
 from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
+from layerkit.render import envlayers
+from layerkit.render.envlayers import LayerGroup
 from layerkit.render.envvars import quote
 from layerkit.spec import channelvars as CV
 from layerkit.spec import matchspec as M
@@ -79,6 +81,8 @@ class EnvInstall(_Model):
     # mounted into the pip RUN only, exported there from /run/secrets; pip expands them in the
     # requirements file's index lines and takes the credentials from them for that host.
     pip_secrets: tuple[str, ...] = ()
+    # Package groups split off /opt/env into layers of their own (render/envlayers.py).
+    layers: tuple[LayerGroup, ...] = ()
 
 
 def _glibc_check(checked: Checked, lock: Lock | None, platform: str) -> str | None:
@@ -170,6 +174,7 @@ def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstal
         glibc_override=quote(solve_glibc(checked.image)) if lock is None else None,
         secrets=channel_secrets,
         pip_secrets=pip_secrets,
+        layers=envlayers.groups(lock, platform, not (conda and conda.layers is False)),
     )
 
 

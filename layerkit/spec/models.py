@@ -80,6 +80,9 @@ class Conda(Model):
     # Image the installer runs in (its own stage, so the base needs no Python); default: the
     # catalog's pinned one. A tag without a digest is pinned by the lock.
     installer_image: str | None = None
+    # A locked /opt/env ships as one layer per big package family (render/envlayers.py) and
+    # one for the rest, so an update sends only its group's layer; false: one layer.
+    layers: bool | None = None
 
 
 class Gpu(Model):

@@ -8,7 +8,7 @@ from typing import Literal
 
 from layerkit.errors import Position, SpecError
 from layerkit.lock.model import Lock
-from layerkit.render import envinstall
+from layerkit.render import envinstall, envlayers
 from layerkit.render.blocks.dockerfile import Copy
 from layerkit.render.envinstall import EnvInstall
 from layerkit.spec import matchspec as M
@@ -20,6 +20,9 @@ FETCH_INSTALLER = "fetch_installer.py"
 INSTALLER_REQUIREMENTS = "installer-requirements.txt"  # py-rattler, pinned by its wheels' sha256
 # PEP 600 hook, on PYTHONPATH for the env stage's pip: which manylinux wheels run on the base.
 MANYLINUX_FILE = "_manylinux.py"
+SPLIT_ENV = "split_env.py"  # moves each package group's files out of the prefix (envlayers.py)
+LAYERS_FILE = "env-layers.json"
+LAYERS_DIR = "/layerkit/"  # in the env stage, outside the work folder the install RUN removes
 MANYLINUX = """\
 # Written by layerkit. The env is made in the installer image but runs on the base image:
 # pip asks this module (PEP 600) which manylinux wheels run, and the base's glibc decides.
@@ -80,6 +83,9 @@ def context_files(
         scripts.append(FETCH_INSTALLER)
     else:
         files.append((INSTALLER_REQUIREMENTS, installer_requirements(env.installer_version)))
+    if env.layers:
+        scripts.append(SPLIT_ENV)
+        files.append((LAYERS_FILE, envlayers.groups_file(env.layers)))
     files += [(name, (data_dir("templates") / name).read_text(encoding="utf-8")) for name in scripts]
     return files
 
@@ -118,6 +124,11 @@ def env_copies(env: EnvInstall, image_pip: bool) -> tuple[Copy, ...]:
     scripts = _env_scripts(env, image_pip)
     inputs = (env.conda_file, *((env.pip_file,) if env.pip_file else ()))
     return tuple(Copy(names, "./") for names in (scripts, inputs) if names)
+
+
+def layers_copy(env: EnvInstall) -> tuple[Copy, ...]:
+    """The split script and its groups, where the install RUN's cleanup leaves them."""
+    return (Copy((SPLIT_ENV, LAYERS_FILE), LAYERS_DIR),) if env.layers else ()
 
 
 def _hashes_all_or_none(checked: Checked, requirements: tuple[str, ...]) -> None:

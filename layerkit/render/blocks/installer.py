@@ -136,16 +136,32 @@ def installer(env: EnvInstall | None, platform: str, image_pip: tuple[str, ...])
     installs = [_install(env, platform)]
     if (pip := _pip(env, image_pip)) is not None:
         installs.append(pip)
-    installs[-1] = installs[-1].then(*CLEANUP)
+    installs[-1] = installs[-1].then(*CLEANUP, *_split(env))
     stage = (
         Comment(STAGE_COMMENT),
         From(env.installer_ref, "env"),
         Workdir(WORK),
         *_bootstrap(env),
         *files.env_copies(env, bool(image_pip)),
+        *files.layers_copy(env),
         *_overrides(env),
         *installs,
     )
     check = (_glibc_check(env.glibc_check),) if env.glibc_check else ()
     prefix = Copy((ENV_PREFIX,), ENV_PREFIX, from_stage="env", link=True)
-    return Block(env=stage, final=(*check, prefix))
+    return Block(env=stage, final=(*check, *_group_copies(env), prefix))
+
+
+def _split(env: EnvInstall) -> tuple[str, ...]:
+    """After the cleanup, in the install RUN: renames within its own layer cost nothing, where
+    a RUN of their own would copy every moved file up from the layer below."""
+    if not env.layers:
+        return ()
+    split = f"{files.LAYERS_DIR}{files.SPLIT_ENV}"
+    return (f"python3 {split} --prefix {ENV_PREFIX} {files.LAYERS_DIR}{files.LAYERS_FILE}",)
+
+
+def _group_copies(env: EnvInstall) -> tuple[Copy, ...]:
+    """One linked layer per package group, before the rest of the prefix: a group's layer is
+    the same blob until one of its packages changes (render/envlayers.py)."""
+    return tuple(Copy((g.folder,), ENV_PREFIX, from_stage="env", link=True) for g in env.layers)
