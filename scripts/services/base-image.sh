@@ -8,15 +8,32 @@
 # bookworm-inference: Debian 12 minbase plus python3-venv (3.11) and nginx-light, shaped like
 # Azure ML's inference bases (a real Python, nginx from the distro): the inference e2e tests.
 #
-#   base-image.sh DOCKER_HOST REGISTRY_HOSTPORT [REPO:TAG] [SUITE]
+# bookworm-minbase: Debian 12 minbase and nothing more (the arm64 half of the multi-arch base).
+#
+#   base-image.sh [--arch ARCH] DOCKER_HOST REGISTRY_HOSTPORT [REPO:TAG] [SUITE]
 #     e.g. base-image.sh unix:///tmp/d/docker.sock 127.0.0.1:5000
 #   prints the pushed reference (default localhost:PORT/debian:bookworm)
-#   base-image.sh --tarball SUITE: only make the cached rootfs tarball; print its path
+#   base-image.sh [--arch ARCH] --tarball SUITE: only make the cached rootfs tarball; print its path
 #
-# The debootstrap rootfs (~2-3 min to build) is cached as a tarball under
-# ${LAYERKIT_CACHE:-~/.cache/layerkit}; later runs only import + push (seconds).
+# --arch: a Debian architecture (amd64, arm64); default this machine's. Another architecture's
+# rootfs is debootstrapped with --foreign, and its second stage (the packages' maintainer
+# scripts) runs in a chroot under QEMU (scripts/services/binfmt.sh registers it).
+#
+# The debootstrap rootfs (~2-3 min to build; bookworm-minbase for arm64 ~N min) is cached as a
+# tarball under ${LAYERKIT_CACHE:-~/.cache/layerkit}; later runs only import + push (seconds).
 set -euo pipefail
 
+host_arch=$(dpkg --print-architecture)
+arch=$host_arch
+if [[ ${1:-} == --arch ]]; then
+  [[ $# -ge 2 ]] || { echo "usage: $0 --arch ARCH ..." >&2; exit 2; }
+  arch=$2
+  shift 2
+fi
+case $arch in
+  amd64 | arm64) ;;
+  *) echo "$0: unsupported architecture $arch (amd64 or arm64)" >&2; exit 2 ;;
+esac
 tarball_only=
 if [[ ${1:-} == --tarball ]]; then
   [[ $# -eq 2 ]] || { echo "usage: $0 --tarball SUITE" >&2; exit 2; }
@@ -36,11 +53,12 @@ case $suite in
   bookworm) include=python3-venv,ca-certificates; name=py3-ca ;;
   bullseye) include=python3,ca-certificates; name=py39-ca ;;
   bookworm-inference) include=python3-venv,ca-certificates,nginx-light; name=py3-nginx ;;
-  *) echo "$0: unknown suite $suite (bookworm, bullseye or bookworm-inference)" >&2; exit 2 ;;
+  bookworm-minbase) include=; name=plain ;;
+  *) echo "$0: unknown suite $suite (bookworm, bullseye, bookworm-inference or bookworm-minbase)" >&2; exit 2 ;;
 esac
 release=${suite%%-*}  # the Debian release debootstrap fetches; the rest names the variant
 cache_dir=${LAYERKIT_CACHE:-$HOME/.cache/layerkit}
-tarball=$cache_dir/debian-$release-minbase-$name-$(dpkg --print-architecture).tar
+tarball=$cache_dir/debian-$release-minbase-$name-$arch.tar
 
 # Use the mirror apt already uses on this machine (deb822 or one-line format).
 apt_mirror() {
@@ -59,8 +77,18 @@ if [[ ! -s $tarball ]]; then
   mkdir -p "$cache_dir"
   work=$(mktemp -d "$cache_dir/rootfs.XXXXXX")
   trap 'rm -rf "$work"' EXIT
-  echo "debootstrap $release minbase (about 2 minutes, once; cached as $tarball)" >&2
-  debootstrap --variant=minbase --include="$include" "$release" "$work/root" "$(apt_mirror)" >"$work/debootstrap.log" 2>&1 &
+  echo "debootstrap $release minbase $arch (a few minutes, once; cached as $tarball)" >&2
+  if [[ $arch == "$host_arch" ]]; then
+    debootstrap --variant=minbase ${include:+--include="$include"} "$release" "$work/root" "$(apt_mirror)" >"$work/debootstrap.log" 2>&1 &
+  else
+    bash "$(dirname "${BASH_SOURCE[0]}")/binfmt.sh" >/dev/null
+    # First stage: download and unpack on this machine; second: configure under QEMU.
+    {
+      debootstrap --arch="$arch" --foreign --variant=minbase ${include:+--include="$include"} \
+        "$release" "$work/root" "$(apt_mirror)" \
+        && chroot "$work/root" /debootstrap/debootstrap --second-stage
+    } >"$work/debootstrap.log" 2>&1 &
+  fi
   boot=$!
   # Progress on stderr: debootstrap's latest step (I: Retrieving/Extracting/Installing ...).
   last=
@@ -95,7 +123,8 @@ PY
 then echo "$ref"; exit 0; fi
 
 export DOCKER_HOST=$docker_host
-docker import --change 'CMD ["/bin/bash"]' "$tarball" "$ref" >/dev/null
+# --platform: else the image config says this machine's architecture, whatever the rootfs holds.
+docker import --platform "linux/$arch" --change 'CMD ["/bin/bash"]' "$tarball" "$ref" >/dev/null
 docker push "$ref" >/dev/null
 # Drop the local tag: dockerd's BuildKit prefers a local image of the same name,
 # and builds should resolve the base from the registry like any remote image.
