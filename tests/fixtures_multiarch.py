@@ -20,6 +20,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -32,6 +33,9 @@ import fixtures_build as fb
 import fixtures_channels as fx
 import pytest
 from fixtures_services import SERVICES, Services, run_script
+
+from layerkit.render.envinstall import RATTLER_VERSION
+from layerkit.resources import cache_dir
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -184,12 +188,42 @@ def multiarch_channel(root: Path) -> Path:
     return root
 
 
+def rattler_wheels_aarch64() -> list[Path]:
+    """The installer's py-rattler for manylinux aarch64 (2_28: glibc >= 2.28; PyPI has no 2_17
+    aarch64 wheel), from PyPI once, cached apart from fixtures_build's x86_64 wheelhouse (whose
+    presence check globs its folder): what an installer run under emulation needs."""
+    cache = cache_dir() / "wheelhouse-aarch64"
+    pattern = f"py_rattler-{RATTLER_VERSION}-*aarch64*.whl"
+    if not sorted(cache.glob(pattern)):
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+             "--platform", "manylinux_2_28_aarch64", "--python-version", "3.11", "--implementation", "cp",
+             "-d", str(cache), f"py-rattler=={RATTLER_VERSION}"],
+            check=True, timeout=900,
+        )  # fmt: skip
+    return sorted(cache.glob(pattern))
+
+
+def arm64_installer_image(services: Services, repo: str = "debian:bookworm-arm64") -> str:
+    """Optional, for a fully emulated install (bench): the arm64 twin of the services' base
+    (Debian 12 minbase + python3-venv, ca-certificates) pushed as localhost:PORT/<repo>. Its
+    rootfs costs ~12 min cold (4 min CPU) under QEMU (maintainer scripts: py3compile,
+    update-ca-certificates), then is cached; scripts/setup-system.sh does not make it."""
+    port = services.registry.rsplit(":", 1)[1]
+    return run_script(
+        SERVICES / "base-image.sh", "--arch", "arm64", services.docker_host, f"127.0.0.1:{port}", repo,
+        "bookworm", timeout=3600,
+    )  # fmt: skip
+
+
 @contextmanager
 def multiarch_site(root: Path) -> Iterator[fb.Site]:
-    """The multi-arch channel and the PyPI mirror (fixtures_build.wheelhouse: the installer's
-    py-rattler, which runs on the build platform) served on 127.0.0.1."""
+    """The multi-arch channel and the PyPI mirror served on 127.0.0.1. The mirror holds the
+    installer's py-rattler for x86_64 (fixtures_build.wheelhouse: the installer runs on the
+    build platform) and for aarch64 (an installer under emulation); pip picks by platform."""
     channel = multiarch_channel(root / "channel")
-    index = fb.wheelhouse(root / "pypi")
+    index = fb.wheelhouse(root / "pypi", rattler_wheels_aarch64())
     requests: list[str] = []
     chan_url, stop_chan = fx.serve_directory(channel, requests)
     pypi_url, stop_pypi = fx.serve_directory(index)

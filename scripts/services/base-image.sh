@@ -7,7 +7,6 @@
 # real ones, whose Python is too old for the installer.
 # bookworm-inference: Debian 12 minbase plus python3-venv (3.11) and nginx-light, shaped like
 # Azure ML's inference bases (a real Python, nginx from the distro): the inference e2e tests.
-#
 # bookworm-minbase: Debian 12 minbase and nothing more (the arm64 half of the multi-arch base).
 #
 #   base-image.sh [--arch ARCH] DOCKER_HOST REGISTRY_HOSTPORT [REPO:TAG] [SUITE]
@@ -19,8 +18,10 @@
 # rootfs is debootstrapped with --foreign, and its second stage (the packages' maintainer
 # scripts) runs in a chroot under QEMU (scripts/services/binfmt.sh registers it).
 #
-# The debootstrap rootfs (~2-3 min to build; bookworm-minbase for arm64 ~N min) is cached as a
-# tarball under ${LAYERKIT_CACHE:-~/.cache/layerkit}; later runs only import + push (seconds).
+# The debootstrap rootfs (~2-3 min to build; for arm64, bookworm-minbase ~1.5 min, but bookworm
+# ~12 min, 4 of them CPU: py3compile and update-ca-certificates under QEMU) is cached as a tarball
+# under ${LAYERKIT_CACHE:-~/.cache/layerkit}, one per suite and architecture; later runs only
+# import + push (seconds).
 set -euo pipefail
 
 host_arch=$(dpkg --print-architecture)
