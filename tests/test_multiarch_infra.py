@@ -1,9 +1,10 @@
 """The multi-platform test infrastructure works (tests/fixtures_multiarch.py), shown without
-layerkit's code: the base index in the registry lists linux/amd64 and linux/arm64, each
+layerkit's build code: the base index in the registry lists linux/amd64 and linux/arm64, each
 platform's image says its own architecture, and a handwritten Dockerfile FROM the index builds
-through dockerd 26's BuildKit for each platform, with the channel's locked archkit package for
-that platform, and runs: `uname -m`, the RUN step's record of it, the package's static binary
-and its arch.txt all name the platform's machine (arm64 under QEMU)."""
+through dockerd 26's BuildKit for each platform, with the channel's archkit package for that
+platform, and runs: `uname -m`, the RUN step's record of it, the package's static binary and
+its arch.txt all name the platform's machine (arm64 under QEMU). The two-platform spec locks
+(real conda-lock) to each platform's own package."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import docker
 import fixtures_multiarch as fm
 import pytest
+from fixtures_build import Site
 from fixtures_services import Services, container_output
 
 pytestmark = pytest.mark.integration
@@ -37,10 +39,10 @@ CMD ["sh", "-c", "uname -m; cat /built-on; /opt/env/bin/archkit; cat /opt/env/sh
 def locked(
     services: Services,
     multiarch_base: fm.MultiarchBase,
-    multiarch_site,
+    multiarch_site: Site,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
-    """The two-platform spec, locked by real conda-lock; its folder."""
+    """The two-platform spec, locked by real conda-lock (`layerkit lock`); its folder."""
     return fm.multiarch_spec(
         tmp_path_factory.mktemp("multi"), multiarch_site, multiarch_base, services, repo="mi"
     ).parent
@@ -70,13 +72,13 @@ def test_lock_names_each_platforms_own_package(locked: Path) -> None:
 
 @pytest.mark.parametrize("platform", sorted(MACHINES))
 def test_dockerfile_from_the_index_builds_and_runs_per_platform(
-    services: Services, multiarch_base: fm.MultiarchBase, locked: Path, tmp_path: Path, platform: str
+    services: Services, multiarch_base: fm.MultiarchBase, multiarch_site: Site, tmp_path: Path, platform: str
 ) -> None:
     if not os.access(DOCKER_CLI, os.X_OK):
         pytest.fail(f"{DOCKER_CLI} is missing: scripts/setup-system.sh installs it (docker.io)")
-    # The archkit package the lock picked for this platform, unpacked into the build context.
-    explicit = (locked / f"layerkit.{SUBDIRS[platform]}.explicit.txt").read_text().split()
-    url = next(u.split("#")[0] for u in explicit if "/archkit-" in u)
+    # The channel's archkit package for this platform (straight from the channel: no layerkit
+    # code in this proof), unpacked into the build context.
+    url = f"{multiarch_site.channel_url}/{SUBDIRS[platform]}/archkit-1.0-h0_0.tar.bz2"
     with urllib.request.urlopen(url, timeout=60) as resp, tarfile.open(fileobj=resp, mode="r|bz2") as tf:
         tf.extractall(tmp_path / "pkg", filter=lambda m, _: None if m.name.startswith("info/") else m)
     (tmp_path / "Dockerfile").write_text(DOCKERFILE.format(base=multiarch_base.ref))
