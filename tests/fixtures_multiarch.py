@@ -205,15 +205,19 @@ def rattler_wheels_aarch64() -> list[Path]:
     return sorted(cache.glob(pattern))
 
 
-def arm64_installer_image(services: Services, repo: str = "debian:bookworm-arm64") -> str:
-    """Optional, for a fully emulated install (bench): the arm64 twin of the services' base
-    (Debian 12 minbase + python3-venv, ca-certificates) pushed as localhost:PORT/<repo>. Its
-    rootfs costs ~12 min cold (4 min CPU) under QEMU (maintainer scripts: py3compile,
-    update-ca-certificates), then is cached; scripts/setup-system.sh does not make it."""
+def arm64_installer_image(
+    services: Services, repo: str = "debian:bookworm-arm64", suite: str = "bookworm-unpacked"
+) -> str:
+    """Optional, for a fully emulated install (bench): an arm64 Debian 12 with python3-venv
+    pushed as localhost:PORT/<repo>. By default python3-venv's packages unpacked onto the arm64
+    minbase without maintainer scripts (~35 s cold on top of it; no .pyc, no CA bundle: the
+    mirrors are plain HTTP); suite="bookworm" configures them under QEMU instead, as the amd64
+    base is (~12 min cold, 4 of them CPU). Either is cached; scripts/setup-system.sh makes
+    neither."""
     port = services.registry.rsplit(":", 1)[1]
     return run_script(
         SERVICES / "base-image.sh", "--arch", "arm64", services.docker_host, f"127.0.0.1:{port}", repo,
-        "bookworm", timeout=3600,
+        suite, timeout=3600,
     )  # fmt: skip
 
 
