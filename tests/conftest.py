@@ -80,6 +80,25 @@ def inference_site(services, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def multiarch_base(services):
+    """An OCI image index in the services' registry (localhost:PORT/debian:bookworm-multi) over
+    the amd64 base and an arm64 Debian 12 minbase: tests/fixtures_multiarch.py."""
+    import fixtures_multiarch as fm
+
+    return fm.multiarch_base(services)
+
+
+@pytest.fixture(scope="session")
+def multiarch_site(tmp_path_factory: pytest.TempPathFactory):
+    """A conda channel with linux-64, linux-aarch64 and noarch packages and the PyPI mirror, on
+    127.0.0.1: tests/fixtures_multiarch.py (multiarch_spec writes a two-platform spec on it)."""
+    import fixtures_multiarch as fm
+
+    with fm.multiarch_site(tmp_path_factory.mktemp("multiarch-site")) as site:
+        yield site
+
+
+@pytest.fixture(scope="session")
 def services20():
     """Debian 12's dockerd 20.10 (vfs, BuildKit v0.8), its own registry and base image: the
     compatibility smoke test (tests/test_engine_classic.py)."""

@@ -55,12 +55,14 @@ def refused_port() -> int:
 
 def container_output(
     client: docker.DockerClient, image: str, command: list[str], *, user: str | None = None,
-    network_mode: str | None = "none",
+    network_mode: str | None = "none", platform: str | None = None,
 ) -> bytes:  # fmt: skip
     """A container's stdout, read as `docker run` reads it: attached before it starts, to the
     end of its stream. docker-py's run() follows the log file instead, which dockerd 20.10 can
-    end before the last line is in it."""
-    container = client.containers.create(image, command, user=user, network_mode=network_mode)
+    end before the last line is in it. platform: e.g. linux/arm64, for an image of another
+    platform than the engine's (run under QEMU)."""
+    kw = {"platform": platform} if platform else {}
+    container = client.containers.create(image, command, user=user, network_mode=network_mode, **kw)
     try:
         # As `docker run` does: no log replay (logs=True can repeat what the stream then
         # delivers again, seen on Docker 26); attached before start, nothing is missed.
