@@ -23,11 +23,14 @@ from layerkit.pipeline import (
     check_spec,
     default_lock_path,
     find_lock,
+    hash_index,
     hash_spec,
     load,
+    platforms,
     read_lock,
     render,
     render_inference,
+    render_platforms,
     write_context,
 )
 from layerkit.spec.validate import Checked
@@ -35,6 +38,7 @@ from layerkit.spec.validate import Checked
 if TYPE_CHECKING:
     from layerkit.build.builder import BuildOptions, BuildResult
     from layerkit.build.decisions import EnvDecision
+    from layerkit.build.indexplan import IndexPlan
     from layerkit.build.progress import Progress
     from layerkit.build.runner import RunOptions
     from layerkit.envs.register import Registered
@@ -56,16 +60,20 @@ __all__ = [
     "env_sbom",
     "env_show",
     "find_lock",
+    "hash_index",
     "hash_spec",
     "load",
     "lock",
     "make_fragment",
     "outdated",
     "plan",
+    "platforms",
     "read_lock",
     "render",
     "render_inference",
+    "render_platforms",
     "run",
+    "run_platform",
     "write_context",
 ]
 
@@ -141,11 +149,51 @@ def build(
     on_warning: Callable[[str], None] | None = None,
 ) -> BuildResult:
     """Render, then build and push through BuildKit, unless the registry has the hash already.
+    A spec with several platforms and no ``platform``: each platform's image, then the image
+    index over them (build/multiplatform.py; ``result.platforms`` holds each platform's).
 
     Raises DaemonError (BuildKit unreachable, a step failed) or RegistryError (push refused);
     an unreachable registry only adds a warning to the result.
     """
-    return _build_rendered(Path(spec), render(spec, lock, platform, auto_lock), options, progress, on_warning)
+    if platform is not None:
+        return _build_rendered(
+            Path(spec), render(spec, lock, platform, auto_lock), options, progress, on_warning
+        )
+    renders = render_platforms(spec, lock, auto_lock)
+    if len(renders) == 1:
+        return _build_rendered(Path(spec), renders[0], options, progress, on_warning)
+    return _build_index(Path(spec), renders, options, progress, on_warning)
+
+
+def _build_index(
+    spec: Path,
+    renders: tuple[Rendered, ...],
+    options: BuildOptions | None,
+    progress: Progress | None,
+    on_warning: Callable[[str], None] | None,
+) -> BuildResult:
+    from layerkit.build.builder import BuildOptions
+    from layerkit.build.multiplatform import build_index
+    from layerkit.build.progress import Progress
+
+    opts = options or BuildOptions()
+    prog = progress or Progress(opts.progress)
+    said: set[str] = set()
+
+    def once(w: str) -> None:  # the platforms share the spec's and the lock's warnings
+        if on_warning and w not in said:
+            said.add(w)
+            on_warning(w)
+
+    def one(rendered: Rendered, popts: BuildOptions) -> BuildResult:
+        # Its own progress: step counts are per solve label, which every platform repeats.
+        prog.message(f"=> platform {rendered.plan.platform}")
+        return _build_rendered(spec, rendered, popts, Progress(prog.mode, prog.stream), once)
+
+    try:
+        return build_index(renders, opts, one, prog.message)
+    finally:
+        prog.close()
 
 
 def build_inference(
@@ -223,9 +271,19 @@ def run(
     from layerkit.build.runner import run_rendered
 
     opts = options or BuildOptions()
+    if platform is None:
+        platform = run_platform(spec, opts.addr)
     rendered = render(spec, lock, platform, auto_lock)
     result = _build_rendered(Path(spec), rendered, opts, progress, on_warning)
     return result, run_rendered(rendered, result.image, opts, run_options)
+
+
+def run_platform(spec: Path, addr: str | None = None) -> str:
+    """The spec's platform that `run` and `serve` use: the one the engine (``addr``'s, else
+    $DOCKER_HOST's) runs natively; SpecError when the spec does not build for it."""
+    from layerkit.build.hostplatform import run_platform as pick
+
+    return pick(load(spec).spec.platforms or ("linux-64",), addr, str(spec))
 
 
 def plan(
@@ -236,15 +294,24 @@ def plan(
     *,
     options: BuildOptions | None = None,
     offline: bool = False,
-) -> EnvDecision:
+) -> EnvDecision | IndexPlan:
     """What `build` would do for one environment: inputs, hash, image ref, whether a registry
     has it, cache refs and steps. Asks the registry (manifest HEAD) unless offline; never
-    builds, pushes or copies. ``plan_document`` turns plans into the versioned JSON."""
+    builds, pushes or copies. ``plan_document`` turns plans into the versioned JSON.
+    A spec with several platforms and no ``platform``: the image index's plan, with each
+    platform's (build/indexplan.py)."""
     from layerkit.build.builder import BuildOptions
     from layerkit.build.decisions import decide_env
 
-    rendered = render(spec, lock, platform, auto_lock)
-    return decide_env(Path(spec), rendered, options or BuildOptions(), offline=offline)
+    opts = options or BuildOptions()
+    if platform is None:
+        renders = render_platforms(spec, lock, auto_lock)
+        if len(renders) > 1:
+            from layerkit.build.indexplan import plan_index
+
+            return plan_index(Path(spec), renders, opts, offline=offline)
+        return decide_env(Path(spec), renders[0], opts, offline=offline)
+    return decide_env(Path(spec), render(spec, lock, platform, auto_lock), opts, offline=offline)
 
 
 def outdated(spec: Path, lock: Path | None = None) -> Outdated:

@@ -178,6 +178,40 @@ def render_inference(
     return Rendered(env.checked, plan, h, dockerfile, env.lock, env.notes, inf.contexts(), env.hash.hash)
 
 
+def platforms(checked: Checked) -> tuple[str, ...]:
+    """The spec's platforms, in its order (default linux-64)."""
+    return tuple(checked.resolved.spec.platforms or ("linux-64",))
+
+
+def render_platforms(
+    spec: Path | Checked, lock: Path | Lock | None = None, auto_lock: bool = True
+) -> tuple[Rendered, ...]:
+    """Each of the spec's platforms rendered, in the spec's order: checked and its lock read
+    once (the first render), each platform's own Dockerfile and hash."""
+    first = render(spec, lock, None, auto_lock)
+    rest = tuple(render(first.checked, first.lock, p, False) for p in platforms(first.checked)[1:])
+    return (first, *rest)
+
+
+@dataclass(frozen=True)
+class IndexHash:
+    """A multi-platform spec's hash (hashing/index.py) and each platform's own."""
+
+    hash: str
+    platforms: dict[str, HashResult]
+
+
+def hash_index(spec: Path | Checked, lock: Path | Lock | None = None, auto_lock: bool = True) -> IndexHash:
+    """The image index's hash over every platform's (for a spec with two platforms or more)."""
+    from layerkit.hashing.index import index_hash
+
+    checked, lk, plan, first, _ = _prepare(spec, lock, None, auto_lock)
+    done = {plan.platform: first}
+    for p in platforms(checked)[1:]:
+        done[p] = _prepare(checked, lk, p, False)[3]
+    return IndexHash(index_hash({p: h.hash for p, h in done.items()}), done)
+
+
 def write_context(rendered: Rendered, out_dir: Path) -> list[Path]:
     """Write the build context: the directory is replaced whole, atomically (atomic.replace_dir),
     so it never holds a new Dockerfile beside an old environment file."""

@@ -74,8 +74,17 @@ class BuildResult:
     solved: list[str] = field(default_factory=list)  # each solve's label, in order
     cache_imports: list[str] = field(default_factory=list)
     cache_exports: list[str] = field(default_factory=list)
+    # A multi-platform image (build/multiplatform.py): this result is its index's, and these
+    # are each platform's image, by conda platform.
+    platforms: dict[str, BuildResult] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
+        doc = self._own_json()
+        if self.platforms:
+            doc["platforms"] = {p: r.to_json() for p, r in sorted(self.platforms.items())}
+        return doc
+
+    def _own_json(self) -> dict[str, object]:
         return {
             "schema": 1,
             "hash": self.hash,
@@ -255,6 +264,7 @@ def _solve_all(
                     registry_caches=caches,
                     export_cache=export_cache,
                     publish=publish,
+                    platform=rendered.plan.platform,
                 )
                 res = client.solve(
                     frontend="dockerfile.v0",

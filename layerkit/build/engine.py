@@ -42,6 +42,16 @@ class Engine:
         except docker.errors.DockerException as exc:
             raise DaemonError(f"Docker engine at {self.docker_host}: {exc}") from None
 
+    def arch(self) -> str | None:
+        """The engine's own architecture (`amd64`, `arm64`: the Engine API's version Arch)."""
+        import docker
+
+        try:
+            arch = self._api.version().get("Arch")
+        except docker.errors.DockerException as exc:
+            raise DaemonError(f"Docker engine at {self.docker_host}: {exc}") from None
+        return arch if isinstance(arch, str) else None
+
     def push(self, ref: str, credentials: Credentials | None) -> str | None:
         """Push one tag; layers the registry already has are not sent again. Returns the
         manifest digest the engine pushed (its push's aux record), None when it names none."""

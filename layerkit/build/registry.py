@@ -312,3 +312,16 @@ class RegistryClient:
                 f"registry {dst.registry}: manifest upload for {dst} failed (HTTP {resp.status})"
             )
         return digest
+
+    def push_manifest(self, ref: ImageRef, data: bytes, media_type: str) -> str:
+        """Put a manifest (an image index layerkit assembled) at `ref`'s tag; its digest.
+        Whatever it lists must be in the repository already (the registry checks)."""
+        path = f"/v2/{ref.repository}/manifests/{ref.reference}"
+        resp = self._request("PUT", ref.registry, path, self._scope(ref.repository, True),
+                             {"Content-Type": media_type}, body=data, length=len(data))  # fmt: skip
+        resp.read()
+        if resp.status not in (200, 201):
+            raise RegistryError(
+                f"registry {ref.registry}: manifest upload for {ref} failed (HTTP {resp.status})"
+            )
+        return "sha256:" + hashlib.sha256(data).hexdigest()

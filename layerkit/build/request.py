@@ -115,6 +115,7 @@ def solve_args(
     registry_caches: Sequence[str] = (),
     export_cache: bool = False,
     publish: bool = True,
+    platform: str | None = None,
 ) -> SolveArgs:
     """Frontend, exporter and cache settings for one ``dockerfile.v0`` solve.
 
@@ -123,8 +124,14 @@ def solve_args(
     and with ``export_cache`` and a push, this target's own (``Target.cache_ref``, mode=max).
     ``publish`` False: no exporter (the solve only builds and exports its registry cache), so
     no inline cache either, which rides in an exported image's config.
+    ``platform``: the render's conda platform; BuildKit builds for it (``linux/arm64``), not
+    for the daemon's own, on both backends (the dockerfile frontend reads the attr).
     """
     attrs = {"filename": "Dockerfile"}
+    if platform is not None:
+        from layerkit.spec.ociplatform import oci
+
+        attrs["platform"] = oci(platform)
     if target.stage:
         attrs["target"] = target.stage
         attrs["label:io.layerkit.stage"] = target.stage

@@ -1,4 +1,6 @@
-"""`layerkit hash SPEC`: the environment hash (what names the image and decides skip-by-hash)."""
+"""`layerkit hash SPEC`: the environment hash (what names the image and decides skip-by-hash).
+A spec with several platforms: the image index's hash, over each platform's (--platform P
+prints that one platform's)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,18 @@ def run(args: argparse.Namespace) -> int:
     from layerkit import api
 
     lock, auto = lock_of(args)
+    if args.platform is None and len(api.load(args.spec).spec.platforms or ()) > 1:
+        index = api.hash_index(args.spec, lock, auto)
+        if args.json:
+            doc = {
+                "hash": index.hash,
+                "schema": HASH_SCHEMA,
+                "platforms": {p: h.hash for p, h in sorted(index.platforms.items())},
+            }
+            out(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        else:
+            out(index.hash + "\n")
+        return EXIT_OK
     h = api.hash_spec(args.spec, lock, args.platform, auto)
     if args.json:
         doc = {

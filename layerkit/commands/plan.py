@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from layerkit.commands import (
     add_engine_argument,
@@ -16,6 +17,10 @@ from layerkit.commands import (
     warn,
 )
 from layerkit.errors import SpecError
+
+if TYPE_CHECKING:
+    from layerkit.build.decisions import EnvDecision
+    from layerkit.build.indexplan import IndexPlan
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -51,5 +56,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out(json.dumps(plan_document(plans), indent=2, sort_keys=True) + "\n")
     else:
-        out("".join(f"{p.action:9} {p.image}  {p.spec}\n" for p in plans))
+        out("".join(_human(p) for p in plans))
     return 0
+
+
+def _human(p: EnvDecision | IndexPlan) -> str:
+    """One line per environment; an image index's platforms below it, indented."""
+    from layerkit.build.indexplan import IndexPlan
+
+    line = f"{p.action:9} {p.image}  {p.spec}\n"
+    if isinstance(p, IndexPlan):
+        line += "".join(f"  {e.action:9} {e.image}  {e.platform}\n" for e in p.platforms)
+    return line

@@ -139,8 +139,9 @@ def _serve(
     from layerkit.deploy.local import Deployment
 
     lock, auto = lock_of(args)
+    platform = args.platform or api.run_platform(spec, args.addr)
     result = api.build_inference(
-        spec, lock, args.platform, auto, options=build_options(args), on_warning=lambda w: warn(args, (w,))
+        spec, lock, platform, auto, options=build_options(args), on_warning=lambda w: warn(args, (w,))
     )
     k = keys.ensure(name) if s.auth == "key" else None
     d = Deployment(
