@@ -196,9 +196,12 @@ def _build(spec: Path, services: Services) -> BuildResult:
     return api.build(spec, options=opts, progress=Progress("quiet"))
 
 
-@pytest.fixture(scope="module")
-def base(services: Services) -> Iterator[str]:
-    yield busybox_base(services.registry)
+@pytest.fixture(scope="module", params=["26", "20"])
+def engine(request: pytest.FixtureRequest) -> Iterator[tuple[Services, str, str]]:
+    """Docker 26 (containerd store: the image exporter pushes) and Debian 12's dockerd 20.10
+    (moby exporter, Engine API push), each with its registry and the stand-in base in it."""
+    services: Services = request.getfixturevalue("services" if request.param == "26" else "services20")
+    yield services, busybox_base(services.registry), request.param
 
 
 def _spec(folder: Path, base_ref: str, registry: str) -> Path:
@@ -241,8 +244,9 @@ def _index(services: Services, result: BuildResult) -> dict[str, str]:
 
 
 def test_two_platforms_build_one_index_found_next_time_and_repaired(
-    tmp_path: Path, services: Services, base: str
+    tmp_path: Path, engine: tuple[Services, str, str]
 ) -> None:
+    services, base, version = engine
     spec = _spec(tmp_path, base, services.registry)
     first = _build(spec, services)
     hashes = {p: api.hash_spec(spec, platform=p).hash for p in ARCH}
@@ -250,6 +254,10 @@ def test_two_platforms_build_one_index_found_next_time_and_repaired(
     assert first.hash == api.hash_index(spec).hash and first.image.endswith(f":{first.hash}")
     assert {p: r.hash for p, r in first.platforms.items()} == hashes
     assert all(r.action == "built" and r.image.endswith(f":{hashes[p]}") for p, r in first.platforms.items())
+    # The same path on both engines, but for who pushes each platform's image: dockerd
+    # 20.10's through the Engine API (timed), Docker 26's image exporter itself.
+    for r in first.platforms.values():
+        assert any(k.startswith("push ") for k in r.timings) == (version == "20"), r.timings
     listed = _index(services, first)
     # The name tag names the index too.
     tagged = _get(services, first.image.rsplit(":", 1)[0] + ":mp-1")
