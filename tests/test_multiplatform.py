@@ -345,3 +345,20 @@ def test_offline_plan_lists_the_index_and_each_platform(cli, tmp_path: Path) -> 
         "environments"
     ][0]
     assert "platforms" not in one and one["hash"] == per["linux-aarch64"]
+
+
+# -- run and serve pick the engine's platform ------------------------------------------------
+@pytest.mark.parametrize("command", [["run", "{spec}", "--", "true"], ["serve", "{spec}"]])
+def test_run_and_serve_refuse_a_spec_without_the_engine_platform(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    import layerkit.build.hostplatform as hp
+
+    monkeypatch.setattr(hp, "engine_platform", lambda addr: "linux-64")
+    spec = _spec(tmp_path, "[linux-aarch64, linux-ppc64le]")
+    with spec.open("a") as fh:
+        fh.write("serve: {entry_script: score.py}\n")
+    (tmp_path / "score.py").write_text("def init(): pass\ndef run(data): return data\n")
+    r = cli(*[a.format(spec=spec) for a in command])
+    assert r.code == 2, r.err
+    assert "runs linux-64" in r.err and "--platform" in r.err and len(r.err.strip().splitlines()) == 1

@@ -31,8 +31,10 @@ from fixtures_services import Services
 
 from layerkit import api
 from layerkit.build.builder import BuildOptions, BuildResult
+from layerkit.build.hostplatform import engine_platform
 from layerkit.build.progress import Progress
 from layerkit.build.registry import MANIFEST_TYPES
+from layerkit.build.runner import RunOptions
 from layerkit.resources import cache_dir
 
 pytestmark = pytest.mark.integration
@@ -244,7 +246,7 @@ def _index(services: Services, result: BuildResult) -> dict[str, str]:
 
 
 def test_two_platforms_build_one_index_found_next_time_and_repaired(
-    tmp_path: Path, engine: tuple[Services, str, str]
+    tmp_path: Path, engine: tuple[Services, str, str], capfd: pytest.CaptureFixture[str]
 ) -> None:
     services, base, version = engine
     spec = _spec(tmp_path, base, services.registry)
@@ -271,6 +273,16 @@ def test_two_platforms_build_one_index_found_next_time_and_repaired(
 
     plan = api.plan(spec, options=BuildOptions(addr=f"docker://{services.docker_host}"))
     assert plan.action == "found"
+
+    # `run` picks the engine's own platform (amd64 here) and runs that platform's image.
+    addr = f"docker://{services.docker_host}"
+    assert engine_platform(addr) == "linux-64"
+    ran, code = api.run(
+        spec, RunOptions(("cat", "/etc/built-on"), source=tmp_path, network="none"),
+        options=BuildOptions(addr=addr, network="none"), progress=Progress("quiet"),
+    )  # fmt: skip
+    assert code == 0 and ran.action == "found" and ran.image == first.platforms["linux-64"].image
+    assert capfd.readouterr().out.strip() == "x86_64"
 
     again = _build(spec, services)
     assert again.action == "found" and again.digest == first.digest

@@ -114,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
         return _regen(args, name, action.key, serve)
     if action.verb == "serve" and not serve.entry_script:
         raise SpecError(f"{action.spec}: no serve.entry_script: nothing to serve (see README, Deploying)")
+    if action.verb == "serve" and args.platform is None:
+        # Before the engine is opened for the service: a spec not built for it is refused first.
+        args.platform = api.run_platform(action.spec, args.addr)
     engine = _engine(args)
     try:
         if action.verb == "stop":
@@ -139,9 +142,8 @@ def _serve(
     from layerkit.deploy.local import Deployment
 
     lock, auto = lock_of(args)
-    platform = args.platform or api.run_platform(spec, args.addr)
     result = api.build_inference(
-        spec, lock, platform, auto, options=build_options(args), on_warning=lambda w: warn(args, (w,))
+        spec, lock, args.platform, auto, options=build_options(args), on_warning=lambda w: warn(args, (w,))
     )
     k = keys.ensure(name) if s.auth == "key" else None
     d = Deployment(
