@@ -229,10 +229,11 @@ def _build_rendered(
 ) -> BuildResult:
     from layerkit.build.builder import BuildOptions
     from layerkit.build.builder import build as run_build
+    from layerkit.build.multiplatform import one_platform_options
     from layerkit.build.progress import Progress
     from layerkit.envs.attest import attest
 
-    opts = options or BuildOptions()
+    opts = one_platform_options(rendered, options or BuildOptions())
     for w in rendered.warnings:
         if on_warning:
             on_warning(w)
@@ -311,7 +312,10 @@ def plan(
 
             return plan_index(Path(spec), renders, opts, offline=offline)
         return decide_env(Path(spec), renders[0], opts, offline=offline)
-    return decide_env(Path(spec), render(spec, lock, platform, auto_lock), opts, offline=offline)
+    from layerkit.build.multiplatform import one_platform_options
+
+    rendered = render(spec, lock, platform, auto_lock)
+    return decide_env(Path(spec), rendered, one_platform_options(rendered, opts), offline=offline)
 
 
 def outdated(spec: Path, lock: Path | None = None) -> Outdated:

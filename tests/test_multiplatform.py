@@ -345,6 +345,11 @@ def test_offline_plan_lists_the_index_and_each_platform(cli, tmp_path: Path) -> 
         "environments"
     ][0]
     assert "platforms" not in one and one["hash"] == per["linux-aarch64"]
+    # One platform of it never takes the name tag, which names the index.
+    assert one["tags"] == []
+    (tmp_path / "single").mkdir()
+    single = json.loads(cli("plan", _spec(tmp_path / "single", "[linux-64]"), "--offline", "--json").out)
+    assert single["environments"][0]["tags"] == ["localhost:5000/mp:mp-1"]
 
 
 # -- run and serve pick the engine's platform ------------------------------------------------

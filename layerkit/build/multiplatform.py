@@ -63,13 +63,21 @@ def index_layout(rendered: Rendered, index_hash: str, opts: BuildOptions) -> Ind
     """The repository and tags `build` would give a one-platform image, named by the index hash."""
     from layerkit.build.lookup import layout
 
-    main = layout(rendered, opts).main
-    return IndexLayout(main.repo, index_hash, main.extra_tags, layout(rendered, opts).address)
+    lay = layout(rendered, opts)
+    return IndexLayout(lay.main.repo, index_hash, lay.main.extra_tags, lay.address)
 
 
 def platform_options(opts: BuildOptions) -> BuildOptions:
     """Each platform's image carries its hash tag only: the name tags name the index."""
     return dataclasses.replace(opts, tags=(), name_tag=False)
+
+
+def one_platform_options(rendered: Rendered, opts: BuildOptions) -> BuildOptions:
+    """One platform of a multi-platform spec (`--platform P`, `run`, `serve`) does not take the
+    name tag: it names the spec's image index, which a one-platform build must not move."""
+    from layerkit.pipeline import platforms
+
+    return platform_options(opts) if len(platforms(rendered.checked)) > 1 and opts.name_tag else opts
 
 
 def require_registry(lay: IndexLayout, opts: BuildOptions) -> None:
@@ -177,8 +185,9 @@ def decide_platforms(
     first = renders[0]
     lay = index_layout(first, index_hash({r.plan.platform: r.hash.hash for r in renders}), opts)
     require_registry(lay, opts)
-    creds = credentials_for(first, layout(first, popts))
-    registries = registries_for(layout(first, popts), creds, warn)
+    one = layout(first, popts)
+    creds = credentials_for(first, one)
+    registries = registries_for(one, creds, warn)
     decisions: dict[str, Decision] = {}
     for r in renders:
         gate = None if offline else gate_for(r, opts.require_signature, creds, warn)
