@@ -21,7 +21,7 @@ from layerkit.build.registry import ImageRef, ManifestInfo
 from layerkit.build.request import Target, solve_args, targets
 from layerkit.errors import RegistryError, RegistryUnreachable, SpecError
 from layerkit.hashing.index import index_hash
-from layerkit.spec import platforms as P
+from layerkit.spec import ociplatform as P
 
 IMAGE_TYPE = "application/vnd.oci.image.manifest.v1+json"
 WS = "ws:5000"
