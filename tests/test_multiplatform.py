@@ -369,3 +369,19 @@ def test_run_and_serve_refuse_a_spec_without_the_engine_platform(
     assert r.code == 2, r.err
     (error,) = [line for line in r.err.splitlines() if ": warning: " not in line]
     assert "runs linux-64" in error and "--platform" in error
+
+
+def test_build_json_reports_the_index_and_each_platform() -> None:
+    from layerkit.build.builder import BuildResult
+    from layerkit.build.summary import render as summary
+
+    amd = BuildResult(AMD, f"{WS}/t:{AMD}", "found", digest="sha256:" + "1" * 64)
+    arm = BuildResult(ARM, f"{WS}/t:{ARM}", "built", pushed=True, digest="sha256:" + "2" * 64)
+    index = BuildResult(INDEX_H, f"{WS}/t:{INDEX_H}", "built", pushed=True, digest="sha256:" + "3" * 64)
+    index.platforms = {"linux-aarch64": arm, "linux-64": amd}
+    doc = index.to_json()
+    assert (doc["hash"], doc["image"], doc["digest"]) == (INDEX_H, index.image, index.digest)
+    assert doc["platforms"] == {"linux-64": amd.to_json(), "linux-aarch64": arm.to_json()}
+    assert "platforms" not in amd.to_json()  # a one-platform result reads as before
+    out, line = summary(doc, json_output=False)
+    assert out == f"{index.image}\n" and line.startswith(f"built {index.image} in ")
