@@ -8,14 +8,13 @@ concurrent runs and a repair after a partial push agree on its digest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from layerkit.errors import RegistryError
-from layerkit.spec.ociplatform import os_arch
+from layerkit.spec.ociplatform import oci, os_arch
 
 INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
 # What may stand at a platform's place: an image manifest (OCI or Docker's v2 schema 2).
@@ -57,37 +56,34 @@ def document(entries: Iterable[Entry], index_hash: str) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+def _listed(doc: Mapping[str, Any], platform: str, what: str) -> dict[str, Any] | None:
+    """The first descriptor an index lists for `platform`, None when it lists none."""
+    items = doc.get("manifests")
+    if not isinstance(items, list):
+        raise RegistryError(f"{what}: 'manifests' is not a list")
+    os_, arch = os_arch(platform)
+    for m in items:
+        plat = m.get("platform") if isinstance(m, dict) else None
+        if isinstance(plat, dict) and plat.get("os") == os_ and plat.get("architecture") == arch:
+            return dict(m)
+    return None
 
 
 def entries_of(doc: Mapping[str, Any], platforms: Iterable[str], what: str) -> dict[str, str]:
     """platform -> the manifest digest an index lists for it (platforms it lacks are absent)."""
-    items = doc.get("manifests")
-    if not isinstance(items, list):
-        raise RegistryError(f"{what}: 'manifests' is not a list")
     found: dict[str, str] = {}
     for p in platforms:
-        os_, arch = os_arch(p)
-        for m in items:
-            plat = m.get("platform") if isinstance(m, dict) else None
-            if isinstance(plat, dict) and plat.get("os") == os_ and plat.get("architecture") == arch:
-                digest = m.get("digest")
-                if isinstance(digest, str):
-                    found[p] = digest
-                break
+        m = _listed(doc, p, what)
+        if m is not None and isinstance(m.get("digest"), str):
+            found[p] = m["digest"]
     return found
 
 
 def platform_child(doc: Mapping[str, Any], platform: str, what: str) -> Entry:
     """A platform's manifest inside an index BuildKit pushed (one that also lists attestation
     manifests under platform unknown/unknown): its own descriptor."""
-    items = doc.get("manifests")
-    os_, arch = os_arch(platform)
-    for m in items if isinstance(items, list) else ():
-        plat = m.get("platform") if isinstance(m, dict) else None
-        if isinstance(plat, dict) and plat.get("os") == os_ and plat.get("architecture") == arch:
-            digest, size, media = m.get("digest"), m.get("size"), m.get("mediaType")
-            if isinstance(digest, str) and isinstance(size, int) and media in IMAGE_TYPES:
-                return Entry(platform, digest, size, str(media))
-    raise RegistryError(f"{what} holds no {os_}/{arch} image manifest")
+    m = _listed(doc, platform, what) or {}
+    digest, size, media = m.get("digest"), m.get("size"), m.get("mediaType")
+    if isinstance(digest, str) and isinstance(size, int) and media in IMAGE_TYPES:
+        return Entry(platform, digest, size, str(media))
+    raise RegistryError(f"{what} holds no {oci(platform)} image manifest")
