@@ -26,11 +26,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
+import jsonschema
 import pytest
 from fixtures_services import Services
 
 from layerkit import api
 from layerkit.build.builder import BuildOptions, BuildResult
+from layerkit.build.decisions import plan_document
 from layerkit.build.hostplatform import engine_platform
 from layerkit.build.progress import Progress
 from layerkit.build.registry import MANIFEST_TYPES
@@ -38,6 +40,9 @@ from layerkit.build.runner import RunOptions
 from layerkit.resources import cache_dir
 
 pytestmark = pytest.mark.integration
+SCHEMA = json.loads(
+    (Path(__file__).parent.parent / "layerkit" / "schemas" / "plan-1.schema.json").read_text()
+)
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -273,6 +278,14 @@ def test_two_platforms_build_one_index_found_next_time_and_repaired(
 
     plan = api.plan(spec, options=BuildOptions(addr=f"docker://{services.docker_host}"))
     assert plan.action == "found"
+    doc = plan_document([plan])
+    jsonschema.validate(doc, SCHEMA)
+    (env,) = doc["environments"]
+    assert env["index"]["exists"] is True and env["found_digest"] == first.digest
+    assert [(e["inputs"]["platform"], e["action"]) for e in env["platforms"]] == [
+        ("linux-64", "found"),
+        ("linux-aarch64", "found"),
+    ]
 
     # `run` picks the engine's own platform (amd64 here) and runs that platform's image.
     addr = f"docker://{services.docker_host}"
