@@ -246,3 +246,20 @@ def test_same_names_take_their_versions(cli, tmp_path: Path, monkeypatch: pytest
     )
     clash = cli("make", "v1/layerkit.yaml", "v2/layerkit.yaml")
     assert clash.code == 2 and "v2/layerkit.yaml: error: environment name 'train-1' is also v1" in clash.err
+
+
+def test_a_multi_platform_stamp_is_named_by_the_index_hash(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recipe names the stamp by `layerkit hash`, which for two platforms is the image
+    index's hash: the fragment must expect that name, or make would rebuild every time."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "layerkit.yaml").write_text(
+        "name: multi\nuser_managed: true\nplatforms: [linux-64, linux-aarch64]\nbase: {image: 'debian:12'}\n"
+    )
+    r = cli("make", "layerkit.yaml")
+    assert r.code == 0, r.err
+    index = cli("hash", "layerkit.yaml").out.strip()
+    first = cli("hash", "layerkit.yaml", "--platform", "linux-64").out.strip()
+    assert index != first
+    assert f"multi/{index}" in r.out and first not in r.out

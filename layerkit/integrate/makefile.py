@@ -80,6 +80,11 @@ def env_targets(spec: Path, stamps: Path) -> tuple[EnvTargets, str | None]:
     lockfile = pipeline.default_lock_path(spec)
     seen = {display(Path(p)) for p in read.files}
     name = _env_name(spec, resolved.spec.name)
+    # The stamp is named as the recipe names it, by `layerkit hash`: a multi-platform spec's
+    # image is its index, so its hash is the index's, not the first platform's.
+    image_hash = rendered.hash.hash
+    if len(pipeline.platforms(rendered.checked)) > 1:
+        image_hash = pipeline.hash_index(rendered.checked, rendered.lock, False).hash
     env = EnvTargets(
         name=name,
         spec=display(spec),
@@ -87,8 +92,8 @@ def env_targets(spec: Path, stamps: Path) -> tuple[EnvTargets, str | None]:
         lock=None if resolved.spec.user_managed else display(lockfile),
         render_inputs=tuple(sorted(seen - layers - {display(lockfile)})),
         context=display(default_context_dir(spec)),
-        hash=rendered.hash.hash,
-        stamp=display(stamps / name / rendered.hash.hash),
+        hash=image_hash,
+        stamp=display(stamps / name / image_hash),
     )
     return env, resolved.spec.version
 
