@@ -36,17 +36,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from layerkit.errors import SpecError
+from layerkit.render.blocks.assemble import SOURCE_DATE_EPOCH
 from layerkit.spec.imageref import ImageRef, as_tag, is_loopback, is_repository_path
 
 Network = Literal["default", "host", "none"]
 DEFAULT_REPOSITORY = "layerkit"
 SHARED_STAGES = ("base", "env")
-# SOURCE_DATE_EPOCH of every reproducible build: 1980-01-01T00:00:00Z. A constant, not the
-# clock: a lock records no package dates (conda-lock.yml has none), and anything derived from
-# the lock is already in the hash. Not earlier: zip (wheels, pip) refuses dates before 1980,
-# and rattler already writes the installed files with this mtime. Changing it changes every
-# image, so it is part of the hash definition (bump the hash schema with it).
-REPRODUCIBLE_EPOCH = 315532800
+# The value every stage of the Dockerfile declares (render/blocks/assemble.py says why this
+# one); BuildKit takes it from the build arg for the config's dates and the layers' file mtimes.
+REPRODUCIBLE_EPOCH = SOURCE_DATE_EPOCH
 # BuildKit releases whose image exporter takes rewrite-timestamp; dockerd's embedded BuildKit
 # reports none ("v0.0.0+unknown"): taken as able (Docker 26 is 0.13; 24 and 25 ignore the
 # option, and their digests then differ from build to build, as without it).
