@@ -182,10 +182,9 @@ def main():
     SECRETS_DIR = args.secrets_dir
     import rattler
 
-    # Repodata records the URLs it came from: with credentials in them, cache it only for this run.
-    with open(args.lock or args.spec, encoding="utf-8") as fh:
-        private = _VAR.search(fh.read()) is not None
-    repodata_cache = tempfile.mkdtemp(prefix="lk-repodata-") if private else None
+    # Repodata is cached only for this run: it records the URLs it came from (credentials too),
+    # and when it was fetched, so a cache left in the layer would differ from build to build.
+    repodata_cache = tempfile.mkdtemp(prefix="lk-repodata-")
     try:
         if args.lock:
             records = asyncio.run(_records_for(_explicit_entries(args.lock), args.platform, repodata_cache))

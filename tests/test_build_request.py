@@ -7,7 +7,16 @@ import json
 import pytest
 
 from layerkit.build.client import DaemonInfo, WorkerInfo, capabilities_of
-from layerkit.build.request import Target, is_local_registry, name_tag, repository, solve_args, targets
+from layerkit.build.request import (
+    REPRODUCIBLE_EPOCH,
+    Target,
+    is_local_registry,
+    name_tag,
+    repository,
+    reproducible_epoch,
+    solve_args,
+    targets,
+)
 from layerkit.errors import SpecError
 
 H, B, E = "a" * 64, "b" * 64, "c" * 64
@@ -192,3 +201,53 @@ def test_copy_link_comes_from_the_info_answer_or_the_probe() -> None:
     # Without Info the probe solve decides: Docker 20.10's frontend refuses the flag.
     assert not capabilities_of(moby, None, via_docker=True, copy_link=False).copy_link
     assert capabilities_of(moby, None, via_docker=True, copy_link=True).copy_link
+
+
+CONTAINERD = frozenset({"moby", "image", "local", "tar"})
+
+
+@pytest.mark.parametrize(
+    ("exporters", "version", "epoch"),
+    [
+        (CONTAINERD, "v0.0.0+unknown", REPRODUCIBLE_EPOCH),  # Docker 26, containerd store (Debian's)
+        (frozenset({"image", "oci"}), "v0.13.2", REPRODUCIBLE_EPOCH),  # buildkitd 0.13
+        (frozenset({"image", "oci"}), "v0.12.5", None),  # buildkitd before rewrite-timestamp
+        (frozenset({"moby", "local", "tar"}), "v0.13.2", None),  # classic store: only moby, unpacks
+        (frozenset({"moby", "local", "tar"}), None, None),  # Docker 20.10
+    ],
+)
+def test_reproducible_epoch_needs_the_image_exporter_and_rewrite_timestamp(
+    exporters: frozenset[str], version: str | None, epoch: int | None
+) -> None:
+    assert reproducible_epoch(exporters, version) == epoch
+
+
+def test_a_reproducible_push_fixes_timestamps_and_drops_the_inline_cache() -> None:
+    t = targets("localhost:5000/layerkit", H, {"base": B})[0]
+    args = solve_args(t, embedded=False, cache_from=[], network="none", push=True,
+                      registry_caches=[t.cache_ref], export_cache=True, epoch=315532800)  # fmt: skip
+    assert args.frontend_attrs["build-arg:SOURCE_DATE_EPOCH"] == "315532800"
+    assert args.exporter == "image"
+    assert args.exporter_attrs["rewrite-timestamp"] == "true" and args.exporter_attrs["push"] == "true"
+    # Inline cache records carry build times into the config; the registry cache stays.
+    assert args.cache_exports == (("registry", {"ref": t.cache_ref, "mode": "max"}),)
+
+
+def test_a_reproducible_build_into_dockerd_uses_the_image_exporter_by_canonical_names() -> None:
+    # dockerd's moby exporter unpacks, which BuildKit refuses with rewrite-timestamp.
+    t = Target(None, H, "team/layerkit", ("demo-1",))
+    args = solve_args(t, embedded=True, cache_from=["r/a:1"], network="host", push=False, epoch=1)
+    assert args.exporter == "image"
+    assert args.exporter_attrs == {
+        "name": f"docker.io/team/layerkit:{H},docker.io/team/layerkit:demo-1",
+        "rewrite-timestamp": "true",
+    }
+    assert args.cache_exports == () and args.frontend_attrs["cache-from"] == "r/a:1"
+    bare = solve_args(Target(None, H, "layerkit"), embedded=True, cache_from=[], network="host",
+                      push=False, epoch=1)  # fmt: skip
+    assert bare.exporter_attrs["name"] == f"docker.io/library/layerkit:{H}"
+    # Not published: no exporter at all, so no timestamp rewrite either.
+    unpublished = solve_args(
+        t, embedded=True, cache_from=[], network="host", push=False, epoch=1, publish=False
+    )
+    assert (unpublished.exporter, unpublished.exporter_attrs) == ("", {})

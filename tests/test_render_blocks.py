@@ -8,8 +8,19 @@ import re
 import typing
 
 from layerkit.render.blocks import system
-from layerkit.render.blocks.assemble import stages
-from layerkit.render.blocks.dockerfile import Block, Copy, From, Instruction, Run, Workdir, run
+from layerkit.render.blocks.assemble import SOURCE_DATE_EPOCH, stages
+from layerkit.render.blocks.dockerfile import (
+    Arg,
+    Block,
+    Comment,
+    Copy,
+    From,
+    Instruction,
+    Raw,
+    Run,
+    Workdir,
+    run,
+)
 from layerkit.render.blocks.installer import CLEANUP, installer
 from layerkit.render.blocks.mpi import MPI_BUILD_APT, mpi
 from layerkit.render.envinstall import Download as InstallerDownload
@@ -109,7 +120,8 @@ def test_stages_follow_block_order_and_a_runtime_image_gets_its_own_setup() -> N
     a = Block(base=(run("a"),), runtime=(run("a-rt"),), final=(run("a-final"),), closing=(Workdir("/w"),))
     b = Block(base=(run("b"),), env=(From("inst", "env"), run("install")), final=(run("b-final"),))
     on_base, closing = stages((From("img", "base"),), None, (a, b))
-    assert [[getattr(i, "ref", None) or texts(i)[0] for i in s.instructions] for s in on_base] == [  # type: ignore[arg-type]
+    laid = [[i for i in s.instructions if not isinstance(i, Arg)] for s in on_base]
+    assert [[getattr(i, "ref", None) or texts(i)[0] for i in s] for s in laid] == [  # type: ignore[arg-type]
         ["img", "a", "b"],
         ["inst", "install"],
         ["base", "a-final", "b-final"],
@@ -117,7 +129,35 @@ def test_stages_follow_block_order_and_a_runtime_image_gets_its_own_setup() -> N
     assert closing == (Workdir("/w"),)
     own, _ = stages((From("img", "base"),), "rt", (a,))
     assert len(own) == 2  # no env stage without an env block
-    assert own[1].instructions[:2] == (From("rt", "runtime"), run("a-rt"))
+    assert own[1].instructions[:3] == (From("rt", "runtime"), EPOCH, run("a-rt"))
+
+
+EPOCH = Arg("SOURCE_DATE_EPOCH", "315532800")
+
+
+def test_every_stage_declares_source_date_epoch_right_after_its_from() -> None:
+    # An ARG reaches only the RUNs of the stage that declares it: useradd dates /etc/shadow by
+    # it, pip's pycs are hash-based under it. A user's inlined Dockerfile stays as written.
+    user = (Raw("FROM x AS mine\nRUN true"), From("mine", "base"))
+    env = Block(env=(Comment("env"), From("inst", "env"), run("install")))
+    laid, _ = stages(user, None, (Block(base=(run("b"),)), env))
+    assert [s.instructions for s in laid] == [
+        (*user, EPOCH, run("b")),
+        (Comment("env"), From("inst", "env"), EPOCH, run("install")),
+        (From("base", "runtime"), EPOCH),
+    ]
+    assert EPOCH.value == str(SOURCE_DATE_EPOCH)
+
+
+def test_an_apt_run_leaves_no_lists_logs_or_dated_caches() -> None:
+    last = system.apt(("git",), (), pinned=False).base[0].commands[-1]  # type: ignore[union-attr]
+    for leftover in (
+        "/var/lib/apt/lists/*",
+        "/var/log/apt/*",
+        "/var/log/dpkg.log",
+        "/var/cache/ldconfig/aux-cache",
+    ):
+        assert leftover in last.text.split(), leftover
 
 
 def test_the_template_prints_every_instruction_kind_and_reads_only_the_layout() -> None:

@@ -35,7 +35,7 @@ from layerkit.build.lookup import Registries, credentials_for, layout, registrie
 # Its own module so lookup.py, which builder.py uses, can take it; callers import it here.
 from layerkit.build.options import BuildOptions as BuildOptions
 from layerkit.build.progress import PUBLISH
-from layerkit.build.request import Target, solve_args
+from layerkit.build.request import Target, reproducible_epoch, solve_args
 from layerkit.build.signing import gate_for
 from layerkit.errors import RegistryError, SpecError
 
@@ -250,6 +250,7 @@ def _solve_all(
         # or dockerd's containerd worker when there is a registry to push to).
         embedded = caps.embedded_in_docker and not (caps.pushes_images and push)
         engine = _engine(client) if embedded else None
+        epoch = reproducible_epoch(caps.exporters, caps.version)
         with BuildContext(client, files, creds, modes=modes, secrets=secrets) as ctx:
 
             def solve(target: Target, label: str, *, publish: bool, export_cache: bool) -> dict[str, str]:
@@ -265,6 +266,7 @@ def _solve_all(
                     export_cache=export_cache,
                     publish=publish,
                     platform=rendered.plan.platform,
+                    epoch=epoch,
                 )
                 res = client.solve(
                     frontend="dockerfile.v0",

@@ -18,6 +18,14 @@ Images: ``<address>/<repository>:<hash>`` is the environment; each shareable sta
 ``<address>/<repository>-<stage>:<stage hash>``, so another environment on the same base
 (same stage hash) finds it in the registry. Without a registry address, images stay in
 the local engine as ``<repository>:<hash>``.
+
+Reproducible images (same Dockerfile and context, same manifest digest): where the daemon's
+BuildKit has its own image exporter (buildkitd; dockerd on the containerd image store), every
+solve gets ``SOURCE_DATE_EPOCH`` (config and history ``created``) and ``rewrite-timestamp``
+(file mtimes in the new layers), and no inline cache (its records carry build times). dockerd's
+``moby`` exporter always unpacks, which BuildKit refuses with ``rewrite-timestamp`` ("conflicts
+with unpack"), so a registry-less build there uses the image exporter too, under the name's
+canonical form (what dockerd looks up); dockerd unpacks it when a container first uses it.
 """
 
 from __future__ import annotations
@@ -28,11 +36,19 @@ from dataclasses import dataclass
 from typing import Literal
 
 from layerkit.errors import SpecError
-from layerkit.spec.imageref import as_tag, is_loopback, is_repository_path
+from layerkit.render.blocks.assemble import SOURCE_DATE_EPOCH
+from layerkit.spec.imageref import ImageRef, as_tag, is_loopback, is_repository_path
 
 Network = Literal["default", "host", "none"]
 DEFAULT_REPOSITORY = "layerkit"
 SHARED_STAGES = ("base", "env")
+# The value every stage of the Dockerfile declares (render/blocks/assemble.py says why this
+# one); BuildKit takes it from the build arg for the config's dates and the layers' file mtimes.
+REPRODUCIBLE_EPOCH = SOURCE_DATE_EPOCH
+# BuildKit releases whose image exporter takes rewrite-timestamp; dockerd's embedded BuildKit
+# reports none ("v0.0.0+unknown"): taken as able (Docker 26 is 0.13; 24 and 25 ignore the
+# option, and their digests then differ from build to build, as without it).
+_REWRITE_TIMESTAMP_SINCE = (0, 13)
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,27 @@ def is_local_registry(repo: str) -> bool:
     return bool(slash) and is_loopback(host)
 
 
+def reproducible_epoch(exporters: frozenset[str], version: str | None) -> int | None:
+    """The SOURCE_DATE_EPOCH a daemon's builds get, or None where its images cannot be
+    reproducible: no image exporter (dockerd's classic image store has only ``moby``, which
+    unpacks), or a BuildKit that names a release before rewrite-timestamp."""
+    if "image" not in exporters:
+        return None
+    release = _release(version)
+    if release is not None and release < _REWRITE_TIMESTAMP_SINCE:
+        return None
+    return REPRODUCIBLE_EPOCH
+
+
+def _release(version: str | None) -> tuple[int, int] | None:
+    """(major, minor) of "v0.13.2"; None when unknown (no Info, or dockerd's "v0.0.0+unknown")."""
+    parts = (version or "").lstrip("v").split("+")[0].split(".")
+    if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
+        return None
+    release = (int(parts[0]), int(parts[1]))
+    return None if release == (0, 0) else release
+
+
 def solve_args(
     target: Target,
     *,
@@ -116,6 +153,7 @@ def solve_args(
     export_cache: bool = False,
     publish: bool = True,
     platform: str | None = None,
+    epoch: int | None = None,
 ) -> SolveArgs:
     """Frontend, exporter and cache settings for one ``dockerfile.v0`` solve.
 
@@ -126,6 +164,8 @@ def solve_args(
     no inline cache either, which rides in an exported image's config.
     ``platform``: the render's conda platform; BuildKit builds for it (``linux/arm64``), not
     for the daemon's own, on both backends (the dockerfile frontend reads the attr).
+    ``epoch`` (``reproducible_epoch``'s, never with an engine lacking the image exporter): a
+    reproducible image, exported by the image exporter even where ``embedded`` (see module doc).
     """
     attrs = {"filename": "Dockerfile"}
     if platform is not None:
@@ -165,6 +205,15 @@ def solve_args(
             attrs["cache-imports"] = json.dumps(
                 [{"Type": t, "Attrs": a} for t, a in imports], sort_keys=True, separators=(",", ":")
             )
+    if epoch is not None:
+        attrs["build-arg:SOURCE_DATE_EPOCH"] = str(epoch)
+        # Inline cache records carry each build's time (createdAt) into the image config.
+        exports = [e for e in exports if e[0] != "inline"]
+        if embedded:
+            # The moby exporter unpacks, which BuildKit refuses with rewrite-timestamp.
+            exporter = "image"
+            exp_attrs = {"name": ",".join(ImageRef.parse(r).canonical for r in target.refs)}
+        exp_attrs["rewrite-timestamp"] = "true"
     if not publish:
         exporter, exp_attrs = "", {}
         exports = [e for e in exports if e[0] != "inline"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from layerkit.render.blocks.dockerfile import Block, Command, Env, Run
+from layerkit.render.blocks.system import APT_LEFTOVERS
 from layerkit.render.cuda_apt import CudaAptPlan
 
 INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends"
@@ -35,7 +36,7 @@ def cuda(plan: CudaAptPlan | None) -> Block:
         "printf '%s\\n' /usr/local/nvidia/lib /usr/local/nvidia/lib64 > /etc/ld.so.conf.d/nvidia.conf",
         'rm -rf "$GNUPGHOME"',
         "apt-get clean",
-        "rm -rf /var/lib/apt/lists/*",
+        APT_LEFTOVERS,
     )
     install = Run(
         (*(Command(c) for c in commands), Command(INSTALL, plan.packages), *(Command(c) for c in after))

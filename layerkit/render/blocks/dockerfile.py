@@ -34,6 +34,15 @@ class From:
 
 
 @dataclass(frozen=True, slots=True)
+class Arg:
+    """ARG NAME=value: a build-time variable of this stage's RUNs, not in the image's config."""
+
+    kind: ClassVar[str] = "arg"
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class Workdir:
     kind: ClassVar[str] = "workdir"
     path: str
@@ -142,7 +151,20 @@ class Script:
 
 
 Instruction = (
-    Comment | Raw | From | Workdir | User | Shell | Env | Label | Copy | Run | Script | Entrypoint | Expose
+    Comment
+    | Raw
+    | From
+    | Arg
+    | Workdir
+    | User
+    | Shell
+    | Env
+    | Label
+    | Copy
+    | Run
+    | Script
+    | Entrypoint
+    | Expose
 )
 
 

@@ -13,6 +13,13 @@ from layerkit.render.blocks.dockerfile import Block, Command, Env, Run, Shell, U
 # pipefail: a managed image's RUNs pipe (the checksum checks); bash is in every catalog base.
 BASH_PIPEFAIL = ("/bin/bash", "-o", "pipefail", "-c")
 FUSE_APT = ("fuse", "libfuse-dev")
+# What an apt install leaves besides the packages: the package lists, and logs and caches that
+# record when it ran (dpkg and apt logs, ldconfig's cache of file dates, the *-old backups), so
+# two runs of one RUN would differ. ldconfig and debconf remake theirs when they need them.
+APT_LEFTOVERS = (
+    "rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log /var/log/alternatives.log"
+    " /var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old"
+)
 
 
 def shell_and_locale(managed: bool) -> Block:
@@ -22,16 +29,14 @@ def shell_and_locale(managed: bool) -> Block:
 
 
 def apt_install(packages: Iterable[str], pinned: bool) -> Run:
-    """One RUN installing `packages` (sorted), leaving no package lists in the layer. Pinned
+    """One RUN installing `packages` (sorted), leaving no package lists, logs or caches. Pinned
     versions may move packages the base already holds (CUDA images): allow that then."""
     allow = " --allow-downgrades --allow-change-held-packages" if pinned else ""
     install = Command(
         f"DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends{allow}",
         tuple(sorted(packages)),
     )
-    return Run(
-        (Command("apt-get update"), install, Command("apt-get clean"), Command("rm -rf /var/lib/apt/lists/*"))
-    )
+    return Run((Command("apt-get update"), install, Command("apt-get clean"), Command(APT_LEFTOVERS)))
 
 
 def apt(base: tuple[str, ...], runtime: tuple[str, ...], pinned: bool) -> Block:
