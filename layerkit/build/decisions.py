@@ -8,7 +8,7 @@ shape is layerkit/schemas/plan-1.schema.json.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Literal
 from layerkit.errors import DaemonError
 
 if TYPE_CHECKING:
-    from layerkit.build.indexplan import IndexPlan
     from layerkit.build.lookup import Accept, Layout, Registries
     from layerkit.build.options import BuildOptions
     from layerkit.pipeline import Rendered
@@ -319,7 +318,3 @@ def decide_env(spec: Path, rendered: Rendered, opts: BuildOptions, *, offline: b
         else (),
         warnings=tuple(dict.fromkeys(warnings)),
     )
-
-
-def plan_document(plans: Sequence[EnvDecision | IndexPlan]) -> dict[str, object]:
-    return {"schema": PLAN_SCHEMA, "environments": [p.to_json() for p in plans]}

@@ -6,6 +6,7 @@ of its own."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -88,3 +89,10 @@ def plan_index(spec: Path, renders: tuple[Rendered, ...], opts: BuildOptions, *,
         lay, {e.platform: e.decision for e in envs}, registries, warnings.append, offline=offline
     )
     return IndexPlan(display(spec), envs, decision, tuple(dict.fromkeys(warnings)))
+
+
+def plan_document(plans: Sequence[EnvDecision | IndexPlan]) -> dict[str, object]:
+    """`plan --json`'s versioned document: here, not in decisions.py, which IndexPlan builds on."""
+    from layerkit.build.decisions import PLAN_SCHEMA
+
+    return {"schema": PLAN_SCHEMA, "environments": [p.to_json() for p in plans]}

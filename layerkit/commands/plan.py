@@ -36,7 +36,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from layerkit import api
     from layerkit.build.builder import BuildOptions
-    from layerkit.build.decisions import plan_document
+    from layerkit.build.indexplan import plan_document
 
     if args.lock and len(args.spec) > 1:
         raise SpecError("--lock names one lockfile: give one SPEC with it")
