@@ -17,6 +17,15 @@ A locked install is verified against the lock: each package's record takes the l
 archive against it when it downloads it and when it reuses it from the cache, before linking.
 So a channel that serves another file under a locked name fails the build. An unlocked
 install (--spec) has no lock to check against: only the channel's own repodata checksums.
+
+Cross-install: this runs on the builder's platform (the env stage is `FROM --platform=
+$BUILDPLATFORM`) and installs --platform's packages, e.g. linux-aarch64 ones on an amd64
+builder: linking a conda package copies files and patches its prefix, which runs nothing of
+it. What would run the target's code is not done: post-link scripts (py-rattler runs none,
+for any platform; the packages that have one are listed on stderr) and, for pip, building an
+sdist. So a locked pip section for another platform is installed from wheels only (--pip):
+this venv's pip downloads the locked wheels for the target's tags and pypa's `installer`
+unpacks them into the prefix.
 """
 
 import argparse
@@ -164,8 +173,117 @@ async def _solve(spec_path, platform, repodata_cache=None):
         channels, specs, platforms=[platform, "noarch"], gateway=_gateway(repodata_cache),
         # $CONDA_OVERRIDE_CUDA (set by layerkit for GPU environments; no driver at build time)
         # and the other CONDA_OVERRIDE_* win over detection, as in conda and micromamba.
-        virtual_packages=rattler.VirtualPackage.detect(rattler.VirtualPackageOverrides.from_env()),
+        virtual_packages=_virtual_packages(platform),
     )
+
+
+def _virtual_packages(platform):
+    """This builder's virtual packages, but a foreign target's __archspec is its own arch."""
+    import rattler
+
+    found = rattler.VirtualPackage.detect(rattler.VirtualPackageOverrides.from_env())
+    if not foreign(platform):
+        return found
+    generic = [v.into_generic() for v in found]
+    kept = [g for g in generic if g.name.normalized != "__archspec"]
+    arch = ARCH.get(platform, platform.rpartition("-")[2])
+    name, version = rattler.PackageName("__archspec"), rattler.Version("1")
+    return [*kept, rattler.GenericVirtualPackage(name, version, rattler.BuildString(arch))]
+
+
+# conda's platform -> the machine name in manylinux wheel tags (and conda's __archspec).
+ARCH = {"linux-64": "x86_64", "linux-aarch64": "aarch64", "linux-ppc64le": "ppc64le"}
+# manylinux's first glibc for each machine, and PEP 600's aliases of the older names.
+_FIRST_GLIBC = {"x86_64": 5, "aarch64": 17, "ppc64le": 17}
+_LEGACY = (("manylinux2014", 17), ("manylinux2010", 12), ("manylinux1", 5))
+
+
+def foreign(platform):
+    """The target is not this builder's platform: nothing of the target may run here."""
+    import platform as host
+
+    return ARCH.get(platform) != host.machine()
+
+
+def manylinux_tags(platform, glibc):
+    """pip download's --platform values: every manylinux tag a base with `glibc` runs, newest
+    first (pip expands none of the manylinux_2_N names itself)."""
+    arch = ARCH[platform]
+    major, minor = (int(x) for x in glibc.split(".")[:2])
+    first = _FIRST_GLIBC[arch]
+    tags = [f"manylinux_{major}_{m}_{arch}" for m in range(minor, first - 1, -1)]
+    return tags + [f"{name}_{arch}" for name, m in _LEGACY if first <= m <= minor]
+
+
+def not_run_post_links(prefix, names):
+    """The installed packages with a post-link script (conda's `bin/.<name>-post-link.sh`)."""
+    return sorted(n for n in set(names) if os.path.isfile(os.path.join(prefix, "bin", f".{n}-post-link.sh")))
+
+
+def post_link_message(names, platform, is_foreign):
+    why = (
+        f"they would run {platform} code on this builder"
+        if is_foreign
+        else "py-rattler runs no link scripts"
+    )
+    return (
+        f"install_env: warning: the post-link scripts of {', '.join(names)} were not run ({why}); "
+        "the packages are linked, but what a script would add or change is missing"
+    )
+
+
+def cross_pip(prefix, requirements, platform, python, glibc, index_url=None):
+    """The locked wheels for `platform`, downloaded by this venv's pip for the target's tags
+    (never built: an sdist would run code) and unpacked into `prefix` by pypa's installer."""
+    import subprocess
+
+    abi = "cp" + python.replace(".", "")
+    tags = manylinux_tags(platform, glibc)
+    wheels = tempfile.mkdtemp(prefix="lk-wheels-")
+    try:
+        cmd = [
+            sys.executable, "-m", "pip", "download", "--no-cache-dir", "--disable-pip-version-check",
+            "--only-binary=:all:", "--no-deps", "--require-hashes", "--dest", wheels,
+            "--python-version", python, "--implementation", "cp", "--abi", abi,
+            *(x for t in tags for x in ("--platform", t)),
+            *(("--index-url", index_url) if index_url else ()), "-r", requirements,
+        ]  # fmt: skip
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if done.returncode != 0:
+            sys.stderr.write(done.stdout)
+            # pip's words for a locked wheel of other tags, and for a requirement with none.
+            missing = re.search(
+                r"(\S+\.whl) is not a supported wheel|No matching distribution found for (\S+)", done.stdout
+            )
+            what = (missing.group(1) or missing.group(2)) if missing else "a locked pip package"
+            raise SystemExit(
+                f"install_env: no wheel of {what} for {platform} (CPython {python}, manylinux up to "
+                f"glibc {glibc}), or its download failed: a pip package for another platform is "
+                "installed from wheels only, never built from an sdist"
+            )
+        names = sorted(n for n in os.listdir(wheels) if n.endswith(".whl"))
+        for name in names:
+            install_wheel(os.path.join(wheels, name), prefix, python)
+    finally:
+        shutil.rmtree(wheels, ignore_errors=True)
+    print(f"install_env: installed {len(names)} wheels for {platform} into {prefix}", flush=True)
+
+
+def install_wheel(path, prefix, python):
+    """One wheel into the prefix, laid out as pip does for the prefix's own Python."""
+    from installer import install
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.sources import WheelFile
+
+    site = f"{prefix}/lib/python{python}/site-packages"
+    with WheelFile.open(path) as source:
+        scheme = {
+            "purelib": site, "platlib": site, "scripts": f"{prefix}/bin", "data": prefix,
+            "headers": f"{prefix}/include/python{python}/{source.distribution}",
+        }  # fmt: skip
+        # Scripts start `#!/opt/env/bin/python`; no bytecode (the env stage drops __pycache__).
+        dest = SchemeDictionaryDestination(scheme, interpreter=f"{prefix}/bin/python", script_kind="posix")
+        install(source, dest, additional_metadata={"INSTALLER": b"layerkit\n"})
 
 
 def main():
@@ -176,10 +294,19 @@ def main():
     group = ap.add_mutually_exclusive_group(required=True)
     group.add_argument("--lock")
     group.add_argument("--spec")
+    group.add_argument("--pip")  # a locked requirements file: its wheels for --platform (cross_pip)
+    ap.add_argument("--python")  # with --pip: the prefix's Python, X.Y
+    ap.add_argument("--glibc")  # with --pip: the newest manylinux glibc the base runs
+    ap.add_argument("--index-url")
     ap.add_argument("--cache-dir")
     ap.add_argument("--secrets-dir", default=SECRETS_DIR)  # where BuildKit mounts the secrets
     args = ap.parse_args()
     SECRETS_DIR = args.secrets_dir
+    if args.pip:
+        if not (args.python and args.glibc):
+            raise SystemExit("install_env: --pip needs --python and --glibc")
+        cross_pip(args.prefix, args.pip, args.platform, args.python, args.glibc, args.index_url)
+        return
     import rattler
 
     # Repodata is cached only for this run: it records the URLs it came from (credentials too),
@@ -191,12 +318,22 @@ def main():
         else:
             records = asyncio.run(_solve(args.spec, args.platform, repodata_cache))
         cache = {"cache_dir": args.cache_dir} if args.cache_dir else {}
-        asyncio.run(rattler.install(records, target_prefix=args.prefix, show_progress=False, **cache))
+        # platform: the target's, not this builder's (py-rattler's default). No link scripts:
+        # py-rattler's default too, said here because a foreign target could not run them.
+        asyncio.run(
+            rattler.install(
+                records, target_prefix=args.prefix, platform=rattler.Platform(args.platform),
+                execute_link_scripts=False, show_progress=False, **cache,
+            )
+        )  # fmt: skip
     finally:
         if repodata_cache:
             shutil.rmtree(repodata_cache, ignore_errors=True)
         if SECRETS and os.path.isdir(args.prefix):
             _mask_prefix(args.prefix)
+    skipped = not_run_post_links(args.prefix, [r.name.normalized for r in records])
+    if skipped:
+        print(post_link_message(skipped, args.platform, foreign(args.platform)), file=sys.stderr, flush=True)
     print(f"install_env: installed {len(records)} packages into {args.prefix}", flush=True)
 
 

@@ -4,7 +4,7 @@
   ``mlkit`` a program linked against it (compiled here with gcc, RPATH $ORIGIN/../lib,
   as conda packages do); ``python`` is a thin wrapper around the base image's python3
   (no conda channel is reachable to fetch a real one);
-- a PyPI mirror holding the py-rattler wheel that layerkit's env stage installs
+- a PyPI mirror holding the py-rattler (and pypa installer) wheels that layerkit's env stage installs
   (downloaded once from PyPI into ~/.cache/layerkit/wheelhouse);
 - both served over HTTP on 127.0.0.1 (builds reach them with ``--network host``).
 """
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import fixtures_channels as fx
 
-from layerkit.render.envinstall import RATTLER_VERSION
+from layerkit.render.envinstall import INSTALLER_LIB, RATTLER_VERSION
 from layerkit.resources import cache_dir, data_dir
 
 if TYPE_CHECKING:
@@ -159,16 +159,21 @@ def wheelhouse(root: Path, extra: Sequence[Path] = ()) -> Path:
     """A PEP 503 index at ``root/simple`` with the pinned py-rattler wheel and the ``extra``
     wheels (tests/fixtures_inference.py: the inference server's); return ``root``."""
     cache = cache_dir() / "wheelhouse"
-    wheels = sorted(cache.glob(f"py_rattler-{RATTLER_VERSION}-*.whl"))
-    if not wheels:
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-             "--platform", "manylinux_2_17_x86_64", "--python-version", "3.11", "--implementation", "cp",
-             "-d", str(cache), f"py-rattler=={RATTLER_VERSION}"],
-            check=True,
-        )  # fmt: skip
-        wheels = sorted(cache.glob(f"py_rattler-{RATTLER_VERSION}-*.whl"))
+    name, version, _ = INSTALLER_LIB  # the cross pip step's wheel installer (render/envinstall.py)
+    pinned = (("py_rattler", RATTLER_VERSION, "py-rattler"), (name, version, name))
+    wheels: list[Path] = []
+    for stem, ver, requirement in pinned:
+        found = sorted(cache.glob(f"{stem}-{ver}-*.whl"))
+        if not found:
+            cache.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                 "--platform", "manylinux_2_17_x86_64", "--python-version", "3.11", "--implementation", "cp",
+                 "-d", str(cache), f"{requirement}=={ver}"],
+                check=True,
+            )  # fmt: skip
+            found = sorted(cache.glob(f"{stem}-{ver}-*.whl"))
+        wheels += found
     (root / "files").mkdir(parents=True, exist_ok=True)
     projects: dict[str, list[str]] = {}
     for wheel in [*wheels, *extra]:

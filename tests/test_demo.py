@@ -46,7 +46,12 @@ def test_the_demo_hash_does_not_name_the_random_registry_port(tmp_path: Path) ->
     assert h1 == h2
     # The pulls still go to this run's registry.
     for port, dockerfile in ((41001, d1), (52002, d2)):
-        froms = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+        # The image of each FROM, past its flags (the env stage's --platform=$BUILDPLATFORM).
+        froms = [
+            next(w for w in line.split()[1:] if not w.startswith("--"))
+            for line in dockerfile.splitlines()
+            if line.startswith("FROM ")
+        ]
         assert froms == [f"localhost:{port}/library/debian:bookworm"] * 2 + ["base"]  # base, env, runtime
 
 

@@ -48,7 +48,7 @@ def stage(dockerfile: str, name: str) -> str:
 def test_the_env_stage_starts_from_the_pinned_installer_image_not_the_base() -> None:
     for base in ("base: {flavour: cpu-ubuntu16.04}\n", "base: {image: 'registry.example/ml/azure-like:1'}\n"):
         r = api.render(checked(base + DEPS), auto_lock=False)
-        assert f"FROM {INSTALLER.pinned} AS env\n" in r.dockerfile
+        assert f"FROM --platform=$BUILDPLATFORM {INSTALLER.pinned} AS env\n" in r.dockerfile
         env = stage(r.dockerfile, "env")
         assert "apt-get" not in env and "python3 -m venv /opt/installer" in env
         assert "COPY --link --from=env /opt/env /opt/env" in stage(r.dockerfile, "runtime")
@@ -56,7 +56,10 @@ def test_the_env_stage_starts_from_the_pinned_installer_image_not_the_base() -> 
 
 def test_the_installer_image_is_mirrored_and_a_floating_one_is_pinned_by_the_lock() -> None:
     mirrored = api.render(checked(DEPS + "mirrors: {base_registry: 'hub.internal:5000'}\n"), auto_lock=False)
-    assert f"FROM hub.internal:5000/library/{INSTALLER.pinned} AS env" in mirrored.dockerfile
+    assert (
+        f"FROM --platform=$BUILDPLATFORM hub.internal:5000/library/{INSTALLER.pinned} AS env"
+        in mirrored.dockerfile
+    )
     # A mirror changes where, not what: the hash stays.
     plain = api.hash_spec(checked(DEPS), auto_lock=False).hash
     assert (
@@ -67,7 +70,7 @@ def test_the_installer_image_is_mirrored_and_a_floating_one_is_pinned_by_the_loc
     own = checked(DEPS.replace("dependencies", "installer_image: 'site.internal/py:3.12', dependencies"))
     digest = "sha256:" + "a" * 64
     pinned = api.render(own, lock(digests=(("site.internal/py:3.12", digest),)), auto_lock=False)
-    assert f"FROM site.internal/py:3.12@{digest} AS env" in pinned.dockerfile
+    assert f"FROM --platform=$BUILDPLATFORM site.internal/py:3.12@{digest} AS env" in pinned.dockerfile
     other = api.render(own, lock(digests=(("site.internal/py:3.12", "sha256:" + "b" * 64),)), auto_lock=False)
     assert pinned.hash.hash != other.hash.hash  # a moved installer image is a new environment
     assert pinned.hash.stages["env"] != other.hash.stages["env"]

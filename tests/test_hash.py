@@ -121,17 +121,19 @@ SPECS = Path(__file__).parent / "specs"
 # no `pip` dependency, so `pip` is now one of the hashed dependencies, as conda adds it
 # (conda/env/env.py validate_keys); py-rattler's unlocked solve had no pip to run.
 # Re-pinned (review of schema 2): platform hashed, heredoc bodies kept, secrets numbered by use.
-# Re-pinned (issue 18, reproducible images): every stage declares ARG SOURCE_DATE_EPOCH, apt
-# RUNs remove their logs and caches, install_env.py keeps no repodata cache: images change.
+# Re-pinned (issue 17): the env stage is `FROM --platform=$BUILDPLATFORM` and install_env.py
+# cross-installs, so every managed environment's hash moved; the user-managed image kept its.
+# Re-pinned (issue 18): every stage declares ARG SOURCE_DATE_EPOCH and apt steps remove their
+# logs and caches (reproducible images), so the user-managed image moved too.
 PINNED = {
-    "full-cpu.yaml": "9ecede00c8e028f677b34cc4dcb899da767ccdf1c92032d7d7bbc3d9f06c85ab",
-    "gpu-cuda11.8.yaml": "c40280189f166e7a07c3ebfa3b7caf5bdfaa7fa8a853525081735b99ed256fd3",
+    "full-cpu.yaml": "33ed2acc0c68af5a5426988a1eaf5d8420a5c01e437fa362b745c10c69a98312",
+    "gpu-cuda11.8.yaml": "88cfe327420a3eff0f4243dc897dd270356f7faf83a45e1ab73ce673bd13fcef",
     # Re-pinned when the CUDA 10.1 flavours moved from the deleted nvidia/cuda tags to CUDA from
     # NVIDIA's apt repositories: a different base image, so rightly a different identity.
-    "openmpi-gpu.yaml": "4997fe2b5695c78c202aad1bff782062667ffaa18b7903262fa2e2189332a6c1",
+    "openmpi-gpu.yaml": "86dd3167aed6e306cc0cba0d0b7400d0ef4c30582bfafeb2f76707c5fabc2e45",
     "user-managed-image.yaml": "0236999ab68eaa414da621c8f2dafd70956a647101c3abe559c4c44e6502755d",
-    "environment.yml": "a431d41a5f678316ffd361af59d57074ba05cb994aafb0302eae3ce91dd1ff46",
-    "hosted-env.json": "be809331dfd52906c406d433773433dcce23c4e5b95fa0191503deee2580334b",
+    "environment.yml": "b743b6b43bcbcaadf9a7d0be492706a591aa0c5668a11b30c0cd65a2abaf687a",
+    "hosted-env.json": "9cb972b624e9bc559ef7fa7da0f15bac347fa2af2881fb39a2762878fd19c6a4",
 }
 
 
@@ -141,7 +143,7 @@ def test_pinned_digests(spec: str, digest: str) -> None:
 
 
 def test_inline_pinned_digest() -> None:
-    assert h() == "9e32f4237139436163feb3baf2e59d0a4a9cec9cb09427a0d5ae8ab566027286"  # see PINNED
+    assert h() == "0421cefa8f67286b42a0317944dada42d20ef08b008394dd18a53be053312428"  # see PINNED
 
 
 def test_false_feature_equals_unset() -> None:

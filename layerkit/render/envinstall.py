@@ -37,6 +37,12 @@ RATTLER_WHEEL_SHA256 = (
     "61b24202374188e72130f1b3dc63b455befaafc3e49e5481a38b6a6c8828c1e0",
 )
 RATTLER_PACKAGE_CACHE = "/var/cache/layerkit/rattler"
+# pypa's wheel installer, for the cross pip step (install_env.py --pip): the sha256 of
+# installer-1.1.0-py3-none-any.whl as PyPI's simple index lists it.
+INSTALLER_LIB = ("installer", "1.1.0", "f55f5728ff61d3dd54dbc5a397cf3f7307cb64b180c20b72afbebf01c9e2c8a0")
+# The platform whose pip step runs the environment's own Python in the env stage (the builder
+# is amd64); any other target's pip packages are cross-installed from wheels.
+NATIVE_PIP = "linux-64"
 
 
 class _Model(BaseModel):
@@ -47,6 +53,13 @@ class Download(_Model):
     url: str
     algorithm: Literal["sha256", "md5"]
     digest: str
+
+
+class CrossPip(_Model):
+    """A locked pip section for a foreign platform: wheels for these tags (install_env.py --pip)."""
+
+    python: str  # X.Y of the lock's python for the platform
+    glibc: str  # the newest manylinux glibc the base runs
 
 
 class EnvInstall(_Model):
@@ -83,6 +96,8 @@ class EnvInstall(_Model):
     pip_secrets: tuple[str, ...] = ()
     # Package groups split off /opt/env into layers of their own (render/envlayers.py).
     layers: tuple[LayerGroup, ...] = ()
+    # Set when the pip section is cross-installed (a platform other than NATIVE_PIP).
+    cross_pip: CrossPip | None = None
 
 
 def _glibc_check(checked: Checked, lock: Lock | None, platform: str) -> str | None:
@@ -143,6 +158,13 @@ def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstal
             url=entry.linux_64.url, algorithm="sha256" if tool == "sha256sum" else "md5", digest=value
         )
         version = entry.version
+    image = checked.image
+    if platform != NATIVE_PIP and image is not None and image.pip:
+        raise SpecError(
+            f"flavour '{image.id}' installs pip packages ({', '.join(sorted(image.pip))}) unlocked, "
+            f"which cannot be cross-installed for {platform}",
+            checked.resolved.loc(("base", "flavour")),
+        )
     if lock is not None:
         if platform not in lock.platforms and lock.packages:
             raise SpecError(f"lock {lock.source} has no packages for platform {platform}")
@@ -153,6 +175,7 @@ def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstal
         # Index options alone (e.g. an environment.yml's pip-repositories) install nothing.
         pip_file = "requirements.txt" if conda and P.section(conda.pip).requirements else None
     ref, hashed = installer_image(checked, lock)
+    cross = _cross_pip(checked, lock, platform) if pip_file else None
     channel_secrets = _channel_secrets(checked, lock, installer)
     pip_secrets = _pip_secrets(checked, lock, platform) if pip_file else ()
     return EnvInstall(
@@ -175,7 +198,35 @@ def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstal
         secrets=channel_secrets,
         pip_secrets=pip_secrets,
         layers=envlayers.groups(lock, platform, not (conda and conda.layers is False)),
+        cross_pip=cross,
     )
+
+
+def _cross_pip(checked: Checked, lock: Lock | None, platform: str) -> CrossPip | None:
+    """Another platform's pip packages: its locked wheels, the only ones that install without
+    running the target's Python (an sdist builds by running it)."""
+    if platform == NATIVE_PIP:
+        return None
+    where = checked.resolved.loc(("conda", "pip"))
+    if lock is None:
+        raise SpecError(
+            f"the pip section cannot be cross-installed for {platform} unlocked (only locked wheels "
+            "are, never an sdist): run `layerkit lock`",
+            where,
+        )
+    sdist = next((p for p in lock.for_platform(platform, "pip") if not p.url.endswith(".whl")), None)
+    if sdist is not None:
+        raise SpecError(
+            f"pip package {sdist.name} {sdist.version} is locked as an sdist for {platform}, which "
+            "cannot be cross-installed (building it runs the target's Python): pin a version with a wheel",
+            where,
+        )
+    python = next((p.version for p in lock.for_platform(platform, "conda") if p.name == "python"), None)
+    if python is None:
+        raise SpecError(
+            f"lock {lock.source} has no python for {platform}, which its pip packages need", where
+        )
+    return CrossPip(python=".".join(python.split(".")[:2]), glibc=solve_glibc(checked.image))
 
 
 def pip_credential_lines(checked: Checked) -> tuple[str, ...]:

@@ -31,6 +31,9 @@ class From:
     kind: ClassVar[str] = "from"
     ref: str
     alias: str
+    # `$BUILDPLATFORM` for the env stage: it runs on the builder's own platform and installs
+    # the target's packages (cross-install), so no emulation for it.
+    platform: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

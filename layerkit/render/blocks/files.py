@@ -73,7 +73,7 @@ def context_files(
             # Options first, as lines: pip expands ${NAME} credentials in files only.
             lines = [*pip.options.lines(), *sorted(pip.requirements)]
             files.append((env.pip_file, "\n".join(lines) + "\n"))
-    if env.pip_file or image_pip:
+    if _native_pip(env) or image_pip:
         major, minor = (int(x) for x in solve_glibc(checked.image).split(".")[:2])
         files.append((MANYLINUX_FILE, MANYLINUX.format(major=major, minor=minor)))
     from layerkit.resources import data_dir
@@ -82,7 +82,7 @@ def context_files(
     if env.installer != "rattler":
         scripts.append(FETCH_INSTALLER)
     else:
-        files.append((INSTALLER_REQUIREMENTS, installer_requirements(env.installer_version)))
+        files.append((INSTALLER_REQUIREMENTS, installer_requirements(env)))
     if env.layers:
         scripts.append(SPLIT_ENV)
         files.append((LAYERS_FILE, envlayers.groups_file(env.layers)))
@@ -93,16 +93,26 @@ def context_files(
 def _env_scripts(env: EnvInstall, image_pip: bool) -> tuple[str, ...]:
     """The env stage's own files: the same for every lock of a layerkit version and base."""
     names = ["install_env.py"] if env.installer == "rattler" else []
-    if env.pip_file or image_pip:
+    if _native_pip(env) or image_pip:
         names.append(MANYLINUX_FILE)
     if env.pip_secrets:
         names.append("expand_secrets.py")
     return tuple(sorted(names))
 
 
-def installer_requirements(version: str) -> str:
+def _native_pip(env: EnvInstall) -> bool:
+    """pip runs in the environment's own Python (its wheels capped by _manylinux.py); a cross
+    pip step names its tags itself."""
+    return env.pip_file is not None and env.cross_pip is None
+
+
+def installer_requirements(env: EnvInstall) -> str:
     hashes = " ".join(f"--hash=sha256:{h}" for h in envinstall.RATTLER_WHEEL_SHA256)
-    return f"py-rattler=={version} {hashes}\n"
+    lines = [f"py-rattler=={env.installer_version} {hashes}\n"]
+    if env.cross_pip is not None:  # only then: the native path needs no more than before
+        name, version, sha = envinstall.INSTALLER_LIB
+        lines.append(f"{name}=={version} --hash=sha256:{sha}\n")
+    return "".join(lines)
 
 
 def fetch_copy() -> Copy:

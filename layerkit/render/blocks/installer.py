@@ -25,6 +25,9 @@ from layerkit.render.envinstall import EnvInstall
 ENV_PREFIX = "/opt/env"
 WORK = "/tmp/layerkit"  # the env stage's work folder: its context files, removed by the cleanup
 PIP_SECRETS_DIR = "/run/layerkit-pip"
+# The env stage runs on the builder's platform whatever the target: install_env.py installs the
+# target platform's locked packages (and wheels, cross_pip) without running any of them.
+BUILD_PLATFORM = "$BUILDPLATFORM"
 STAGE_COMMENT = "--- env: the conda environment, made in the installer image, not on the base ---"
 # Rides on the last install RUN: one snapshot fewer to redo when the lock changes.
 # chmod: py-rattler writes conda-meta records 0600; the image's non-root user must read them.
@@ -89,7 +92,18 @@ def _install(env: EnvInstall, platform: str) -> Run:
     return run(command, mounts=tuple(mounts))
 
 
-def _pip(env: EnvInstall, packages: tuple[str, ...]) -> Run | None:
+def _cross_pip(env: EnvInstall, req: str | None, platform: str) -> str:
+    """Another platform's locked wheels, by the installer venv (install_env.py --pip): the
+    environment's own Python is the target's and would need emulation."""
+    c = env.cross_pip
+    assert c is not None and req is not None
+    return (
+        f"/opt/installer/bin/python install_env.py --prefix {ENV_PREFIX} --platform {platform} --pip {req} "
+        f"--python {c.python} --glibc {c.glibc}{_index_option(env)}"
+    )
+
+
+def _pip(env: EnvInstall, packages: tuple[str, ...], platform: str) -> Run | None:
     """pip's RUN: the requirements file, then `packages` (the flavour's, e.g. ONNX Runtime).
     PYTHONPATH: _manylinux.py caps wheels at the base's glibc (PEP 600), not the installer
     image's. Index credentials: each variable a secret of this RUN only, filled into a copy of
@@ -106,7 +120,9 @@ def _pip(env: EnvInstall, packages: tuple[str, ...]) -> Run | None:
         mounts = (*secrets, Mount("tmpfs", (("target", PIP_SECRETS_DIR),)))
         names = " ".join(env.pip_secrets)
         commands.append(f"python3 expand_secrets.py {env.pip_file} {req} /run/secrets {names}")
-    if env.pip_file:
+    if env.pip_file and env.cross_pip:
+        commands.append(_cross_pip(env, req, platform))
+    elif env.pip_file:
         # Locked: each wheel is checked against the lock's sha256, so a changed one fails. An
         # unlocked build has no lock to check against (only the hashes a user wrote, if any).
         hashes = " --no-deps --require-hashes" if env.pip_hashes else ""
@@ -134,12 +150,12 @@ def installer(env: EnvInstall | None, platform: str, image_pip: tuple[str, ...])
     if env is None:
         return Block()
     installs = [_install(env, platform)]
-    if (pip := _pip(env, image_pip)) is not None:
+    if (pip := _pip(env, image_pip, platform)) is not None:
         installs.append(pip)
     installs[-1] = installs[-1].then(*CLEANUP, *_split(env))
     stage = (
         Comment(STAGE_COMMENT),
-        From(env.installer_ref, "env"),
+        From(env.installer_ref, "env", BUILD_PLATFORM),
         Workdir(WORK),
         *_bootstrap(env),
         *files.env_copies(env, bool(image_pip)),
