@@ -32,8 +32,8 @@ from fixtures_services import Services
 
 from layerkit import api
 from layerkit.build.builder import BuildOptions, BuildResult
-from layerkit.build.indexplan import plan_document
 from layerkit.build.hostplatform import engine_platform
+from layerkit.build.indexplan import plan_document
 from layerkit.build.progress import Progress
 from layerkit.build.registry import MANIFEST_TYPES
 from layerkit.build.runner import RunOptions
