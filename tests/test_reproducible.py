@@ -9,6 +9,7 @@ repository is not in the hash or the image, only in its name).
 from __future__ import annotations
 
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from fixtures_services import Services, container_output, empty_engine
 from layerkit.build.builder import BuildResult
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,25 @@ def test_two_cold_builds_push_the_same_manifest_digests(
     assert second.stage_digests == first.stage_digests
     ran = container_output(docker.DockerClient(base_url=services.docker_host), second.image, ["mlkit", "12"])
     assert "fib(12) = 144" in ran.decode()
+
+
+def test_the_demo_environment_builds_cold_twice_to_the_same_digests(
+    tmp_path: Path, site: fb.Site, services: Services
+) -> None:
+    """examples/demo itself (what `make demo` builds: a team layer, a runtime user, a final
+    step), on this run's site, as scripts/demo.py writes its site.yaml."""
+    spec_dir = tmp_path / "demo"
+    shutil.copytree(ROOT / "examples" / "demo", spec_dir)
+    layer = fb.site_layer(site, services.base_image, services.registry)
+    (spec_dir / "site.yaml").write_text(layer + "  repository: t/demo\n")
+    spec = spec_dir / "layerkit.yaml"
+    fb.lock_spec(spec)
+    first = _cold_build(spec, services, f"t/{uuid.uuid4().hex[:8]}")
+    second = _cold_build(spec, services, f"t/{uuid.uuid4().hex[:8]}")
+    assert first.pushed and second.pushed and first.hash == second.hash
+    assert first.digest and first.digest.startswith("sha256:"), first
+    assert (second.digest, second.stage_digests) == (first.digest, first.stage_digests)
+    assert set(first.stage_digests) == {"base", "env"}, first.stage_digests
 
 
 def test_two_cold_registry_less_builds_give_the_same_digest_and_the_image_runs(
