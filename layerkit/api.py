@@ -214,9 +214,18 @@ def build_inference(
     import dataclasses
 
     from layerkit.build.builder import BuildOptions
+    from layerkit.errors import SpecError
+    from layerkit.pipeline import platforms
 
     opts = dataclasses.replace(options or BuildOptions(), name_tag=False)
     rendered = render_inference(spec, lock, platform, auto_lock)
+    if platform is None and len(several := platforms(rendered.checked)) > 1:
+        # An inference image is built for one platform (the one that serves it): building the
+        # first of several silently would hand an arm64 fleet an amd64 image.
+        raise SpecError(
+            f"the spec builds for {', '.join(several)}: pass --platform P to build the inference "
+            "image for one of them (`layerkit serve` picks the engine's)"
+        )
     return _build_rendered(Path(spec), rendered, opts, progress, on_warning)
 
 

@@ -152,7 +152,14 @@ def installer(env: EnvInstall | None, platform: str, image_pip: tuple[str, ...])
     installs = [_install(env, platform)]
     if (pip := _pip(env, image_pip, platform)) is not None:
         installs.append(pip)
-    installs[-1] = installs[-1].then(*CLEANUP, *_split(env))
+    if len(installs) > 1 and env.layers:
+        # Split in the conda install's own RUN: in pip's RUN each rename would copy the file
+        # up from the layer below, keeping every group twice in the env stage image. pip's
+        # files belong to the rest anyway; the records are made readable before they move.
+        installs[0] = installs[0].then(CLEANUP[0], CLEANUP[2], *_split(env))
+        installs[-1] = installs[-1].then(*CLEANUP)
+    else:
+        installs[-1] = installs[-1].then(*CLEANUP, *_split(env))
     stage = (
         Comment(STAGE_COMMENT),
         From(env.installer_ref, "env", BUILD_PLATFORM),
