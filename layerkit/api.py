@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from layerkit.build.indexplan import IndexPlan
     from layerkit.build.progress import Progress
     from layerkit.build.runner import RunOptions
+    from layerkit.build.verify import VerifyResult
     from layerkit.envs.register import Registered
     from layerkit.integrate.check import CheckReport
     from layerkit.integrate.makefile import Fragment
@@ -74,6 +75,7 @@ __all__ = [
     "render_platforms",
     "run",
     "run_platform",
+    "verify",
     "write_context",
 ]
 
@@ -316,6 +318,41 @@ def plan(
 
     rendered = render(spec, lock, platform, auto_lock)
     return decide_env(Path(spec), rendered, one_platform_options(rendered, opts), offline=offline)
+
+
+def verify(
+    spec: Path,
+    lock: Path | Lock | None = None,
+    platform: str | None = None,
+    auto_lock: bool = True,
+    *,
+    options: BuildOptions | None = None,
+    progress: Progress | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> VerifyResult:
+    """Build the image again with no cache (pushed to ``<repo>-verify:<hash>``) and compare its
+    manifest digest with the one its hash tag names in the registry (what `build` pushed);
+    ``result.findings`` name the first differing layer and file of each platform that differs.
+    A spec with several platforms and no ``platform``: every platform, and the image index.
+    Raises EnvironmentFailure when nothing is recorded or the engine cannot build reproducibly."""
+    from layerkit.build.builder import BuildOptions
+    from layerkit.build.progress import Progress
+    from layerkit.build.verify import verify as run_verify
+
+    renders = (
+        (render(spec, lock, platform, auto_lock),) if platform else render_platforms(spec, lock, auto_lock)
+    )
+    said: set[str] = set()
+    for w in (w for r in renders for w in r.warnings):
+        if on_warning and w not in said:
+            said.add(w)
+            on_warning(w)
+    opts = options or BuildOptions()
+    prog = progress or Progress(opts.progress)
+    try:
+        return run_verify(renders, opts, prog, index=platform is None and len(renders) > 1)
+    finally:
+        prog.close()
 
 
 def outdated(spec: Path, lock: Path | None = None) -> Outdated:

@@ -220,19 +220,11 @@ def _solve_all(
     from layerkit.build.registry import ImageRef
 
     main = plan[0]
-    extra: dict[str, bytes] = {}
-    modes: dict[str, int] = {}
-    for user in (rendered.plan.user_context, *rendered.contexts):
-        if user is not None:
-            data, data_modes = user.read()
-            extra.update(data)
-            modes.update(data_modes)
     has_registry = decision.registry is not None
     stage_images = {s.stage: s for s in decision.stage_images}
     cache_from, caches, push = decision.cache_from, decision.registry_caches, decision.push
 
-    secrets = build_secrets(rendered)
-    files: dict[str, str | bytes] = {**rendered.files, **extra}
+    files, modes, secrets = solve_inputs(rendered)
     with BuildkitClient(opts.addr, tls=opts.tls) as client:
         caps = client.capabilities()
         if not caps.embedded_in_docker and not has_registry:
@@ -333,6 +325,19 @@ def _solve_all(
         if t.stage and stage_images[t.stage].exists:
             result.stages[t.stage] = t.ref
     result.pushed = push
+
+
+def solve_inputs(rendered: Rendered) -> tuple[dict[str, str | bytes], dict[str, int], dict[str, bytes]]:
+    """What every solve of this render sends: the context's files (rendered, then the user's
+    own), their modes, and the secrets the Dockerfile mounts."""
+    extra: dict[str, bytes] = {}
+    modes: dict[str, int] = {}
+    for user in (rendered.plan.user_context, *rendered.contexts):
+        if user is not None:
+            data, data_modes = user.read()
+            extra.update(data)
+            modes.update(data_modes)
+    return {**rendered.files, **extra}, modes, build_secrets(rendered)
 
 
 def build_secrets(rendered: Rendered) -> dict[str, bytes]:
