@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 
 # Environment versions in the registry: their own module, named here as part of the API.
 from layerkit.api_envs import env_diff, env_list, env_sbom, env_show
+
+# Rebuild from scratch and compare (issue 18): its own module, named here as part of the API.
+from layerkit.api_verify import verify
 from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
 
@@ -41,7 +44,6 @@ if TYPE_CHECKING:
     from layerkit.build.indexplan import IndexPlan
     from layerkit.build.progress import Progress
     from layerkit.build.runner import RunOptions
-    from layerkit.build.verify import VerifyResult
     from layerkit.envs.register import Registered
     from layerkit.integrate.check import CheckReport
     from layerkit.integrate.makefile import Fragment
@@ -134,7 +136,9 @@ def env_register(
     rendered = render(spec, lock, platform, auto_lock)
     for w in rendered.warnings:
         warn(w)
-    done = register_rendered(rendered, registry, warn)
+    # Several platforms: the record holds each one's image digest and the index's too.
+    renders = render_platforms(spec, lock, auto_lock) if platform is None else ()
+    done = register_rendered(rendered, registry, warn, renders if len(renders) > 1 else ())
     for w in done.warnings:
         warn(w)
     return done
@@ -177,6 +181,7 @@ def _build_index(
     from layerkit.build.builder import BuildOptions
     from layerkit.build.multiplatform import build_index
     from layerkit.build.progress import Progress
+    from layerkit.envs.ops import check_recorded
 
     opts = options or BuildOptions()
     prog = progress or Progress(opts.progress)
@@ -193,7 +198,9 @@ def _build_index(
         return _build_rendered(spec, rendered, popts, Progress(prog.mode, prog.stream), once)
 
     try:
-        return build_index(renders, opts, one, prog.message)
+        result = build_index(renders, opts, one, prog.message)
+        check_recorded(renders[0], result.platforms, opts.registry, once)
+        return result
     finally:
         prog.close()
 
@@ -234,6 +241,7 @@ def _build_rendered(
     from layerkit.build.multiplatform import one_platform_options
     from layerkit.build.progress import Progress
     from layerkit.envs.attest import attest
+    from layerkit.envs.ops import check_recorded
 
     opts = one_platform_options(rendered, options or BuildOptions())
     for w in rendered.warnings:
@@ -252,6 +260,8 @@ def _build_rendered(
     try:
         result = run_build(spec, rendered, opts, prog)
         attest(rendered, opts, result, prog.message)
+        if len(platforms(rendered.checked)) == 1:  # a multi-platform spec's: _build_index checks
+            check_recorded(rendered, {rendered.plan.platform: result}, opts.registry, prog.message)
         return result
     finally:
         prog.close()
@@ -318,41 +328,6 @@ def plan(
 
     rendered = render(spec, lock, platform, auto_lock)
     return decide_env(Path(spec), rendered, one_platform_options(rendered, opts), offline=offline)
-
-
-def verify(
-    spec: Path,
-    lock: Path | Lock | None = None,
-    platform: str | None = None,
-    auto_lock: bool = True,
-    *,
-    options: BuildOptions | None = None,
-    progress: Progress | None = None,
-    on_warning: Callable[[str], None] | None = None,
-) -> VerifyResult:
-    """Build the image again with no cache (pushed to ``<repo>-verify:<hash>``) and compare its
-    manifest digest with the one its hash tag names in the registry (what `build` pushed);
-    ``result.findings`` name the first differing layer and file of each platform that differs.
-    A spec with several platforms and no ``platform``: every platform, and the image index.
-    Raises EnvironmentFailure when nothing is recorded or the engine cannot build reproducibly."""
-    from layerkit.build.builder import BuildOptions
-    from layerkit.build.progress import Progress
-    from layerkit.build.verify import verify as run_verify
-
-    renders = (
-        (render(spec, lock, platform, auto_lock),) if platform else render_platforms(spec, lock, auto_lock)
-    )
-    said: set[str] = set()
-    for w in (w for r in renders for w in r.warnings):
-        if on_warning and w not in said:
-            said.add(w)
-            on_warning(w)
-    opts = options or BuildOptions()
-    prog = progress or Progress(opts.progress)
-    try:
-        return run_verify(renders, opts, prog, index=platform is None and len(renders) > 1)
-    finally:
-        prog.close()
 
 
 def outdated(spec: Path, lock: Path | None = None) -> Outdated:

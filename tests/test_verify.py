@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from fixtures_services import Services, empty_engine
 from layerkit import api
 from layerkit.build.builder import BuildOptions
 from layerkit.build.progress import Progress
+from layerkit.build.registry import MANIFEST_TYPES
 
 pytestmark = pytest.mark.integration
 
@@ -48,12 +50,27 @@ def _verify_cli(spec: Path, services: Services, *extra: str) -> tuple[int, dict[
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
 
+def _delete(services: Services, ref: str) -> None:
+    """Delete the manifest `ref` (localhost:PORT/repo:tag) names from the test registry."""
+    repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
+    base = f"http://{services.registry}/v2/{repo}/manifests"
+    accept = {"Accept": ", ".join(MANIFEST_TYPES)}
+    head = urllib.request.Request(f"{base}/{tag}", method="HEAD", headers=accept)
+    with urllib.request.urlopen(head, timeout=60) as resp:
+        digest = resp.headers["Docker-Content-Digest"]
+    urllib.request.urlopen(urllib.request.Request(f"{base}/{digest}", method="DELETE"), timeout=60).close()
+
+
 def test_verify_rebuilds_a_site_spec_from_scratch_to_the_pushed_digest(
     tmp_path: Path, site: fb.Site, services: Services
 ) -> None:
     spec = fb.site_spec(tmp_path, site, services, repo=f"t/{uuid.uuid4().hex[:8]}")
     built, _ = build(spec, services)
     assert built.action == "built" and built.pushed and built.digest
+    assert built.to_json()["platform"] == "linux-64" and built.to_json()["replaced_digest"] is None
+    # The env record holds the digest the build pushed, per platform.
+    registered = api.env_register(spec)
+    assert registered.record.digests == {"linux-64": built.digest} and registered.record.index is None
     empty_engine(services.docker_host)  # nothing of the build left in the engine
     progress = Progress("quiet")
     opts = BuildOptions(addr=f"docker://{services.docker_host}", network="host")
@@ -91,6 +108,19 @@ def test_a_step_writing_the_date_is_caught_with_its_layer_and_file(
     assert f"layer {finding['layer']} (" in line and "date +%s%N > /built-at" in line
     assert "/built-at: content" in line, line
 
+    # A build that does not reproduce the image under its hash says so: no cache left anywhere
+    # (engine emptied, registry caches deleted), --force builds the date step again.
+    api.env_register(spec)
+    for ref in built.cache_exports:
+        _delete(services, ref)
+    empty_engine(services.docker_host)
+    again, _ = build(spec, services, force=True)
+    assert again.action == "built" and again.pushed and again.digest != built.digest
+    assert again.replaced_digest == built.digest and again.to_json()["replaced_digest"] == built.digest
+    assert any(built.digest in w and "did not reproduce" in w for w in again.warnings), again.warnings
+    # ... and so does the env record, which holds the first build's digest.
+    assert any("records" in w and built.digest in w for w in again.warnings), again.warnings
+
 
 def test_a_two_platform_spec_verifies_every_platform_and_the_index(
     tmp_path: Path, services: Services
@@ -105,6 +135,9 @@ def test_a_two_platform_spec_verifies_every_platform_and_the_index(
     )
     built, _ = build(spec, services)
     assert built.action == "built" and built.pushed and set(built.platforms) == {"linux-64", "linux-aarch64"}
+    record = api.env_register(spec).record
+    assert record.digests == {p: r.digest for p, r in built.platforms.items()}
+    assert record.index == built.image and record.index_digest == built.digest
     empty_engine(services.docker_host)
 
     code, report, stderr = _verify_cli(spec, services)
