@@ -138,6 +138,9 @@ def test_layers_are_named_by_the_history_entries_that_made_them() -> None:
     long = layer_instructions({"history": [{"created_by": "RUN " + "x" * 500 + "\n"}]})[0]
     assert len(long) == 120 and long.endswith("...") and "\n" not in long
     assert diff_ids({}) == [] and layer_instructions({}) == []
+    # A base without history: its layers go unnamed, the build's own keep their instructions.
+    bare = {"rootfs": {"diff_ids": ["sha256:1", "sha256:2"]}, "history": [{"created_by": "RUN x # buildkit"}]}
+    assert layer_instructions(bare) == ["", "RUN x"]
 
 
 def test_first_layer_diff() -> None:
@@ -169,3 +172,39 @@ def test_a_finding_is_one_line_naming_platform_layer_instruction_and_file() -> N
     assert (
         "\n" not in NOT_REPRODUCIBLE and "dockerd 24+" in NOT_REPRODUCIBLE and "buildkitd" in NOT_REPRODUCIBLE
     )
+
+
+class _Engine:
+    """What reproducible_engine asks of a BuildKit client: its capabilities."""
+
+    def __init__(self, caps: object) -> None:
+        self._caps = caps
+
+    def capabilities(self) -> object:
+        return self._caps
+
+
+@pytest.mark.parametrize(
+    ("exporters", "version", "refused"),
+    [
+        ({"moby", "local", "tar"}, None, True),  # dockerd 20.10 / the classic image store
+        ({"image", "oci", "local"}, "v0.12.5", True),  # buildkitd before rewrite-timestamp
+        ({"moby", "image", "local", "tar"}, "v0.0.0+unknown", False),  # Docker 26, containerd store
+        ({"image", "oci", "local"}, "v0.13.2", False),  # buildkitd
+    ],
+)
+def test_verify_refuses_engines_that_cannot_build_reproducibly(
+    exporters: set[str], version: str | None, refused: bool
+) -> None:
+    from layerkit.build.client import Capabilities
+    from layerkit.build.request import REPRODUCIBLE_EPOCH
+    from layerkit.build.verify import reproducible_engine
+    from layerkit.errors import EXIT_ENVIRONMENT, DaemonError
+
+    caps = Capabilities(True, frozenset(exporters), frozenset(), frozenset(), version, True)
+    if refused:
+        with pytest.raises(DaemonError) as err:
+            reproducible_engine(_Engine(caps))  # type: ignore[arg-type]
+        assert err.value.message == NOT_REPRODUCIBLE and err.value.exit_code == EXIT_ENVIRONMENT
+    else:
+        assert reproducible_engine(_Engine(caps)) == REPRODUCIBLE_EPOCH  # type: ignore[arg-type]

@@ -148,3 +148,15 @@ def test_a_two_platform_spec_verifies_every_platform_and_the_index(
     assert set(platforms) == {"linux-64", "linux-aarch64"}
     for p, r in built.platforms.items():
         assert platforms[p]["recorded_digest"] == r.digest == platforms[p]["rebuilt_digest"]
+
+
+def test_nothing_pushed_is_exit_3_in_one_line(tmp_path: Path, site: fb.Site, services: Services) -> None:
+    spec = fb.site_spec(tmp_path, site, services, repo=f"t/{uuid.uuid4().hex[:8]}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "layerkit", "verify", "--addr", f"docker://{services.docker_host}", str(spec)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 3 and proc.stdout == "", proc
+    (line,) = proc.stderr.strip().splitlines()
+    ref = f"{services.registry}/{spec.parent.joinpath('site.yaml').read_text().split('repository: ')[1].split()[0]}"
+    assert "nothing to verify" in line and ref in line and "is not in the registry" in line, line

@@ -123,12 +123,16 @@ def first_file_diff(recorded: Sequence[FileEntry], rebuilt: Sequence[FileEntry])
 
 def layer_instructions(config: dict[str, Any]) -> list[str]:
     """The Dockerfile instruction behind each layer, from the config's history: the entries
-    without ``empty_layer`` are the layers, in order."""
+    without ``empty_layer`` are the layers, in order. A base image made without history (a
+    rootfs imported as is) leaves its layers unnamed: the build's own, the last ones, keep
+    their names ("" for the others)."""
     history = config.get("history") or []
     made = [
-        str(h.get("created_by") or "") for h in history if isinstance(h, dict) and not h.get("empty_layer")
+        _instruction(str(h.get("created_by") or ""))
+        for h in history
+        if isinstance(h, dict) and not h.get("empty_layer")
     ]
-    return [_instruction(c) for c in made]
+    return [""] * (len(diff_ids(config)) - len(made)) + made
 
 
 def _instruction(created_by: str) -> str:

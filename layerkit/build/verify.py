@@ -204,7 +204,7 @@ def compare(
             n + 1 for n, (a, b) in enumerate(zip(_layers(man_a), _layers(man_b), strict=False)) if a != b
         ]
         if blobs:
-            what = f"layer {blobs[0]}: the same files, compressed differently"
+            what = "the same files, compressed differently"
             return [Finding(platform, blobs[0], _at(made, blobs[0] - 1), None, what)]
         fields = config_diff(cfg_a, cfg_b)
         detail = (
