@@ -70,6 +70,8 @@ def _show_text(r: EnvRecord) -> str:
         f"version: {r.version}",
         f"hash: {r.hash}",
         f"image: {r.image}",
+        *(f"digest {plat}: {d}" for plat, d in sorted(r.digests.items())),
+        *([f"index: {r.index}" + (f"@{r.index_digest}" if r.index_digest else "")] if r.index else []),
         f"registered: {r.registered_at} (layerkit {r.layerkit_version})",
     ]
     if r.description:
