@@ -199,7 +199,7 @@ def _build_index(
 
     try:
         result = build_index(renders, opts, one, prog.message)
-        check_recorded(renders[0], result.platforms, opts.registry, once)
+        check_recorded(renders[0], result.platforms, opts.registry, once, renders)
         return result
     finally:
         prog.close()

@@ -93,6 +93,7 @@ def register_rendered(
     whose images' digests, and the index's, the record holds too."""
     from layerkit.build.builder import BuildOptions
     from layerkit.build.lookup import layout
+    from layerkit.build.multiplatform import index_layout
     from layerkit.envs.record import build_record
 
     spec = rendered.checked.resolved.spec
@@ -105,23 +106,31 @@ def register_rendered(
         r.plan.platform: d for r in renders or (rendered,) if (d := _pushed(store, layout(r, opts).main.ref))
     }
     index = None
+    env_hash = rendered.hash.hash
     if len(renders) > 1:
-        from layerkit.build.multiplatform import index_layout
-        from layerkit.hashing.index import index_hash
-
-        ref = index_layout(rendered, index_hash({r.plan.platform: r.hash.hash for r in renders}), opts).ref
-        index = (ref, _pushed(store, ref))
+        # The environment is the image index, as `layerkit hash` and `build` name it.
+        env_hash = _index_hash(renders)
+        image = index_layout(rendered, env_hash, opts).ref
+        index = (image, _pushed(store, image))
     done = register(
         store,
-        lambda version: build_record(rendered, image=image, version=version, digests=digests, index=index),
+        lambda version: build_record(
+            rendered, image=image, version=version, digests=digests, index=index, env_hash=env_hash
+        ),
         name=spec.name,
-        env_hash=rendered.hash.hash,
+        env_hash=env_hash,
         wanted=spec.version,
         where=where,
     )
     if rendered.plan.platform not in digests:
         warn(f"warning: {done.record.image} is not in the registry yet: `layerkit build` pushes it")
     return done
+
+
+def _index_hash(renders: Sequence[Rendered]) -> str:
+    from layerkit.hashing.index import index_hash
+
+    return index_hash({r.plan.platform: r.hash.hash for r in renders})
 
 
 def _pushed(store: EnvStore, ref: str) -> str | None:
@@ -137,12 +146,17 @@ def _pushed(store: EnvStore, ref: str) -> str | None:
 
 
 def check_recorded(
-    rendered: Rendered, results: dict[str, BuildResult], registry: str | None, warn: Warn
+    rendered: Rendered,
+    results: dict[str, BuildResult],
+    registry: str | None,
+    warn: Warn,
+    renders: Sequence[Rendered] = (),
 ) -> None:
     """Warn when a build pushed, under a registered environment's hash, another digest than its
     record holds (a repair of a deleted image, a forced rebuild): reported, not hidden. The
-    record is found by ``rendered``'s hash (a multi-platform spec's is its first platform's);
-    a store that cannot be read is no reason to fail a build that succeeded."""
+    record is found by the image's hash: ``rendered``'s, or with ``renders`` (every platform
+    of a multi-platform spec) the index's; a store that cannot be read is no reason to fail a
+    build that succeeded."""
     from layerkit.errors import LayerkitError
 
     built = {p: r for p, r in results.items() if r.action == "built" and r.pushed and r.digest}
@@ -151,7 +165,8 @@ def check_recorded(
         return
     try:
         store = open_store(registry, spec.registry, lambda _m: None, from_env=False)
-        record = store.find_hash(spec.name or ANONYMOUS, rendered.hash.hash)
+        env_hash = _index_hash(renders) if len(renders) > 1 else rendered.hash.hash
+        record = store.find_hash(spec.name or ANONYMOUS, env_hash)
     except LayerkitError:
         return
     for p, r in sorted(built.items()):

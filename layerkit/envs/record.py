@@ -58,9 +58,11 @@ def build_record(
     now: datetime | None = None,
     digests: dict[str, str] | None = None,
     index: tuple[str, str | None] | None = None,
+    env_hash: str | None = None,
 ) -> EnvRecord:
     """``digests``: platform -> the manifest digest its image has in the registry; ``index``:
-    a multi-platform spec's index ref and digest (None: not pushed yet)."""
+    a multi-platform spec's index ref and digest (None: not pushed yet); ``env_hash``: the
+    hash that names the image (a multi-platform spec's index hash; default: the render's)."""
     checked, plan = rendered.checked, rendered.plan
     spec = checked.resolved.spec
     base_image, base_digest = _split(plan.base_ref)
@@ -97,7 +99,7 @@ def build_record(
         name=spec.name,
         version=version,
         description=spec.description,
-        hash=rendered.hash.hash,
+        hash=env_hash or rendered.hash.hash,
         stages=dict(sorted(rendered.hash.stages.items())),
         image=image,
         base=base,
