@@ -181,6 +181,7 @@ def _build_index(
     from layerkit.build.builder import BuildOptions
     from layerkit.build.multiplatform import build_index
     from layerkit.build.progress import Progress
+    from layerkit.envs.attest import sign_index
     from layerkit.envs.ops import check_recorded
 
     opts = options or BuildOptions()
@@ -199,6 +200,7 @@ def _build_index(
 
     try:
         result = build_index(renders, opts, one, prog.message)
+        sign_index(renders[0], opts, result, prog.message)
         check_recorded(renders[0], result.platforms, opts.registry, once, renders)
         return result
     finally:
