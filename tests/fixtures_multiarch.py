@@ -24,7 +24,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,14 +239,16 @@ def multiarch_site(root: Path) -> Iterator[fb.Site]:
 
 
 DEPS = ("archkit=1.0",)
+STEPS = (("archkit",),)
 
 
 def multiarch_spec(
-    folder: Path, site: fb.Site, base: MultiarchBase, services: Services, *, repo: str, lock: bool = True
-) -> Path:
+    folder: Path, site: fb.Site, base: MultiarchBase, services: Services, *, repo: str, lock: bool = True,
+    steps: Sequence[Sequence[str]] = STEPS,
+) -> Path:  # fmt: skip
     """A spec for both platforms on the multi-arch base (the installer image too: its amd64
     entry has python3-venv), the site's channel and mirror, the services' registry; locked by
-    real conda-lock (`layerkit lock`) unless lock=False."""
+    real conda-lock (`layerkit lock`) unless lock=False. steps: the runtime stage's RUN commands."""
     folder.mkdir(parents=True, exist_ok=True)
     layer = fb.site_layer(site, base.ref, services.registry)
     (folder / "site.yaml").write_text(layer + f"  repository: {repo}\n")
@@ -255,7 +257,7 @@ def multiarch_spec(
         "name: demo-multi\nversion: '1'\nextends: [site.yaml]\n"
         "platforms: [linux-64, linux-aarch64]\n"
         f"conda:\n  dependencies: {json.dumps(list(DEPS))}\n"
-        "steps:\n  - run: ['archkit']\n    stage: final\n"
+        "steps:\n" + "".join(f"  - run: {json.dumps(list(s))}\n    stage: final\n" for s in steps)
     )
     if lock:
         fb.lock_spec(spec)
