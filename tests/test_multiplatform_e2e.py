@@ -197,12 +197,11 @@ def test_two_platforms_build_one_index_found_next_time_and_repaired(
             _, config = _manifest_and_config(services, f"{services.registry}/{repo}@{listed[p]}")
             assert config["architecture"] == arch
             # ... and its env stage was installed on the build platform, not emulated: the stage
-            # image's userland, the installer's Python, is amd64's whatever the target, and
-            # /opt/env holds the target's files. (Its config names the target platform even so:
-            # BuildKit's Dockerfile frontend labels every image it exports for the `platform`
-            # it was asked for.)
+            # image is amd64's, its userland too (the installer's Python), whatever the target,
+            # and /opt/env holds the target's files.
             env_ref = first.platforms[p].stages["env"]
-            env_manifest, _ = _manifest_and_config(services, env_ref)
+            env_manifest, env_config = _manifest_and_config(services, env_ref)
+            assert env_config["architecture"] == "amd64", (p, env_config["architecture"])
             wanted = {"usr/bin/python3.11", "opt/env/bin/archkit", "opt/env/share/archkit/arch.txt"}
             files = _layer_files(services, _repo(env_ref), env_manifest, wanted)
             assert _elf_machine(files["usr/bin/python3.11"]) == ELF_MACHINE["x86_64"], p
