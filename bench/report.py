@@ -166,5 +166,9 @@ def table(r: dict[str, Any]) -> str:
         import delta_bench
 
         out += ["", *delta_bench.table(r["delta"])]
+    if "multiplatform" in r:
+        import multiplatform_bench
+
+        out += ["", *multiplatform_bench.table(r["multiplatform"])]
     out += ["", f"benchmark wall time {_s(r['bench_wall_s'])}"]
     return "\n".join(out)

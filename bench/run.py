@@ -14,6 +14,8 @@ Every figure is a whole process started cold: a fresh HOME and cache dir for eac
   4. the skip-by-hash decision: `layerkit build` of an image the registry has (goal <= 0.3 s);
   5. `layerkit build` cold / warm / pruned / skip-by-hash and image size (bench/build_bench.py);
   6. bytes pushed and pulled after a one-package change, split env layers vs one (bench/delta_bench.py);
+  7. multi-platform: cold build of the cross-installed arm64 image vs amd64 and vs an emulated
+     install (bench/multiplatform_bench.py);
   plus interpreter/import start-up figures and the imports that dominate render and lock --check.
 """
 
@@ -265,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-skip", action="store_true", help="skip the skip-by-hash section (needs a registry)")
     ap.add_argument("--no-build", action="store_true", help="skip the build section (needs root)")
     ap.add_argument("--no-delta", action="store_true", help="skip the update-delta section (needs root)")
+    ap.add_argument(
+        "--no-multiplatform", action="store_true", help="skip the multi-platform section (needs root)"
+    )
     args = ap.parse_args(argv)
 
     env = base_env()
@@ -296,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
             import delta_bench  # bench/delta_bench.py: bytes an update sends, split vs one env layer
 
             result["delta"] = delta_bench.run(tmp, log)
+        if not args.no_multiplatform:
+            import multiplatform_bench  # bench/multiplatform_bench.py: arm64 cross vs native vs emulated
+
+            result["multiplatform"] = multiplatform_bench.run(tmp, log)
     result["bench_wall_s"] = time.perf_counter() - started
     if args.json:
         print(json.dumps(result, indent=2))

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +116,44 @@ def put_index(registry: str, repo: str, tag: str, refs: list[str]) -> str:
     return str(digest)
 
 
+def put_blob(registry: str, repo: str, data: bytes) -> str:
+    """A blob, uploaded in one request (POST, then PUT with its digest); its digest."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with urllib.request.urlopen(
+        urllib.request.Request(_url(registry, f"{repo}/blobs/uploads/"), method="POST")
+    ) as r:
+        location = r.headers["Location"]
+    url = location if location.startswith("http") else _url(registry, "").removesuffix("/v2/") + location
+    sep = "&" if "?" in url else "?"
+    req = urllib.request.Request(
+        f"{url}{sep}digest={digest}",
+        data=data,
+        method="PUT",
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    urllib.request.urlopen(req, timeout=120).close()
+    return digest
+
+
+def set_architecture(registry: str, repo: str, tag: str, arch: str) -> None:
+    """Make repo:tag's config say `arch` (same layers) if it does not: Debian 12's dockerd 20.10
+    ignores `docker import --platform` (experimental there), so its import says amd64 whatever
+    the rootfs holds."""
+    body, media_type = get_manifest(registry, repo, tag)
+    manifest = json.loads(body)
+    config = json.loads(get_blob(registry, repo, manifest["config"]["digest"]))
+    if config["architecture"] == arch:
+        return
+    config["architecture"] = arch
+    data = json.dumps(config).encode()
+    manifest["config"] = {**manifest["config"], "digest": put_blob(registry, repo, data), "size": len(data)}
+    req = urllib.request.Request(
+        _url(registry, f"{repo}/manifests/{tag}"), data=json.dumps(manifest).encode(), method="PUT",
+        headers={"Content-Type": media_type},
+    )  # fmt: skip
+    urllib.request.urlopen(req, timeout=60).close()
+
+
 def index_platforms(registry: str, repo: str, reference: str) -> dict[str, str]:
     """Each entry's "os/architecture" -> its manifest digest, from the index at repo:reference."""
     body, media_type = get_manifest(registry, repo, reference)
@@ -135,7 +173,9 @@ def multiarch_base(services: Services, tag: str = "bookworm-multi") -> Multiarch
         SERVICES / "base-image.sh", "--arch", "arm64", services.docker_host, f"127.0.0.1:{port}",
         f"{repo}:bookworm-minbase-arm64", "bookworm-minbase", timeout=1800,
     )  # fmt: skip
-    digest = put_index(services.registry, repo, tag, [amd64_tag, arm64.rsplit(":", 1)[1]])
+    arm64_tag = arm64.rsplit(":", 1)[1]
+    set_architecture(services.registry, repo, arm64_tag, "arm64")
+    digest = put_index(services.registry, repo, tag, [amd64_tag, arm64_tag])
     found = index_platforms(services.registry, repo, tag)
     assert set(found) == {"linux/amd64", "linux/arm64"}, found  # e.g. arm64 imported as amd64
     platforms = {p: f"{services.registry}/{repo}@{d}" for p, d in sorted(found.items())}
@@ -239,14 +279,16 @@ def multiarch_site(root: Path) -> Iterator[fb.Site]:
 
 
 DEPS = ("archkit=1.0",)
+STEPS = (("archkit",),)
 
 
 def multiarch_spec(
-    folder: Path, site: fb.Site, base: MultiarchBase, services: Services, *, repo: str, lock: bool = True
-) -> Path:
+    folder: Path, site: fb.Site, base: MultiarchBase, services: Services, *, repo: str, lock: bool = True,
+    steps: Sequence[Sequence[str]] = STEPS,
+) -> Path:  # fmt: skip
     """A spec for both platforms on the multi-arch base (the installer image too: its amd64
     entry has python3-venv), the site's channel and mirror, the services' registry; locked by
-    real conda-lock (`layerkit lock`) unless lock=False."""
+    real conda-lock (`layerkit lock`) unless lock=False. steps: the runtime stage's RUN commands."""
     folder.mkdir(parents=True, exist_ok=True)
     layer = fb.site_layer(site, base.ref, services.registry)
     (folder / "site.yaml").write_text(layer + f"  repository: {repo}\n")
@@ -255,7 +297,7 @@ def multiarch_spec(
         "name: demo-multi\nversion: '1'\nextends: [site.yaml]\n"
         "platforms: [linux-64, linux-aarch64]\n"
         f"conda:\n  dependencies: {json.dumps(list(DEPS))}\n"
-        "steps:\n  - run: ['archkit']\n    stage: final\n"
+        "steps:\n" + "".join(f"  - run: {json.dumps(list(s))}\n    stage: final\n" for s in steps)
     )
     if lock:
         fb.lock_spec(spec)

@@ -1,34 +1,34 @@
-"""A spec with `platforms: [linux-64, linux-aarch64]` built into one image index on a real
-engine and registry (issue 17): each platform's image built for its platform (arm64 under
-QEMU), the index put last over them, skip-by-hash on the next run, and a repair that rebuilds
-only the platform whose manifest went missing.
-
-The base is a stand-in until the shared multi-arch fixtures land: a busybox-static rootfs per
-architecture (Debian's busybox-static .debs, from the apt mirror, cached), with three
-one-line shims (getent, groupadd, useradd over /etc/group and /etc/passwd) for the user the
-base stage creates, joined by an OCI index in the test registry. The spec is user-managed:
-an env stage needs a Python installer image for arm64 (cross-installed once xrender's
-`FROM --platform=$BUILDPLATFORM` env stage is in), which this base is not.
+"""Issue 17 end to end: a managed spec with `platforms: [linux-64, linux-aarch64]` on the
+multi-arch Debian 12 base (tests/fixtures_multiarch.py), locked for both platforms by real
+conda-lock, with the local channel's arch-specific package (archkit: a static binary printing
+uname's machine, and share/archkit/arch.txt), its noarch dependency, and a RUN step of the
+user's own in the runtime stage. (No pip section: linux-64's pip runs in the environment's
+Python, and the test channel's is a wrapper around the base's, which has no pip; the cross pip
+step is tested in test_crossinstall.py.)
+Built through layerkit on a real engine and registry into one image index: each platform's
+image for its platform, its env stage cross-installed on the build platform (the arm64 env
+stage image is amd64 and holds aarch64 files) and only the base and runtime steps run under
+QEMU; each platform's image run shows its machine everywhere; skip-by-hash on the next run,
+and a repair that rebuilds only the platform whose manifest went missing.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import io
 import json
-import subprocess
 import tarfile
-import tempfile
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
+import fixtures_build as fb
+import fixtures_multiarch as fm
 import jsonschema
 import pytest
-from fixtures_services import Services
+from fixtures_services import Services, container_output
 
 from layerkit import api
 from layerkit.build.builder import BuildOptions, BuildResult
@@ -37,7 +37,6 @@ from layerkit.build.indexplan import plan_document
 from layerkit.build.progress import Progress
 from layerkit.build.registry import MANIFEST_TYPES
 from layerkit.build.runner import RunOptions
-from layerkit.resources import cache_dir
 
 pytestmark = pytest.mark.integration
 SCHEMA = json.loads(
@@ -45,104 +44,11 @@ SCHEMA = json.loads(
 )
 
 INDEX = "application/vnd.oci.image.index.v1+json"
-MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 ARCH = {"linux-64": ("amd64", "x86_64"), "linux-aarch64": ("arm64", "aarch64")}
-APPLETS = ("sh", "cat", "chown", "echo", "grep", "id", "ls", "mkdir", "uname")
-# What the base stage's user block calls, over /etc/group and /etc/passwd (Debian's busybox
-# has no addgroup or adduser applets).
-SHIMS = {
-    "usr/bin/getent": '#!/bin/sh\n[ "$1" = group ] && grep -q "^[^:]*:[^:]*:$2:" /etc/group\n',
-    "usr/sbin/groupadd": '#!/bin/sh\n# groupadd --gid N NAME\necho "$3:x:$2:" >> /etc/group\n',
-    "usr/sbin/useradd": "#!/bin/sh\n# useradd --uid U --gid G --create-home --shell S NAME\n"
-    'echo "$8:x:$2:$4::/home/$8:$7" >> /etc/passwd && mkdir -p "/home/$8" && chown "$2:$4" "/home/$8"\n',
-}
-
-
-def _busybox(arch: str) -> bytes:
-    """Debian's static busybox for `arch`, the version apt knows here (cached)."""
-    show = subprocess.run(["apt-cache", "show", "busybox-static"], capture_output=True, text=True, check=True)
-    name = next(ln.split()[1] for ln in show.stdout.splitlines() if ln.startswith("Filename:"))
-    name = name.rsplit("_", 1)[0] + f"_{arch}.deb"
-    cached = cache_dir() / "busybox" / Path(name).name.replace(".deb", ".bin")
-    if not cached.exists():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            deb = Path(tmp) / "b.deb"
-            urllib.request.urlretrieve(f"http://deb.debian.org/debian/{name}", deb)
-            subprocess.run(["dpkg-deb", "-x", str(deb), f"{tmp}/root"], check=True)
-            (Path(tmp) / "root/bin/busybox").replace(cached)
-    return cached.read_bytes()
-
-
-def _layer(busybox: bytes) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tf:
-
-        def add(name: str, data: bytes | None = None, mode: int = 0o755, link: str | None = None) -> None:
-            info = tarfile.TarInfo(name)
-            info.mode, info.mtime = mode, 0
-            if link is not None:
-                info.type, info.linkname = tarfile.SYMTYPE, link
-            elif data is None:
-                info.type = tarfile.DIRTYPE
-            else:
-                info.size = len(data)
-            tf.addfile(info, io.BytesIO(data) if data is not None else None)
-
-        for d in ("bin", "etc", "home", "root", "tmp", "usr", "usr/bin", "usr/sbin"):
-            add(d, mode=0o1777 if d == "tmp" else 0o755)
-        add("bin/busybox", busybox)
-        for applet in APPLETS:
-            add(f"bin/{applet}", link="busybox")
-        for path, text in SHIMS.items():
-            add(path, text.encode())
-        add("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)
-        add("etc/group", b"root:x:0:\n", 0o644)
-    return gzip.compress(out.getvalue(), mtime=0)
-
-
-def _put(registry: str, repo: str, what: str, data: bytes, media: str | None = None) -> str:
-    """A blob (media None) or a manifest at tag `what`; returns its digest."""
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    base = f"http://{registry}/v2/{repo}"
-    if media is None:
-        with urllib.request.urlopen(urllib.request.Request(f"{base}/blobs/uploads/", method="POST")) as r:
-            location = r.headers["Location"]
-        sep = "&" if "?" in location else "?"
-        url = location if location.startswith("http") else f"http://{registry}{location}"
-        req = urllib.request.Request(f"{url}{sep}digest={digest}", data=data, method="PUT")
-        req.add_header("Content-Type", "application/octet-stream")
-    else:
-        req = urllib.request.Request(f"{base}/manifests/{what}", data=data, method="PUT")
-        req.add_header("Content-Type", media)
-    urllib.request.urlopen(req, timeout=60).close()
-    return digest
-
-
-def busybox_base(registry: str, repo: str = "tiny", tag: str = "multi") -> str:
-    """The two-architecture stand-in base (module doc); its index ref."""
-    entries = []
-    for arch, _ in ARCH.values():
-        layer = _layer(_busybox(arch))
-        diff_id = "sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest()
-        config = json.dumps({
-            "architecture": arch, "os": "linux",
-            "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        }).encode()  # fmt: skip
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": _put(registry, repo, "", config), "size": len(config)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                        "digest": _put(registry, repo, "", layer), "size": len(layer)}],
-        }).encode()  # fmt: skip
-        digest = _put(registry, repo, f"{tag}-{arch}", manifest, MANIFEST)
-        entries.append({"mediaType": MANIFEST, "digest": digest, "size": len(manifest),
-                        "platform": {"os": "linux", "architecture": arch}})  # fmt: skip
-    index = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}).encode()
-    _put(registry, repo, tag, index, INDEX)
-    return f"{registry}/{repo}:{tag}"
+ELF_MACHINE = {"x86_64": 62, "aarch64": 183}  # e_machine: EM_X86_64, EM_AARCH64
+# What each platform's image shows, one line each: the kernel's machine as seen inside, the
+# locked package's binary and data file, the user's step's record.
+PROBE = "uname -m; archkit; cat /opt/env/share/archkit/arch.txt; cat /etc/built-on"
 
 
 # -- the registry, as a client sees it ------------------------------------------------------
@@ -180,48 +86,63 @@ def _delete(services: Services, ref: str) -> None:
     assert _get(services, ref, "HEAD") is None, ref
 
 
-def _run(services: Services, image: str, platform: str, command: list[str]) -> str:
-    """`docker run --platform P IMAGE COMMAND`'s stdout: attached before it starts."""
-    client = docker.DockerClient(base_url=services.docker_host)
-    try:
-        client.images.pull(image, platform=platform)
-        container = client.containers.create(image, command, platform=platform, network_mode="none")
-        try:
-            stream = container.attach(stdout=True, stderr=False, stream=True, logs=False)
-            container.start()
-            out = b"".join(stream)
-            assert container.wait()["StatusCode"] == 0, out
-        finally:
-            container.remove(force=True)
-        return out.decode()
-    finally:
-        client.close()
+def _layer_files(
+    services: Services, repo: str, manifest: dict[str, object], names: set[str]
+) -> dict[str, bytes]:
+    """The regular files `names` in an image's layers (a later layer's copy wins), from the registry."""
+    files: dict[str, bytes] = {}
+    for layer in manifest["layers"]:  # type: ignore[attr-defined]
+        data = _blob(services, repo, layer["digest"])
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
+            for m in tf:
+                f = tf.extractfile(m) if m.isfile() and m.name.lstrip("./") in names else None
+                if f is not None:
+                    files[m.name.lstrip("./")] = f.read()
+    return files
+
+
+def _elf_machine(binary: bytes) -> int:
+    assert binary[:4] == b"\x7fELF"
+    return int.from_bytes(binary[18:20], "little")
+
+
+def _repo(ref: str) -> str:
+    name = ref.split("/", 1)[1]
+    return name.partition("@")[0] if "@" in name else name.rsplit(":", 1)[0]
+
+
+def _manifest_and_config(services: Services, ref: str) -> tuple[dict[str, object], dict[str, object]]:
+    got = _get(services, ref)
+    assert got is not None, ref
+    manifest = json.loads(got[0])
+    return manifest, json.loads(_blob(services, _repo(ref), manifest["config"]["digest"]))
 
 
 def _build(spec: Path, services: Services) -> BuildResult:
-    opts = BuildOptions(addr=f"docker://{services.docker_host}", network="none")
-    return api.build(spec, options=opts, progress=Progress("quiet"))
+    # Host network: the env stage installs from the site's channel and mirror on 127.0.0.1.
+    return fb.build_spec(spec, services)[0]
 
 
 @pytest.fixture(scope="module", params=["26", "20"])
-def engine(request: pytest.FixtureRequest) -> Iterator[tuple[Services, str, str]]:
+def engine(
+    request: pytest.FixtureRequest, multiarch_site: fb.Site, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Services, Path, str]]:
     """Docker 26 (containerd store: the image exporter pushes) and Debian 12's dockerd 20.10
-    (moby exporter, Engine API push), each with its registry and the stand-in base in it."""
-    services: Services = request.getfixturevalue("services" if request.param == "26" else "services20")
-    yield services, busybox_base(services.registry), request.param
-
-
-def _spec(folder: Path, base_ref: str, registry: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    spec = folder / "layerkit.yaml"
-    spec.write_text(
-        "name: mp\nversion: '1'\nuser_managed: true\nplatforms: [linux-64, linux-aarch64]\n"
-        f"base: {{image: '{base_ref}'}}\n"
-        # A step of the user's own, run by each platform's solve (arm64: under QEMU).
-        "steps:\n  - run: ['sh', '-c', 'uname -m > /etc/built-on']\n    stage: final\n"
-        f"registry: {{address: '{registry}', repository: 't/{uuid.uuid4().hex[:8]}'}}\n"
-    )
-    return spec
+    (BuildKit 0.8, moby exporter, Engine API push), each with its registry, the multi-arch
+    base in it, and the two-platform spec on them, locked."""
+    if request.param == "26":
+        services: Services = request.getfixturevalue("services")
+        base: fm.MultiarchBase = request.getfixturevalue("multiarch_base")
+    else:
+        services = request.getfixturevalue("services20")
+        base = fm.multiarch_base(services)
+    spec = fm.multiarch_spec(
+        tmp_path_factory.mktemp(f"mp{request.param}"), multiarch_site, base, services,
+        repo=f"t/{uuid.uuid4().hex[:8]}",
+        # The user's own step, run by each platform's solve (arm64: under QEMU).
+        steps=(("sh", "-c", "uname -m > /etc/built-on"),),
+    )  # fmt: skip
+    yield services, spec, request.param
 
 
 def _index(services: Services, result: BuildResult) -> dict[str, str]:
@@ -251,10 +172,9 @@ def _index(services: Services, result: BuildResult) -> dict[str, str]:
 
 
 def test_two_platforms_build_one_index_found_next_time_and_repaired(
-    tmp_path: Path, engine: tuple[Services, str, str], capfd: pytest.CaptureFixture[str]
+    engine: tuple[Services, Path, str], capfd: pytest.CaptureFixture[str]
 ) -> None:
-    services, base, version = engine
-    spec = _spec(tmp_path, base, services.registry)
+    services, spec, version = engine
     first = _build(spec, services)
     hashes = {p: api.hash_spec(spec, platform=p).hash for p in ARCH}
     assert first.action == "built" and first.pushed
@@ -267,14 +187,33 @@ def test_two_platforms_build_one_index_found_next_time_and_repaired(
         assert any(k.startswith("push ") for k in r.timings) == (version == "20"), r.timings
     listed = _index(services, first)
     # The name tag names the index too.
-    tagged = _get(services, first.image.rsplit(":", 1)[0] + ":mp-1")
+    tagged = _get(services, first.image.rsplit(":", 1)[0] + ":demo-multi-1")
     assert tagged is not None and tagged[2] == first.digest
-    # Each platform's image is that platform's: its config says so, and its own step ran on it.
     repo = first.image.split("/", 1)[1].rsplit(":", 1)[0]
-    for p, (arch, machine) in ARCH.items():
-        manifest = json.loads(_get(services, f"{services.registry}/{repo}@{listed[p]}")[0])  # type: ignore[index]
-        assert json.loads(_blob(services, repo, manifest["config"]["digest"]))["architecture"] == arch
-        assert _run(services, first.image, f"linux/{arch}", ["cat", "/etc/built-on"]).strip() == machine
+    client = docker.DockerClient(base_url=services.docker_host)
+    try:
+        for p, (arch, machine) in ARCH.items():
+            # Each platform's image is that platform's: its config says so ...
+            _, config = _manifest_and_config(services, f"{services.registry}/{repo}@{listed[p]}")
+            assert config["architecture"] == arch
+            # ... and its env stage was installed on the build platform, not emulated: the stage
+            # image is amd64's, its userland too (the installer's Python), whatever the target,
+            # and /opt/env holds the target's files.
+            env_ref = first.platforms[p].stages["env"]
+            env_manifest, env_config = _manifest_and_config(services, env_ref)
+            assert env_config["architecture"] == "amd64", (p, env_config["architecture"])
+            wanted = {"usr/bin/python3.11", "opt/env/bin/archkit", "opt/env/share/archkit/arch.txt"}
+            files = _layer_files(services, _repo(env_ref), env_manifest, wanted)
+            assert _elf_machine(files["usr/bin/python3.11"]) == ELF_MACHINE["x86_64"], p
+            assert _elf_machine(files["opt/env/bin/archkit"]) == ELF_MACHINE[machine], p
+            assert files["opt/env/share/archkit/arch.txt"] == f"{machine}\n".encode()
+            # Run through the index by platform: the machine, the package's binary and data,
+            # the user's step and the wheel all say this platform's.
+            client.images.pull(first.image, platform=f"linux/{arch}")
+            out = container_output(client, first.image, ["sh", "-c", PROBE], platform=f"linux/{arch}")
+            assert out.decode().split() == [machine] * 4, (p, out)
+    finally:
+        client.close()
 
     plan = api.plan(spec, options=BuildOptions(addr=f"docker://{services.docker_host}"))
     assert plan.action == "found"
@@ -291,7 +230,7 @@ def test_two_platforms_build_one_index_found_next_time_and_repaired(
     addr = f"docker://{services.docker_host}"
     assert engine_platform(addr) == "linux-64"
     ran, code = api.run(
-        spec, RunOptions(("cat", "/etc/built-on"), source=tmp_path, network="none"),
+        spec, RunOptions(("cat", "/etc/built-on"), source=spec.parent, network="none"),
         options=BuildOptions(addr=addr, network="none"), progress=Progress("quiet"),
     )  # fmt: skip
     assert code == 0 and ran.action == "found" and ran.image == first.platforms["linux-64"].image

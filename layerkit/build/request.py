@@ -163,12 +163,17 @@ def solve_args(
     ``publish`` False: no exporter (the solve only builds and exports its registry cache), so
     no inline cache either, which rides in an exported image's config.
     ``platform``: the render's conda platform; BuildKit builds for it (``linux/arm64``), not
-    for the daemon's own, on both backends (the dockerfile frontend reads the attr).
+    for the daemon's own, on both backends (the dockerfile frontend reads the attr); the env
+    stage's image excepted (built on the build platform, see below).
     ``epoch`` (``reproducible_epoch``'s, never with an engine lacking the image exporter): a
     reproducible image, exported by the image exporter even where ``embedded`` (see module doc).
     """
     attrs = {"filename": "Dockerfile"}
-    if platform is not None:
+    # Not for the env stage's own solve: it is built on the build platform (FROM
+    # --platform=$BUILDPLATFORM) whatever the target, and the frontend labels an image with
+    # the platform it was asked for, so asked, an arm64 target's env stage image (amd64
+    # userland, aarch64 /opt/env) would claim arm64. Unasked, its LLB is the same: so is its cache.
+    if platform is not None and target.stage != "env":
         from layerkit.spec.ociplatform import oci
 
         attrs["platform"] = oci(platform)
