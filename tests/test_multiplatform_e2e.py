@@ -29,14 +29,16 @@ import fixtures_multiarch as fm
 import jsonschema
 import pytest
 from fixtures_services import Services, container_output
+from test_signing import cosign_keys
 
 from layerkit import api
 from layerkit.build.builder import BuildOptions, BuildResult
 from layerkit.build.hostplatform import engine_platform
 from layerkit.build.indexplan import plan_document
 from layerkit.build.progress import Progress
-from layerkit.build.registry import MANIFEST_TYPES
+from layerkit.build.registry import MANIFEST_TYPES, ImageRef, RegistryClient
 from layerkit.build.runner import RunOptions
+from layerkit.build.signing import verify
 
 pytestmark = pytest.mark.integration
 SCHEMA = json.loads(
@@ -118,6 +120,13 @@ def _manifest_and_config(services: Services, ref: str) -> tuple[dict[str, object
     return manifest, json.loads(_blob(services, _repo(ref), manifest["config"]["digest"]))
 
 
+def _by_digest(ref: str) -> ImageRef:
+    image = ImageRef.parse(ref)
+    info = RegistryClient().head_manifest(image)
+    assert info is not None, ref
+    return ImageRef(image.registry, image.repository, None, info.digest)
+
+
 def _build(spec: Path, services: Services) -> BuildResult:
     # Host network: the env stage installs from the site's channel and mirror on 127.0.0.1.
     return fb.build_spec(spec, services)[0]
@@ -172,7 +181,7 @@ def _index(services: Services, result: BuildResult) -> dict[str, str]:
 
 
 def test_two_platforms_build_one_index_found_next_time_and_repaired(
-    engine: tuple[Services, Path, str], capfd: pytest.CaptureFixture[str]
+    engine: tuple[Services, Path, str], capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     services, spec, version = engine
     first = _build(spec, services)
@@ -242,7 +251,16 @@ def test_two_platforms_build_one_index_found_next_time_and_repaired(
 
     # One platform's manifest goes: only it is built again, and the index is put over it.
     _delete(services, first.platforms["linux-aarch64"].image)
-    repaired = _build(spec, services)
+    # The repair signs what it pushes (--sign): the arm64 image and the index it puts again,
+    # so `cosign verify` of the name tag, which users pull and which names the index, passes.
+    with cosign_keys(tmp_path) as (keys, _):
+        repaired = fb.build_spec(spec, services, sign_key=keys.key)[0]
+        # What the name tag names now, by digest (as cosign is always given): the index.
+        name_tag = _by_digest(first.image.rsplit(":", 1)[0] + ":demo-multi-1")
+        assert name_tag.digest == repaired.digest
+        assert verify(name_tag, keys.pub, None).ok
+        assert verify(_by_digest(repaired.platforms["linux-aarch64"].image), keys.pub, None).ok
+        assert not verify(name_tag, keys.other_pub, None).ok
     assert repaired.action == "built"
     assert {p: r.action for p, r in repaired.platforms.items()} == {
         "linux-64": "found",
