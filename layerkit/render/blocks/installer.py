@@ -152,7 +152,7 @@ def installer(env: EnvInstall | None, platform: str, image_pip: tuple[str, ...])
     installs = [_install(env, platform)]
     if (pip := _pip(env, image_pip, platform)) is not None:
         installs.append(pip)
-    installs[-1] = installs[-1].then(*CLEANUP, *_split(env))
+    installs[-1] = installs[-1].then(*_canonical(env), *CLEANUP, *_split(env))
     stage = (
         Comment(STAGE_COMMENT),
         From(env.installer_ref, "env", BUILD_PLATFORM),
@@ -166,6 +166,19 @@ def installer(env: EnvInstall | None, platform: str, image_pip: tuple[str, ...])
     check = (_glibc_check(env.glibc_check),) if env.glibc_check else ()
     prefix = Copy((ENV_PREFIX,), ENV_PREFIX, from_stage="env", link=True)
     return Block(env=stage, final=(*check, *_group_copies(env), prefix))
+
+
+def _canonical(env: EnvInstall) -> tuple[str, ...]:
+    """After every install, before the cleanup removes the table: the mirror URLs recorded in
+    the prefix back to canonical ones (templates/canonical_urls.py). A native locked pip step
+    records each wheel's URL (direct_url.json), dropped there; a cross one records none."""
+    if not env.canonical_urls:
+        return ()
+    script, table = files.CANONICAL_SCRIPT, files.CANONICAL_FILE
+    command = f"/opt/installer/bin/python {script} --prefix {ENV_PREFIX} --table {table}"
+    if env.pip_file and env.locked and env.cross_pip is None:
+        command += f" --requirements {env.pip_file}"
+    return (command,)
 
 
 def _split(env: EnvInstall) -> tuple[str, ...]:
