@@ -75,10 +75,9 @@ def test_two_sites_with_other_mirrors_push_the_same_image(
     first, second = (_cold_build(tmp_path / f"site{i}", s, services) for i, s in enumerate(two_mirrors))
     assert first.hash == second.hash
     assert first.digest and first.digest.startswith("sha256:"), first
-    print("STAGES", first.stage_digests, second.stage_digests, first.digest, second.digest)
     assert second.digest == first.digest
-    # The base stage image too. Not yet the env stage image: its history names its RUNs, and the
-    # bootstrap's and pip's name the site's --index-url (the final image has no such history).
+    # The base stage image too. Not the env stage image: it keeps the site's context files in
+    # its COPY layers (the lock names the mirror's URLs) and its RUN lines the --index-url.
     assert second.stage_digests["base"] == first.stage_digests["base"]
     client = docker.DockerClient(base_url=services.docker_host)
     seen = json.loads(container_output(client, second.image, ["python3", "-c", PROBE]))
