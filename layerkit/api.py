@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 
 # Environment versions in the registry: their own module, named here as part of the API.
 from layerkit.api_envs import env_diff, env_list, env_sbom, env_show
+
+# Rebuild from scratch and compare (issue 18): its own module, named here as part of the API.
+from layerkit.api_verify import verify
 from layerkit.errors import SpecError
 from layerkit.lock.model import Lock
 
@@ -74,6 +77,7 @@ __all__ = [
     "render_platforms",
     "run",
     "run_platform",
+    "verify",
     "write_context",
 ]
 
@@ -132,7 +136,9 @@ def env_register(
     rendered = render(spec, lock, platform, auto_lock)
     for w in rendered.warnings:
         warn(w)
-    done = register_rendered(rendered, registry, warn)
+    # Several platforms: the record holds each one's image digest and the index's too.
+    renders = render_platforms(spec, lock, auto_lock) if platform is None else ()
+    done = register_rendered(rendered, registry, warn, renders if len(renders) > 1 else ())
     for w in done.warnings:
         warn(w)
     return done
@@ -175,6 +181,8 @@ def _build_index(
     from layerkit.build.builder import BuildOptions
     from layerkit.build.multiplatform import build_index
     from layerkit.build.progress import Progress
+    from layerkit.envs.attest import sign_index
+    from layerkit.envs.ops import check_recorded
 
     opts = options or BuildOptions()
     prog = progress or Progress(opts.progress)
@@ -191,7 +199,10 @@ def _build_index(
         return _build_rendered(spec, rendered, popts, Progress(prog.mode, prog.stream), once)
 
     try:
-        return build_index(renders, opts, one, prog.message)
+        result = build_index(renders, opts, one, prog.message)
+        sign_index(renders[0], opts, result, prog.message)
+        check_recorded(renders[0], result.platforms, opts.registry, once, renders)
+        return result
     finally:
         prog.close()
 
@@ -214,9 +225,18 @@ def build_inference(
     import dataclasses
 
     from layerkit.build.builder import BuildOptions
+    from layerkit.errors import SpecError
+    from layerkit.pipeline import platforms
 
     opts = dataclasses.replace(options or BuildOptions(), name_tag=False)
     rendered = render_inference(spec, lock, platform, auto_lock)
+    if platform is None and len(several := platforms(rendered.checked)) > 1:
+        # An inference image is built for one platform (the one that serves it): building the
+        # first of several silently would hand an arm64 fleet an amd64 image.
+        raise SpecError(
+            f"the spec builds for {', '.join(several)}: pass --platform P to build the inference "
+            "image for one of them (`layerkit serve` picks the engine's)"
+        )
     return _build_rendered(Path(spec), rendered, opts, progress, on_warning)
 
 
@@ -232,6 +252,7 @@ def _build_rendered(
     from layerkit.build.multiplatform import one_platform_options
     from layerkit.build.progress import Progress
     from layerkit.envs.attest import attest
+    from layerkit.envs.ops import check_recorded
 
     opts = one_platform_options(rendered, options or BuildOptions())
     for w in rendered.warnings:
@@ -250,6 +271,8 @@ def _build_rendered(
     try:
         result = run_build(spec, rendered, opts, prog)
         attest(rendered, opts, result, prog.message)
+        if len(platforms(rendered.checked)) == 1:  # a multi-platform spec's: _build_index checks
+            check_recorded(rendered, {rendered.plan.platform: result}, opts.registry, prog.message)
         return result
     finally:
         prog.close()

@@ -47,6 +47,7 @@ COMMANDS: dict[str, str] = {
     "plan": "show what `build` would do (hash, image, registry state, cache, steps); --json for tools",
     "outdated": "compare the base image digests recorded in locks with the registries' (exit 1 if behind)",
     "run": "build or reuse the image and run a command in it with the source directory mounted",
+    "verify": "build the image again with no cache and compare its digest with the pushed one (exit 1 if not)",
     "check": "check that specs are valid, locks fresh and rendered contexts current (exit 1 if stale)",
     "env": "register environment versions in the registry; list, show and diff them",
     "make": "print a GNU Makefile fragment: spec+layers -> lock -> context -> image stamp, per environment",

@@ -30,14 +30,16 @@ def checked(text: str) -> Checked:
     return check(resolve(load_text(text, "two.yaml")))
 
 
-def lock(wheel: str = "cp311-cp311-manylinux_2_17_{arch}.whl", python: bool = True) -> Lock:
+def lock(
+    wheel: str = "cp311-cp311-manylinux_2_17_{arch}.whl", python: bool = True, version: str = "3.11.9"
+) -> Lock:
     pkgs = []
     for plat, arch in ARCH.items():
         if python:
             url = f"https://conda.anaconda.org/conda-forge/{plat}/python-3.11.9-h0.conda"
             pkgs.append(
                 LockedPackage(
-                    manager="conda", platform=plat, name="python", version="3.11.9", url=url, sha256="1" * 64
+                    manager="conda", platform=plat, name="python", version=version, url=url, sha256="1" * 64
                 )
             )
         url = "https://files.example/tinywheel-1.0-" + wheel.format(arch=arch)
@@ -101,13 +103,8 @@ def test_the_pip_mirror_serves_the_cross_download_too() -> None:
         (SPEC + PIP, None, "the pip section cannot be cross-installed for linux-aarch64 unlocked", 7),
         (SPEC + PIP, lock("tar.gz"), "pip package tinywheel 1.0 is locked as an sdist for linux-aarch64", 7),
         (SPEC + PIP, lock(python=False), "has no python for linux-aarch64", 7),
-        (
-            SPEC.replace("cpu-ubuntu22.04", "onnxruntime-cpu"),
-            None,
-            "flavour 'onnxruntime-cpu' installs pip packages (onnxruntime==1.16.3) unlocked, which cannot be "
-            "cross-installed for linux-aarch64",
-            3,
-        ),
+        # The lock's python version reaches the RUN line: anything but a version is refused.
+        (SPEC + PIP, lock(version="3.11$(touch /tmp/pwned)"), "python version '3.11$(touch /tmp/pwned)'", 7),
     ],
 )
 def test_what_cannot_be_cross_installed_is_refused_at_render(
@@ -119,3 +116,22 @@ def test_what_cannot_be_cross_installed_is_refused_at_render(
     assert err.value.location is not None and err.value.location.line == line
     # The same spec and lock render for the builder's own platform.
     assert api.render(checked(spec), the_lock, "linux-64", auto_lock=False).dockerfile
+
+
+def test_a_flavour_with_unlocked_pip_packages_is_refused_for_another_platform_at_validate() -> None:
+    """ONNX Runtime has aarch64 wheels (the catalog says so), but the flavour's own pip packages
+    are not locked, so they cannot be cross-installed: refused at the platforms entry, with the
+    way that works (a plain flavour, the package in the locked pip section)."""
+    with pytest.raises(SpecError) as err:
+        checked(SPEC.replace("cpu-ubuntu22.04", "onnxruntime-cpu"))
+    assert "installs pip packages (onnxruntime==1.16.3) that are not locked" in err.value.message
+    assert "conda: pip:" in err.value.message and "\n" not in err.value.message
+    assert err.value.location is not None and (err.value.location.line, err.value.location.col) == (2, 23)
+    assert checked(SPEC.replace("cpu-ubuntu22.04", "onnxruntime-cpu").replace(", linux-aarch64", ""))
+
+
+def test_a_platform_listed_twice_is_refused_at_its_second_entry() -> None:
+    with pytest.raises(SpecError) as err:
+        checked(SPEC.replace("[linux-64, linux-aarch64]", "[linux-64, linux-64]"))
+    assert "platform linux-64 is listed twice" in err.value.message
+    assert err.value.location is not None and (err.value.location.line, err.value.location.col) == (2, 23)

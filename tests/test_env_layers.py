@@ -252,3 +252,19 @@ def test_a_bad_groups_file_is_one_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["cuda-nvcc", "libcublas-dev", "libcudnn8", "pytorch", "mkl-service"])
 def test_known_families_are_split_off(name: str) -> None:
     assert envlayers.groups(lock(name), "linux-64")
+
+
+def test_with_a_pip_section_the_split_runs_in_the_conda_install_run() -> None:
+    """In pip's RUN every rename would copy the group's files up from the conda layer below:
+    the env stage image would hold each group twice. The split belongs to the conda RUN."""
+    spec = SPEC.replace("[numpy]", "[numpy, {pip: [tinywheel==1.0]}]")
+    pip = LockedPackage(
+        manager="pip", platform="linux-64", name="tinywheel", version="1.0",
+        url="https://files.example/tinywheel-1.0-py3-none-any.whl", sha256="2" * 64,
+    )  # fmt: skip
+    r = api.render(checked(spec), Lock(source="x", packages=(*lock(*STACK).packages, pip)), auto_lock=False)
+    runs = [ins for ins in r.dockerfile.split("\nRUN ")[1:] if "install_env.py" in ins or " pip " in ins]
+    conda_run = next(ins for ins in runs if "--lock conda-linux-64.lock" in ins)
+    pip_run = next(ins for ins in runs if "-m pip install" in ins)
+    assert "split_env.py" in conda_run.split("\n\n")[0] and "split_env.py" not in pip_run.split("\n\n")[0]
+    assert "chmod -R a+rX /opt/env/conda-meta" in conda_run.split("split_env.py")[0]

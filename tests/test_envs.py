@@ -484,3 +484,17 @@ def test_records_round_trip_canonically_and_reject_other_schemas() -> None:
     doc["schema"] = "layerkit.env/2"
     with pytest.raises(Exception, match="newer layerkit"):
         EnvRecord.parse(json.dumps(doc).encode(), "here")
+
+
+def test_records_without_the_digest_fields_still_parse_and_new_ones_round_trip() -> None:
+    # Records written before the image digests were recorded (issue 18) lack the fields.
+    r = _record("1", [("a", "1", "0")])
+    old = json.loads(r.canonical())
+    for key in ("digests", "index", "index_digest"):
+        del old[key]
+    parsed = EnvRecord.parse(json.dumps(old).encode(), "here")
+    assert parsed.digests == {} and parsed.index is None and parsed.index_digest is None
+    d = "sha256:" + "a" * 64
+    new = r.model_copy(update={"digests": {"linux-64": d}, "index": "r/x:h", "index_digest": d})
+    assert EnvRecord.parse(new.canonical(), "here") == new
+    assert json.loads(new.canonical())["digests"] == {"linux-64": d}

@@ -290,3 +290,18 @@ def test_one_cap_over_the_source_tree_and_all_models(tmp_path: Path) -> None:
     spec.write_text(spec.read_text() + "    - {name: big, path: big}\n")
     with pytest.raises(SpecError, match=r"source tree and models .* holds more than 512 MiB"):
         api.render_inference(spec, auto_lock=False)
+
+
+def test_build_inference_of_a_multi_platform_spec_needs_a_platform(cli, tmp_path: Path) -> None:
+    """An inference image serves on one platform: building the first of two silently would
+    give an arm64 fleet an amd64 image."""
+    shutil.copytree(SPECS, tmp_path / "inference")
+    spec = tmp_path / "inference" / "noauth.yaml"
+    spec.write_text(
+        spec.read_text().replace(
+            "user_managed: true\n", "user_managed: true\nplatforms: [linux-64, linux-aarch64]\n"
+        )
+    )
+    r = cli("build", str(spec), "--inference", "--no-lock")
+    assert r.code == 2 and "pass --platform P to build the inference image" in r.err, r.err
+    assert len(r.err.strip().splitlines()) <= 2  # the warning for the user's own base, then the one error

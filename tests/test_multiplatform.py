@@ -348,6 +348,11 @@ def test_offline_plan_lists_the_index_and_each_platform(cli, tmp_path: Path) -> 
     assert "platforms" not in one and one["hash"] == per["linux-aarch64"]
     # One platform of it never takes the name tag, which names the index.
     assert one["tags"] == []
+    # A tag the user asks for names what this build makes: kept.
+    tagged = json.loads(
+        cli("plan", spec, "--offline", "--json", "--platform", "linux-aarch64", "--tag", "mine").out
+    )["environments"][0]
+    assert tagged["tags"] == ["localhost:5000/mp:mine"]
     (tmp_path / "single").mkdir()
     single = json.loads(cli("plan", _spec(tmp_path / "single", "[linux-64]"), "--offline", "--json").out)
     assert single["environments"][0]["tags"] == ["localhost:5000/mp:mp-1"]

@@ -77,6 +77,10 @@ class BuildResult:
     # A multi-platform image (build/multiplatform.py): this result is its index's, and these
     # are each platform's image, by conda platform.
     platforms: dict[str, BuildResult] = field(default_factory=dict)
+    platform: str | None = None  # the conda platform this image is for (None: an index's result)
+    # The digest the hash tag named before this build moved it to another (`digest`): a forced
+    # build or a repair that did not reproduce the image (issue 18: reported, not hidden).
+    replaced_digest: str | None = None
 
     def to_json(self) -> dict[str, object]:
         doc = self._own_json()
@@ -93,6 +97,8 @@ class BuildResult:
             "source": self.source,
             "pushed": self.pushed,
             "digest": self.digest,
+            "platform": self.platform,
+            "replaced_digest": self.replaced_digest,
             "size": self.size,
             "stages": dict(sorted(self.stages.items())),
             "stage_digests": dict(sorted(self.stage_digests.items())),
@@ -138,7 +144,7 @@ def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress
     started = time.monotonic()
     lay = layout(rendered, opts)
     main = lay.main
-    result = BuildResult(hash=main.hash, image=main.ref, action="built")
+    result = BuildResult(hash=main.hash, image=main.ref, action="built", platform=rendered.plan.platform)
 
     def warn(message: str) -> None:
         if message not in result.warnings:
@@ -164,7 +170,16 @@ def build(spec: Path, rendered: Rendered, opts: BuildOptions, progress: Progress
                 progress.message(f"{result.image}: built meanwhile by another run")
                 result.seconds = time.monotonic() - started
                 return result
+        # The image the hash tag names now, if any (forced, or incomplete): whether this build
+        # reproduces it is checked below. cache_from holds it exactly when it exists.
+        before = registries.digest(main.ref) if decision.push and main.ref in decision.cache_from else None
         _solve_all(rendered, lay.targets, decision, opts, progress, creds, result)
+        if before and result.pushed and result.digest and result.digest != before:
+            result.replaced_digest = before
+            warn(
+                f"warning: {main.ref} was {before} and is now {result.digest}: this build did not "
+                "reproduce the image of the same hash (`layerkit verify` names the first differing file)"
+            )
     result.cached_steps, result.total_steps = progress.counts(main.label)
     _describe(result, registries, result.pushed)
     result.seconds = time.monotonic() - started
@@ -220,19 +235,11 @@ def _solve_all(
     from layerkit.build.registry import ImageRef
 
     main = plan[0]
-    extra: dict[str, bytes] = {}
-    modes: dict[str, int] = {}
-    for user in (rendered.plan.user_context, *rendered.contexts):
-        if user is not None:
-            data, data_modes = user.read()
-            extra.update(data)
-            modes.update(data_modes)
     has_registry = decision.registry is not None
     stage_images = {s.stage: s for s in decision.stage_images}
     cache_from, caches, push = decision.cache_from, decision.registry_caches, decision.push
 
-    secrets = build_secrets(rendered)
-    files: dict[str, str | bytes] = {**rendered.files, **extra}
+    files, modes, secrets = solve_inputs(rendered)
     with BuildkitClient(opts.addr, tls=opts.tls) as client:
         caps = client.capabilities()
         if not caps.embedded_in_docker and not has_registry:
@@ -333,6 +340,19 @@ def _solve_all(
         if t.stage and stage_images[t.stage].exists:
             result.stages[t.stage] = t.ref
     result.pushed = push
+
+
+def solve_inputs(rendered: Rendered) -> tuple[dict[str, str | bytes], dict[str, int], dict[str, bytes]]:
+    """What every solve of this render sends: the context's files (rendered, then the user's
+    own), their modes, and the secrets the Dockerfile mounts."""
+    extra: dict[str, bytes] = {}
+    modes: dict[str, int] = {}
+    for user in (rendered.plan.user_context, *rendered.contexts):
+        if user is not None:
+            data, data_modes = user.read()
+            extra.update(data)
+            modes.update(data_modes)
+    return {**rendered.files, **extra}, modes, build_secrets(rendered)
 
 
 def build_secrets(rendered: Rendered) -> dict[str, bytes]:

@@ -74,10 +74,12 @@ def platform_options(opts: BuildOptions) -> BuildOptions:
 
 def one_platform_options(rendered: Rendered, opts: BuildOptions) -> BuildOptions:
     """One platform of a multi-platform spec (`--platform P`, `run`, `serve`) does not take the
-    name tag: it names the spec's image index, which a one-platform build must not move."""
+    name tag: it names the spec's image index, which a one-platform build must not move. Tags
+    the user asked for (`--tag`) are kept: they name what this build makes."""
     from layerkit.pipeline import platforms
 
-    return platform_options(opts) if len(platforms(rendered.checked)) > 1 and opts.name_tag else opts
+    multi = len(platforms(rendered.checked)) > 1
+    return dataclasses.replace(opts, name_tag=False) if multi and opts.name_tag else opts
 
 
 def require_registry(lay: IndexLayout, opts: BuildOptions) -> None:

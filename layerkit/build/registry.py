@@ -247,6 +247,27 @@ class RegistryClient:
         blobs = _blobs(doc, what)
         return sum(_size(b.get("size", 0), what) for b in blobs)
 
+    def open_blob(self, ref: ImageRef, digest: str) -> http.client.HTTPResponse:
+        """A blob as a stream (read it in chunks: a layer may be gigabytes); close it after."""
+        digest = _digest({"digest": digest}, f"registry {ref.registry}: a blob of {ref.repository}")
+        resp = self._request(
+            "GET", ref.registry, f"/v2/{ref.repository}/blobs/{digest}", self._scope(ref.repository)
+        )
+        if resp.status != 200:
+            resp.close()
+            raise RegistryError(f"registry {ref.registry}: blob {digest[:19]} answered HTTP {resp.status}")
+        return resp
+
+    def config_blob(self, ref: ImageRef, digest: str, limit: int = 8 << 20) -> bytes:
+        """A small blob (an image config), checked against its digest."""
+        with self.open_blob(ref, digest) as resp:
+            data = resp.read(limit + 1)
+        if len(data) > limit:
+            raise RegistryError(f"registry {ref.registry}: blob {digest[:19]} is larger than {limit} bytes")
+        if digest.startswith("sha256:") and "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise RegistryError(f"registry {ref.registry}: blob {digest[:19]} does not match its digest")
+        return data
+
     def _has_blob(self, ref: ImageRef, digest: str) -> bool:
         resp = self._request(
             "HEAD", ref.registry, f"/v2/{ref.repository}/blobs/{digest}", self._scope(ref.repository, True)

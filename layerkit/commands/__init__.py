@@ -56,8 +56,11 @@ def add_spec_argument(p: argparse.ArgumentParser, many: bool = False) -> None:
     p.add_argument("spec", type=Path, nargs="+" if many else None, help=SPEC_HELP)
 
 
-def add_lock_arguments(p: argparse.ArgumentParser, many: bool = False) -> None:
-    """--lock/--no-lock/--platform of every command that renders; `many`: it takes several specs."""
+def add_lock_arguments(
+    p: argparse.ArgumentParser, many: bool = False, platform_default: str = "every platform of the spec"
+) -> None:
+    """--lock/--no-lock/--platform of every command that renders; `many`: it takes several specs;
+    `platform_default`: what the command does without --platform."""
     where = (
         "one SPEC only; default: <stem>.conda-lock.yml beside it"
         if many
@@ -67,7 +70,7 @@ def add_lock_arguments(p: argparse.ArgumentParser, many: bool = False) -> None:
     p.add_argument(
         "--no-lock", action="store_true", help="ignore the default lockfile" + ("s" if many else "")
     )
-    p.add_argument("--platform", help=f"target platform (default: {'each' if many else 'the'} spec's first)")
+    p.add_argument("--platform", help=f"one of the spec's platforms (default: {platform_default})")
 
 
 def add_engine_argument(p: argparse.ArgumentParser, help_: str | None = None) -> None:
@@ -86,9 +89,12 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-name-tag", action="store_true", help="do not tag the image NAME-VERSION")
 
 
-def add_build_arguments(p: argparse.ArgumentParser) -> None:
+def add_build_arguments(
+    p: argparse.ArgumentParser,
+    platform_default: str = "every platform of the spec: an image index when it has several",
+) -> None:
     """What `build` and `run` share: lock and platform, BuildKit, registry, tags, progress."""
-    add_lock_arguments(p)
+    add_lock_arguments(p, platform_default=platform_default)
     add_engine_argument(p)
     add_tls_arguments(p)
     add_image_arguments(p)

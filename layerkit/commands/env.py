@@ -37,7 +37,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="env_command", required=True, metavar="{register,list,show,diff}")
     c = sub.add_parser("register", help="record the spec's environment as a new version of its name")
     c.add_argument("spec", type=Path, help="layerkit.yaml (its lock beside it: <stem>.conda-lock.yml)")
-    add_lock_arguments(c)
+    add_lock_arguments(c, platform_default="the spec's first")
     _registry_options(c, with_spec=False)
     c = sub.add_parser("list", help="registered environment names, or the versions of one")
     c.add_argument("name", nargs="?", help="an environment name (default: all, from the registry's catalog)")
@@ -70,6 +70,8 @@ def _show_text(r: EnvRecord) -> str:
         f"version: {r.version}",
         f"hash: {r.hash}",
         f"image: {r.image}",
+        *(f"digest {plat}: {d}" for plat, d in sorted(r.digests.items())),
+        *([f"index: {r.index}" + (f"@{r.index_digest}" if r.index_digest else "")] if r.index else []),
         f"registered: {r.registered_at} (layerkit {r.layerkit_version})",
     ]
     if r.description:

@@ -14,7 +14,7 @@ from layerkit.errors import EXIT_OK
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_spec_argument(p)
-    add_lock_arguments(p)
+    add_lock_arguments(p, platform_default="every platform: the image index's hash when the spec has several")
     p.add_argument("--json", action="store_true", help="JSON on stdout")
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_spec_argument(p, many=True)
-    add_lock_arguments(p, many=True)
+    add_lock_arguments(p, many=True, platform_default="every platform of each spec")
     add_image_arguments(p)
     add_engine_argument(p, "the engine `build --addr` would use (where registry-less images live)")
     add_signature_arguments(p, sign=False)

@@ -13,7 +13,7 @@ from layerkit.errors import EXIT_OK
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_spec_argument(p)
-    add_lock_arguments(p)
+    add_lock_arguments(p, platform_default="the spec's first")
     p.add_argument("--json", action="store_true", help="JSON on stdout")
     p.add_argument(
         "-o", "--output", type=Path, help="context directory to write (default: print the Dockerfile)"

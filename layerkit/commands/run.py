@@ -29,7 +29,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--run-network", choices=("default", "host", "none"), default="default", help="network of the command"
     )
-    add_build_arguments(p)
+    add_build_arguments(p, platform_default="the engine's, among the spec's platforms")
 
 
 def run(args: argparse.Namespace) -> int:

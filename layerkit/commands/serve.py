@@ -53,7 +53,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--stop", action="store_true", help="stop and remove the deployment's container")
     p.add_argument("--logs", action="store_true", help="print the container's log (its stdout and stderr)")
-    add_build_arguments(p)
+    add_build_arguments(p, platform_default="the engine's, among the spec's platforms")
 
 
 @dataclass(frozen=True)

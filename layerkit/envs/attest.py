@@ -61,3 +61,22 @@ def attest(rendered: Rendered, opts: BuildOptions, result: BuildResult, note: Ca
 def _pinned(ref: str, digest: str | None) -> ImageRef:
     image = ImageRef.parse(ref)
     return ImageRef(image.registry, image.repository, image.tag, digest)
+
+
+def sign_index(
+    rendered: Rendered, opts: BuildOptions, result: BuildResult, note: Callable[[str], None]
+) -> None:
+    """`--sign` for a multi-platform spec: the image index this run put, by the digest the put
+    answered (each platform's image was signed by its own build). Users pull the index by the
+    name tag; `cosign verify` of that tag needs the index's own signature."""
+    from layerkit.build.lookup import credentials_for, layout
+    from layerkit.build.signing import sign_digests
+
+    if not opts.sign_key or not result.pushed or result.action == "found":
+        return
+    sign_digests(
+        [_pinned(result.image, result.digest)],
+        opts.sign_key,
+        credentials_for(rendered, layout(rendered, opts)),
+        note,
+    )

@@ -73,6 +73,14 @@ class EnvRecord(_Model):
     sources: tuple[SourceFile, ...] = ()
     lock: LockInfo | None = None
     registered_at: str  # UTC, ISO 8601
+    # Added within schema 1 (older records lack them; readers default them): the manifest
+    # digest of each platform's image as the registry held it at registration (`layerkit
+    # build` pushed it; a platform not built yet is absent), and a multi-platform spec's image
+    # index (<repository>:<index hash>) and its digest. What `build` later pushes under the same
+    # hash is checked against them (issue 18: a digest that would differ is reported).
+    digests: dict[str, str] = Field(default_factory=dict)
+    index: str | None = None
+    index_digest: str | None = None
     layerkit_version: str
 
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +14,7 @@ from layerkit.envs.store import EnvStore, open_store
 from layerkit.errors import RegistryError, SpecError
 
 if TYPE_CHECKING:
+    from layerkit.build.builder import BuildResult
     from layerkit.pipeline import Rendered
     from layerkit.spec.models import Registry
 
@@ -85,31 +86,99 @@ def _store(registry: str | None, spec: Path | None, warn: Warn) -> EnvStore:
     return open_store(registry, spec_registry(spec), warn)
 
 
-def register_rendered(rendered: Rendered, registry: str | None, warn: Warn) -> Registered:
+def register_rendered(
+    rendered: Rendered, registry: str | None, warn: Warn, renders: Sequence[Rendered] = ()
+) -> Registered:
+    """``renders``: every platform's render of a multi-platform spec (``rendered`` among them),
+    whose images' digests, and the index's, the record holds too."""
     from layerkit.build.builder import BuildOptions
     from layerkit.build.lookup import layout
-    from layerkit.build.registry import ImageRef
+    from layerkit.build.multiplatform import index_layout
     from layerkit.envs.record import build_record
 
     spec = rendered.checked.resolved.spec
     store = open_store(registry, spec.registry, warn, from_env=False)
+    opts = BuildOptions(registry=registry)
     # Where `layerkit build` (with the same --registry) pushes this environment's image.
-    image = layout(rendered, BuildOptions(registry=registry)).main.ref
+    image = layout(rendered, opts).main.ref
     where = rendered.checked.resolved.loc(("version",)) if spec.version is not None else None
+    digests = {
+        r.plan.platform: d for r in renders or (rendered,) if (d := _pushed(store, layout(r, opts).main.ref))
+    }
+    index = None
+    env_hash = rendered.hash.hash
+    if len(renders) > 1:
+        # The environment is the image index, as `layerkit hash` and `build` name it.
+        env_hash = _index_hash(renders)
+        image = index_layout(rendered, env_hash, opts).ref
+        index = (image, _pushed(store, image))
     done = register(
         store,
-        lambda version: build_record(rendered, image=image, version=version),
+        lambda version: build_record(
+            rendered, image=image, version=version, digests=digests, index=index, env_hash=env_hash
+        ),
         name=spec.name,
-        env_hash=rendered.hash.hash,
+        env_hash=env_hash,
         wanted=spec.version,
         where=where,
     )
-    try:
-        if store.client.head_manifest(ImageRef.parse(done.record.image)) is None:
-            warn(f"warning: {done.record.image} is not in the registry yet: `layerkit build` pushes it")
-    except RegistryError:
-        pass  # the record is stored; whether the image is there is only a hint
+    if rendered.plan.platform not in digests:
+        warn(f"warning: {done.record.image} is not in the registry yet: `layerkit build` pushes it")
     return done
+
+
+def _index_hash(renders: Sequence[Rendered]) -> str:
+    from layerkit.hashing.index import index_hash
+
+    return index_hash({r.plan.platform: r.hash.hash for r in renders})
+
+
+def _pushed(store: EnvStore, ref: str) -> str | None:
+    """The manifest digest `ref` names in the registry; None when missing or unknown (the
+    record is stored either way: its digests are what could be seen)."""
+    from layerkit.build.registry import ImageRef
+
+    try:
+        info = store.client.head_manifest(ImageRef.parse(ref))
+    except RegistryError:
+        return None
+    return info.digest if info is not None and info.digest.startswith("sha256:") else None
+
+
+def check_recorded(
+    rendered: Rendered,
+    results: dict[str, BuildResult],
+    registry: str | None,
+    warn: Warn,
+    renders: Sequence[Rendered] = (),
+) -> None:
+    """Warn when a build pushed, under a registered environment's hash, another digest than its
+    record holds (a repair of a deleted image, a forced rebuild): reported, not hidden. The
+    record is found by the image's hash: ``rendered``'s, or with ``renders`` (every platform
+    of a multi-platform spec) the index's; a store that cannot be read is no reason to fail a
+    build that succeeded."""
+    from layerkit.errors import LayerkitError
+
+    built = {p: r for p, r in results.items() if r.action == "built" and r.pushed and r.digest}
+    spec = rendered.checked.resolved.spec
+    if not built:
+        return
+    try:
+        store = open_store(registry, spec.registry, lambda _m: None, from_env=False)
+        env_hash = _index_hash(renders) if len(renders) > 1 else rendered.hash.hash
+        record = store.find_hash(spec.name or ANONYMOUS, env_hash)
+    except LayerkitError:
+        return
+    for p, r in sorted(built.items()):
+        was = record.digests.get(p) if record is not None else None
+        if was and r.digest != was:
+            assert record is not None
+            message = (
+                f"warning: {r.image} is now {r.digest}, but environment {record.ref} records {was} "
+                "for it: this build did not reproduce the registered image"
+            )
+            r.warnings.append(message)
+            warn(message)
 
 
 def listing(name: str | None, registry: str | None, spec: Path | None, warn: Warn) -> Listing:

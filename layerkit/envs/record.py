@@ -50,7 +50,19 @@ def _relative(source: str, root: Path | None) -> str:
         return path.name
 
 
-def build_record(rendered: Rendered, *, image: str, version: str, now: datetime | None = None) -> EnvRecord:
+def build_record(
+    rendered: Rendered,
+    *,
+    image: str,
+    version: str,
+    now: datetime | None = None,
+    digests: dict[str, str] | None = None,
+    index: tuple[str, str | None] | None = None,
+    env_hash: str | None = None,
+) -> EnvRecord:
+    """``digests``: platform -> the manifest digest its image has in the registry; ``index``:
+    a multi-platform spec's index ref and digest (None: not pushed yet); ``env_hash``: the
+    hash that names the image (a multi-platform spec's index hash; default: the render's)."""
     checked, plan = rendered.checked, rendered.plan
     spec = checked.resolved.spec
     base_image, base_digest = _split(plan.base_ref)
@@ -87,7 +99,7 @@ def build_record(rendered: Rendered, *, image: str, version: str, now: datetime 
         name=spec.name,
         version=version,
         description=spec.description,
-        hash=rendered.hash.hash,
+        hash=env_hash or rendered.hash.hash,
         stages=dict(sorted(rendered.hash.stages.items())),
         image=image,
         base=base,
@@ -102,4 +114,7 @@ def build_record(rendered: Rendered, *, image: str, version: str, now: datetime 
         else None,
         registered_at=when.isoformat().replace("+00:00", "Z"),
         layerkit_version=__version__,
+        digests=dict(sorted((digests or {}).items())),
+        index=index[0] if index else None,
+        index_digest=index[1] if index else None,
     )

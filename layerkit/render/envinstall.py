@@ -10,6 +10,7 @@ knows the base's, and by a RUN in the final stage when it does not.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -26,6 +27,7 @@ from layerkit.spec.catalog import load_catalog, solve_glibc
 from layerkit.spec.imageref import has_digest, mirror
 from layerkit.spec.mirrortable import url_table
 from layerkit.spec.models import Installer
+from layerkit.spec.platforms import NATIVE_PIP
 from layerkit.spec.validate import Checked
 from layerkit.spec.values import ENV_NAME, version_key
 
@@ -41,9 +43,6 @@ RATTLER_PACKAGE_CACHE = "/var/cache/layerkit/rattler"
 # pypa's wheel installer, for the cross pip step (install_env.py --pip): the sha256 of
 # installer-1.1.0-py3-none-any.whl as PyPI's simple index lists it.
 INSTALLER_LIB = ("installer", "1.1.0", "f55f5728ff61d3dd54dbc5a397cf3f7307cb64b180c20b72afbebf01c9e2c8a0")
-# The platform whose pip step runs the environment's own Python in the env stage (the builder
-# is amd64); any other target's pip packages are cross-installed from wheels.
-NATIVE_PIP = "linux-64"
 
 
 class _Model(BaseModel):
@@ -234,7 +233,13 @@ def _cross_pip(checked: Checked, lock: Lock | None, platform: str) -> CrossPip |
         raise SpecError(
             f"lock {lock.source} has no python for {platform}, which its pip packages need", where
         )
-    return CrossPip(python=".".join(python.split(".")[:2]), glibc=solve_glibc(checked.image))
+    major_minor = ".".join(python.split(".")[:2])
+    if not re.fullmatch(r"[0-9]{1,3}\.[0-9]{1,3}", major_minor):
+        # It reaches the RUN line: a lock is input like any other.
+        raise SpecError(
+            f"lock {lock.source}: python version {python!r} for {platform} is not a version", where
+        )
+    return CrossPip(python=major_minor, glibc=solve_glibc(checked.image))
 
 
 def pip_credential_lines(checked: Checked) -> tuple[str, ...]:

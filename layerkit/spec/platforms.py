@@ -14,17 +14,30 @@ from layerkit.spec.catalog import TRACKED_PLATFORMS, Catalog, CatalogImage
 from layerkit.spec.merge import Resolved
 
 DEFAULT_PLATFORM = "linux-64"
+# The platform whose pip steps run the environment's own Python (render/envinstall.py); on
+# every other one pip packages are cross-installed from locked wheels, so a flavour's own
+# (unlocked) pip packages cannot be.
+NATIVE_PIP = "linux-64"
 
 
 def serves(image: CatalogImage, platforms: tuple[str, ...]) -> bool:
-    """Whether `image` has a variant for every tracked platform of `platforms`."""
-    return all(p in image.platforms for p in platforms if p in TRACKED_PLATFORMS)
+    """Whether `image` has a variant for every tracked platform of `platforms`, and layerkit
+    can install its pip packages there."""
+    return all(
+        p in image.platforms and not (image.pip and p != NATIVE_PIP)
+        for p in platforms
+        if p in TRACKED_PLATFORMS
+    )
 
 
 def check_platforms(r: Resolved, image: CatalogImage | None, cat: Catalog, warn: list[str]) -> None:
     """Refuse a catalog base for a platform it has no variant for; warn for a base of the user's."""
     spec = r.spec
     platforms = spec.platforms or (DEFAULT_PLATFORM,)
+    for i, p in enumerate(platforms):
+        if p in platforms[:i]:
+            # Each platform is one entry of the image index: twice would be one image.
+            raise SpecError(f"platform {p} is listed twice; list each platform once", r.loc(("platforms", i)))
     if image is None:
         base = spec.base
         if base is None or not (base.image or base.dockerfile or base.dockerfile_file):
@@ -46,6 +59,14 @@ def check_platforms(r: Resolved, image: CatalogImage | None, cat: Catalog, warn:
             raise SpecError(
                 f"{_named(r, image)} has no {p} variant (it has {', '.join(image.platforms)}); "
                 f"flavours with {p}: {others}",
+                r.loc(("platforms", i)),
+            )
+        if image.pip and p != NATIVE_PIP:
+            raise SpecError(
+                f"{_named(r, image)} installs pip packages ({', '.join(image.pip)}) that are not "
+                f"locked, so they cannot be cross-installed for {p}; use a plain flavour "
+                f"(e.g. cpu-ubuntu22.04) and put them in your own `conda: pip:` section, which "
+                f"`layerkit lock` locks and the {p} build installs from wheels",
                 r.loc(("platforms", i)),
             )
 

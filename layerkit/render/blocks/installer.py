@@ -152,7 +152,15 @@ def installer(env: EnvInstall | None, platform: str, image_pip: tuple[str, ...])
     installs = [_install(env, platform)]
     if (pip := _pip(env, image_pip, platform)) is not None:
         installs.append(pip)
-    installs[-1] = installs[-1].then(*_canonical(env), *CLEANUP, *_split(env))
+    if len(installs) > 1 and env.layers:
+        # Split in the conda install's own RUN: in pip's RUN each rename would copy the file
+        # up from the layer below, keeping every group twice in the env stage image. pip's
+        # files belong to the rest anyway; the records are made readable before they move,
+        # and canonical before that (a record moves with its group).
+        installs[0] = installs[0].then(*_canonical(env, pip=False), CLEANUP[0], CLEANUP[2], *_split(env))
+        installs[-1] = installs[-1].then(*_canonical(env, pip=True), *CLEANUP)
+    else:
+        installs[-1] = installs[-1].then(*_canonical(env, pip=True), *CLEANUP, *_split(env))
     stage = (
         Comment(STAGE_COMMENT),
         From(env.installer_ref, "env", BUILD_PLATFORM),
@@ -168,7 +176,7 @@ def installer(env: EnvInstall | None, platform: str, image_pip: tuple[str, ...])
     return Block(env=stage, final=(*check, *_group_copies(env), prefix))
 
 
-def _canonical(env: EnvInstall) -> tuple[str, ...]:
+def _canonical(env: EnvInstall, pip: bool) -> tuple[str, ...]:
     """After every install, before the cleanup removes the table: the mirror URLs recorded in
     the prefix back to canonical ones (templates/canonical_urls.py). A native locked pip step
     records each wheel's URL (direct_url.json), dropped there; a cross one records none."""
@@ -176,7 +184,7 @@ def _canonical(env: EnvInstall) -> tuple[str, ...]:
         return ()
     script, table = files.CANONICAL_SCRIPT, files.CANONICAL_FILE
     command = f"/opt/installer/bin/python {script} --prefix {ENV_PREFIX} --table {table}"
-    if env.pip_file and env.locked and env.cross_pip is None:
+    if pip and env.pip_file and env.locked and env.cross_pip is None:
         command += f" --requirements {env.pip_file}"
     return (command,)
 
