@@ -14,13 +14,11 @@ from dataclasses import replace
 
 from layerkit.lock.model import Lock, LockedPackage
 from layerkit.render.baserefs import base_refs
-from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
 from layerkit.spec.imageref import mirror
-from layerkit.spec.models import Mirrors
+from layerkit.spec.mirrortable import unmirror, url_table
 from layerkit.spec.validate import Checked
 
-PYPI_INDEX = "https://pypi.org/simple"
 PINNED = "checksum-pinned:"  # stands for the URL of a file its checksum names
 
 
@@ -42,7 +40,7 @@ def canonical_lock(lock: Lock | None, checked: Checked, canonical: Checked) -> L
     if lock is None:
         return None
     mirrors = checked.resolved.spec.mirrors
-    table = url_table(mirrors) if mirrors else []
+    table = url_table(mirrors)
     packages = tuple(p.model_copy(update={"url": _canonical_url(p, table)}) for p in lock.packages)
     pins = dict(lock.base_digests)
     if mirrors and mirrors.base_registry and pins:
@@ -52,27 +50,7 @@ def canonical_lock(lock: Lock | None, checked: Checked, canonical: Checked) -> L
     return lock.model_copy(update={"packages": packages, "base_digests": tuple(sorted(pins.items()))})
 
 
-def url_table(mirrors: Mirrors) -> list[tuple[str, str]]:
-    """(mirror URL prefix, canonical URL prefix), longest prefix first."""
-    pairs: list[tuple[str, str]] = []
-    for key, url in (mirrors.channels or {}).items():
-        first = M.channel_urls(key, None)[0]
-        pairs.append((url.rstrip("/"), first if "://" in first else f"{M.CHANNEL_ALIAS}/{first}"))
-    if mirrors.channel_alias:
-        pairs.append((mirrors.channel_alias.rstrip("/"), M.CHANNEL_ALIAS))
-    if mirrors.pypi_index:
-        pairs.append((mirrors.pypi_index.rstrip("/"), PYPI_INDEX))
-    return sorted(pairs, key=lambda p: -len(p[0]))
-
-
-def _canonical_url(p: LockedPackage, table: list[tuple[str, str]]) -> str:
+def _canonical_url(p: LockedPackage, table: tuple[tuple[str, str], ...]) -> str:
     if p.sha256 or p.md5:
         return f"{PINNED}/{p.url.rsplit('/', 1)[-1]}"
     return unmirror(p.url, table)
-
-
-def unmirror(url: str, table: list[tuple[str, str]]) -> str:
-    for prefix, canonical in table:
-        if url == prefix or url.startswith(prefix + "/"):
-            return canonical + url[len(prefix) :]
-    return url

@@ -25,6 +25,7 @@ from layerkit.spec import matchspec as M
 from layerkit.spec import pip as P
 from layerkit.spec.catalog import load_catalog, solve_glibc
 from layerkit.spec.imageref import has_digest, mirror
+from layerkit.spec.mirrortable import url_table
 from layerkit.spec.models import Installer
 from layerkit.spec.platforms import NATIVE_PIP
 from layerkit.spec.validate import Checked
@@ -97,6 +98,10 @@ class EnvInstall(_Model):
     layers: tuple[LayerGroup, ...] = ()
     # Set when the pip section is cross-installed (a platform other than NATIVE_PIP).
     cross_pip: CrossPip | None = None
+    # The site's (mirror prefix, canonical prefix) table (spec/mirrortable.py): canonical_urls.py
+    # maps the URLs the installers record in /opt/env back through it. Empty without mirrors,
+    # as in the canonical render the hash is taken from: the image then reads as that render's.
+    canonical_urls: tuple[tuple[str, str], ...] = ()
 
 
 def _glibc_check(checked: Checked, lock: Lock | None, platform: str) -> str | None:
@@ -198,6 +203,9 @@ def env_install(checked: Checked, lock: Lock | None, platform: str) -> EnvInstal
         pip_secrets=pip_secrets,
         layers=envlayers.groups(lock, platform, not (conda and conda.layers is False)),
         cross_pip=cross,
+        # Only with the rattler installer (its venv runs canonical_urls.py); conda and micromamba record
+        # the mirror's URLs too, but this cannot build them here to check a mapping.
+        canonical_urls=url_table(spec.mirrors) if installer == "rattler" else (),
     )
 
 

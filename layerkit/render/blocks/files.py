@@ -22,6 +22,8 @@ INSTALLER_REQUIREMENTS = "installer-requirements.txt"  # py-rattler, pinned by i
 MANYLINUX_FILE = "_manylinux.py"
 SPLIT_ENV = "split_env.py"  # moves each package group's files out of the prefix (envlayers.py)
 LAYERS_FILE = "env-layers.json"
+CANONICAL_FILE = "canonical-urls.json"  # the site's mirror table (canonical_urls.py)
+CANONICAL_SCRIPT = "canonical_urls.py"  # shipped only with it: no other render (or hash) changes
 LAYERS_DIR = "/layerkit/"  # in the env stage, outside the work folder the install RUN removes
 MANYLINUX = """\
 # Written by layerkit. The env is made in the installer image but runs on the base image:
@@ -73,6 +75,9 @@ def context_files(
             # Options first, as lines: pip expands ${NAME} credentials in files only.
             lines = [*pip.options.lines(), *sorted(pip.requirements)]
             files.append((env.pip_file, "\n".join(lines) + "\n"))
+    if env.canonical_urls:
+        table = {"prefixes": [list(pair) for pair in env.canonical_urls]}
+        files.append((CANONICAL_FILE, json.dumps(table, indent=2) + "\n"))
     if _native_pip(env) or image_pip:
         major, minor = (int(x) for x in solve_glibc(checked.image).split(".")[:2])
         files.append((MANYLINUX_FILE, MANYLINUX.format(major=major, minor=minor)))
@@ -97,6 +102,8 @@ def _env_scripts(env: EnvInstall, image_pip: bool) -> tuple[str, ...]:
         names.append(MANYLINUX_FILE)
     if env.pip_secrets:
         names.append("expand_secrets.py")
+    if env.canonical_urls:
+        names.append(CANONICAL_SCRIPT)
     return tuple(sorted(names))
 
 
@@ -132,7 +139,9 @@ def env_copies(env: EnvInstall, image_pip: bool) -> tuple[Copy, ...]:
     re-runs on any change below anyway. The copies into /opt are linked: a base change then
     re-copies neither the environment nor MPI."""
     scripts = _env_scripts(env, image_pip)
-    inputs = (env.conda_file, *((env.pip_file,) if env.pip_file else ()))
+    # The site's mirror table goes with the lock: both are the site's, the scripts are not.
+    table = (CANONICAL_FILE,) if env.canonical_urls else ()
+    inputs = (env.conda_file, *table, *((env.pip_file,) if env.pip_file else ()))
     return tuple(Copy(names, "./") for names in (scripts, inputs) if names)
 
 

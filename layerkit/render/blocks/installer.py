@@ -155,11 +155,12 @@ def installer(env: EnvInstall | None, platform: str, image_pip: tuple[str, ...])
     if len(installs) > 1 and env.layers:
         # Split in the conda install's own RUN: in pip's RUN each rename would copy the file
         # up from the layer below, keeping every group twice in the env stage image. pip's
-        # files belong to the rest anyway; the records are made readable before they move.
-        installs[0] = installs[0].then(CLEANUP[0], CLEANUP[2], *_split(env))
-        installs[-1] = installs[-1].then(*CLEANUP)
+        # files belong to the rest anyway; the records are made readable before they move,
+        # and canonical before that (a record moves with its group).
+        installs[0] = installs[0].then(*_canonical(env, pip=False), CLEANUP[0], CLEANUP[2], *_split(env))
+        installs[-1] = installs[-1].then(*_canonical(env, pip=True), *CLEANUP)
     else:
-        installs[-1] = installs[-1].then(*CLEANUP, *_split(env))
+        installs[-1] = installs[-1].then(*_canonical(env, pip=True), *CLEANUP, *_split(env))
     stage = (
         Comment(STAGE_COMMENT),
         From(env.installer_ref, "env", BUILD_PLATFORM),
@@ -173,6 +174,19 @@ def installer(env: EnvInstall | None, platform: str, image_pip: tuple[str, ...])
     check = (_glibc_check(env.glibc_check),) if env.glibc_check else ()
     prefix = Copy((ENV_PREFIX,), ENV_PREFIX, from_stage="env", link=True)
     return Block(env=stage, final=(*check, *_group_copies(env), prefix))
+
+
+def _canonical(env: EnvInstall, pip: bool) -> tuple[str, ...]:
+    """After every install, before the cleanup removes the table: the mirror URLs recorded in
+    the prefix back to canonical ones (templates/canonical_urls.py). A native locked pip step
+    records each wheel's URL (direct_url.json), dropped there; a cross one records none."""
+    if not env.canonical_urls:
+        return ()
+    script, table = files.CANONICAL_SCRIPT, files.CANONICAL_FILE
+    command = f"/opt/installer/bin/python {script} --prefix {ENV_PREFIX} --table {table}"
+    if pip and env.pip_file and env.locked and env.cross_pip is None:
+        command += f" --requirements {env.pip_file}"
+    return (command,)
 
 
 def _split(env: EnvInstall) -> tuple[str, ...]:
