@@ -95,9 +95,10 @@ def canonical_urls(prefix, table_file, requirements=None):
     """After every install: the mirror URLs the installers recorded in the prefix mapped back
     to the canonical ones (the table: spec/mirrortable.py, written by the render), so a site's
     mirror changes the image no more than it changes the hash."""
-    with open(table_file, encoding="utf-8") as fh:
-        table = [tuple(pair) for pair in json.load(fh)["prefixes"]]
-    _canonical_conda_meta(prefix, table)
+    if table_file:  # no table: no mirrors, only the locked wheels' direct_url.json to drop
+        with open(table_file, encoding="utf-8") as fh:
+            table = [tuple(pair) for pair in json.load(fh)["prefixes"]]
+        _canonical_conda_meta(prefix, table)
     if requirements:
         drop_locked_direct_urls(prefix, locked_hashes(requirements))
 
@@ -105,7 +106,7 @@ def canonical_urls(prefix, table_file, requirements=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--prefix", required=True)
-    ap.add_argument("--table", required=True)
+    ap.add_argument("--table")
     ap.add_argument("--requirements")  # the locked pip file whose wheels' direct_url.json to drop
     args = ap.parse_args()
     canonical_urls(args.prefix, args.table, args.requirements)

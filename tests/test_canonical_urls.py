@@ -117,3 +117,39 @@ def test_only_a_rattler_render_with_mirrors_ships_the_table_and_the_hash_ignores
             in api.render(mirrored).dockerfile
         )
     assert api.hash_spec(plain).hash == api.hash_spec(mirrored).hash
+
+
+def test_a_locked_native_pip_step_drops_direct_url_without_mirrors_too() -> None:
+    """pip records a `name @ URL` wheel's URL in direct_url.json: dropped by every render with a
+    locked native pip section, mirrors or not, so a site with a mirror and one without build
+    the same image under their one hash."""
+    from layerkit.lock.model import Lock, LockedPackage
+    from layerkit.spec.load import load_text
+    from layerkit.spec.merge import resolve
+    from layerkit.spec.validate import check
+
+    text = SPEC.replace("[python=3.11]", "[python=3.11, {pip: [tinywheel==1.0]}]")
+    lock = Lock(
+        source="m.conda-lock.yml",
+        packages=(
+            LockedPackage(manager="conda", platform="linux-64", name="python", version="3.11.9",
+                          url="https://conda.anaconda.org/demo/linux-64/python-3.11.9-h0.conda", sha256="1" * 64),
+            LockedPackage(manager="pip", platform="linux-64", name="tinywheel", version="1.0",
+                          url="https://files.example/tinywheel-1.0-py3-none-any.whl", sha256="2" * 64),
+        ),
+    )  # fmt: skip
+    plain = check(resolve(load_text(text, "m.yaml")))
+    mirrored = check(
+        resolve(load_text(text + f"mirrors:\n  channels: {{demo: '{MIRROR}/demo'}}\n", "m.yaml"))
+    )
+    for checked, table in ((plain, ""), (mirrored, " --table canonical-urls.json")):
+        r = api.render(checked, lock, auto_lock=False)
+        assert "canonical_urls.py" in dict(r.plan.context_files)
+        assert (
+            f"canonical_urls.py --prefix /opt/env{table} --requirements requirements-linux-64.txt"
+            in r.dockerfile
+        )
+    assert api.hash_spec(plain, lock).hash == api.hash_spec(mirrored, lock).hash
+    # Unlocked, pip records no URL of ours: nothing to drop, nothing shipped.
+    unlocked = api.render(plain, auto_lock=False)
+    assert "canonical_urls.py" not in dict(unlocked.plan.context_files)

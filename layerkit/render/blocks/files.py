@@ -23,7 +23,7 @@ MANYLINUX_FILE = "_manylinux.py"
 SPLIT_ENV = "split_env.py"  # moves each package group's files out of the prefix (envlayers.py)
 LAYERS_FILE = "env-layers.json"
 CANONICAL_FILE = "canonical-urls.json"  # the site's mirror table (canonical_urls.py)
-CANONICAL_SCRIPT = "canonical_urls.py"  # shipped only with it: no other render (or hash) changes
+CANONICAL_SCRIPT = "canonical_urls.py"  # with the table, or a locked native pip section
 LAYERS_DIR = "/layerkit/"  # in the env stage, outside the work folder the install RUN removes
 MANYLINUX = """\
 # Written by layerkit. The env is made in the installer image but runs on the base image:
@@ -102,9 +102,21 @@ def _env_scripts(env: EnvInstall, image_pip: bool) -> tuple[str, ...]:
         names.append(MANYLINUX_FILE)
     if env.pip_secrets:
         names.append("expand_secrets.py")
-    if env.canonical_urls:
+    if canonical_step(env):
         names.append(CANONICAL_SCRIPT)
     return tuple(sorted(names))
+
+
+def locked_native_pip(env: EnvInstall) -> bool:
+    """A locked pip section pip installs natively, by URL: pip records each wheel's URL there
+    (direct_url.json), which canonical_urls.py drops with or without mirrors, so a site's
+    mirror, or none, never changes the image."""
+    return env.installer == "rattler" and bool(env.pip_file) and env.locked and env.cross_pip is None
+
+
+def canonical_step(env: EnvInstall) -> bool:
+    """Whether canonical_urls.py runs: mirror URLs to map back, or pip's URLs to drop."""
+    return bool(env.canonical_urls) or locked_native_pip(env)
 
 
 def _native_pip(env: EnvInstall) -> bool:

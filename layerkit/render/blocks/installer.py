@@ -180,11 +180,13 @@ def _canonical(env: EnvInstall, pip: bool) -> tuple[str, ...]:
     """After every install, before the cleanup removes the table: the mirror URLs recorded in
     the prefix back to canonical ones (templates/canonical_urls.py). A native locked pip step
     records each wheel's URL (direct_url.json), dropped there; a cross one records none."""
-    if not env.canonical_urls:
+    drop = pip and files.locked_native_pip(env)
+    if not env.canonical_urls and not drop:
         return ()
-    script, table = files.CANONICAL_SCRIPT, files.CANONICAL_FILE
-    command = f"/opt/installer/bin/python {script} --prefix {ENV_PREFIX} --table {table}"
-    if pip and env.pip_file and env.locked and env.cross_pip is None:
+    command = f"/opt/installer/bin/python {files.CANONICAL_SCRIPT} --prefix {ENV_PREFIX}"
+    if env.canonical_urls:
+        command += f" --table {files.CANONICAL_FILE}"
+    if drop:
         command += f" --requirements {env.pip_file}"
     return (command,)
 
