@@ -14,6 +14,7 @@ and a repair that rebuilds only the platform whose manifest went missing.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tarfile
@@ -181,10 +182,19 @@ def _index(services: Services, result: BuildResult) -> dict[str, str]:
 
 
 def test_two_platforms_build_one_index_found_next_time_and_repaired(
-    engine: tuple[Services, Path, str], capfd: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+    engine: tuple[Services, Path, str], capfd: pytest.CaptureFixture[str], tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
     services, spec, version = engine
-    first = _build(spec, services)
+    stack = contextlib.ExitStack()
+    request.addfinalizer(stack.close)
+    keys, _ = stack.enter_context(cosign_keys(tmp_path))
+    # Signed (--sign): each platform's image and stage images, then the index this run put,
+    # so `cosign verify` of the name tag, which users pull and which names the index, passes.
+    first = fb.build_spec(spec, services, sign_key=keys.key)[0]
+    name_tag = _by_digest(first.image.rsplit(":", 1)[0] + ":demo-multi-1")
+    assert name_tag.digest == first.digest
+    assert verify(name_tag, keys.pub, None).ok and not verify(name_tag, keys.other_pub, None).ok
     hashes = {p: api.hash_spec(spec, platform=p).hash for p in ARCH}
     assert first.action == "built" and first.pushed
     assert first.hash == api.hash_index(spec).hash and first.image.endswith(f":{first.hash}")
@@ -251,16 +261,18 @@ def test_two_platforms_build_one_index_found_next_time_and_repaired(
 
     # One platform's manifest goes: only it is built again, and the index is put over it.
     _delete(services, first.platforms["linux-aarch64"].image)
-    # The repair signs what it pushes (--sign): the arm64 image and the index it puts again,
-    # so `cosign verify` of the name tag, which users pull and which names the index, passes.
-    with cosign_keys(tmp_path) as (keys, _):
-        repaired = fb.build_spec(spec, services, sign_key=keys.key)[0]
-        # What the name tag names now, by digest (as cosign is always given): the index.
-        name_tag = _by_digest(first.image.rsplit(":", 1)[0] + ":demo-multi-1")
-        assert name_tag.digest == repaired.digest
-        assert verify(name_tag, keys.pub, None).ok
-        assert verify(_by_digest(repaired.platforms["linux-aarch64"].image), keys.pub, None).ok
-        assert not verify(name_tag, keys.other_pub, None).ok
+    # The repair signs what it pushes: the arm64 image, and the index it puts again, since the
+    # amd64 image it lists was verified (--require-signature) before it was reused.
+    repaired = fb.build_spec(spec, services, sign_key=keys.key, require_signature=keys.pub)[0]
+    name_tag = _by_digest(first.image.rsplit(":", 1)[0] + ":demo-multi-1")
+    assert name_tag.digest == repaired.digest
+    assert verify(name_tag, keys.pub, None).ok
+    assert verify(_by_digest(repaired.platforms["linux-aarch64"].image), keys.pub, None).ok
+    # Without the gate, an index over an image this run neither built nor verified is not
+    # signed, and the build says so.
+    _delete(services, first.platforms["linux-aarch64"].image)
+    unvouched = fb.build_spec(spec, services, sign_key=keys.key)[0]
+    assert any("is not signed" in w and "linux-64" in w for w in unvouched.warnings), unvouched.warnings
     assert repaired.action == "built"
     assert {p: r.action for p, r in repaired.platforms.items()} == {
         "linux-64": "found",

@@ -109,3 +109,49 @@ def test_head_size_and_copy_between_registries(services: Services, auth_registry
     assert "wrong-password" not in str(err.value) and auth_registry.password not in str(err.value)
     with pytest.raises(RegistryError, match="needs credentials"):
         RegistryClient().head_manifest(dst)
+
+
+def test_a_blob_redirected_to_storage_is_followed_without_credentials() -> None:
+    """Docker Hub, GHCR, ECR and distribution on S3 answer a blob GET with a redirect to a
+    pre-signed storage URL: followed (a few hops at most), without the registry's header."""
+    import hashlib
+    import http.server
+    import threading
+
+    from layerkit.build.registry import ImageRef, RegistryClient
+
+    data = b'{"architecture": "amd64"}'
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    seen: list[tuple[str, str | None]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # "format": the stdlib signature
+            pass
+
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            if self.path == f"/v2/r/blobs/{digest}":
+                self.send_response(307)
+                self.send_header("Location", "/storage/blob?X-Sig=abc")
+                self.end_headers()
+            elif self.path == "/storage/blob?X-Sig=abc":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            else:  # /v2/r/blobs/loop: redirects to itself
+                self.send_response(302)
+                self.send_header("Location", self.path)
+                self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ref = ImageRef(f"localhost:{server.server_address[1]}", "r", "t", None)
+        assert RegistryClient().config_blob(ref, digest) == data
+        assert seen[-1] == ("/storage/blob?X-Sig=abc", None)
+        with pytest.raises(RegistryError, match="HTTP 302"):
+            RegistryClient().open_blob(ref, "sha256:" + "0" * 64).close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -250,9 +250,32 @@ class RegistryClient:
     def open_blob(self, ref: ImageRef, digest: str) -> http.client.HTTPResponse:
         """A blob as a stream (read it in chunks: a layer may be gigabytes); close it after."""
         digest = _digest({"digest": digest}, f"registry {ref.registry}: a blob of {ref.repository}")
-        resp = self._request(
-            "GET", ref.registry, f"/v2/{ref.repository}/blobs/{digest}", self._scope(ref.repository)
-        )
+        path = f"/v2/{ref.repository}/blobs/{digest}"
+        resp = self._request("GET", ref.registry, path, self._scope(ref.repository))
+        hops = 0
+        while resp.status in (301, 302, 303, 307, 308) and hops < 3:
+            # Most registries hand blobs to their storage (S3, GCS, a CDN) by redirect, to a
+            # pre-signed URL: followed without the registry's credentials.
+            base = f"{self._scheme(ref.registry)}://{ref.registry}{path}"
+            url = urllib.parse.urlsplit(urllib.parse.urljoin(base, resp.getheader("Location", "")))
+            resp.read()
+            resp.close()
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise RegistryError(
+                    f"registry {ref.registry}: blob {digest[:19]} redirects to no http(s) URL"
+                )
+            cls = http.client.HTTPConnection if url.scheme == "http" else http.client.HTTPSConnection
+            conn = cls(url.netloc, timeout=self._timeout)
+            path = url.path + (f"?{url.query}" if url.query else "")
+            try:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                raise RegistryUnreachable(
+                    f"registry {ref.registry}: blob storage is unreachable: {exc}"
+                ) from None
+            hops += 1
         if resp.status != 200:
             resp.close()
             raise RegistryError(f"registry {ref.registry}: blob {digest[:19]} answered HTTP {resp.status}")

@@ -268,11 +268,17 @@ def verify(
     creds = credentials_for(first, lay)
     client = RegistryClient(creds)
     checks = []
+    ihash = index_hash({r.plan.platform: r.hash.hash for r in renders}) if index else ""
+    ilay = index_layout(first, ihash, opts) if index else None
     with BuildkitClient(opts.addr, tls=opts.tls) as buildkit:
         epoch = reproducible_engine(buildkit)  # refused before anything is looked up or built
+        # Every recorded digest before the first rebuild: nothing to compare with must not
+        # come out only after hours of no-cache builds.
+        index_recorded = recorded_digest(client, ilay.ref) if ilay is not None else None
+        recorded_of = {r.plan.platform: recorded_digest(client, layout(r, popts).main.ref) for r in renders}
         for r in renders:
             main = layout(r, popts).main
-            recorded = recorded_digest(client, main.ref)
+            recorded = recorded_of[r.plan.platform]
             scratch = f"{main.repo}{SCRATCH_SUFFIX}:{main.hash}"
             progress.message(f"{r.plan.platform}: rebuilding {main.ref} with no cache, as {scratch}")
             rebuilt = rebuild(buildkit, epoch, r, scratch, opts, creds, progress)
@@ -283,9 +289,8 @@ def verify(
     if not index:
         c = checks[0]
         return VerifyResult(c.hash, c.image, c.recorded, c.rebuilt, (c,))
-    ihash = index_hash({r.plan.platform: r.hash.hash for r in renders})
-    ilay = index_layout(first, ihash, opts)
-    recorded = recorded_digest(client, ilay.ref)
+    assert ilay is not None and index_recorded is not None
+    recorded = index_recorded
     entries = [descriptor(client, c.rebuilt_image, c.rebuilt, c.platform) for c in checks]
     rebuilt = index_digest(document(entries, ihash))
     # A platform that differs explains the index's difference: only an index alone is named.

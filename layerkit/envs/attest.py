@@ -72,7 +72,22 @@ def sign_index(
     from layerkit.build.lookup import credentials_for, layout
     from layerkit.build.signing import sign_digests
 
-    if not opts.sign_key or not result.pushed or result.action == "found":
+    if not opts.sign_key or result.action == "found":
+        return
+    # As attest() for one image: an index over images this run neither built nor verified (a
+    # copy from a global registry; one found without --require-signature) is not this run's
+    # to vouch for.
+    vouched = ("built", "found") if opts.require_signature else ("built",)
+    not_built = sorted(p for p, r in result.platforms.items() if r.action not in vouched)
+    if not result.pushed or not_built:
+        why = (
+            "it was not pushed"
+            if not result.pushed
+            else f"this run did not build (or verify) {', '.join(not_built)}"
+        )
+        warning = f"warning: the index {result.image} is not signed: {why}"
+        result.warnings.append(warning)
+        note(warning)
         return
     sign_digests(
         [_pinned(result.image, result.digest)],
