@@ -44,24 +44,6 @@ def _cold_build(spec: Path, services: Services, repo: str) -> BuildResult:
     return result
 
 
-def test_two_cold_builds_push_the_same_manifest_digests(
-    tmp_path: Path, site: fb.Site, services: Services
-) -> None:
-    repos = [f"t/{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    spec = fb.site_spec(tmp_path, site, services, repo=repos[0])
-    first = _cold_build(spec, services, repos[0])
-    second = _cold_build(spec, services, repos[1])
-    assert first.pushed and second.pushed
-    assert first.hash == second.hash
-    assert first.digest and first.digest.startswith("sha256:"), first
-    assert second.digest == first.digest
-    # The shared stage images are reproducible too.
-    assert set(first.stage_digests) == {"base", "env"}, first.stage_digests
-    assert second.stage_digests == first.stage_digests
-    ran = container_output(docker.DockerClient(base_url=services.docker_host), second.image, ["mlkit", "12"])
-    assert "fib(12) = 144" in ran.decode()
-
-
 def test_the_demo_environment_builds_cold_twice_to_the_same_digests(
     tmp_path: Path, site: fb.Site, services: Services
 ) -> None:
