@@ -100,6 +100,11 @@ def add_build_arguments(
     add_image_arguments(p)
     p.add_argument("--no-push", action="store_true", help="build into the engine only")
     p.add_argument("--force", action="store_true", help="build even if the registry has the image")
+    add_solve_arguments(p)
+
+
+def add_solve_arguments(p: argparse.ArgumentParser) -> None:
+    """How a solve runs and shows itself: every command that builds (`build`, `run`, `verify`)."""
     p.add_argument(
         "--network",
         choices=("default", "host", "none"),

@@ -10,6 +10,7 @@ import sys
 from layerkit.commands import (
     add_engine_argument,
     add_lock_arguments,
+    add_solve_arguments,
     add_spec_argument,
     add_tls_arguments,
     out,
@@ -24,18 +25,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     add_engine_argument(p)
     add_tls_arguments(p)
     p.add_argument("--registry", help="workspace registry (default: the spec's registry.address)")
-    p.add_argument(
-        "--network",
-        choices=("default", "host", "none"),
-        default="default",
-        help="network of RUN steps, as `build` had it",
-    )
-    p.add_argument(
-        "--progress",
-        choices=("auto", "plain", "json", "quiet"),
-        default="auto",
-        help="build progress, on stderr",
-    )
+    add_solve_arguments(p)
     p.add_argument("--json", action="store_true", help="the layerkit.verify/1 report on stdout")
 
 
