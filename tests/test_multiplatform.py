@@ -215,7 +215,7 @@ def dg(text: str) -> str:
 
 
 STAGE = {"linux-64": "c" * 64, "linux-aarch64": "d" * 64}
-LAY = IndexLayout(f"{WS}/t", INDEX_H, ("mp-1",), WS)
+LAY = IndexLayout(None, INDEX_H, f"{WS}/t", ("mp-1",), address=WS)
 
 
 def _platform_layout(platform: str) -> Layout:
@@ -305,7 +305,7 @@ def test_offline_or_a_registry_down_leaves_the_index_unchecked() -> None:
 
 def test_an_index_needs_a_registry_and_a_push() -> None:
     with pytest.raises(SpecError, match=r"registry.*--platform P"):
-        require_registry(IndexLayout("t", INDEX_H, (), None), BuildOptions())
+        require_registry(IndexLayout(None, INDEX_H, "t"), BuildOptions())
     with pytest.raises(SpecError, match=r"--no-push.*--platform P"):
         require_registry(LAY, BuildOptions(push=False))
 

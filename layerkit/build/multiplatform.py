@@ -28,6 +28,7 @@ from layerkit.build.index import (
     entries_of,
     platform_child,
 )
+from layerkit.build.request import Target
 from layerkit.errors import RegistryError, SpecError
 
 if TYPE_CHECKING:
@@ -42,21 +43,11 @@ IndexAction = Literal["found", "build", "unchecked"]
 
 
 @dataclass(frozen=True)
-class IndexLayout:
-    """Where the index goes: the environment's repository, its hash, the name tags."""
+class IndexLayout(Target):
+    """Where the index goes: a target named by the index hash, in the environment's repository
+    with its name tags (ref, refs as any target's), and the registry that holds it."""
 
-    repo: str
-    hash: str
-    extra_tags: tuple[str, ...]
-    address: str | None
-
-    @property
-    def ref(self) -> str:
-        return f"{self.repo}:{self.hash}"
-
-    @property
-    def refs(self) -> tuple[str, ...]:
-        return (self.ref, *(f"{self.repo}:{t}" for t in self.extra_tags))
+    address: str | None = None
 
 
 def index_layout(rendered: Rendered, index_hash: str, opts: BuildOptions) -> IndexLayout:
@@ -64,7 +55,8 @@ def index_layout(rendered: Rendered, index_hash: str, opts: BuildOptions) -> Ind
     from layerkit.build.lookup import layout
 
     lay = layout(rendered, opts)
-    return IndexLayout(lay.main.repo, index_hash, lay.main.extra_tags, lay.address)
+    main = lay.main
+    return IndexLayout(None, index_hash, main.repo, main.extra_tags, main.cache_repo, address=lay.address)
 
 
 def platform_options(opts: BuildOptions) -> BuildOptions:
