@@ -26,9 +26,11 @@ def attest(rendered: Rendered, opts: BuildOptions, result: BuildResult, note: Ca
 
     if not result.pushed or result.action == "found":
         if opts.sign_key and not result.pushed and result.action != "found":
-            warning = f"warning: {result.image} is not signed: it was not pushed (--sign signs pushed images)"
-            result.warnings.append(warning)
-            note(warning)
+            _warn(
+                result,
+                note,
+                f"warning: {result.image} is not signed: it was not pushed (--sign signs pushed images)",
+            )
         return  # nothing pushed by this run: nothing of ours to sign or describe
     creds = credentials_for(rendered, layout(rendered, opts))
     if opts.sign_key:
@@ -41,9 +43,9 @@ def attest(rendered: Rendered, opts: BuildOptions, result: BuildResult, note: Ca
             ]
             sign_digests(images, opts.sign_key, creds, note)
         else:
-            warning = f"warning: {result.image} is not signed: it was copied, not built, by this run"
-            result.warnings.append(warning)
-            note(warning)
+            _warn(
+                result, note, f"warning: {result.image} is not signed: it was copied, not built, by this run"
+            )
     lock = rendered.lock if rendered.plan.env_install and rendered.plan.env_install.locked else None
     try:
         # To the digest pushed, not to whatever the tag names by now.
@@ -53,9 +55,7 @@ def attest(rendered: Rendered, opts: BuildOptions, result: BuildResult, note: Ca
         attach_from_lock(lock, rendered.plan.platform, image, result.hash, creds, note)
     except RegistryError as exc:
         # The image is pushed and complete; only its description is missing.
-        warning = f"warning: no SBOM attached to {result.image}: {exc.message}"
-        result.warnings.append(warning)
-        note(warning)
+        _warn(result, note, f"warning: no SBOM attached to {result.image}: {exc.message}")
 
 
 def _pinned(ref: str, digest: str | None) -> ImageRef:
@@ -85,9 +85,7 @@ def sign_index(
             if not result.pushed
             else f"this run did not build (or verify) {', '.join(not_built)}"
         )
-        warning = f"warning: the index {result.image} is not signed: {why}"
-        result.warnings.append(warning)
-        note(warning)
+        _warn(result, note, f"warning: the index {result.image} is not signed: {why}")
         return
     sign_digests(
         [_pinned(result.image, result.digest)],
@@ -95,3 +93,9 @@ def sign_index(
         credentials_for(rendered, layout(rendered, opts)),
         note,
     )
+
+
+def _warn(result: BuildResult, note: Callable[[str], None], message: str) -> None:
+    """Said now, and kept in the result (`build --json` warnings)."""
+    result.warnings.append(message)
+    note(message)
