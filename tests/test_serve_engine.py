@@ -101,6 +101,19 @@ def served(
         for name in served.extra:
             main(["serve", str(spec), "--name", name, "--stop", "--addr", addr])
         main(["serve", str(spec), "--stop", "--addr", addr])
+    # The last --stop takes the bridge network with it: left behind, each one holds a host
+    # bridge and one of the engine's address pools (31 of them ran out on a CI machine).
+    assert _networks(services.docker_host) == [], "`serve --stop` of the last deployment left its network"
+
+
+def _networks(docker_host: str) -> list[str]:
+    import docker
+
+    api = docker.APIClient(base_url=docker_host)
+    try:
+        return [n["Name"] for n in api.networks() if n["Name"] == local.NETWORK]
+    finally:
+        api.close()
 
 
 class _Capture:
@@ -357,6 +370,8 @@ def test_stop_removes_the_deployment(served: Served) -> None:
         assert len(engine.containers("serve-stop")) == 1
         assert main(["serve", str(served.spec), "--name", "serve-stop", "--stop", "--addr", served.addr]) == 0
         assert engine.containers("serve-stop") == []
+        # The module's own deployment still uses the network: it stays.
+        assert _networks(served.docker_host) == [local.NETWORK]
     finally:
         engine.close()
     with pytest.raises(OSError):

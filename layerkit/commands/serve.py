@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if action.verb == "stop":
             n = engine.remove(name)
+            engine.drop_network()
             _say(
                 args,
                 f"layerkit: stopped '{name}'" if n else f"layerkit: no local deployment '{name}' to stop",

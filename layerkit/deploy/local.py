@@ -150,6 +150,27 @@ class LocalEngine:
             self._call("removing the container", self._api.remove_container, cid, force=True)
         return len(ids)
 
+    def drop_network(self) -> bool:
+        """Remove the bridge network once no deployment's container is left (as `compose down`
+        does): a network left behind keeps its host bridge and one of the engine's few address
+        pools. Another `serve` starting at once may take it back: then it stays."""
+        import docker
+
+        left = self._call("listing containers", self._api.containers, all=True, filters={"label": LABEL})
+        if left:
+            return False
+        try:
+            self._api.remove_network(NETWORK)
+        except docker.errors.APIError as exc:
+            if exc.status_code in (403, 404, 409):  # gone already, or in use again (active endpoints)
+                return False
+            from layerkit.build.runner import explain
+
+            raise DaemonError(
+                f"Docker engine at {self.docker_host}: removing network {NETWORK}: {explain(exc)}"
+            ) from None
+        return True
+
     def start(self, d: Deployment, timeout: float) -> Running:
         """Replace any container of the deployment with a new one and wait until it is ready."""
         import docker

@@ -60,6 +60,32 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 engine=${DOCKERD_ENGINE:-26}
 case $engine in 20|26|26-classic) ;; *) echo "dockerd.sh: DOCKERD_ENGINE must be 20, 26 or 26-classic, not $engine" >&2; exit 2 ;; esac
 
+# User-defined networks (`layerkit serve` makes one) get their subnets from this range rather
+# than Docker's 31 defaults (172.17-31/16, 192.168/20s), which bridges left by other daemons on
+# the host can use up: a subnet is only handed out if no host route overlaps it.
+pool_base=${DOCKERD_POOL_BASE:-10.201.0.0/16}
+pools="\"default-address-pools\": [{\"base\": \"$pool_base\", \"size\": 24}]"
+
+# The host bridges of the daemon's own networks (br-<id12>, or the name the network asked for).
+# dockerd leaves them on the host when it exits, so stop deletes them after the daemon is gone.
+own_bridges() {
+  [[ -S $sock ]] || return 0
+  python3 - "$sock" <<'PY' 2>/dev/null || true
+import http.client, json, socket, sys
+class Conn(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(10)
+        self.sock.connect(sys.argv[1])
+c = Conn("docker")
+c.request("GET", "/networks")
+for n in json.loads(c.getresponse().read()):
+    if n.get("Driver") == "bridge" and n.get("Name") not in ("bridge", "host", "none"):
+        opts = n.get("Options") or {}
+        print(opts.get("com.docker.network.bridge.name") or "br-" + n["Id"][:12])
+PY
+}
+
 case $cmd in
   start)
     need_root
@@ -73,9 +99,9 @@ case $cmd in
       prefix=$("$(dirname "${BASH_SOURCE[0]}")/engine26.sh")
       if [[ $engine == 26-classic ]]; then
         # Docker's classic image store (graph drivers): what most Docker 24-27 installs run.
-        echo '{}' >"$dir/daemon.json"; driver=overlay2
+        echo "{$pools}" >"$dir/daemon.json"; driver=overlay2
       else
-        echo '{"features": {"containerd-snapshotter": true}}' >"$dir/daemon.json"; driver=overlayfs
+        echo "{\"features\": {\"containerd-snapshotter\": true}, $pools}" >"$dir/daemon.json"; driver=overlayfs
       fi
       PATH="$prefix/usr/bin:$prefix/usr/sbin:$PATH" setsid "$prefix/usr/sbin/dockerd" \
         --config-file "$dir/daemon.json" \
@@ -84,6 +110,7 @@ case $cmd in
         -H "unix://$sock" --pidfile "$pidfile" >"$log" 2>&1 </dev/null &
     else
       setsid dockerd \
+        --default-address-pool "base=$pool_base,size=24" \
         --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
         --data-root "$dir/data" --exec-root "$dir/exec" \
         -H "unix://$sock" --pidfile "$pidfile" >"$log" 2>&1 </dev/null &
@@ -102,7 +129,9 @@ case $cmd in
     echo "unix://$sock"
     ;;
   stop)
+    bridges=()
     if pid=$(running_pid); then
+      mapfile -t bridges < <(own_bridges)
       kill "$pid"
       # dockerd stops its containers and containerd first; give it time, then force. Either
       # way it is gone when this returns. Both waits stay under the test fixtures' 60 s bound.
@@ -113,6 +142,9 @@ case $cmd in
       fi
     fi
     rm -f "$pidfile"
+    for b in "${bridges[@]}"; do
+      [[ -e /sys/class/net/$b ]] && ip link delete "$b" 2>/dev/null || true
+    done
     # A daemon that was killed (tests/test_faults.py does) leaves its build mounts (BuildKit's
     # executor rootfs, cache mounts) and its data-root bind mount behind, and a restarted one
     # does not take them back: unmount everything under DIR, deepest first.
