@@ -19,7 +19,7 @@ lint: $(STAMP)
 
 # The whole suite, as CI runs it (.ci/run calls exactly this).
 test: lint
-	$(PYTHON) -m pytest -q -p no:cacheprovider
+	$(PYTHON) -m pytest -q -p no:cacheprovider --durations=30
 
 unit: $(STAMP)
 	$(PYTHON) -m pytest -q -m "not integration"
