@@ -135,3 +135,35 @@ def test_a_pip_wheel_changed_after_locking_fails_the_build(services: Services, t
         client, image, ["/opt/env/bin/python", "-c", "import tinywheel; print(tinywheel.TAG)"]
     )
     assert out.decode() == f"{tag}\n"
+
+
+def test_a_wheel_republished_under_its_version_is_locked_by_its_new_digest(tmp_path: Path) -> None:
+    """A mirror that serves another tinywheel 1.0 at the same URL (a rebuilt wheel, a devpi
+    index reset): the next lock records the file served now. conda-lock's pip resolver keeps
+    release metadata per index URL and version in the user's cache; read back there, it made
+    the lock fail ("Retrieved digests ... not in poetry.lock metadata") or could record the
+    old file's dependencies. No cache may change what a command outputs."""
+    channel = fp.pip_channel(tmp_path / "channel")
+    index = fb.wheelhouse(tmp_path / "pypi")
+    first = fp.publish_wheel(index, uuid.uuid4().hex)
+    chan_url, stop_chan = fx.serve_directory(channel)
+    pypi_url, stop_pypi = fx.serve_directory(index)
+    try:
+        site = fb.Site(chan_url, f"{pypi_url}/simple")
+        folder = tmp_path / "spec"
+        folder.mkdir()
+        (folder / "site.yaml").write_text(fb.site_layer(site, "localhost:1/base:1", "localhost:1"))
+        spec = folder / "layerkit.yaml"
+        spec.write_text(
+            "name: republished\nversion: '1'\nextends: [site.yaml]\n"
+            "conda:\n  dependencies: [python=3.11, pip]\n  pip: [tinywheel==1.0]\n"
+        )
+        fb.lock_spec(spec)
+        assert _locked_sha256(spec, "tinywheel") == first
+        second = fp.publish_wheel(index, uuid.uuid4().hex)
+        assert second != first
+        fb.lock_spec(spec)  # the same index URL: the server is the same one
+        assert _locked_sha256(spec, "tinywheel") == second
+    finally:
+        stop_chan()
+        stop_pypi()

@@ -297,6 +297,11 @@ def lock(
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if secrets:  # rattler's repodata cache records each URL it fetched: keep it in `work`
             env["RATTLER_CACHE_DIR"] = str(work / "rattler-cache")
+        # conda-lock's pip resolver (poetry) keeps each index's release metadata by URL and
+        # version in the user's cache and never revalidates it: a mirror serving a rebuilt
+        # wheel under the same version made the next lock fail, or could lock the old file's
+        # dependencies. Each lock reads what the indexes serve now.
+        env["POETRY_CACHE_DIR"] = str(work / "pip-metadata")
         proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not target.is_file():
             raise _placed(_classify(CV.mask(proc.stdout + "\n" + proc.stderr, secrets)), checked, inputs)
