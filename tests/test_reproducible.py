@@ -21,7 +21,9 @@ from fixtures_build import build_spec as build
 from fixtures_build import step_states
 from fixtures_services import Services, container_output, empty_engine
 
-from layerkit.build.builder import BuildResult
+from layerkit import api
+from layerkit.build.builder import BuildOptions, BuildResult
+from layerkit.build.progress import Progress
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +46,7 @@ def _cold_build(spec: Path, services: Services, repo: str) -> BuildResult:
     return result
 
 
-def test_the_demo_environment_builds_cold_twice_to_the_same_digests(
+def test_the_demo_environment_builds_cold_twice_to_the_same_digests_and_verifies(
     tmp_path: Path, site: fb.Site, services: Services
 ) -> None:
     """examples/demo itself (what `make demo` builds: a team layer, a runtime user, a final
@@ -61,6 +63,22 @@ def test_the_demo_environment_builds_cold_twice_to_the_same_digests(
     assert first.digest and first.digest.startswith("sha256:"), first
     assert (second.digest, second.stage_digests) == (first.digest, first.stage_digests)
     assert set(first.stage_digests) == {"base", "env"}, first.stage_digests
+    assert second.to_json()["platform"] == "linux-64" and second.to_json()["replaced_digest"] is None
+
+    # The env record holds the digest the build pushed, per platform; `layerkit verify`
+    # rebuilds it with no cache at all (the engine emptied again) and finds the same digest.
+    registered = api.env_register(spec)
+    assert registered.record.digests == {"linux-64": second.digest} and registered.record.index is None
+    empty_engine(services.docker_host)
+    progress = Progress("quiet")
+    opts = BuildOptions(addr=f"docker://{services.docker_host}", network="host")
+    result = api.verify(spec, options=opts, progress=progress)
+    (check,) = result.platforms
+    assert result.ok and not result.findings, [str(f) for f in result.findings]
+    assert result.recorded == second.digest == result.rebuilt == check.rebuilt
+    assert check.rebuilt_image == f"{second.image.rsplit(':', 1)[0]}-verify:{second.hash}"
+    states = step_states(progress, "verify linux-64")
+    assert states and not any(states.values()), states  # every step ran again
 
 
 def test_two_cold_registry_less_builds_give_the_same_digest_and_the_image_runs(

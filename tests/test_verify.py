@@ -1,10 +1,9 @@
 """`layerkit verify` on Docker 26 (containerd image store) and a real registry (issue 18): a
-rebuild with no cache, from an emptied engine, gives the pushed digest for a deterministic
-spec (one platform, and two: each platform's image and the index); a step that writes the
-date is caught, naming its layer and the file it wrote.
+step that writes the date is caught, naming its layer and the file it wrote, and a build that
+does not reproduce its hash tag's image says so; nothing pushed is exit 3.
 
-The two-platform spec is the managed one of tests/fixtures_multiarch.py on its multi-arch
-Debian 12 base: the arm64 env stage is cross-installed on the build platform.
+Where a rebuild does verify: tests/test_reproducible.py (the demo environment, one platform)
+and tests/test_multiplatform_e2e.py (two platforms and the index; Docker 20.10's refusal).
 """
 
 from __future__ import annotations
@@ -18,16 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import fixtures_build as fb
-import fixtures_multiarch as fm
 import pytest
 from fixtures_build import build_spec as build
-from fixtures_build import step_states
-from fixtures_multiarch import multiarch_base
 from fixtures_services import Services, empty_engine
 
 from layerkit import api
-from layerkit.build.builder import BuildOptions
-from layerkit.build.progress import Progress
 from layerkit.build.registry import MANIFEST_TYPES
 
 pytestmark = pytest.mark.integration
@@ -59,28 +53,6 @@ def _delete(services: Services, ref: str) -> None:
     with urllib.request.urlopen(head, timeout=60) as resp:
         digest = resp.headers["Docker-Content-Digest"]
     urllib.request.urlopen(urllib.request.Request(f"{base}/{digest}", method="DELETE"), timeout=60).close()
-
-
-def test_verify_rebuilds_a_site_spec_from_scratch_to_the_pushed_digest(
-    tmp_path: Path, site: fb.Site, services: Services
-) -> None:
-    spec = fb.site_spec(tmp_path, site, services, repo=f"t/{uuid.uuid4().hex[:8]}")
-    built, _ = build(spec, services)
-    assert built.action == "built" and built.pushed and built.digest
-    assert built.to_json()["platform"] == "linux-64" and built.to_json()["replaced_digest"] is None
-    # The env record holds the digest the build pushed, per platform.
-    registered = api.env_register(spec)
-    assert registered.record.digests == {"linux-64": built.digest} and registered.record.index is None
-    empty_engine(services.docker_host)  # nothing of the build left in the engine
-    progress = Progress("quiet")
-    opts = BuildOptions(addr=f"docker://{services.docker_host}", network="host")
-    result = api.verify(spec, options=opts, progress=progress)
-    (check,) = result.platforms
-    assert result.ok and not result.findings, [str(f) for f in result.findings]
-    assert result.recorded == built.digest == result.rebuilt == check.rebuilt
-    assert check.rebuilt_image == f"{built.image.rsplit(':', 1)[0]}-verify:{built.hash}"
-    states = step_states(progress, "verify linux-64")
-    assert states and not any(states.values()), states  # every step ran again
 
 
 def test_a_step_writing_the_date_is_caught_with_its_layer_and_file(
@@ -120,33 +92,6 @@ def test_a_step_writing_the_date_is_caught_with_its_layer_and_file(
     assert any(built.digest in w and "did not reproduce" in w for w in again.warnings), again.warnings
     # ... and so does the env record, which holds the first build's digest.
     assert any("records" in w and built.digest in w for w in again.warnings), again.warnings
-
-
-def test_a_two_platform_spec_verifies_every_platform_and_the_index(
-    tmp_path: Path, services: Services, multiarch_site: fb.Site
-) -> None:
-    """The managed two-platform spec: amd64 installed natively, arm64 cross-installed on the
-    build platform, a user step under QEMU; rebuilt from scratch, both platforms and the index
-    come out the same."""
-    spec = fm.multiarch_spec(
-        tmp_path, multiarch_site, multiarch_base(services), services, repo=f"t/{uuid.uuid4().hex[:8]}",
-        steps=(("sh", "-c", "uname -m > /etc/built-on"),),
-    )  # fmt: skip
-    built, _ = build(spec, services)
-    assert built.action == "built" and built.pushed and set(built.platforms) == {"linux-64", "linux-aarch64"}
-    record = api.env_register(spec).record
-    assert record.digests == {p: r.digest for p, r in built.platforms.items()}
-    assert record.index == built.image and record.index_digest == built.digest
-    empty_engine(services.docker_host)
-
-    code, report, stderr = _verify_cli(spec, services)
-    assert code == 0, stderr
-    assert report["same"] is True and report["findings"] == []
-    assert report["recorded_digest"] == built.digest == report["rebuilt_digest"]
-    platforms = {p["platform"]: p for p in report["platforms"]}  # type: ignore[attr-defined]
-    assert set(platforms) == {"linux-64", "linux-aarch64"}
-    for p, r in built.platforms.items():
-        assert platforms[p]["recorded_digest"] == r.digest == platforms[p]["rebuilt_digest"]
 
 
 def test_nothing_pushed_is_exit_3_in_one_line(tmp_path: Path, site: fb.Site, services: Services) -> None:

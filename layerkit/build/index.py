@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from layerkit.build.registry import listed
 from layerkit.errors import RegistryError
 from layerkit.spec.ociplatform import oci, os_arch
 
@@ -57,16 +58,8 @@ def document(entries: Iterable[Entry], index_hash: str) -> bytes:
 
 
 def _listed(doc: Mapping[str, Any], platform: str, what: str) -> dict[str, Any] | None:
-    """The first descriptor an index lists for `platform`, None when it lists none."""
-    items = doc.get("manifests")
-    if not isinstance(items, list):
-        raise RegistryError(f"{what}: 'manifests' is not a list")
-    os_, arch = os_arch(platform)
-    for m in items:
-        plat = m.get("platform") if isinstance(m, dict) else None
-        if isinstance(plat, dict) and plat.get("os") == os_ and plat.get("architecture") == arch:
-            return dict(m)
-    return None
+    """The first descriptor an index lists for the conda `platform`, None when it lists none."""
+    return listed(doc, *os_arch(platform), what)
 
 
 def entries_of(doc: Mapping[str, Any], platforms: Iterable[str], what: str) -> dict[str, str]:

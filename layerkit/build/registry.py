@@ -52,6 +52,16 @@ def _objects(doc: dict[str, Any], key: str, what: str) -> list[dict[str, Any]]:
     return items
 
 
+def listed(doc: Mapping[str, Any], os_: str, arch: str, what: str) -> dict[str, Any] | None:
+    """The first descriptor an image index lists for os/arch (a variant is not asked), None
+    when it lists none."""
+    for m in _objects(dict(doc), "manifests", what):
+        p = m.get("platform")
+        if isinstance(p, dict) and p.get("os") == os_ and p.get("architecture") == arch:
+            return m
+    return None
+
+
 def _blobs(doc: dict[str, Any], what: str) -> list[dict[str, Any]]:
     """An image manifest's config and layer descriptors."""
     return _objects({"config": [doc.get("config") or {}]}, "config", what) + _objects(doc, "layers", what)
@@ -231,13 +241,12 @@ class RegistryClient:
         doc = json_object(data, what)
         if media in _INDEX_TYPES:
             os_, _, arch = platform.partition("/")
-            for m in _objects(doc, "manifests", what):
-                p = m.get("platform") or {}
-                if isinstance(p, dict) and p.get("os") == os_ and p.get("architecture") == arch.split("/")[0]:
-                    return self._platform_manifest(
-                        ImageRef(ref.registry, ref.repository, None, _digest(m, what)), platform
-                    )
-            raise RegistryError(f"{ref} has no manifest for {platform}")
+            m = listed(doc, os_, arch.split("/")[0], what)
+            if m is None:
+                raise RegistryError(f"{ref} has no manifest for {platform}")
+            return self._platform_manifest(
+                ImageRef(ref.registry, ref.repository, None, _digest(m, what)), platform
+            )
         return doc
 
     def image_size(self, ref: ImageRef, platform: str = "linux/amd64") -> int:
