@@ -229,8 +229,13 @@ def test_a_reproducible_push_fixes_timestamps_and_drops_the_inline_cache() -> No
     assert args.frontend_attrs["build-arg:SOURCE_DATE_EPOCH"] == "315532800"
     assert args.exporter == "image"
     assert args.exporter_attrs["rewrite-timestamp"] == "true" and args.exporter_attrs["push"] == "true"
-    # Inline cache records carry build times into the config; the registry cache stays.
-    assert args.cache_exports == (("registry", {"ref": t.cache_ref, "mode": "max"}),)
+    # Inline cache records carry build times into the config; the registry cache stays, in
+    # zstd: every layer the image exporter makes is rewritten, so no image reuses its blobs.
+    assert args.cache_exports == (("registry", {"ref": t.cache_ref, "mode": "max", "compression": "zstd"}),)
+    # Without rewrite-timestamp an image reuses the cache's blobs: they stay gzip (the default).
+    plain = solve_args(t, embedded=False, cache_from=[], network="none", push=True,
+                       registry_caches=[t.cache_ref], export_cache=True)  # fmt: skip
+    assert [a for k, a in plain.cache_exports if k == "registry"] == [{"ref": t.cache_ref, "mode": "max"}]
 
 
 def test_a_reproducible_build_into_dockerd_uses_the_image_exporter_by_canonical_names() -> None:

@@ -8,6 +8,7 @@ exports the registry cache with mode=max. The air-gapped site is the one of test
 
 from __future__ import annotations
 
+import json
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -64,6 +65,24 @@ def cache_refs(services: Services, repo: str, result: BuildResult) -> dict[str, 
     return {label: f"{services.registry}/{repo}-cache:{label}-{h}" for label, h in hashes.items()}
 
 
+def _layers(services: Services, ref: str) -> dict[str, str]:
+    """digest -> compression (the media type's tail: gzip, zstd) of the layers of an image (its
+    manifest) or of a registry cache (an index whose entries are the layers and a cache config)."""
+    raw = _get(services, ref)
+    entries = raw.get("layers") or raw.get("manifests") or []
+    kinds = {e["digest"]: e["mediaType"].rsplit("+", 1)[-1].rsplit(".", 1)[-1] for e in entries}
+    return {d: k for d, k in kinds.items() if k in ("gzip", "zstd")}
+
+
+def _get(services: Services, ref: str) -> dict[str, list[dict[str, str]]]:
+    repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
+    url = f"http://{services.registry}/v2/{repo}/manifests/{tag}"
+    req = urllib.request.Request(url, headers={"Accept": MANIFESTS})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        doc: dict[str, list[dict[str, str]]] = json.loads(resp.read())
+    return doc
+
+
 def test_docker26_builder_pushes_images_and_registry_cache(services: Services) -> None:
     with BuildkitClient(f"docker://{services.docker_host}") as client:
         caps = client.capabilities()
@@ -88,6 +107,15 @@ def test_build_pushes_through_the_image_exporter_then_rebuilds_from_the_registry
     assert not any(step_states(progress).values()), step_states(progress)
     for ref in (cold.image, *cold.stages.values(), *cache_refs(services, repo, cold).values()):
         assert in_registry(services, ref), ref
+    # The cache's own layers are zstd (the images' are rewritten, so none reuses them); the
+    # base image's keep their gzip blobs, and every image layer is gzip, as any engine pulls.
+    base = _layers(services, services.base_image)
+    cache = _layers(services, cache_refs(services, repo, cold)["image"])
+    assert base and set(base) < set(cache), (base, cache)
+    assert {cache[d] for d in base} == {"gzip"}, cache
+    assert {t for d, t in cache.items() if d not in base} == {"zstd"}, cache
+    images = [_layers(services, ref) for ref in (cold.image, *cold.stages.values())]
+    assert all(set(layers.values()) == {"gzip"} for layers in images), images
     client = docker.DockerClient(base_url=services.docker_host)
     ran = container_output(client, cold.image, ["mlkit", "12"])
     assert "fib(12) = 144" in ran.decode()

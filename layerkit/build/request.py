@@ -142,6 +142,17 @@ def _release(version: str | None) -> tuple[int, int] | None:
     return None if release == (0, 0) else release
 
 
+def _registry_cache(target: Target, *, rewrites: bool) -> dict[str, str]:
+    """This target's registry cache export. Where the image exporter rewrites every layer it
+    makes (rewrite-timestamp), no image ever reuses the cache's blobs, so they need not be gzip:
+    zstd compresses the new layers several times faster (a cold build spent most of its cache
+    export gzipping), and smaller. Layers it did not make (the base image's) keep theirs."""
+    attrs = {"ref": target.cache_ref, "mode": "max"}
+    if rewrites:
+        attrs["compression"] = "zstd"
+    return attrs
+
+
 def solve_args(
     target: Target,
     *,
@@ -203,7 +214,7 @@ def solve_args(
             exp_attrs["registry.insecure"] = "true"
         imports += [("registry", {"ref": ref}) for ref in sorted(set(registry_caches) - set(cache_from))]
         if export_cache and push:
-            exports.append(("registry", {"ref": target.cache_ref, "mode": "max"}))
+            exports.append(("registry", _registry_cache(target, rewrites=epoch is not None)))
         exports.append(("inline", {}))
         if imports:
             # Newer dockerfile frontends read the imports from this attr for their own solves.
