@@ -1,8 +1,8 @@
 """Faults on Docker 26 during a real `layerkit build` (a subprocess, `--progress json`).
 
-Each test has its own dockerd and registry (it kills one of them) and catches the build at
-the moment it wants by events, never a sleep: a request held at the air-gapped channel (the
-env install step is downloading) or at a proxy in front of the registry (a blob upload of
+Each test has a registry of its own, and the daemon test a dockerd of its own (the test kills
+it), and catches the build at the moment it wants by events, never a sleep: a request held at
+the air-gapped channel (the env install step is downloading) or at a proxy in front of the registry (a blob upload of
 the image push or of the cache export has begun), and the progress event of that step.
 
 After each fault: the documented exit code (3 daemon/registry, 130 interrupted) and one
@@ -23,6 +23,7 @@ from pathlib import Path
 import docker
 import fixtures_build as fb
 import fixtures_faults as ff
+import fixtures_ownregistry as fo
 import fixtures_services as fs
 import pytest
 
@@ -99,8 +100,21 @@ def make_case(tmp_path: Path, site: fb.Site, svc: fs.Services, registry: str) ->
 
 @pytest.fixture
 def svc(hold: ff.Hold) -> Iterator[fs.Services]:
-    """Docker 26 and a registry of this test's own: it kills one of them."""
+    """Docker 26 and a registry of this test's own: it kills the daemon, mid-step of a cold
+    build (no BuildKit cache, no package cache mount of an earlier build)."""
     with fs.dockerd_with_registry(engine="26") as s:
+        yield s
+        hold.release()  # nothing may stay blocked into the next test
+
+
+@pytest.fixture
+def own_registry(services: fs.Services, hold: ff.Hold) -> Iterator[fs.Services]:
+    """The session's Docker 26 and a registry of this test's own (it kills it), holding the
+    session's base image. These tests kill a registry or interrupt a build, never the daemon;
+    what they check happens in uploads, which every build makes into its own empty registry
+    whatever BuildKit has cached, and in the solves layerkit asks for, which follow that
+    registry's state: their builds may run on a cache warmed by earlier builds."""
+    with fo.registry_like(services) as s:
         yield s
         hold.release()  # nothing may stay blocked into the next test
 
@@ -111,10 +125,10 @@ def direct(tmp_path: Path, site: fb.Site, svc: fs.Services) -> Case:
 
 
 @pytest.fixture
-def proxied(tmp_path: Path, site: fb.Site, svc: fs.Services, hold: ff.Hold) -> Iterator[Case]:
+def proxied(tmp_path: Path, site: fb.Site, own_registry: fs.Services, hold: ff.Hold) -> Iterator[Case]:
     """The spec's registry is a TapProxy in front of the real one (which it outlives)."""
-    proxy = ff.TapProxy(ff.ServiceDirs.of(svc).registry_port, hold)
-    yield make_case(tmp_path, site, svc, f"localhost:{proxy.port}")
+    proxy = ff.TapProxy(ff.ServiceDirs.of(own_registry).registry_port, hold)
+    yield make_case(tmp_path, site, own_registry, f"localhost:{proxy.port}")
     proxy.close()
 
 
