@@ -252,7 +252,19 @@ class ServiceDirs:
         return cls(svc.root / "d", svc.root / "r", int(svc.registry.rsplit(":", 1)[1]))
 
     def kill_dockerd(self) -> int:
-        return _kill(self.dockerd / "docker.pid")
+        """SIGKILL dockerd; return once it and its managed containerd (which dies with it, by
+        a parent-death signal) have exited. That containerd's pidfile is then stale and goes:
+        where init reaps no orphans (the CI machines' does not) the dead containerd stays a
+        zombie, which a restarted dockerd takes for a live one and waits ~10 s for."""
+        containerd = self.dockerd / "exec" / "containerd" / "containerd.pid"
+        fd = os.pidfd_open(int(containerd.read_text().strip()))  # opened first: no pid reuse
+        try:
+            pid = _kill(self.dockerd / "docker.pid")
+            assert select.select([fd], [], [], WAIT)[0], "dockerd's containerd outlived it"
+        finally:
+            os.close(fd)
+        containerd.unlink()
+        return pid
 
     def kill_registry(self) -> int:
         return _kill(self.registry / "registry.pid")

@@ -99,10 +99,10 @@ def make_case(tmp_path: Path, site: fb.Site, svc: fs.Services, registry: str) ->
 
 
 @pytest.fixture
-def svc(hold: ff.Hold) -> Iterator[fs.Services]:
+def svc(services: fs.Services, hold: ff.Hold) -> Iterator[fs.Services]:
     """Docker 26 and a registry of this test's own: it kills the daemon, mid-step of a cold
     build (no BuildKit cache, no package cache mount of an earlier build)."""
-    with fs.dockerd_with_registry(engine="26") as s:
+    with fo.registry_like(services, own_dockerd=True) as s:
         yield s
         hold.release()  # nothing may stay blocked into the next test
 
