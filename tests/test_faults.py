@@ -54,6 +54,7 @@ class Case:
     spec: Path
     repo: str
     tmpdir: Path  # each layerkit run's TMPDIR
+    proxy: ff.TapProxy | None = None  # in front of the registry: refuses while it is down
 
     @property
     def addr(self) -> str:
@@ -61,6 +62,16 @@ class Case:
 
     def start(self) -> ff.LayerkitBuild:
         return ff.LayerkitBuild(self.spec, self.addr, self.tmpdir)
+
+    def kill_registry(self) -> None:
+        self.dirs.kill_registry()
+        if self.proxy:
+            self.proxy.refuse()
+
+    def start_registry(self) -> None:
+        self.dirs.start_registry()
+        if self.proxy:
+            self.proxy.listen()
 
     def refs(self) -> dict[str, str]:
         """The image, its stage images and each one's registry cache ("cache image", ...), by role."""
@@ -90,12 +101,14 @@ class Case:
         return True
 
 
-def make_case(tmp_path: Path, site: fb.Site, svc: fs.Services, registry: str) -> Case:
+def make_case(
+    tmp_path: Path, site: fb.Site, svc: fs.Services, registry: str, proxy: ff.TapProxy | None = None
+) -> Case:
     repo = f"t/{uuid.uuid4().hex[:8]}"
     spec = fb.site_spec(tmp_path / "spec", site, svc, repo=repo, registry=registry)
     tmpdir = svc.root / "tmp"  # short: the bridge socket's path must stay under 108 bytes
     tmpdir.mkdir()
-    return Case(svc, ff.ServiceDirs.of(svc), registry, spec, repo, tmpdir)
+    return Case(svc, ff.ServiceDirs.of(svc), registry, spec, repo, tmpdir, proxy)
 
 
 @pytest.fixture
@@ -128,7 +141,7 @@ def direct(tmp_path: Path, site: fb.Site, svc: fs.Services) -> Case:
 def proxied(tmp_path: Path, site: fb.Site, own_registry: fs.Services, hold: ff.Hold) -> Iterator[Case]:
     """The spec's registry is a TapProxy in front of the real one (which it outlives)."""
     proxy = ff.TapProxy(ff.ServiceDirs.of(own_registry).registry_port, hold)
-    yield make_case(tmp_path, site, own_registry, f"localhost:{proxy.port}")
+    yield make_case(tmp_path, site, own_registry, f"localhost:{proxy.port}", proxy)
     proxy.close()
 
 
@@ -192,13 +205,13 @@ def test_registry_killed_mid_cache_export(proxied: Case, hold: ff.Hold) -> None:
     build = proxied.start()
     hold.wait_hit(build)
     build.wait_event(step("exporting cache to registry"))
-    proxied.dirs.kill_registry()
+    proxied.kill_registry()
     hold.release()  # the held upload now meets a dead registry
     last = failed_with(proxied, build.finish(), 3)
     assert "'exporting cache to registry' failed" in last and proxied.registry in last, last
     assert not [ev for ev in build.events() if step("exporting cache", "DONE")(ev)]
 
-    proxied.dirs.start_registry()
+    proxied.start_registry()
     # The image's cache export is the first upload: nothing else was pushed, and the image,
     # which skip-by-hash would find, goes in last, so the next run builds and pushes it all.
     assert set(proxied.registry_states().values()) == {"absent"}
@@ -260,11 +273,11 @@ def test_registry_killed_mid_stage_push_is_not_found_later(proxied: Case, hold: 
     hold.arm(ff.upload_to(f"{proxied.repo}-env"))  # the env stage image's first blob upload
     build = proxied.start()
     hold.wait_hit(build)  # held there, the build is mid-push
-    proxied.dirs.kill_registry()
+    proxied.kill_registry()
     hold.release()
     failed_with(proxied, build.finish(), 3)
 
-    proxied.dirs.start_registry()
+    proxied.start_registry()
     states = proxied.registry_states()
     assert (states["image"], states["env"], states["base"]) == ("absent", "absent", "complete"), states
     decision = planned(proxied)
@@ -285,11 +298,11 @@ def test_registry_killed_while_the_image_is_published_reuses_the_stage_images(
     hold.arm(ff.upload_to(proxied.repo))  # the image's first blob upload: the publish solve's
     build = proxied.start()
     hold.wait_hit(build)
-    proxied.dirs.kill_registry()
+    proxied.kill_registry()
     hold.release()
     failed_with(proxied, build.finish(), 3)
 
-    proxied.dirs.start_registry()
+    proxied.start_registry()
     states = proxied.registry_states()
     assert states.pop("image") == "absent" and set(states.values()) == {"complete"}, states
     decision = planned(proxied)
