@@ -1,9 +1,10 @@
 """Faults on Docker 26 during a real `layerkit build` (a subprocess, `--progress json`).
 
-Each test has a registry of its own, and the daemon test a dockerd of its own (the test kills
-it), and catches the build at the moment it wants by events, never a sleep: a request held at
-the air-gapped channel (the env install step is downloading) or at a proxy in front of the registry (a blob upload of
-the image push or of the cache export has begun), and the progress event of that step.
+Each test has a registry of its own on the session's Docker 26 (the daemon test a Docker 26
+of its own too: it kills it) and catches the build at the moment it wants by events, never a
+sleep: a request held at the air-gapped channel (the env install step is downloading) or at a
+proxy in front of the registry (a blob upload of the image push or of the cache export has
+begun), and the progress event of that step.
 
 After each fault: the documented exit code (3 daemon/registry, 130 interrupted) and one
 error line last, no traceback; the build lock is free and the run left nothing in its TMPDIR;
