@@ -99,20 +99,37 @@ class Hold:
 
 class TapProxy:
     """127.0.0.1:<port> -> 127.0.0.1:<upstream>: bytes pass unchanged, but each HTTP request
-    line a client sends (``POST /v2/.../blobs/uploads/ HTTP/1.1``) goes to ``hold`` first."""
+    line a client sends (``POST /v2/.../blobs/uploads/ HTTP/1.1``) goes to ``hold`` first.
+    ``refuse()`` while the registry is down, ``listen()`` once it is back: clients then find
+    the proxy's port as they would the registry's."""
 
     def __init__(self, upstream: int, hold: Hold) -> None:
         self.upstream, self.hold = upstream, hold
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
+        # Bound and never listening, this socket keeps the port the proxy's while it refuses
+        # (as fixtures_services.refused_port); SO_REUSEPORT lets each listener share it.
+        self._port = _reuseport_socket(0)
+        self.port = int(self._port.getsockname()[1])
         self._socks: set[socket.socket] = set()
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, name="tap-proxy", daemon=True).start()
+        self.listen()
 
-    def _accept(self) -> None:
+    def listen(self) -> None:
+        self._listener = _reuseport_socket(self.port)
+        self._listener.listen()
+        threading.Thread(target=self._accept, args=(self._listener,), name="tap-proxy", daemon=True).start()
+
+    def refuse(self) -> None:
+        """Refuse new connections, as a killed registry's port does, rather than accept and
+        drop them: BuildKit's pusher takes a dropped connection (EOF) for a passing fault and
+        tries again for 7 s, a refused one fails at once."""
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # ends a blocked accept(); close() would not
+        self._listener.close()
+
+    def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
-                client, _ = self._listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
@@ -146,12 +163,20 @@ class TapProxy:
                 s.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
-        self._listener.close()
+        self.refuse()
+        self._port.close()
         with self._lock:
             for s in self._socks:
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
                 s.close()
+
+
+def _reuseport_socket(port: int) -> socket.socket:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind(("127.0.0.1", port))
+    return s
 
 
 def upload_to(repo: str) -> Callable[[str], bool]:
@@ -252,7 +277,19 @@ class ServiceDirs:
         return cls(svc.root / "d", svc.root / "r", int(svc.registry.rsplit(":", 1)[1]))
 
     def kill_dockerd(self) -> int:
-        return _kill(self.dockerd / "docker.pid")
+        """SIGKILL dockerd; return once it and its managed containerd (which dies with it, by
+        a parent-death signal) have exited. That containerd's pidfile is then stale and goes:
+        where init reaps no orphans (this test VM's does not) the dead containerd stays a
+        zombie, which a restarted dockerd takes for a live one and waits ~10 s for."""
+        containerd = self.dockerd / "exec" / "containerd" / "containerd.pid"
+        fd = os.pidfd_open(int(containerd.read_text().strip()))  # opened first: no pid reuse
+        try:
+            pid = _kill(self.dockerd / "docker.pid")
+            assert select.select([fd], [], [], WAIT)[0], "dockerd's containerd outlived it"
+        finally:
+            os.close(fd)
+        containerd.unlink()
+        return pid
 
     def kill_registry(self) -> int:
         return _kill(self.registry / "registry.pid")

@@ -1,9 +1,10 @@
 """Faults on Docker 26 during a real `layerkit build` (a subprocess, `--progress json`).
 
-Each test has its own dockerd and registry (it kills one of them) and catches the build at
-the moment it wants by events, never a sleep: a request held at the air-gapped channel (the
-env install step is downloading) or at a proxy in front of the registry (a blob upload of
-the image push or of the cache export has begun), and the progress event of that step.
+Each test has a registry of its own on the session's Docker 26 (the daemon test a Docker 26
+of its own too: it kills it) and catches the build at the moment it wants by events, never a
+sleep: a request held at the air-gapped channel (the env install step is downloading) or at a
+proxy in front of the registry (a blob upload of the image push or of the cache export has
+begun), and the progress event of that step.
 
 After each fault: the documented exit code (3 daemon/registry, 130 interrupted) and one
 error line last, no traceback; the build lock is free and the run left nothing in its TMPDIR;
@@ -23,6 +24,7 @@ from pathlib import Path
 import docker
 import fixtures_build as fb
 import fixtures_faults as ff
+import fixtures_ownregistry as fo
 import fixtures_services as fs
 import pytest
 
@@ -53,6 +55,7 @@ class Case:
     spec: Path
     repo: str
     tmpdir: Path  # each layerkit run's TMPDIR
+    proxy: ff.TapProxy | None = None  # in front of the registry: refuses while it is down
 
     @property
     def addr(self) -> str:
@@ -60,6 +63,16 @@ class Case:
 
     def start(self) -> ff.LayerkitBuild:
         return ff.LayerkitBuild(self.spec, self.addr, self.tmpdir)
+
+    def kill_registry(self) -> None:
+        self.dirs.kill_registry()
+        if self.proxy:
+            self.proxy.refuse()
+
+    def start_registry(self) -> None:
+        self.dirs.start_registry()
+        if self.proxy:
+            self.proxy.listen()
 
     def refs(self) -> dict[str, str]:
         """The image, its stage images and each one's registry cache ("cache image", ...), by role."""
@@ -89,18 +102,33 @@ class Case:
         return True
 
 
-def make_case(tmp_path: Path, site: fb.Site, svc: fs.Services, registry: str) -> Case:
+def make_case(
+    tmp_path: Path, site: fb.Site, svc: fs.Services, registry: str, proxy: ff.TapProxy | None = None
+) -> Case:
     repo = f"t/{uuid.uuid4().hex[:8]}"
     spec = fb.site_spec(tmp_path / "spec", site, svc, repo=repo, registry=registry)
     tmpdir = svc.root / "tmp"  # short: the bridge socket's path must stay under 108 bytes
     tmpdir.mkdir()
-    return Case(svc, ff.ServiceDirs.of(svc), registry, spec, repo, tmpdir)
+    return Case(svc, ff.ServiceDirs.of(svc), registry, spec, repo, tmpdir, proxy)
 
 
 @pytest.fixture
-def svc(hold: ff.Hold) -> Iterator[fs.Services]:
-    """Docker 26 and a registry of this test's own: it kills one of them."""
-    with fs.dockerd_with_registry(engine="26") as s:
+def svc(services: fs.Services, hold: ff.Hold) -> Iterator[fs.Services]:
+    """Docker 26 and a registry of this test's own: it kills the daemon, mid-step of a cold
+    build (no BuildKit cache, no package cache mount of an earlier build)."""
+    with fo.registry_like(services, own_dockerd=True) as s:
+        yield s
+        hold.release()  # nothing may stay blocked into the next test
+
+
+@pytest.fixture
+def own_registry(services: fs.Services, hold: ff.Hold) -> Iterator[fs.Services]:
+    """The session's Docker 26 and a registry of this test's own (it kills it), holding the
+    session's base image. These tests kill a registry or interrupt a build, never the daemon;
+    what they check happens in uploads, which every build makes into its own empty registry
+    whatever BuildKit has cached, and in the solves layerkit asks for, which follow that
+    registry's state: their builds may run on a cache warmed by earlier builds."""
+    with fo.registry_like(services) as s:
         yield s
         hold.release()  # nothing may stay blocked into the next test
 
@@ -111,10 +139,10 @@ def direct(tmp_path: Path, site: fb.Site, svc: fs.Services) -> Case:
 
 
 @pytest.fixture
-def proxied(tmp_path: Path, site: fb.Site, svc: fs.Services, hold: ff.Hold) -> Iterator[Case]:
+def proxied(tmp_path: Path, site: fb.Site, own_registry: fs.Services, hold: ff.Hold) -> Iterator[Case]:
     """The spec's registry is a TapProxy in front of the real one (which it outlives)."""
-    proxy = ff.TapProxy(ff.ServiceDirs.of(svc).registry_port, hold)
-    yield make_case(tmp_path, site, svc, f"localhost:{proxy.port}")
+    proxy = ff.TapProxy(ff.ServiceDirs.of(own_registry).registry_port, hold)
+    yield make_case(tmp_path, site, own_registry, f"localhost:{proxy.port}", proxy)
     proxy.close()
 
 
@@ -178,13 +206,13 @@ def test_registry_killed_mid_cache_export(proxied: Case, hold: ff.Hold) -> None:
     build = proxied.start()
     hold.wait_hit(build)
     build.wait_event(step("exporting cache to registry"))
-    proxied.dirs.kill_registry()
+    proxied.kill_registry()
     hold.release()  # the held upload now meets a dead registry
     last = failed_with(proxied, build.finish(), 3)
     assert "'exporting cache to registry' failed" in last and proxied.registry in last, last
     assert not [ev for ev in build.events() if step("exporting cache", "DONE")(ev)]
 
-    proxied.dirs.start_registry()
+    proxied.start_registry()
     # The image's cache export is the first upload: nothing else was pushed, and the image,
     # which skip-by-hash would find, goes in last, so the next run builds and pushes it all.
     assert set(proxied.registry_states().values()) == {"absent"}
@@ -246,11 +274,11 @@ def test_registry_killed_mid_stage_push_is_not_found_later(proxied: Case, hold: 
     hold.arm(ff.upload_to(f"{proxied.repo}-env"))  # the env stage image's first blob upload
     build = proxied.start()
     hold.wait_hit(build)  # held there, the build is mid-push
-    proxied.dirs.kill_registry()
+    proxied.kill_registry()
     hold.release()
     failed_with(proxied, build.finish(), 3)
 
-    proxied.dirs.start_registry()
+    proxied.start_registry()
     states = proxied.registry_states()
     assert (states["image"], states["env"], states["base"]) == ("absent", "absent", "complete"), states
     decision = planned(proxied)
@@ -271,11 +299,11 @@ def test_registry_killed_while_the_image_is_published_reuses_the_stage_images(
     hold.arm(ff.upload_to(proxied.repo))  # the image's first blob upload: the publish solve's
     build = proxied.start()
     hold.wait_hit(build)
-    proxied.dirs.kill_registry()
+    proxied.kill_registry()
     hold.release()
     failed_with(proxied, build.finish(), 3)
 
-    proxied.dirs.start_registry()
+    proxied.start_registry()
     states = proxied.registry_states()
     assert states.pop("image") == "absent" and set(states.values()) == {"complete"}, states
     decision = planned(proxied)
