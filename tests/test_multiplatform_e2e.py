@@ -210,6 +210,10 @@ def test_two_platforms_build_one_index_found_next_time_and_repaired(
     assert name_tag.digest == first.digest
     if version == "26":
         assert verify(name_tag, keys.pub, None).ok and not verify(name_tag, keys.other_pub, None).ok
+        # The env record names the index and each platform's digest.
+        record = api.env_register(spec).record
+        assert record.digests == {p: r.digest for p, r in first.platforms.items()}
+        assert record.index == first.image and record.index_digest == first.digest
     hashes = {p: api.hash_spec(spec, platform=p).hash for p in ARCH}
     assert first.action == "built" and first.pushed
     assert first.hash == api.hash_index(spec).hash and first.image.endswith(f":{first.hash}")

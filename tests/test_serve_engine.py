@@ -8,8 +8,10 @@ Everything waits on events (the readiness route answering, a process exiting), n
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -376,3 +378,40 @@ def test_stop_removes_the_deployment(served: Served) -> None:
         engine.close()
     with pytest.raises(OSError):
         request(port, "/")
+
+
+def test_a_network_removed_under_a_starting_serve_is_made_again(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve --stop` of the last other deployment removes the network when it finds no
+    container, which a starting `serve` has not made yet: here that interleaving happens for
+    sure (the network goes right after it was ensured), on a network of this test's own (the
+    module's deployment keeps the shared one in use). The start makes it again and serves."""
+    import docker
+
+    net = f"layerkit-serve-race-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setattr(local, "NETWORK", net)
+    ensure = local.LocalEngine._network
+    api = docker.APIClient(base_url=served.docker_host)
+    raced: list[str] = []
+
+    def racing(self: local.LocalEngine, name: str) -> None:
+        ensure(self, name)
+        if not raced:
+            raced.append(name)
+            api.remove_network(name)  # what the other run's --stop does now
+
+    monkeypatch.setattr(local.LocalEngine, "_network", racing)
+    try:
+        port = _serve_another(served, "serve-race")
+        assert raced == [net]
+        assert request(port, "/")[0] == 200
+        attached = api.inspect_network(net)["Containers"] or {}
+        assert len(attached) == 1, attached
+    finally:
+        main(["serve", str(served.spec), "--name", "serve-race", "--stop", "--addr", served.addr])
+        if "serve-race" in served.extra:
+            served.extra.remove("serve-race")
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_network(net)  # the module's deployment still runs: --stop leaves it
+        api.close()

@@ -55,6 +55,8 @@ def _objects(doc: dict[str, Any], key: str, what: str) -> list[dict[str, Any]]:
 def listed(doc: Mapping[str, Any], os_: str, arch: str, what: str) -> dict[str, Any] | None:
     """The first descriptor an image index lists for os/arch (a variant is not asked), None
     when it lists none."""
+    if not isinstance(doc.get("manifests"), list):
+        raise RegistryError(f"{what}: 'manifests' is not a list")
     for m in _objects(dict(doc), "manifests", what):
         p = m.get("platform")
         if isinstance(p, dict) and p.get("os") == os_ and p.get("architecture") == arch:

@@ -125,7 +125,7 @@ def reproducible_epoch(exporters: frozenset[str], version: str | None) -> int | 
     """The SOURCE_DATE_EPOCH a daemon's builds get, or None where its images cannot be
     reproducible: no image exporter (dockerd's classic image store has only ``moby``, which
     unpacks), or a BuildKit that names a release before rewrite-timestamp."""
-    if "image" not in exporters:
+    if "image" not in exporters or version is None:  # None: no Info RPC, so BuildKit < 0.11
         return None
     release = _release(version)
     if release is not None and release < _REWRITE_TIMESTAMP_SINCE:
@@ -215,6 +215,11 @@ def solve_args(
         imports += [("registry", {"ref": ref}) for ref in sorted(set(registry_caches) - set(cache_from))]
         if export_cache and push:
             exports.append(("registry", _registry_cache(target, rewrites=epoch is not None)))
+        if epoch is None:
+            # An exporter that does not rewrite layers reuses the compressed blobs it has, and
+            # an imported cache's may be zstd (a reproducible engine's, sharing the registry):
+            # images stay gzip, which every Docker pulls.
+            exp_attrs |= {"compression": "gzip", "force-compression": "true"}
         exports.append(("inline", {}))
         if imports:
             # Newer dockerfile frontends read the imports from this attr for their own solves.

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerkit.commands import SPEC_HELP, add_build_arguments, build_options, lock_of, out, warn
-from layerkit.errors import SpecError
+from layerkit.errors import DaemonError, SpecError
 
 if TYPE_CHECKING:
     from layerkit.deploy.keys import KeyName
@@ -121,7 +121,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         if action.verb == "stop":
             n = engine.remove(name)
-            engine.drop_network()
+            try:
+                engine.drop_network()
+            except DaemonError as exc:  # the deployment is stopped: the network is tidying only
+                from layerkit.deploy.local import NETWORK
+
+                warn(args, [f"layerkit: warning: {exc.message}; `docker network rm {NETWORK}` removes it"])
             _say(
                 args,
                 f"layerkit: stopped '{name}'" if n else f"layerkit: no local deployment '{name}' to stop",

@@ -160,6 +160,8 @@ class LocalEngine:
         if left:
             return False
         try:
+            if LABEL not in (self._api.inspect_network(NETWORK).get("Labels") or {}):
+                return False  # a network of that name the user made: not ours to remove
             self._api.remove_network(NETWORK)
         except docker.errors.APIError as exc:
             if exc.status_code in (403, 404, 409):  # gone already, or in use again (active endpoints)
@@ -177,7 +179,6 @@ class LocalEngine:
 
         c = container_spec(d)
         self.remove(d.name)
-        self._network(c.network)
         try:
             self._api.inspect_image(d.image)
         except docker.errors.ImageNotFound:
@@ -185,27 +186,7 @@ class LocalEngine:
 
             repo, tag, digest = split_ref(d.image)
             self._call(f"pulling {d.image}", self._api.pull, repo, tag=digest or tag)
-        host = self._call(
-            "configuring the container",
-            self._api.create_host_config,
-            mounts=list(c.mounts),
-            port_bindings=c.port_bindings,
-            device_requests=list(c.device_requests) or None,
-            network_mode=c.network,
-        )
-        created = self._call(
-            f"creating a container of {d.image}",
-            self._api.create_container,
-            d.image,
-            name=c.name,
-            labels=c.labels,
-            ports=list(c.port_bindings),
-            environment=list(c.environment),
-            working_dir=c.working_dir,
-            host_config=host,
-        )
-        cid = str(created["Id"])
-        self._call("starting the container", self._api.start, cid)
+        cid = self._launch(d, c)
         port = self._host_port(cid, d.port)
         outcome = readiness.wait(
             lambda: readiness.http_status(port, d.readiness_route, d.probe_key),
@@ -218,6 +199,44 @@ class LocalEngine:
             with contextlib.suppress(docker.errors.DockerException):
                 self._api.stop(cid, timeout=5)
         raise self._failed(d, cid, outcome, timeout)
+
+    def _launch(self, d: Deployment, c: ContainerSpec) -> str:
+        """Create and start the container on the network; its id. A `--stop` of the last other
+        deployment removes the network if it finds no container (this one has no endpoint until
+        it starts): then the network is made again and the launch repeated, once."""
+        import docker
+
+        from layerkit.build.runner import explain
+
+        host = self._call(
+            "configuring the container",
+            self._api.create_host_config,
+            mounts=list(c.mounts),
+            port_bindings=c.port_bindings,
+            device_requests=list(c.device_requests) or None,
+            network_mode=c.network,
+        )
+        for again in (True, False):
+            self._network(c.network)
+            what, cid = f"creating a container of {d.image}", ""
+            try:
+                created = self._api.create_container(
+                    d.image, name=c.name, labels=c.labels, ports=list(c.port_bindings),
+                    environment=list(c.environment), working_dir=c.working_dir, host_config=host,
+                )  # fmt: skip
+                cid, what = str(created["Id"]), "starting the container"
+                self._api.start(cid)
+                return cid
+            except docker.errors.DockerException as exc:
+                gone = isinstance(exc, docker.errors.NotFound) and "network" in str(exc).lower()
+                if cid:
+                    with contextlib.suppress(docker.errors.DockerException):
+                        self._api.remove_container(cid, force=True)
+                if not (gone and again):
+                    raise DaemonError(
+                        f"Docker engine at {self.docker_host}: {what}: {explain(exc)}"
+                    ) from None
+        raise AssertionError("unreachable: the second launch returns or raises")
 
     def _network(self, name: str) -> None:
         """The bridge network, made on first use; another `serve` making it at once is fine."""

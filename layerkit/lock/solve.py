@@ -266,7 +266,10 @@ def lock(
     lockfile = lockfile.resolve()
     if not lockfile.parent.is_dir():
         raise SpecError(f"the lockfile's folder {lockfile.parent} does not exist")
-    with tempfile.TemporaryDirectory(prefix=".layerkit-lock-", dir=lockfile.parent) as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix=".layerkit-lock-", dir=lockfile.parent) as tmp,
+        tempfile.TemporaryDirectory(prefix="layerkit-pip-metadata-") as poetry_cache,
+    ):
         work = Path(tmp)
         # The solver shim (code conda-lock runs) and the PyPI mapping (which decides lock
         # content) are written fresh into this private (0700) folder each run, never reused
@@ -301,7 +304,9 @@ def lock(
         # version in the user's cache and never revalidates it: a mirror serving a rebuilt
         # wheel under the same version made the next lock fail, or could lock the old file's
         # dependencies. Each lock reads what the indexes serve now.
-        env["POETRY_CACHE_DIR"] = str(work / "pip-metadata")
+        # In the system's temp folder, not beside the lock: on an index without PEP 658
+        # metadata poetry downloads candidate wheels to read theirs.
+        env["POETRY_CACHE_DIR"] = str(poetry_cache)
         proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not target.is_file():
             raise _placed(_classify(CV.mask(proc.stdout + "\n" + proc.stderr, secrets)), checked, inputs)

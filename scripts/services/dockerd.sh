@@ -75,14 +75,16 @@ import http.client, json, socket, sys
 class Conn(http.client.HTTPConnection):
     def connect(self):
         self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(10)
+        self.sock.settimeout(3)  # a hung daemon must not eat stop's time budget
         self.sock.connect(sys.argv[1])
 c = Conn("docker")
 c.request("GET", "/networks")
 for n in json.loads(c.getresponse().read()):
     if n.get("Driver") == "bridge" and n.get("Name") not in ("bridge", "host", "none"):
         opts = n.get("Options") or {}
-        print(opts.get("com.docker.network.bridge.name") or "br-" + n["Id"][:12])
+        name = opts.get("com.docker.network.bridge.name") or "br-" + n["Id"][:12]
+        if name.startswith("br-"):  # never a host bridge a network was told to use (docker0)
+            print(name)
 PY
 }
 
