@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from fixtures_multiarch import put_blob
 from fixtures_services import SERVICES, Services, registry, run_script
 
 from layerkit.build.registry import MANIFEST_TYPES
@@ -77,15 +78,4 @@ def copy_manifest(src: str, dst: str, repo: str, ref: str) -> None:
 def _copy_blob(src: str, dst: str, repo: str, digest: str) -> None:
     with urllib.request.urlopen(f"http://{src}/v2/{repo}/blobs/{digest}", timeout=T) as r:
         data = r.read()
-    start = urllib.request.Request(f"http://{dst}/v2/{repo}/blobs/uploads/", data=b"", method="POST")
-    with urllib.request.urlopen(start, timeout=T) as r:
-        location = r.headers["Location"]  # absolute, or a path on dst; carries the upload's state
-    url = location if location.startswith("http") else f"http://{dst}{location}"
-    sep = "&" if "?" in url else "?"
-    put = urllib.request.Request(
-        f"{url}{sep}digest={digest}",
-        data=data,
-        method="PUT",
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    urllib.request.urlopen(put, timeout=T).close()  # the registry checks the digest: a bad copy fails here
+    assert put_blob(dst, repo, data) == digest  # the registry checks the digest too

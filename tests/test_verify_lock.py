@@ -92,6 +92,19 @@ def test_a_conda_package_changed_after_locking_fails_the_build(services: Service
 # The channel and wheel makers live in fixtures_pip.py (the mirror test uses them too).
 
 
+def _pip_spec(folder: Path, site_layer: str) -> Path:
+    """A spec locking tinywheel 1.0 from the site's PyPI mirror, locked."""
+    folder.mkdir()
+    (folder / "site.yaml").write_text(site_layer)
+    spec = folder / "layerkit.yaml"
+    spec.write_text(
+        "name: verify-pip\nversion: '1'\nextends: [site.yaml]\n"
+        "conda:\n  dependencies: [python=3.11, pip]\n  pip: [tinywheel==1.0]\n"
+    )
+    fb.lock_spec(spec)
+    return spec
+
+
 def test_a_pip_wheel_changed_after_locking_fails_the_build(services: Services, tmp_path: Path) -> None:
     tag = uuid.uuid4().hex
     channel = fp.pip_channel(tmp_path / "channel")
@@ -102,17 +115,8 @@ def test_a_pip_wheel_changed_after_locking_fails_the_build(services: Services, t
     repo = f"verify/pip-{tag[:8]}"
     try:
         site = fb.Site(chan_url, f"{pypi_url}/simple")
-        folder = tmp_path / "spec"
-        folder.mkdir()
-        (folder / "site.yaml").write_text(
-            fb.site_layer(site, services.base_image, services.registry) + f"  repository: {repo}\n"
-        )
-        spec = folder / "layerkit.yaml"
-        spec.write_text(
-            "name: verify-pip\nversion: '1'\nextends: [site.yaml]\n"
-            "conda:\n  dependencies: [python=3.11, pip]\n  pip: [tinywheel==1.0]\n"
-        )
-        fb.lock_spec(spec)
+        layer = fb.site_layer(site, services.base_image, services.registry) + f"  repository: {repo}\n"
+        spec = _pip_spec(tmp_path / "spec", layer)
         assert _locked_sha256(spec, "tinywheel") == good
         bad = fp.publish_wheel(index, f"tampered {tag}")
         assert bad != good
@@ -150,15 +154,7 @@ def test_a_wheel_republished_under_its_version_is_locked_by_its_new_digest(tmp_p
     pypi_url, stop_pypi = fx.serve_directory(index)
     try:
         site = fb.Site(chan_url, f"{pypi_url}/simple")
-        folder = tmp_path / "spec"
-        folder.mkdir()
-        (folder / "site.yaml").write_text(fb.site_layer(site, "localhost:1/base:1", "localhost:1"))
-        spec = folder / "layerkit.yaml"
-        spec.write_text(
-            "name: republished\nversion: '1'\nextends: [site.yaml]\n"
-            "conda:\n  dependencies: [python=3.11, pip]\n  pip: [tinywheel==1.0]\n"
-        )
-        fb.lock_spec(spec)
+        spec = _pip_spec(tmp_path / "spec", fb.site_layer(site, "localhost:1/base:1", "localhost:1"))
         assert _locked_sha256(spec, "tinywheel") == first
         second = fp.publish_wheel(index, uuid.uuid4().hex)
         assert second != first
