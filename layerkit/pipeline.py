@@ -5,6 +5,7 @@ build/, envs/, integrate/ and the API (layerkit.api re-exports these names) stan
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,6 +211,13 @@ def hash_index(spec: Path | Checked, lock: Path | Lock | None = None, auto_lock:
     for p in platforms(checked)[1:]:
         done[p] = _prepare(checked, lk, p, False)[3]
     return IndexHash(index_hash({p: h.hash for p, h in done.items()}), done)
+
+
+def renders_index_hash(renders: Sequence[Rendered]) -> str:
+    """The image index's hash over every platform's render (hash_index's, from renders)."""
+    from layerkit.hashing.index import index_hash
+
+    return index_hash({r.plan.platform: r.hash.hash for r in renders})
 
 
 def write_context(rendered: Rendered, out_dir: Path) -> list[Path]:

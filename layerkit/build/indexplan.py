@@ -72,12 +72,12 @@ def plan_index(spec: Path, renders: tuple[Rendered, ...], opts: BuildOptions, *,
     from layerkit.build.decisions import decide_env
     from layerkit.build.lookup import credentials_for, layout, registries_for
     from layerkit.build.multiplatform import decide_index, index_layout, platform_options, require_registry
-    from layerkit.hashing.index import index_hash
     from layerkit.integrate.discover import display
+    from layerkit.pipeline import renders_index_hash
 
     popts = platform_options(opts)
     first = renders[0]
-    lay = index_layout(first, index_hash({r.plan.platform: r.hash.hash for r in renders}), opts)
+    lay = index_layout(first, renders_index_hash(renders), opts)
     require_registry(lay, opts)
     envs = tuple(decide_env(spec, r, popts, offline=offline) for r in renders)
     warnings = [w for e in envs for w in e.warnings]

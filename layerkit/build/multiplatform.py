@@ -173,11 +173,11 @@ def decide_platforms(
     from layerkit.build.decisions import decide
     from layerkit.build.lookup import credentials_for, layout, registries_for
     from layerkit.build.signing import gate_for
-    from layerkit.hashing.index import index_hash
+    from layerkit.pipeline import renders_index_hash
 
     popts = platform_options(opts)
     first = renders[0]
-    lay = index_layout(first, index_hash({r.plan.platform: r.hash.hash for r in renders}), opts)
+    lay = index_layout(first, renders_index_hash(renders), opts)
     require_registry(lay, opts)
     one = layout(first, popts)
     creds = credentials_for(first, one)

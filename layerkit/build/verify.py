@@ -255,7 +255,7 @@ def verify(
     from layerkit.build.lookup import credentials_for, layout
     from layerkit.build.multiplatform import descriptor, index_layout, platform_options
     from layerkit.build.registry import RegistryClient
-    from layerkit.hashing.index import index_hash
+    from layerkit.pipeline import renders_index_hash
 
     first = renders[0]
     popts = platform_options(opts) if index else opts
@@ -268,7 +268,7 @@ def verify(
     creds = credentials_for(first, lay)
     client = RegistryClient(creds)
     checks = []
-    ihash = index_hash({r.plan.platform: r.hash.hash for r in renders}) if index else ""
+    ihash = renders_index_hash(renders) if index else ""
     ilay = index_layout(first, ihash, opts) if index else None
     with BuildkitClient(opts.addr, tls=opts.tls) as buildkit:
         epoch = reproducible_engine(buildkit)  # refused before anything is looked up or built

@@ -95,6 +95,7 @@ def register_rendered(
     from layerkit.build.lookup import layout
     from layerkit.build.multiplatform import index_layout
     from layerkit.envs.record import build_record
+    from layerkit.pipeline import renders_index_hash
 
     spec = rendered.checked.resolved.spec
     store = open_store(registry, spec.registry, warn, from_env=False)
@@ -109,7 +110,7 @@ def register_rendered(
     env_hash = rendered.hash.hash
     if len(renders) > 1:
         # The environment is the image index, as `layerkit hash` and `build` name it.
-        env_hash = _index_hash(renders)
+        env_hash = renders_index_hash(renders)
         image = index_layout(rendered, env_hash, opts).ref
         index = (image, _pushed(store, image))
     done = register(
@@ -125,12 +126,6 @@ def register_rendered(
     if rendered.plan.platform not in digests:
         warn(f"warning: {done.record.image} is not in the registry yet: `layerkit build` pushes it")
     return done
-
-
-def _index_hash(renders: Sequence[Rendered]) -> str:
-    from layerkit.hashing.index import index_hash
-
-    return index_hash({r.plan.platform: r.hash.hash for r in renders})
 
 
 def _pushed(store: EnvStore, ref: str) -> str | None:
@@ -158,6 +153,7 @@ def check_recorded(
     of a multi-platform spec) the index's; a store that cannot be read is no reason to fail a
     build that succeeded."""
     from layerkit.errors import LayerkitError
+    from layerkit.pipeline import renders_index_hash
 
     built = {p: r for p, r in results.items() if r.action == "built" and r.pushed and r.digest}
     spec = rendered.checked.resolved.spec
@@ -165,7 +161,7 @@ def check_recorded(
         return
     try:
         store = open_store(registry, spec.registry, lambda _m: None, from_env=False)
-        env_hash = _index_hash(renders) if len(renders) > 1 else rendered.hash.hash
+        env_hash = renders_index_hash(renders) if len(renders) > 1 else rendered.hash.hash
         record = store.find_hash(spec.name or ANONYMOUS, env_hash)
     except LayerkitError:
         return
