@@ -47,19 +47,13 @@ class Registries:
         """The manifest digest `ref` names now, None when it is missing (or its registry down).
         A registry that answers HEAD without a usable digest header is asked for the manifest,
         whose digest is then computed here."""
-        from layerkit.build.registry import ImageRef
-        from layerkit.spec.imageref import is_digest
+        from layerkit.build.registry import ImageRef, manifest_digest
 
         image = ImageRef.parse(ref)
         if image.registry in self.down:
             return None
         try:
-            info = self.client.head_manifest(image)
-            if info is None:
-                return None
-            if is_digest(info.digest):
-                return info.digest
-            return self.client.get_manifest(image)[2]
+            return manifest_digest(self.client, image)
         except RegistryUnreachable as exc:
             self.down.add(image.registry)
             self._warn(f"warning: {exc}; {self._consequence}")

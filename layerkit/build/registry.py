@@ -20,7 +20,7 @@ from typing import Any
 
 from layerkit.build.credentials import Credentials
 from layerkit.errors import RegistryError, RegistryUnreachable
-from layerkit.spec.imageref import DOCKER_HUB, HUB_API, is_loopback
+from layerkit.spec.imageref import DOCKER_HUB, HUB_API, is_digest, is_loopback
 from layerkit.spec.imageref import ImageRef as ImageRef  # the one parser; build code names it here
 
 MANIFEST_TYPES = (
@@ -45,11 +45,26 @@ def json_object(data: bytes, what: str) -> dict[str, Any]:
     return doc
 
 
-def _objects(doc: dict[str, Any], key: str, what: str) -> list[dict[str, Any]]:
+def _objects(doc: Mapping[str, Any], key: str, what: str) -> list[dict[str, Any]]:
     items = doc.get(key) or []
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise RegistryError(f"{what}: '{key}' is not a list of objects")
     return items
+
+
+def sha256_digest(data: bytes) -> str:
+    """The content digest of a manifest or blob, as registries name it."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def manifest_digest(client: RegistryClient, ref: ImageRef) -> str | None:
+    """The manifest digest `ref` names now, None when it is missing. A registry that answers
+    HEAD without a usable digest header is asked for the manifest, whose digest is then
+    computed here."""
+    info = client.head_manifest(ref)
+    if info is None:
+        return None
+    return info.digest if is_digest(info.digest) else client.get_manifest(ref)[2]
 
 
 def listed(doc: Mapping[str, Any], os_: str, arch: str, what: str) -> dict[str, Any] | None:
@@ -57,7 +72,7 @@ def listed(doc: Mapping[str, Any], os_: str, arch: str, what: str) -> dict[str, 
     when it lists none."""
     if not isinstance(doc.get("manifests"), list):
         raise RegistryError(f"{what}: 'manifests' is not a list")
-    for m in _objects(dict(doc), "manifests", what):
+    for m in _objects(doc, "manifests", what):
         p = m.get("platform")
         if isinstance(p, dict) and p.get("os") == os_ and p.get("architecture") == arch:
             return m
@@ -231,7 +246,7 @@ class RegistryClient:
         data = resp.read()
         if resp.status != 200:
             raise RegistryError(f"registry {ref.registry}: GET {ref} answered HTTP {resp.status}")
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = sha256_digest(data)
         if ref.digest and ref.digest.startswith("sha256:") and digest != ref.digest:
             # Asked by digest: anything else is not what was asked for (and maybe verified).
             raise RegistryError(f"registry {ref.registry}: GET {ref} answered a manifest of another digest")
@@ -298,7 +313,7 @@ class RegistryClient:
             data = resp.read(limit + 1)
         if len(data) > limit:
             raise RegistryError(f"registry {ref.registry}: blob {digest[:19]} is larger than {limit} bytes")
-        if digest.startswith("sha256:") and "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        if digest.startswith("sha256:") and sha256_digest(data) != digest:
             raise RegistryError(f"registry {ref.registry}: blob {digest[:19]} does not match its digest")
         return data
 
@@ -379,4 +394,4 @@ class RegistryClient:
             raise RegistryError(
                 f"registry {ref.registry}: manifest upload for {ref} failed (HTTP {resp.status})"
             )
-        return "sha256:" + hashlib.sha256(data).hexdigest()
+        return sha256_digest(data)

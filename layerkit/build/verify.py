@@ -21,7 +21,6 @@ put over the rebuilt images (its bytes are a function of its entries) against th
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -109,14 +108,14 @@ class VerifyResult:
 
 def recorded_digest(client: RegistryClient, ref: str) -> str:
     """The digest `ref` names in the registry; EnvironmentFailure (exit 3) when it names none."""
-    from layerkit.build.registry import ImageRef
+    from layerkit.build.registry import ImageRef, manifest_digest
 
-    info = client.head_manifest(ImageRef.parse(ref))
-    if info is None:
+    digest = manifest_digest(client, ImageRef.parse(ref))
+    if digest is None:
         raise EnvironmentFailure(
             f"nothing to verify: {ref} is not in the registry (`layerkit build` pushes it)"
         )
-    return info.digest or client.get_manifest(ImageRef.parse(ref))[2]
+    return digest
 
 
 def rebuild(
@@ -237,10 +236,6 @@ def index_finding(recorded: str, entries_digest: str, ref: str) -> Finding | Non
     return Finding("index", None, "", None, f"{ref}: recorded {recorded}, rebuilt {entries_digest}")
 
 
-def index_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def dumps(result: VerifyResult) -> str:
     return json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n"
 
@@ -254,7 +249,7 @@ def verify(
     from layerkit.build.index import document
     from layerkit.build.lookup import credentials_for, layout
     from layerkit.build.multiplatform import descriptor, index_layout, platform_options
-    from layerkit.build.registry import RegistryClient
+    from layerkit.build.registry import RegistryClient, sha256_digest
     from layerkit.pipeline import renders_index_hash
 
     first = renders[0]
@@ -292,7 +287,7 @@ def verify(
     assert ilay is not None and index_recorded is not None
     recorded = index_recorded
     entries = [descriptor(client, c.rebuilt_image, c.rebuilt, c.platform) for c in checks]
-    rebuilt = index_digest(document(entries, ihash))
+    rebuilt = sha256_digest(document(entries, ihash))
     # A platform that differs explains the index's difference: only an index alone is named.
     idx = None if any(c.findings for c in checks) else index_finding(recorded, rebuilt, ilay.ref)
     return VerifyResult(ihash, ilay.ref, recorded, rebuilt, tuple(checks), (idx,) if idx else ())

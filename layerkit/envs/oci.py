@@ -7,22 +7,17 @@ the error mapping (unreachable -> RegistryUnreachable) are the ones `layerkit bu
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import urllib.parse
 
-from layerkit.build.registry import RegistryClient, json_object, upload_put_path
+from layerkit.build.registry import RegistryClient, json_object, sha256_digest, upload_put_path
 from layerkit.errors import RegistryError, RegistryUnreachable
 from layerkit.spec.imageref import is_digest
 
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _PAGE = 1000
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _error_code(body: bytes) -> str:

@@ -131,13 +131,12 @@ def register_rendered(
 def _pushed(store: EnvStore, ref: str) -> str | None:
     """The manifest digest `ref` names in the registry; None when missing or unknown (the
     record is stored either way: its digests are what could be seen)."""
-    from layerkit.build.registry import ImageRef
+    from layerkit.build.registry import ImageRef, manifest_digest
 
     try:
-        info = store.client.head_manifest(ImageRef.parse(ref))
+        return manifest_digest(store.client, ImageRef.parse(ref))
     except RegistryError:
         return None
-    return info.digest if info is not None and info.digest.startswith("sha256:") else None
 
 
 def check_recorded(

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from layerkit.build.registry import json_object
-from layerkit.envs.oci import OCI_INDEX, OciClient, sha256_digest
+from layerkit.build.registry import json_object, sha256_digest
+from layerkit.envs.oci import OCI_INDEX, OciClient
 from layerkit.errors import EnvironmentFailure, RegistryError
 from layerkit.lock.sbom import MEDIA_TYPE
 from layerkit.spec.imageref import ImageRef, is_digest

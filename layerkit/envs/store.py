@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from layerkit import atomic
-from layerkit.build.registry import ImageRef, json_object
+from layerkit.build.registry import ImageRef, json_object, sha256_digest
 from layerkit.envs.models import (
     CONFIG_MEDIA_TYPE,
     HASH_TAG_PREFIX,
@@ -34,7 +34,7 @@ from layerkit.envs.models import (
     normalise_name,
     sort_versions,
 )
-from layerkit.envs.oci import OciClient, sha256_digest
+from layerkit.envs.oci import OciClient
 from layerkit.errors import RegistryError, RegistryUnreachable, SpecError
 
 if TYPE_CHECKING:
