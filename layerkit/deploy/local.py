@@ -130,12 +130,15 @@ class LocalEngine:
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         import docker
 
-        from layerkit.build.runner import explain
-
         try:
             return fn(*args, **kw)
         except docker.errors.DockerException as exc:
-            raise DaemonError(f"Docker engine at {self.docker_host}: {what}: {explain(exc)}") from None
+            raise self._failed_call(what, exc) from None
+
+    def _failed_call(self, what: str, exc: Exception) -> DaemonError:
+        from layerkit.build.runner import explain
+
+        return DaemonError(f"Docker engine at {self.docker_host}: {what}: {explain(exc)}")
 
     def containers(self, name: str) -> list[str]:
         found = self._call(
@@ -166,11 +169,7 @@ class LocalEngine:
         except docker.errors.APIError as exc:
             if exc.status_code in (403, 404, 409):  # gone already, or in use again (active endpoints)
                 return False
-            from layerkit.build.runner import explain
-
-            raise DaemonError(
-                f"Docker engine at {self.docker_host}: removing network {NETWORK}: {explain(exc)}"
-            ) from None
+            raise self._failed_call(f"removing network {NETWORK}", exc) from None
         return True
 
     def start(self, d: Deployment, timeout: float) -> Running:
@@ -206,8 +205,6 @@ class LocalEngine:
         it starts): then the network is made again and the launch repeated, once."""
         import docker
 
-        from layerkit.build.runner import explain
-
         host = self._call(
             "configuring the container",
             self._api.create_host_config,
@@ -233,9 +230,7 @@ class LocalEngine:
                     with contextlib.suppress(docker.errors.DockerException):
                         self._api.remove_container(cid, force=True)
                 if not (gone and again):
-                    raise DaemonError(
-                        f"Docker engine at {self.docker_host}: {what}: {explain(exc)}"
-                    ) from None
+                    raise self._failed_call(what, exc) from None
         raise AssertionError("unreachable: the second launch returns or raises")
 
     def _network(self, name: str) -> None:
@@ -249,11 +244,7 @@ class LocalEngine:
             self._api.create_network(name, driver="bridge", labels={LABEL: ""})
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: it exists now
-                from layerkit.build.runner import explain
-
-                raise DaemonError(
-                    f"Docker engine at {self.docker_host}: creating network {name}: {explain(exc)}"
-                ) from None
+                raise self._failed_call(f"creating network {name}", exc) from None
 
     def _failed(self, d: Deployment, cid: str, outcome: readiness.Outcome, timeout: float) -> ServeFailed:
         stdout, stderr = self.logs(cid)
