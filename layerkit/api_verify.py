@@ -38,10 +38,8 @@ def verify(
     renders = (
         (render(spec, lock, platform, auto_lock),) if platform else render_platforms(spec, lock, auto_lock)
     )
-    said: set[str] = set()
-    for w in (w for r in renders for w in r.warnings):
-        if on_warning and w not in said:
-            said.add(w)
+    if on_warning:  # the platforms share the spec's and the lock's warnings: each once
+        for w in dict.fromkeys(w for r in renders for w in r.warnings):
             on_warning(w)
     opts = options or BuildOptions()
     prog = progress or Progress(opts.progress)

@@ -270,10 +270,9 @@ def verify(
         # Every recorded digest before the first rebuild: nothing to compare with must not
         # come out only after hours of no-cache builds.
         index_recorded = recorded_digest(client, ilay.ref) if ilay is not None else None
-        recorded_of = {r.plan.platform: recorded_digest(client, layout(r, popts).main.ref) for r in renders}
-        for r in renders:
-            main = layout(r, popts).main
-            recorded = recorded_of[r.plan.platform]
+        mains = [layout(r, popts).main for r in renders]
+        recorded_of = [recorded_digest(client, main.ref) for main in mains]
+        for r, main, recorded in zip(renders, mains, recorded_of, strict=True):
             scratch = f"{main.repo}{SCRATCH_SUFFIX}:{main.hash}"
             progress.message(f"{r.plan.platform}: rebuilding {main.ref} with no cache, as {scratch}")
             rebuilt = rebuild(buildkit, epoch, r, scratch, opts, creds, progress)
